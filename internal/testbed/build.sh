@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds the servers the tests run against (terraform, OpenTofu, Vault, etcd,
+# kube-apiserver) from the Go module proxy, once, into a cache keyed by version.
+# Only what is missing is built; a warm cache makes this a no-op.
+#
+#   CERTFLEET_TESTBED_CACHE  cache directory (default: $XDG_CACHE_HOME or
+#                            ~/.cache, then certfleet/testbed)
+#   TESTBED_PARTS            which parts to build (default: all of them)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+cache=${CERTFLEET_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/certfleet/testbed}
+work=$cache/.work
+mkdir -p "$work"
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
+
+say() { printf 'testbed: %s\n' "$*"; }
+
+# bin NAME VERSION: where a part's binary lives in the cache.
+bin() { echo "$cache/$1-$2/$1"; }
+
+# moddir MODULE@VERSION: a writable copy of a module's source, because some
+# parts cannot be built with `go install` (their go.mod has replace lines).
+moddir() {
+	local dir src
+	src=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[ -n "$src" ] || { echo "go mod download $1 gave no directory" >&2; return 1; }
+	dir=$work/src-${1//[@\/]/_}
+	rm -rf "$dir"
+	cp -r "$src" "$dir"
+	chmod -R u+w "$dir"
+	echo "$dir"
+}
+
+build_terraform() {
+	GOBIN=$1 go install -trimpath -ldflags='-s -w' "github.com/hashicorp/terraform@$TERRAFORM_VERSION"
+}
+
+build_tofu() {
+	local src
+	src=$(moddir "github.com/opentofu/opentofu@$TOFU_VERSION")
+	(cd "$src" && go build -mod=mod -trimpath \
+		-ldflags="-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$1/tofu" ./cmd/tofu)
+	rm -rf "$src"
+}
+
+build_vault() {
+	local src
+	src=$(moddir "github.com/hashicorp/vault@$VAULT_VERSION")
+	(
+		cd "$src"
+		# The released api/sdk modules stand in for the in-tree copies.
+		go mod edit \
+			-dropreplace=github.com/hashicorp/vault/api \
+			-dropreplace=github.com/hashicorp/vault/api/auth/approle \
+			-dropreplace=github.com/hashicorp/vault/api/auth/kubernetes \
+			-dropreplace=github.com/hashicorp/vault/api/auth/userpass \
+			-dropreplace=github.com/hashicorp/vault/sdk
+		# With the released sdk, two enterprise-only managed-keys stubs declare a
+		# CreateOperation without an ExistenceCheck and Vault panics at start.
+		sed -i '/"managed-keys\/"/s/logical\.CreateOperation, //' vault/logical_system_helpers.go
+		go build -mod=mod -trimpath -ldflags='-s -w' -o "$1/vault" .
+	)
+	rm -rf "$src"
+}
+
+build_etcd() {
+	local mod=$work/etcd-mod
+	rm -rf "$mod" && mkdir -p "$mod"
+	(
+		cd "$mod"
+		go mod init testbed/etcd >/dev/null 2>&1
+		go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1
+		go build -trimpath -ldflags='-s -w' -o "$1/etcd" go.etcd.io/etcd/server/v3
+	)
+	rm -rf "$mod"
+}
+
+build_kube_apiserver() {
+	local mod=$work/kube-mod minor=${KUBE_VERSION#v1.}
+	minor=${minor%%.*}
+	rm -rf "$mod" && mkdir -p "$mod"
+	(
+		cd "$mod"
+		# k8s.io/kubernetes replaces its staging modules with ./staging paths that
+		# do not exist outside its repository: point them at the published ones.
+		{
+			echo "module testbed/kube"
+			echo
+			echo "go 1.24.0"
+			echo
+			echo "godebug default=go1.24"
+			echo
+			echo "require k8s.io/kubernetes $KUBE_VERSION"
+			echo
+			echo "replace ("
+			go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
+			sed -n 's|^\t\(k8s.io/[a-z-]*\) => ./staging/.*|\t\1 => \1 v0.'"${KUBE_VERSION#v1.}"'|p' \
+				"$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBE_VERSION/go.mod"
+			echo ")"
+		} >go.mod
+		go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" >/dev/null 2>&1
+		local v
+		v="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+		v="$v -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+		go build -trimpath -tags selinux,notest -ldflags "-s -w $v" -o "$1/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+	)
+	rm -rf "$mod"
+}
+
+# part NAME VERSION MINUTES: build one part unless the cache has it. The binary
+# is built into a temporary directory and renamed, so an interrupted build never
+# leaves a half-written binary that looks cached.
+part() {
+	local name=$1 version=$2 minutes=$3 fn=build_${1//-/_}
+	local dest tmp start log
+	dest=$(bin "$name" "$version")
+	if [ -x "$dest" ]; then
+		say "$name $version: cached ($dest)"
+		return 0
+	fi
+	say "$name $version: building, because $dest is missing (about $minutes min on 2 cores cold)"
+	tmp=$(mktemp -d "$work/$name.XXXX")
+	log=$work/$name.log
+	start=$SECONDS
+	if [ -t 1 ]; then
+		("$fn" "$tmp" >"$log" 2>&1) &
+		local pid=$!
+		while kill -0 "$pid" 2>/dev/null; do
+			sleep 15
+			kill -0 "$pid" 2>/dev/null && say "$name $version: still building ($((SECONDS - start)) s)"
+		done
+		wait "$pid" || { say "$name $version: FAILED, last lines of $log:"; tail -n 30 "$log"; return 1; }
+	else
+		"$fn" "$tmp" >"$log" 2>&1 || { say "$name $version: FAILED, last lines of $log:"; tail -n 30 "$log"; return 1; }
+	fi
+	mkdir -p "$(dirname "$dest")"
+	mv "$tmp/$name" "$dest"
+	rm -rf "$tmp"
+	say "$name $version: built in $((SECONDS - start)) s -> $dest"
+}
+
+all="etcd kube-apiserver terraform vault tofu"
+parts=${TESTBED_PARTS:-$all}
+failed=0
+for p in $parts; do
+	case $p in
+	terraform) part terraform "$TERRAFORM_VERSION" 3 || failed=1 ;;
+	tofu) part tofu "$TOFU_VERSION" 6 || failed=1 ;;
+	vault) part vault "$VAULT_VERSION" 7 || failed=1 ;;
+	etcd) part etcd "$ETCD_VERSION" 2 || failed=1 ;;
+	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 || failed=1 ;;
+	*) say "unknown part $p (known: $all)"; exit 2 ;;
+	esac
+done
+if [ "$failed" = 1 ]; then
+	say "some parts failed to build; see the logs under $work"
+	exit 1
+fi
+say "ready in $cache"

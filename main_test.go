@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/testbed"
+)
+
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary builds certfleet once per test run, under the name Terraform
+// looks for.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "certfleet-bin-")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "terraform-provider-certfleet")
+		if out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary.path != "" {
+		os.RemoveAll(filepath.Dir(binary.path))
+	}
+	os.Exit(code)
+}
+
+// TestTerraformPlansWithDevOverrides is what a developer does after `make
+// install`: point dev_overrides at the binary and plan a configuration that
+// names the provider, with both terraform and OpenTofu.
+func TestTerraformPlansWithDevOverrides(t *testing.T) {
+	bin := buildBinary(t)
+	for _, cli := range testbed.MustCLIs(t) {
+		t.Run(cli.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			rc := filepath.Join(dir, "dev.tfrc")
+			write(t, rc, `provider_installation {
+  dev_overrides {
+    "registry.terraform.io/certfleet/certfleet" = "`+filepath.Dir(bin)+`"
+    "registry.opentofu.org/certfleet/certfleet" = "`+filepath.Dir(bin)+`"
+  }
+  direct {}
+}
+`)
+			write(t, filepath.Join(dir, "main.tf"), `terraform {
+  required_providers {
+    certfleet = { source = "certfleet/certfleet" }
+  }
+}
+provider "certfleet" {}
+`)
+			cmd := exec.Command(cli.Path, "plan", "-input=false", "-no-color")
+			cmd.Dir = dir
+			cmd.Env = cli.Env(dir, rc)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s plan: %v\n%s", cli.Name, err, out)
+			}
+			if !strings.Contains(string(out), "certfleet/certfleet in "+filepath.Dir(bin)) {
+				t.Errorf("%s plan did not use the override:\n%s", cli.Name, out)
+			}
+			if !strings.Contains(string(out), "No changes") {
+				t.Errorf("%s plan of an empty configuration should say No changes:\n%s", cli.Name, out)
+			}
+		})
+	}
+}
+
+func TestProviderDebugModePrintsReattachSettings(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "provider", "--debug")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "TF_REATTACH_PROVIDERS=") {
+				found <- sc.Text()
+				return
+			}
+		}
+		close(found)
+	}()
+	select {
+	case line, ok := <-found:
+		if !ok || !strings.Contains(line, "registry.terraform.io/certfleet/certfleet") {
+			t.Fatalf("debug mode printed no reattach line for the provider (got %q)", line)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("debug mode printed nothing in 30 s")
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	out, err := exec.Command(buildBinary(t), "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("certfleet version: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "certfleet ") {
+		t.Errorf("certfleet version printed %q", out)
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,72 @@
+// Package cli holds certfleet's command line: one cobra command per verb of the
+// reconciler (validate, plan, reconcile, drift, inventory, catalog, serve).
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certfleet/certfleet/internal/version"
+)
+
+// Exit codes shared by every command, so scripts and CI can branch on them.
+const (
+	ExitOK         = 0 // nothing to report
+	ExitError      = 1 // the command could not run
+	ExitChanges    = 2 // changes or drift found
+	ExitViolations = 3 // invalid manifests or policy violations
+)
+
+// ExitError lets a command end with a specific code after it printed its own
+// report, instead of cobra printing an error.
+type exitCode struct{ code int }
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit code %d", e.code) }
+
+// WithExitCode ends a command with code without printing anything more.
+func WithExitCode(code int) error { return exitCode{code} }
+
+// NewRoot returns the certfleet command with every reconciler verb attached.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "certfleet",
+		Short: "Declare, issue, deliver, renew and watch every TLS certificate of a fleet",
+		Long: `certfleet keeps every TLS certificate of a microservice fleet declared in Git,
+issued through Vault, delivered to Kubernetes clusters, Vault KV and directories,
+renewed before it expires, and watched for drift.
+
+Launched by Terraform, the same binary is the certfleet Terraform provider.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(versionCommand())
+	return root
+}
+
+// Execute runs root and turns its outcome into a process exit code.
+func Execute(root *cobra.Command) int {
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return ec.code
+	}
+	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	return ExitError
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print certfleet's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "certfleet %s\n", version.String())
+		},
+	}
+}
