@@ -1,0 +1,464 @@
+package schemas
+
+import "time"
+
+// APIVersion is the apiVersion of every certfleet kind.
+const APIVersion = "certfleet.dev/v1alpha1"
+
+// The kinds. Catalog kinds are written by the Terraform provider and read by
+// the reconciler; repository kinds are written by application teams in Git.
+const (
+	KindAuthority      = "Authority"
+	KindIssuer         = "Issuer"
+	KindPolicy         = "Policy"
+	KindCluster        = "Cluster"
+	KindCertificate    = "Certificate"
+	KindCertificateSet = "CertificateSet"
+	KindTrustBundle    = "TrustBundle"
+)
+
+// TypeMeta names an object's kind and apiVersion.
+type TypeMeta struct {
+	// APIVersion must be certfleet.dev/v1alpha1.
+	APIVersion string `json:"apiVersion"`
+	// Kind is one of Authority, Issuer, Policy, Cluster, Certificate, CertificateSet, TrustBundle.
+	Kind string `json:"kind"`
+}
+
+// ObjectMeta is the metadata every object carries.
+type ObjectMeta struct {
+	// Name identifies the object within its kind (a DNS-1123 subdomain).
+	Name string `json:"name"`
+	// Namespace optionally groups repository objects (for example by team); part of a certificate's ID.
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are matched by policy selectors and cluster selectors.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are free-form notes; certfleet does not interpret them.
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Subject holds the distinguished-name fields beyond the common name.
+type Subject struct {
+	Organizations       []string `json:"organizations,omitempty"`
+	OrganizationalUnits []string `json:"organizationalUnits,omitempty"`
+	Countries           []string `json:"countries,omitempty"`
+	Localities          []string `json:"localities,omitempty"`
+	Provinces           []string `json:"provinces,omitempty"`
+	StreetAddresses     []string `json:"streetAddresses,omitempty"`
+	PostalCodes         []string `json:"postalCodes,omitempty"`
+}
+
+// Duration is a Go duration ("720h", "90m") that also accepts days ("90d",
+// "1d12h"). It is kept as written, so errors can quote it; Parse reads it.
+type Duration string
+
+// ---------------------------------------------------------------------------
+// Catalog kinds
+
+// Authority is a certificate authority in a Vault PKI mount (or the local
+// backend). Its private key never leaves the backend.
+type Authority struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta      `json:"metadata"`
+	Spec     AuthoritySpec   `json:"spec"`
+	Status   AuthorityStatus `json:"status,omitempty"`
+}
+
+// AuthorityType is root or intermediate.
+type AuthorityType string
+
+const (
+	AuthorityRoot         AuthorityType = "root"
+	AuthorityIntermediate AuthorityType = "intermediate"
+)
+
+// AuthoritySpec is what the platform team declares for an authority.
+type AuthoritySpec struct {
+	// Type is root (self-signed) or intermediate (signed by Parent).
+	Type AuthorityType `json:"type"`
+	// Parent names the authority that signs an intermediate; empty for a root.
+	Parent string `json:"parent,omitempty"`
+	// Mount is the Vault PKI mount path that holds the authority.
+	Mount string `json:"mount"`
+	// CommonName is the CA certificate's common name.
+	CommonName string `json:"commonName"`
+	// Subject holds further distinguished-name fields of the CA certificate.
+	Subject *Subject `json:"subject,omitempty"`
+	// KeyType is rsa, ec or ed25519 (Vault's names). Default ec.
+	KeyType string `json:"keyType,omitempty"`
+	// KeyBits is 2048/3072/4096 for rsa, 256/384/521 for ec, 0 for ed25519. Default 256 for ec, 2048 for rsa.
+	KeyBits int `json:"keyBits,omitempty"`
+	// TTL is the CA certificate's lifetime. Default 87600h (10 years) for a root, 43800h for an intermediate.
+	TTL Duration `json:"ttl,omitempty"`
+	// MaxPathLength limits how many intermediates may follow; -1 (default) means no limit.
+	MaxPathLength *int `json:"maxPathLength,omitempty"`
+	// PermittedDNSDomains constrains the names that certificates under this CA may carry.
+	PermittedDNSDomains []string `json:"permittedDNSDomains,omitempty"`
+	// IssuingCertificates are URLs where the CA certificate is published (AIA).
+	IssuingCertificates []string `json:"issuingCertificates,omitempty"`
+	// CRLDistributionPoints are URLs of the CRL.
+	CRLDistributionPoints []string `json:"crlDistributionPoints,omitempty"`
+	// OCSPServers are URLs of OCSP responders.
+	OCSPServers []string `json:"ocspServers,omitempty"`
+	// RotateBefore is how long before expiry the authority is rotated (a new issuer in the same mount). Default: a third of the TTL.
+	RotateBefore Duration `json:"rotateBefore,omitempty"`
+}
+
+// AuthorityStatus is what the backend reports about an authority: public data only.
+type AuthorityStatus struct {
+	// IssuerID is the backend's ID of the current issuer.
+	IssuerID string `json:"issuerID,omitempty"`
+	// Certificate is the current CA certificate, PEM.
+	Certificate string `json:"certificate,omitempty"`
+	// CAChain is the chain above the CA certificate up to the root, PEM, nearest first.
+	CAChain []string `json:"caChain,omitempty"`
+	// SerialNumber of the CA certificate, colon-separated hex as Vault prints it.
+	SerialNumber string `json:"serialNumber,omitempty"`
+	NotBefore    *time.Time `json:"notBefore,omitempty"`
+	NotAfter     *time.Time `json:"notAfter,omitempty"`
+	// PreviousIssuers are issuers replaced by rotation that are still valid: workloads must keep trusting them.
+	PreviousIssuers []PreviousIssuer `json:"previousIssuers,omitempty"`
+}
+
+// PreviousIssuer is a rotated-out issuer kept until it expires.
+type PreviousIssuer struct {
+	IssuerID    string    `json:"issuerID"`
+	Certificate string    `json:"certificate"`
+	NotAfter    time.Time `json:"notAfter"`
+}
+
+// Issuer is a named issuing profile: an authority and a Vault role with its constraints.
+type Issuer struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta `json:"metadata"`
+	Spec     IssuerSpec `json:"spec"`
+}
+
+// IssuerSpec mirrors the Vault PKI role the issuer signs through.
+type IssuerSpec struct {
+	// Authority names the Authority that signs.
+	Authority string `json:"authority"`
+	// Role is the Vault role's name. Default: the issuer's name.
+	Role string `json:"role,omitempty"`
+	// AllowedDomains are the domains the role may issue for.
+	AllowedDomains []string `json:"allowedDomains,omitempty"`
+	// AllowSubdomains allows names below AllowedDomains. Default false.
+	AllowSubdomains bool `json:"allowSubdomains,omitempty"`
+	// AllowGlobDomains lets AllowedDomains hold globs. Default false.
+	AllowGlobDomains bool `json:"allowGlobDomains,omitempty"`
+	// AllowBareDomains allows the AllowedDomains themselves. Default false.
+	AllowBareDomains bool `json:"allowBareDomains,omitempty"`
+	// AllowWildcardCertificates allows wildcard names. Default false.
+	AllowWildcardCertificates bool `json:"allowWildcardCertificates,omitempty"`
+	// AllowAnyName lets the role sign any name (policies still apply). Default false.
+	AllowAnyName bool `json:"allowAnyName,omitempty"`
+	// AllowedURISANs are URI SAN globs the role allows (SPIFFE IDs among them).
+	AllowedURISANs []string `json:"allowedURISANs,omitempty"`
+	// AllowIPSANs allows IP address SANs. Default false.
+	AllowIPSANs bool `json:"allowIPSANs,omitempty"`
+	// KeyType is rsa, ec, ed25519 or any. Default any.
+	KeyType string `json:"keyType,omitempty"`
+	// KeyBits is the minimum key size for the key type; 0 lets Vault choose.
+	KeyBits int `json:"keyBits,omitempty"`
+	// TTL is the default certificate lifetime.
+	TTL Duration `json:"ttl,omitempty"`
+	// MaxTTL is the longest certificate lifetime the role signs.
+	MaxTTL Duration `json:"maxTTL,omitempty"`
+	// ServerFlag allows server auth usage. Default true.
+	ServerFlag *bool `json:"serverFlag,omitempty"`
+	// ClientFlag allows client auth usage. Default true.
+	ClientFlag *bool `json:"clientFlag,omitempty"`
+	// ExtKeyUsage are further extended key usages, Vault's names (e.g. CodeSigning).
+	ExtKeyUsage []string `json:"extKeyUsage,omitempty"`
+	// NoStore keeps issued certificates out of Vault's storage. Default false.
+	NoStore bool `json:"noStore,omitempty"`
+}
+
+// RoleName is the Vault role the issuer signs through.
+func (s IssuerSpec) RoleName(issuer string) string {
+	if s.Role != "" {
+		return s.Role
+	}
+	return issuer
+}
+
+// Server reports whether server auth is allowed (default true).
+func (s IssuerSpec) Server() bool { return s.ServerFlag == nil || *s.ServerFlag }
+
+// Client reports whether client auth is allowed (default true).
+func (s IssuerSpec) Client() bool { return s.ClientFlag == nil || *s.ClientFlag }
+
+// Policy says which certificates it governs and what they may look like.
+type Policy struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta `json:"metadata"`
+	Spec     PolicySpec `json:"spec"`
+}
+
+// Enforcement of a policy: deny (default) fails the certificate, warn reports.
+type Enforcement string
+
+const (
+	EnforcementDeny Enforcement = "deny"
+	EnforcementWarn Enforcement = "warn"
+)
+
+// PolicySpec is the selector and the rules of a policy. An empty rule list
+// allows anything for that rule, except where the field says otherwise.
+type PolicySpec struct {
+	// Selector chooses the certificates the policy governs; an empty selector governs all.
+	Selector PolicySelector `json:"selector,omitempty"`
+	// DNSNames are allowed DNS name patterns: "*" matches one label, "**" one or more ("**.svc.cluster.local").
+	DNSNames []string `json:"dnsNames,omitempty"`
+	// IPRanges are allowed IP CIDRs ("10.0.0.0/8").
+	IPRanges []string `json:"ipRanges,omitempty"`
+	// URIs are allowed URI / SPIFFE ID patterns: "*" matches within one path segment, "**" across ("spiffe://fleet.test/ns/payments/**").
+	URIs []string `json:"uris,omitempty"`
+	// EmailAddresses are allowed e-mail patterns ("*@payments.example.com").
+	EmailAddresses []string `json:"emailAddresses,omitempty"`
+	// Subject constrains the subject's organizations and organizational units (patterns).
+	Subject *SubjectRule `json:"subject,omitempty"`
+	// KeyAlgorithms are the allowed private key algorithms, each with a minimum size.
+	KeyAlgorithms []KeyAlgorithmRule `json:"keyAlgorithms,omitempty"`
+	// MaxDuration is the longest lifetime allowed.
+	MaxDuration Duration `json:"maxDuration,omitempty"`
+	// MinRenewBefore is the shortest renewBefore allowed (renewal must leave at least this much time).
+	MinRenewBefore Duration `json:"minRenewBefore,omitempty"`
+	// AllowedUsages are the usages a certificate may ask for.
+	AllowedUsages []KeyUsage `json:"allowedUsages,omitempty"`
+	// RequiredUsages are usages a certificate must ask for.
+	RequiredUsages []KeyUsage `json:"requiredUsages,omitempty"`
+	// AllowWildcards allows "*." DNS names. Default false.
+	AllowWildcards bool `json:"allowWildcards,omitempty"`
+	// MaxSANs is the most subject alternative names (all kinds together) allowed; 0 means no limit.
+	MaxSANs int `json:"maxSANs,omitempty"`
+	// Clusters are allowed target cluster names (globs).
+	Clusters []string `json:"clusters,omitempty"`
+	// Namespaces are allowed target namespaces (globs).
+	Namespaces []string `json:"namespaces,omitempty"`
+	// Enforcement is deny (default) or warn.
+	Enforcement Enforcement `json:"enforcement,omitempty"`
+}
+
+// PolicySelector chooses certificates; every non-empty field must match.
+type PolicySelector struct {
+	// Issuers are the issuer names whose certificates the policy governs.
+	Issuers []string `json:"issuers,omitempty"`
+	// Paths are repository path globs ("teams/payments/**").
+	Paths []string `json:"paths,omitempty"`
+	// MatchLabels must all be among the certificate's labels.
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+}
+
+// SubjectRule constrains subject fields with patterns.
+type SubjectRule struct {
+	Organizations       []string `json:"organizations,omitempty"`
+	OrganizationalUnits []string `json:"organizationalUnits,omitempty"`
+}
+
+// KeyAlgorithmRule allows one private key algorithm from a minimum size up.
+type KeyAlgorithmRule struct {
+	// Algorithm is RSA, ECDSA or Ed25519.
+	Algorithm KeyAlgorithm `json:"algorithm"`
+	// MinSize is the smallest key size allowed (RSA bits, ECDSA curve size); 0 means the floor.
+	MinSize int `json:"minSize,omitempty"`
+}
+
+// Cluster is a Kubernetes cluster certificates are delivered to. It holds no
+// token: credentials come from Vault KV or a kubeconfig context.
+type Cluster struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta  `json:"metadata"`
+	Spec     ClusterSpec `json:"spec"`
+}
+
+// ClusterSpec says where a cluster is and how to reach it.
+type ClusterSpec struct {
+	// Server is the API server's URL.
+	Server string `json:"server,omitempty"`
+	// CACertificate is the PEM certificate that verifies the API server.
+	CACertificate string `json:"caCertificate,omitempty"`
+	// Credentials says where the reconciler finds a token; exactly one field.
+	Credentials ClusterCredentials `json:"credentials"`
+}
+
+// ClusterCredentials points at credentials; it never holds them.
+type ClusterCredentials struct {
+	// VaultKVPath is a KV v2 path ("<mount>/<path>") whose "token" field is a bearer token.
+	VaultKVPath string `json:"vaultKVPath,omitempty"`
+	// KubeconfigContext is a context in the reconciler's kubeconfig.
+	KubeconfigContext string `json:"kubeconfigContext,omitempty"`
+}
+
+// ---------------------------------------------------------------------------
+// Repository kinds
+
+// Certificate is a certificate an application team asks for.
+type Certificate struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta      `json:"metadata"`
+	Spec     CertificateSpec `json:"spec"`
+}
+
+// KeyUsage is a key usage in cert-manager's spelling ("server auth").
+type KeyUsage string
+
+// KeyAlgorithm is RSA, ECDSA or Ed25519.
+type KeyAlgorithm string
+
+const (
+	RSA     KeyAlgorithm = "RSA"
+	ECDSA   KeyAlgorithm = "ECDSA"
+	Ed25519 KeyAlgorithm = "Ed25519"
+)
+
+// CertificateSpec is what a certificate looks like and where it goes.
+type CertificateSpec struct {
+	// Issuer names the catalog Issuer that signs. Required.
+	Issuer string `json:"issuer"`
+	// CommonName is the subject's common name.
+	CommonName string `json:"commonName,omitempty"`
+	// DNSNames are DNS SANs; a leading "*." makes a wildcard.
+	DNSNames []string `json:"dnsNames,omitempty"`
+	// IPAddresses are IP SANs.
+	IPAddresses []string `json:"ipAddresses,omitempty"`
+	// URIs are URI SANs, SPIFFE IDs ("spiffe://trust.domain/path") among them.
+	URIs []string `json:"uris,omitempty"`
+	// EmailAddresses are e-mail SANs.
+	EmailAddresses []string `json:"emailAddresses,omitempty"`
+	// Subject holds further distinguished-name fields.
+	Subject *Subject `json:"subject,omitempty"`
+	// Usages in cert-manager's names. Default: digital signature, key encipherment, server auth.
+	Usages []KeyUsage `json:"usages,omitempty"`
+	// Duration is the requested lifetime. Default 2160h (90d).
+	Duration Duration `json:"duration,omitempty"`
+	// RenewBefore is how long before expiry to renew. Default: at 2/3 of the lifetime.
+	RenewBefore Duration `json:"renewBefore,omitempty"`
+	// RenewBeforePercentage is renewBefore as a percentage of the lifetime (1-99); exclusive with RenewBefore.
+	RenewBeforePercentage *int `json:"renewBeforePercentage,omitempty"`
+	// SignatureAlgorithm optionally pins the signature algorithm (e.g. SHA256WithRSA, ECDSAWithSHA384); SHA-1 and MD5 are never allowed.
+	SignatureAlgorithm string `json:"signatureAlgorithm,omitempty"`
+	// PrivateKey is how the key is generated and encoded.
+	PrivateKey *PrivateKey `json:"privateKey,omitempty"`
+	// Targets are where the certificate is delivered.
+	Targets []Target `json:"targets,omitempty"`
+	// Suspend stops issuance and renewal; what was delivered stays. Default false.
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// RotationPolicy says whether a renewal makes a new key.
+type RotationPolicy string
+
+const (
+	RotationAlways RotationPolicy = "Always"
+	RotationNever  RotationPolicy = "Never"
+)
+
+// PrivateKey is the key spec of a certificate.
+type PrivateKey struct {
+	// Algorithm is RSA, ECDSA (default) or Ed25519.
+	Algorithm KeyAlgorithm `json:"algorithm,omitempty"`
+	// Size is RSA bits (2048 default, 3072, 4096) or the ECDSA curve (256 default, 384, 521); ignored for Ed25519.
+	Size int `json:"size,omitempty"`
+	// RotationPolicy: Always (default) makes a new key on every issuance; Never reuses the delivered key.
+	RotationPolicy RotationPolicy `json:"rotationPolicy,omitempty"`
+	// Encoding of tls.key: PKCS1 (default for RSA; SEC1 for ECDSA) or PKCS8.
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// Target is one place a certificate is delivered; exactly one field is set.
+type Target struct {
+	Kubernetes *KubernetesTarget `json:"kubernetes,omitempty"`
+	VaultKV    *VaultKVTarget    `json:"vaultKV,omitempty"`
+	Directory  *DirectoryTarget  `json:"directory,omitempty"`
+}
+
+// KubernetesTarget is a kubernetes.io/tls Secret in one or more clusters.
+type KubernetesTarget struct {
+	// Cluster names a catalog Cluster; exclusive with ClusterSelector.
+	Cluster string `json:"cluster,omitempty"`
+	// ClusterSelector picks catalog Clusters by label; one Secret per cluster.
+	ClusterSelector *LabelSelector `json:"clusterSelector,omitempty"`
+	// Namespace of the Secret. Required.
+	Namespace string `json:"namespace"`
+	// SecretName of the Secret. Required.
+	SecretName string `json:"secretName"`
+	// SecretTemplate adds labels and annotations to the Secret.
+	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+}
+
+// LabelSelector matches labels exactly.
+type LabelSelector struct {
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+}
+
+// SecretTemplate is metadata copied onto a delivered Secret.
+type SecretTemplate struct {
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// VaultKVTarget is a KV v2 secret holding tls.crt, tls.key and ca.crt.
+type VaultKVTarget struct {
+	// Mount is the KV v2 mount. Required.
+	Mount string `json:"mount"`
+	// Path within the mount. Required.
+	Path string `json:"path"`
+}
+
+// DirectoryTarget is a directory that receives tls.crt, tls.key and ca.crt.
+type DirectoryTarget struct {
+	// Path of the directory; relative paths are under the reconciler's output root.
+	Path string `json:"path"`
+}
+
+// CertificateSet fans one certificate template out over a list of items.
+type CertificateSet struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta         `json:"metadata"`
+	Spec     CertificateSetSpec `json:"spec"`
+}
+
+// CertificateSetSpec is a template and the variables of each certificate.
+type CertificateSetSpec struct {
+	// NameTemplate names each certificate, with ${var} placeholders ("${service}-tls").
+	NameTemplate string `json:"nameTemplate"`
+	// Template is a Certificate spec whose strings may hold ${var} placeholders.
+	Template map[string]any `json:"template"`
+	// Items are the variables of each certificate; an undefined variable is an error.
+	Items []map[string]string `json:"items"`
+}
+
+// TrustBundle publishes authorities' CA certificates where workloads read them.
+type TrustBundle struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta      `json:"metadata"`
+	Spec     TrustBundleSpec `json:"spec"`
+}
+
+// TrustBundleSpec names authorities and targets.
+type TrustBundleSpec struct {
+	// Authorities whose CA certificates (current and still-valid previous ones) are published.
+	Authorities []string `json:"authorities"`
+	// Targets where the bundle is written.
+	Targets []TrustBundleTarget `json:"targets"`
+}
+
+// TrustBundleTarget is one place a bundle is written; exactly one field is set.
+type TrustBundleTarget struct {
+	Kubernetes *TrustBundleKubernetesTarget `json:"kubernetes,omitempty"`
+	Directory  *DirectoryTarget             `json:"directory,omitempty"`
+}
+
+// TrustBundleKubernetesTarget is a ConfigMap or Secret holding the bundle.
+type TrustBundleKubernetesTarget struct {
+	Cluster         string         `json:"cluster,omitempty"`
+	ClusterSelector *LabelSelector `json:"clusterSelector,omitempty"`
+	Namespace       string         `json:"namespace"`
+	// Kind is ConfigMap (default) or Secret.
+	Kind string `json:"kind,omitempty"`
+	// Name of the ConfigMap or Secret.
+	Name string `json:"name"`
+	// Key holding the PEM bundle. Default ca.crt.
+	Key string `json:"key,omitempty"`
+}
