@@ -113,7 +113,7 @@ type AuthorityStatus struct {
 	// CAChain is the chain above the CA certificate up to the root, PEM, nearest first.
 	CAChain []string `json:"caChain,omitempty"`
 	// SerialNumber of the CA certificate, colon-separated hex as Vault prints it.
-	SerialNumber string `json:"serialNumber,omitempty"`
+	SerialNumber string     `json:"serialNumber,omitempty"`
 	NotBefore    *time.Time `json:"notBefore,omitempty"`
 	NotAfter     *time.Time `json:"notAfter,omitempty"`
 	// PreviousIssuers are issuers replaced by rotation that are still valid: workloads must keep trusting them.
