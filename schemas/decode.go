@@ -2,10 +2,10 @@ package schemas
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,37 +74,47 @@ func Decode(file string, data []byte) Decoded {
 	for i, chunk := range splitDocuments(data) {
 		var root yaml.Node
 		if err := yaml.Unmarshal(chunk.data, &root); err != nil {
-			out.Errors = append(out.Errors, yamlSyntaxError(file, chunk.line, err))
+			out.Errors = append(out.Errors, yamlSyntaxError(file, chunk, err))
 			continue
 		}
-		if len(root.Content) == 0 {
+		if len(root.Content) == 0 || root.Content[0].ShortTag() == "!!null" {
 			continue // empty document: only comments or whitespace
 		}
 		n := root.Content[0]
-		line := n.Line + chunk.line - 1
 		shift(n, chunk.line-1)
+		line := n.Line
 		if n.Kind != yaml.MappingNode {
 			out.Errors = append(out.Errors, &Error{File: file, Line: n.Line, Column: n.Column,
-				Problem: "a document must be a mapping with apiVersion, kind, metadata and spec",
+				Problem: fmt.Sprintf("a document must be a mapping with apiVersion, kind, metadata and spec, got %s", describe(n)),
 				Hint:    "start the document with `apiVersion: " + APIVersion + "`"})
 			continue
 		}
 		apiVersion, kind := scalar(n, "apiVersion"), scalar(n, "kind")
 		group, _, _ := strings.Cut(apiVersion, "/")
-		if group != apiGroup {
+		_, certfleetKind := newObject[kind]
+		if group != apiGroup && !(apiVersion == "" && certfleetKind) {
 			out.Ignored = append(out.Ignored, Ignored{File: file, Line: line, APIVersion: apiVersion, Kind: kind})
 			continue
 		}
 		d := &Document{File: file, Index: i, Line: line, Kind: kind, node: n}
 		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), scalar(mapValue(n, "metadata"), "namespace")
-		if apiVersion != APIVersion {
+		switch {
+		case apiVersion == "":
+			// A certfleet kind without apiVersion would otherwise be ignored
+			// in silence, as if it were another tool's manifest.
+			out.Errors = append(out.Errors, d.Locate(Errors{{Problem: "apiVersion is missing",
+				Hint: "start the document with `apiVersion: " + APIVersion + "`"}})...)
+			continue
+		case apiVersion != APIVersion:
 			out.Errors = append(out.Errors, d.Locate(Errors{{Field: "apiVersion",
 				Problem: fmt.Sprintf("unknown apiVersion %s", quote(apiVersion)),
 				Hint:    "use " + APIVersion}})...)
 			continue
-		}
-		mk, ok := newObject[kind]
-		if !ok {
+		case kind == "":
+			out.Errors = append(out.Errors, d.Locate(Errors{{Problem: "kind is missing",
+				Hint: "add `kind:` with one of " + strings.Join(Kinds, ", ")}})...)
+			continue
+		case !certfleetKind:
 			hint := "use one of " + strings.Join(Kinds, ", ")
 			if s := suggest(kind, Kinds); s != "" {
 				hint = "did you mean " + s + "?"
@@ -112,14 +122,9 @@ func Decode(file string, data []byte) Decoded {
 			out.Errors = append(out.Errors, d.Locate(Errors{{Field: "kind", Problem: fmt.Sprintf("unknown kind %s", quote(kind)), Hint: hint}})...)
 			continue
 		}
-		obj := mk()
+		obj := newObject[kind]()
 		var e errs
-		checkNode(n, reflect.TypeOf(obj).Elem(), "", &e)
-		if len(e.list) == 0 {
-			if err := decodeInto(n, obj); err != nil {
-				e.add("", err.Error(), "")
-			}
-		}
+		decodeNode(n, nil, reflect.ValueOf(obj).Elem(), nil, &e)
 		if len(e.list) > 0 {
 			out.Errors = append(out.Errors, d.Locate(e.list)...)
 			continue
@@ -130,20 +135,6 @@ func Decode(file string, data []byte) Decoded {
 	return out
 }
 
-// decodeInto converts the checked YAML tree to the typed object through JSON,
-// the encoding the kinds' struct tags describe.
-func decodeInto(n *yaml.Node, obj any) error {
-	var v any
-	if err := n.Decode(&v); err != nil {
-		return err
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, obj)
-}
-
 type chunk struct {
 	data []byte
 	line int // line of the chunk's first byte in the file
@@ -151,10 +142,19 @@ type chunk struct {
 
 // splitDocuments cuts a multi-document YAML file at its "---" and "..."
 // markers. A marker can only appear at column 0 outside block scalars (whose
-// content is indented), so cutting lines is safe.
+// content is indented), so cutting lines is safe. A "---" stays at the start
+// of its document: the rest of its line can hold content ("--- {a: 1}").
 func splitDocuments(data []byte) []chunk {
 	var out []chunk
 	start, startLine, line := 0, 1, 1
+	ended := false // the current chunk follows a "..." document end
+	cut := func(end int) {
+		c := chunk{data: data[start:end], line: startLine}
+		// Between "..." and the next "---" there is no document.
+		if !ended || !blank(c.data) {
+			out = append(out, c)
+		}
+	}
 	for pos := 0; pos < len(data); {
 		end := bytes.IndexByte(data[pos:], '\n')
 		next := len(data)
@@ -162,33 +162,59 @@ func splitDocuments(data []byte) []chunk {
 			next = pos + end + 1
 		}
 		l := bytes.TrimRight(data[pos:next], "\r\n")
-		if isMarker(l, "---") || isMarker(l, "...") {
-			out = append(out, chunk{data: data[start:pos], line: startLine})
-			// The rest of a "--- " line can hold content ("--- {a: 1}"); keep it
-			// in the next document by cutting just after the marker.
-			start, startLine = pos+3, line
+		switch {
+		case isMarker(l, "---"):
+			cut(pos)
+			start, startLine, ended = pos, line, false
+		case isMarker(l, "..."):
+			cut(pos)
+			start, startLine, ended = next, line+1, true
 		}
 		pos = next
 		line++
 	}
-	return append(out, chunk{data: data[start:], line: startLine})
+	cut(len(data))
+	// A "---" that opens the file starts the first document; the comments
+	// before it are not a document of their own.
+	if len(out) > 1 && blank(out[0].data) {
+		out = out[1:]
+	}
+	return out
+}
+
+// blank reports whether YAML text holds only whitespace and comments.
+func blank(data []byte) bool {
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		if l = bytes.TrimSpace(l); len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
 }
 
 func isMarker(l []byte, m string) bool {
 	return bytes.HasPrefix(l, []byte(m)) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '#')
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var (
+	yamlLine   = regexp.MustCompile(`line (\d+)`)
+	yamlAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced`)
+)
 
 // yamlSyntaxError places a parser error on the file's line: the parser counts
 // lines from the start of the document.
-func yamlSyntaxError(file string, offset int, err error) *Error {
+func yamlSyntaxError(file string, c chunk, err error) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := offset
+	line := c.line
 	if m := yamlLine.FindStringSubmatchIndex(msg); m != nil {
 		n, _ := strconv.Atoi(msg[m[2]:m[3]])
-		line = n + offset - 1
+		line = n + c.line - 1
 		msg = msg[:m[0]] + "line " + strconv.Itoa(line) + msg[m[1]:]
+	} else if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
+		// The parser does not say where the alias is; find it.
+		if i := bytes.Index(c.data, []byte("*"+m[1])); i >= 0 {
+			line = c.line + bytes.Count(c.data[:i], []byte("\n"))
+		}
 	}
 	return &Error{File: file, Line: line, Column: 1, Problem: "invalid YAML: " + msg,
 		Hint: "fix the syntax; the other documents of the file are still checked"}
@@ -203,15 +229,21 @@ func shift(n *yaml.Node, offset int) {
 }
 
 func mapValue(n *yaml.Node, k string) *yaml.Node {
+	_, v := mapEntry(n, k)
+	return v
+}
+
+// mapEntry returns the key and value nodes of a mapping's key k.
+func mapEntry(n *yaml.Node, k string) (key, value *yaml.Node) {
 	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == k {
-			return n.Content[i+1]
+		if n.Content[i].Kind == yaml.ScalarNode && n.Content[i].Value == k {
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func scalar(n *yaml.Node, k string) string {
@@ -236,28 +268,31 @@ func (d *Document) Locate(list Errors) Errors {
 
 // Pos returns the line and column of the field at path, e.g.
 // spec.targets[0].kubernetes.namespace, or of its nearest existing parent.
+// A scalar is placed at its value, a list item at the item, and a mapping
+// or list at its key, where the field is written.
 func (d *Document) Pos(path string) (line, col int) {
 	n := d.node
 	if n == nil {
 		return d.Line, 1
 	}
+	var k *yaml.Node // the key of n, when n is a mapping's value
 	for _, seg := range splitPath(path) {
-		if n.Kind == yaml.AliasNode {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
 			n = n.Alias
 		}
-		var next *yaml.Node
+		var next, nextKey *yaml.Node
 		switch {
 		case seg.index >= 0 && n.Kind == yaml.SequenceNode && seg.index < len(n.Content):
 			next = n.Content[seg.index]
 		case seg.index < 0 && n.Kind == yaml.MappingNode:
-			next = mapValue(n, seg.key)
+			nextKey, next = mapEntry(n, seg.key)
 		}
 		if next == nil {
 			break
 		}
-		n = next
+		n, k = next, nextKey
 	}
-	return n.Line, n.Column
+	return at(n, k)
 }
 
 type segment struct {
@@ -311,96 +346,252 @@ func unquotePrefix(s string) (string, string, error) {
 }
 
 // ---------------------------------------------------------------------------
-// Strict checking of the YAML tree against the Go types
+// Strict decoding of the YAML tree into the Go types
 
 var timeType = reflect.TypeOf(time.Time{})
 
-// checkNode walks the YAML tree beside the Go type: unknown fields (with the
-// nearest known one), duplicate keys and wrong node types become errors with
-// exact paths, before anything is decoded.
-func checkNode(n *yaml.Node, t reflect.Type, path string, e *errs) {
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+// fieldPath is a field path that is only written out when an error needs
+// it: decoding thousands of documents must not format a path per node.
+type fieldPath struct {
+	parent *fieldPath
+	key    string
+	index  int // -1 for a key
+}
+
+func (p *fieldPath) child(k string) fieldPath { return fieldPath{parent: p, key: k, index: -1} }
+func (p *fieldPath) item(i int) fieldPath     { return fieldPath{parent: p, index: i} }
+
+// String writes the path as index and key do: spec.dnsNames[2],
+// metadata.labels["app.kubernetes.io/name"].
+func (p *fieldPath) String() string {
+	if p == nil {
+		return ""
 	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	s := p.parent.String()
+	switch {
+	case p.index >= 0:
+		return index(s, p.index)
+	case s == "" && isIdent(p.key):
+		return p.key
+	}
+	return key(s, p.key)
+}
+
+// at is where an error about the value n of key k points: a scalar at
+// itself, a mapping or list at its key (its content starts further down).
+func at(n, k *yaml.Node) (line, col int) {
+	if k != nil && n.Kind != yaml.ScalarNode && n.Kind != yaml.AliasNode {
+		return k.Line, k.Column
+	}
+	return n.Line, n.Column
+}
+
+func (e *errs) at(n, k *yaml.Node, p *fieldPath, hint, format string, args ...any) {
+	line, col := at(n, k)
+	e.list = append(e.list, &Error{Line: line, Column: col, Field: p.String(), Problem: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+// decodeNode decodes the YAML tree n into v strictly: unknown fields (with
+// the nearest known one), duplicate keys, wrong node types and numbers out
+// of range become errors with exact paths and positions. k is n's key node,
+// or nil for a list item or the document. It decodes directly, without an
+// intermediate map or JSON, because decoding is the hot path of a pass.
+func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return
 	}
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		v = v.Elem()
+	}
+	t := v.Type()
 	switch {
 	case t == timeType:
 		if n.Kind != yaml.ScalarNode {
-			e.addf(path, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
+			e.at(n, k, p, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
+			return
 		}
+		tm, err := time.Parse(time.RFC3339Nano, n.Value)
+		if err != nil {
+			e.at(n, k, p, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
+			return
+		}
+		v.Set(reflect.ValueOf(tm))
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			e.addf(path, "write it as a mapping of fields", "expected a mapping, got %s", describe(n))
+			e.at(n, k, p, "write it as a mapping of fields", "expected a mapping, got %s", describe(n))
 			return
 		}
 		fields := structFields(t)
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i].Value, n.Content[i+1]
-			p := key(path, k)
-			if path == "" {
-				p = k
-			}
-			if seen[k] {
-				e.add(p, fmt.Sprintf("field %s appears twice", quote(k)), "keep one of them")
-				continue
-			}
-			seen[k] = true
-			f, ok := fields.byName[k]
+		forEachPair(n, p, e, func(kn, vn *yaml.Node) {
+			f, ok := fields.byName[kn.Value]
 			if !ok {
 				hint := "known fields here: " + strings.Join(fields.names, ", ")
-				if s := suggest(k, fields.names); s != "" {
+				if s := suggest(kn.Value, fields.names); s != "" {
 					hint = "did you mean " + s + "?"
 				}
-				e.add(p, fmt.Sprintf("unknown field %s", quote(k)), hint)
-				continue
+				fp := p.child(kn.Value)
+				e.at(kn, nil, &fp, hint, "unknown field %s", quote(kn.Value))
+				return
 			}
-			checkNode(v, f, p, e)
-		}
+			fv := v.FieldByIndex(f.index)
+			fv.SetZero() // a key overrides what a merge (<<) set
+			fp := p.child(kn.Value)
+			decodeNode(vn, kn, fv, &fp, e)
+		})
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			e.addf(path, "write it as a mapping of keys to values", "expected a mapping, got %s", describe(n))
+			e.at(n, k, p, "write it as a mapping of keys to values", "expected a mapping, got %s", describe(n))
 			return
 		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			if seen[k] {
-				e.add(key(path, k), fmt.Sprintf("key %s appears twice", quote(k)), "keep one of them")
-			}
-			seen[k] = true
-			checkNode(n.Content[i+1], t.Elem(), key(path, k), e)
+		if v.IsNil() {
+			v.Set(reflect.MakeMapWithSize(t, len(n.Content)/2))
 		}
+		forEachPair(n, p, e, func(kn, vn *yaml.Node) {
+			elem := reflect.New(t.Elem()).Elem()
+			fp := p.child(kn.Value)
+			decodeNode(vn, kn, elem, &fp, e)
+			v.SetMapIndex(reflect.ValueOf(kn.Value).Convert(t.Key()), elem)
+		})
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			e.addf(path, "write it as a list, one item per line starting with \"- \"", "expected a list, got %s", describe(n))
+			e.at(n, k, p, "write it as a list, one item per line starting with \"- \"", "expected a list, got %s", describe(n))
 			return
 		}
+		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			checkNode(c, t.Elem(), index(path, i), e)
+			fp := p.item(i)
+			decodeNode(c, nil, s.Index(i), &fp, e)
 		}
+		v.Set(s)
 	case t.Kind() == reflect.Interface:
-		// free-form (a CertificateSet template): checked after substitution
+		// Free-form (a CertificateSet template): checked after substitution.
+		var x any
+		if err := n.Decode(&x); err != nil {
+			e.at(n, k, p, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return
+		}
+		if x != nil {
+			v.Set(reflect.ValueOf(jsonShaped(x)))
+		}
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			e.addf(path, "write a single value", "expected a string, got %s", describe(n))
-		} else if n.ShortTag() != "!!str" && n.Style == 0 {
-			e.addf(path, fmt.Sprintf("quote it: %q", n.Value), "expected a string, got %s", describe(n))
+			e.at(n, k, p, "write a single value", "expected a string, got %s", describe(n))
+		} else if n.ShortTag() != "!!str" {
+			e.at(n, k, p, fmt.Sprintf("quote it: %q", n.Value), "expected a string, got %s", describe(n))
+		} else {
+			v.SetString(n.Value)
 		}
 	case t.Kind() == reflect.Int:
+		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			e.addf(path, "write a whole number without quotes", "expected a number, got %s", describe(n))
+			e.at(n, k, p, "write a whole number without quotes", "expected a number, got %s", describe(n))
+		} else if err := n.Decode(&i); err != nil || v.OverflowInt(i) {
+			e.at(n, k, p, "write a smaller number", "the number %s is out of range", n.Value)
+		} else {
+			v.SetInt(i)
 		}
 	case t.Kind() == reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			e.addf(path, "write true or false without quotes", "expected true or false, got %s", describe(n))
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			e.at(n, k, p, "write true or false without quotes", "expected true or false, got %s", describe(n))
+		} else {
+			v.SetBool(b)
+		}
+	default:
+		e.at(n, k, p, "", "cannot decode into %s", t)
+	}
+}
+
+// forEachPair calls f for each key and value of a mapping, merges (<<)
+// first, so that the mapping's own keys override them as YAML says. A key
+// that appears twice is an error at its second appearance.
+func forEachPair(n *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if kn := n.Content[i]; kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge" {
+			merge(n.Content[i+1], kn, p, e, f)
 		}
 	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		if kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge" {
+			continue
+		}
+		if kn.Kind != yaml.ScalarNode {
+			fp := p.child("")
+			e.at(kn, nil, &fp, "write the key as a plain name", "a key must be a single value, got %s", describe(kn))
+			continue
+		}
+		var first *yaml.Node
+		for j := 0; j < i && first == nil; j += 2 {
+			if n.Content[j].Kind == yaml.ScalarNode && n.Content[j].Value == kn.Value {
+				first = n.Content[j]
+			}
+		}
+		if first != nil {
+			fp := p.child(kn.Value)
+			e.at(kn, nil, &fp, fmt.Sprintf("keep one of them (the first is on line %d)", first.Line),
+				"%s appears twice", quote(kn.Value))
+			continue
+		}
+		f(kn, vn)
+	}
+}
+
+// merge applies a merge key's value: a mapping, or a list of mappings of
+// which earlier ones win.
+func merge(v, k *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	switch v.Kind {
+	case yaml.MappingNode:
+		forEachPair(v, p, e, f)
+		return
+	case yaml.SequenceNode:
+		ok := true
+		for _, c := range v.Content {
+			if c.Kind == yaml.AliasNode && c.Alias != nil {
+				c = c.Alias
+			}
+			ok = ok && c.Kind == yaml.MappingNode
+		}
+		if ok {
+			for i := len(v.Content) - 1; i >= 0; i-- {
+				merge(v.Content[i], k, p, e, f)
+			}
+			return
+		}
+	}
+	fp := p.child("<<")
+	e.at(v, k, &fp, "merge an anchored mapping: <<: *name", "a merge needs a mapping or a list of mappings, got %s", describe(v))
+}
+
+// jsonShaped gives free-form YAML the shape JSON would: string keys.
+func jsonShaped(x any) any {
+	switch x := x.(type) {
+	case map[string]any:
+		for k, v := range x {
+			x[k] = jsonShaped(v)
+		}
+		return x
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, v := range x {
+			m[fmt.Sprint(k)] = jsonShaped(v)
+		}
+		return m
+	case []any:
+		for i, v := range x {
+			x[i] = jsonShaped(v)
+		}
+	}
+	return x
 }
 
 // describe names a YAML node's type and value for a message.
@@ -416,13 +607,20 @@ func describe(n *yaml.Node) string {
 		return "the number " + n.Value
 	case "!!bool":
 		return "the boolean " + n.Value
+	case "!!timestamp":
+		return "the date " + n.Value
 	}
 	return "the string " + quote(n.Value)
 }
 
 type fieldSet struct {
-	byName map[string]reflect.Type
+	byName map[string]fieldInfo
 	names  []string
+}
+
+type fieldInfo struct {
+	typ   reflect.Type
+	index []int
 }
 
 var fieldCache sync.Map // reflect.Type → *fieldSet
@@ -432,27 +630,28 @@ func structFields(t reflect.Type) *fieldSet {
 	if fs, ok := fieldCache.Load(t); ok {
 		return fs.(*fieldSet)
 	}
-	fs := &fieldSet{byName: map[string]reflect.Type{}}
-	var add func(reflect.Type)
-	add = func(t reflect.Type) {
+	fs := &fieldSet{byName: map[string]fieldInfo{}}
+	var add func(reflect.Type, []int)
+	add = func(t reflect.Type, at []int) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if name == "-" || !f.IsExported() {
 				continue
 			}
+			idx := append(slices.Clone(at), i)
 			if f.Anonymous && name == "" {
-				add(f.Type)
+				add(f.Type, idx)
 				continue
 			}
 			if name == "" {
 				name = f.Name
 			}
-			fs.byName[name] = f.Type
+			fs.byName[name] = fieldInfo{typ: f.Type, index: idx}
 			fs.names = append(fs.names, name)
 		}
 	}
-	add(t)
+	add(t, nil)
 	fieldCache.Store(t, fs)
 	return fs
 }

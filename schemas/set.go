@@ -87,78 +87,153 @@ func Declarations(d *Document) ([]Declared, Errors) {
 	return nil, nil
 }
 
-var specType = reflect.TypeOf(CertificateSpec{})
-
 // expandSet makes one Certificate per item: ${var} placeholders in the name
 // template and in every string of the template are replaced by the item's
 // variables (fluxcd/pkg/envsubst, strict: an undefined variable is an error).
 // Substitution happens on the parsed YAML, so a placeholder that becomes a
 // number ("size: ${bits}") is read as one, and positions stay the file's.
+// An error that every item shares (a typo in the template) is reported once.
 func expandSet(d *Document, set *CertificateSet) ([]Declared, Errors) {
 	if errs := Validate(set); len(errs) > 0 {
 		return nil, d.Locate(errs)
 	}
 	tmpl := mapValue(mapValue(d.node, "spec"), "template")
+	if tmpl == nil {
+		// A set built in Go rather than decoded: make the tree from the map.
+		tmpl = &yaml.Node{}
+		if err := tmpl.Encode(set.Spec.Template); err != nil {
+			return nil, d.Locate(Errors{{Field: "spec.template", Problem: err.Error()}})
+		}
+	}
 	var out []Declared
-	var all Errors
+	var itemErrs []Errors
+	var bad []int // items with errors, in order
 	seen := map[string]int{}
 	for i, vars := range set.Spec.Items {
 		origin := Origin{Doc: d, Item: i, Vars: vars}
-		lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-		name, err := envsubst.Eval(set.Spec.NameTemplate, lookup)
-		if err != nil {
-			all = append(all, origin.Locate(Errors{{Field: "metadata.name", Problem: err.Error(), Hint: "define every variable of nameTemplate in each item"}})...)
-			continue
+		var missing string
+		lookup := func(k string) (string, bool) {
+			v, ok := vars[k]
+			if !ok {
+				missing = k
+			}
+			return v, ok
 		}
-		if j, dup := seen[name]; dup {
-			all = append(all, d.Locate(Errors{{Field: index("spec.items", i),
-				Problem: fmt.Sprintf("item %d makes a certificate named %q, like item %d", i, name, j),
-				Hint:    "give each item variables that make a distinct name"}})...)
-			continue
-		}
-		seen[name] = i
+		// Every item is expanded even when its name fails, so that an error
+		// of the template shows in every item and is reported once.
 		var e errs
-		node := substitute(tmpl, lookup, "spec", &e)
-		if len(e.list) == 0 {
-			checkNode(node, specType, "spec", &e)
+		name, nameErr := envsubst.Eval(set.Spec.NameTemplate, lookup)
+		switch {
+		case nameErr != nil:
+			e.add("spec.nameTemplate", substError(nameErr, missing), "define every variable of nameTemplate in each item")
+		case seen[name] > 0:
+			e.add(index("spec.items", i), fmt.Sprintf("makes a certificate named %q, like item %d", name, seen[name]-1),
+				"give each item variables that make a distinct name")
+		default:
+			seen[name] = i + 1
 		}
+		var subst errs
+		node := substitute(tmpl, lookup, &missing, fieldPath{key: "spec", index: -1}, &subst)
 		cert := &Certificate{
 			TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindCertificate},
-			Metadata: ObjectMeta{Name: name, Namespace: set.Metadata.Namespace, Labels: set.Metadata.Labels},
+			Metadata: ObjectMeta{Name: name, Namespace: set.Metadata.Namespace, Labels: maps.Clone(set.Metadata.Labels)},
 		}
-		if len(e.list) == 0 {
-			if err := decodeInto(node, &cert.Spec); err != nil {
-				e.add("spec", err.Error(), "")
+		var dec errs
+		decodeNode(node, nil, reflect.ValueOf(&cert.Spec).Elem(), &fieldPath{key: "spec", index: -1}, &dec)
+		for _, x := range dec.list {
+			// A placeholder left in place by a substitution error says nothing more.
+			if !slices.ContainsFunc(subst.list, func(s *Error) bool { return s.Field == x.Field }) {
+				subst.list = append(subst.list, x)
 			}
 		}
-		if len(e.list) == 0 {
-			e.list = Validate(cert)
+		if len(subst.list) == 0 {
+			for _, x := range Validate(cert) {
+				if nameErr == nil || x.Field != "metadata.name" {
+					subst.list = append(subst.list, x)
+				}
+			}
 		}
-		if len(e.list) > 0 {
-			all = append(all, origin.Locate(e.list)...)
+		for _, x := range subst.list {
+			x.Field = origin.sourceField(x.Field)
+		}
+		e.list = append(e.list, subst.list...)
+		if len(e.list) == 0 {
+			out = append(out, Declared{Certificate: cert, Origin: origin})
 			continue
 		}
-		out = append(out, Declared{Certificate: cert, Origin: origin})
+		itemErrs = append(itemErrs, e.list)
+		bad = append(bad, i)
 	}
-	return out, all
+	return out, d.Locate(groupItemErrors(itemErrs, bad, set.Spec.Items))
+}
+
+// groupItemErrors reports each distinct error once, saying which items it
+// concerns; one that every item of a set has needs no item at all.
+func groupItemErrors(itemErrs []Errors, bad []int, items []map[string]string) Errors {
+	type errKey struct {
+		line, col            int
+		field, problem, hint string
+	}
+	var order []errKey
+	first := map[errKey]*Error{}
+	which := map[errKey][]int{}
+	for n, list := range itemErrs {
+		for _, e := range list {
+			k := errKey{e.Line, e.Column, e.Field, e.Problem, e.Hint}
+			if _, ok := first[k]; !ok {
+				first[k] = e
+				order = append(order, k)
+			}
+			which[k] = append(which[k], bad[n])
+		}
+	}
+	out := make(Errors, 0, len(order))
+	for _, k := range order {
+		e, idx := first[k], which[k]
+		switch {
+		case len(idx) == len(items) && len(items) > 1:
+		case len(idx) == 1:
+			e.Problem = fmt.Sprintf("item %d (%s): %s", idx[0], varsString(items[idx[0]]), e.Problem)
+		default:
+			s := make([]string, len(idx))
+			for i, x := range idx {
+				s[i] = fmt.Sprint(x)
+			}
+			e.Problem = fmt.Sprintf("items %s: %s", strings.Join(s, ", "), e.Problem)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// substError rewrites envsubst's strict-mode error so it names the variable
+// the way it is written.
+func substError(err error, missing string) string {
+	if missing != "" && strings.Contains(err.Error(), "not set") {
+		return fmt.Sprintf("variable ${%s} is not defined", missing)
+	}
+	return err.Error()
 }
 
 // substitute copies a YAML tree, replacing placeholders in every scalar. A
 // plain scalar loses its resolved tag, so "${bits}" → "256" reads as a number.
-func substitute(n *yaml.Node, lookup func(string) (string, bool), path string, e *errs) *yaml.Node {
+func substitute(n *yaml.Node, lookup func(string) (string, bool), missing *string, p fieldPath, e *errs) *yaml.Node {
 	if n == nil {
 		return nil
 	}
-	if n.Kind == yaml.AliasNode {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
 	c := *n
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if strings.Contains(n.Value, "$") {
+			*missing = ""
 			v, err := envsubst.Eval(n.Value, lookup)
 			if err != nil {
-				e.add(path, err.Error(), "define the variable in every item, or give a default with ${var:=default}")
+				line, col := at(n, nil)
+				e.list = append(e.list, &Error{Line: line, Column: col, Field: p.String(), Problem: substError(err, *missing),
+					Hint: "define the variable in every item, or give a default with ${var:=default}"})
 				return &c
 			}
 			c.Value = v
@@ -169,15 +244,15 @@ func substitute(n *yaml.Node, lookup func(string) (string, bool), path string, e
 	case yaml.MappingNode, yaml.SequenceNode:
 		c.Content = make([]*yaml.Node, len(n.Content))
 		for i, child := range n.Content {
-			p := index(path, i)
-			if n.Kind == yaml.MappingNode {
-				if i%2 == 0 {
-					c.Content[i] = child
-					continue
-				}
-				p = key(path, n.Content[i-1].Value)
+			if n.Kind == yaml.MappingNode && i%2 == 0 {
+				c.Content[i] = child
+				continue
 			}
-			c.Content[i] = substitute(child, lookup, p, e)
+			cp := p.item(i)
+			if n.Kind == yaml.MappingNode {
+				cp = p.child(n.Content[i-1].Value)
+			}
+			c.Content[i] = substitute(child, lookup, missing, cp, e)
 		}
 	}
 	return &c
