@@ -1,0 +1,308 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+var (
+	_ resource.ResourceWithConfigure      = (*issuerResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*issuerResource)(nil)
+	_ resource.ResourceWithImportState    = (*issuerResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*issuerResource)(nil)
+)
+
+type issuerResource struct {
+	backend backend.Backend
+	now     func() time.Time
+}
+
+// NewIssuerResource is certfleet_issuer.
+func NewIssuerResource() resource.Resource { return &issuerResource{} }
+
+type issuerModel struct {
+	ID                        types.String `tfsdk:"id"`
+	Name                      types.String `tfsdk:"name"`
+	Authority                 types.String `tfsdk:"authority"`
+	Role                      types.String `tfsdk:"role"`
+	AllowedDomains            types.List   `tfsdk:"allowed_domains"`
+	AllowSubdomains           types.Bool   `tfsdk:"allow_subdomains"`
+	AllowGlobDomains          types.Bool   `tfsdk:"allow_glob_domains"`
+	AllowBareDomains          types.Bool   `tfsdk:"allow_bare_domains"`
+	AllowWildcardCertificates types.Bool   `tfsdk:"allow_wildcard_certificates"`
+	AllowAnyName              types.Bool   `tfsdk:"allow_any_name"`
+	AllowedURISANs            types.List   `tfsdk:"allowed_uri_sans"`
+	AllowIPSANs               types.Bool   `tfsdk:"allow_ip_sans"`
+	KeyType                   types.String `tfsdk:"key_type"`
+	KeyBits                   types.Int64  `tfsdk:"key_bits"`
+	TTL                       types.String `tfsdk:"ttl"`
+	MaxTTL                    types.String `tfsdk:"max_ttl"`
+	ServerFlag                types.Bool   `tfsdk:"server_flag"`
+	ClientFlag                types.Bool   `tfsdk:"client_flag"`
+	ExtKeyUsage               types.List   `tfsdk:"ext_key_usage"`
+	NoStore                   types.Bool   `tfsdk:"no_store"`
+}
+
+func (m *issuerModel) toSchemas(ctx context.Context, diags *diag.Diagnostics) *schemas.Issuer {
+	server, client := m.ServerFlag.ValueBool(), m.ClientFlag.ValueBool()
+	return &schemas.Issuer{
+		TypeMeta: schemas.TypeMeta{APIVersion: schemas.APIVersion, Kind: schemas.KindIssuer},
+		Metadata: schemas.ObjectMeta{Name: m.Name.ValueString()},
+		Spec: schemas.IssuerSpec{
+			Authority: m.Authority.ValueString(), Role: m.Role.ValueString(),
+			AllowedDomains:  listStrings(ctx, m.AllowedDomains, diags),
+			AllowSubdomains: m.AllowSubdomains.ValueBool(), AllowGlobDomains: m.AllowGlobDomains.ValueBool(),
+			AllowBareDomains: m.AllowBareDomains.ValueBool(), AllowWildcardCertificates: m.AllowWildcardCertificates.ValueBool(),
+			AllowAnyName: m.AllowAnyName.ValueBool(), AllowedURISANs: listStrings(ctx, m.AllowedURISANs, diags),
+			AllowIPSANs: m.AllowIPSANs.ValueBool(), KeyType: m.KeyType.ValueString(), KeyBits: int(m.KeyBits.ValueInt64()),
+			TTL: schemas.Duration(m.TTL.ValueString()), MaxTTL: schemas.Duration(m.MaxTTL.ValueString()),
+			ServerFlag: &server, ClientFlag: &client, ExtKeyUsage: listStrings(ctx, m.ExtKeyUsage, diags),
+			NoStore: m.NoStore.ValueBool(),
+		},
+	}
+}
+
+func (m *issuerModel) fromSchemas(iss *schemas.Issuer) {
+	s := iss.Spec
+	m.ID, m.Name = types.StringValue(iss.Metadata.Name), types.StringValue(iss.Metadata.Name)
+	m.Authority = types.StringValue(s.Authority)
+	m.Role = types.StringValue(s.RoleName(iss.Metadata.Name))
+	m.AllowedDomains = stringList(s.AllowedDomains)
+	m.AllowSubdomains, m.AllowGlobDomains = types.BoolValue(s.AllowSubdomains), types.BoolValue(s.AllowGlobDomains)
+	m.AllowBareDomains, m.AllowWildcardCertificates = types.BoolValue(s.AllowBareDomains), types.BoolValue(s.AllowWildcardCertificates)
+	m.AllowAnyName, m.AllowIPSANs = types.BoolValue(s.AllowAnyName), types.BoolValue(s.AllowIPSANs)
+	m.AllowedURISANs = stringList(s.AllowedURISANs)
+	m.KeyType = types.StringValue(s.KeyType)
+	m.KeyBits = types.Int64Value(int64(s.KeyBits))
+	m.TTL, m.MaxTTL = optString(string(s.TTL)), optString(string(s.MaxTTL))
+	m.ServerFlag, m.ClientFlag = types.BoolValue(s.Server()), types.BoolValue(s.Client())
+	m.ExtKeyUsage = stringList(s.ExtKeyUsage)
+	m.NoStore = types.BoolValue(s.NoStore)
+}
+
+func (r *issuerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_issuer"
+}
+
+var roleKeyTypes = []string{"any", "ec", "rsa", "ed25519"}
+
+func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	flag := func(desc string, def bool) schema.BoolAttribute {
+		return schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(def),
+			MarkdownDescription: fmt.Sprintf("%s Default `%t`.", desc, def)}
+	}
+	list := func(desc string) schema.ListAttribute {
+		return schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: desc}
+	}
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "An issuer: a named issuing profile, an authority plus a Vault PKI role whose constraints Vault enforces " +
+			"on every certificate the reconciler asks for. Certificates in Git name their issuer.",
+		Attributes: map[string]schema.Attribute{
+			"id":   schema.StringAttribute{Computed: true, MarkdownDescription: "The issuer's name.", PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"name": schema.StringAttribute{Required: true, PlanModifiers: replace, MarkdownDescription: "The issuer's name; `Certificate` manifests name it in `spec.issuer`. Changing it replaces the issuer."},
+			"authority": schema.StringAttribute{Required: true, PlanModifiers: replace,
+				MarkdownDescription: "The authority that signs; refer to it (`certfleet_authority.intermediate.name`). Changing it replaces the issuer."},
+			"role": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: append(replace, stringplanmodifier.UseStateForUnknown()),
+				MarkdownDescription: "The Vault role's name in the authority's mount. Default: the issuer's name. Changing it replaces the issuer."},
+			"allowed_domains":             list("Domains the role may issue for (Vault `allowed_domains`). Default: none."),
+			"allow_subdomains":            flag("Allow names below `allowed_domains`.", false),
+			"allow_glob_domains":          flag("Let `allowed_domains` hold globs such as `*.svc.cluster.local`.", false),
+			"allow_bare_domains":          flag("Allow the `allowed_domains` themselves.", false),
+			"allow_wildcard_certificates": flag("Allow wildcard names (`*.example.com`).", false),
+			"allow_any_name":              flag("Allow any name; policies still apply.", false),
+			"allowed_uri_sans":            list("URI SAN globs the role allows, e.g. `spiffe://fleet.example/ns/*`. Default: none."),
+			"allow_ip_sans":               flag("Allow IP address SANs.", false),
+			"key_type": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString("any"),
+				Validators:          []validator.String{stringvalidator.OneOf(roleKeyTypes...)},
+				MarkdownDescription: oneOfDescription(roleKeyTypes...) + " The key types the role signs. Default `any`."},
+			"key_bits": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(0),
+				MarkdownDescription: "Minimum key size for `key_type`; 0 lets Vault decide. Default 0."},
+			"ttl": schema.StringAttribute{Optional: true, Validators: []validator.String{durationValidator{}},
+				MarkdownDescription: "Default certificate lifetime when a request gives none. Default: Vault's (the mount's default lease)."},
+			"max_ttl": schema.StringAttribute{Optional: true, Validators: []validator.String{durationValidator{}},
+				MarkdownDescription: "Longest certificate lifetime the role signs. Must not exceed the authority's remaining lifetime (checked at plan). Default: the mount's maximum."},
+			"server_flag":   flag("Allow the server auth usage.", true),
+			"client_flag":   flag("Allow the client auth usage.", true),
+			"ext_key_usage": list("Further extended key usages, Vault's names (e.g. `CodeSigning`). Default: none."),
+			"no_store":      flag("Do not store issued certificates in Vault (less storage; no revocation by serial).", false),
+		},
+	}
+}
+
+func (r *issuerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.backend, r.now = dataFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *issuerResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var m issuerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || anyUnknown(m.Name, m.Authority, m.KeyType, m.KeyBits, m.TTL, m.MaxTTL, m.AllowedDomains, m.AllowGlobDomains) {
+		return
+	}
+	addSchemaErrors(&resp.Diagnostics, schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
+}
+
+// ModifyPlan cross-checks max_ttl against the authority's remaining
+// lifetime, when the authority already exists.
+func (r *issuerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || r.backend == nil {
+		return
+	}
+	var plan issuerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || plan.Authority.IsUnknown() || plan.MaxTTL.IsUnknown() || plan.MaxTTL.IsNull() {
+		return
+	}
+	a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, plan.Authority.ValueString())
+	if err != nil {
+		return // created in the same apply: checked again in Create
+	}
+	r.checkMaxTTL(plan.MaxTTL.ValueString(), a, &resp.Diagnostics)
+}
+
+func (r *issuerResource) checkMaxTTL(maxTTL string, a *schemas.Authority, diags *diag.Diagnostics) {
+	d, err := schemas.Duration(maxTTL).Parse()
+	if err != nil || a.Status.NotAfter == nil {
+		return
+	}
+	now := r.now()
+	if until := now.Add(d); until.After(*a.Status.NotAfter) {
+		diags.AddAttributeError(path.Root("max_ttl"), "Max TTL Beyond the Authority's Lifetime",
+			fmt.Sprintf("max_ttl %s would let certificates live until %s, but authority %q expires %s (%s from now); "+
+				"Vault would refuse such certificates. Use a max_ttl of at most %s, or rotate the authority.",
+				maxTTL, until.UTC().Format(time.RFC3339), a.Metadata.Name, a.Status.NotAfter.UTC().Format(time.RFC3339),
+				schemas.FormatDuration(a.Status.NotAfter.Sub(now).Truncate(time.Hour)), schemas.FormatDuration(a.Status.NotAfter.Sub(now).Truncate(time.Hour))))
+	}
+}
+
+func (r *issuerResource) authority(ctx context.Context, name string, diags *diag.Diagnostics) *schemas.Authority {
+	a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, name)
+	if errors.Is(err, backend.ErrNotFound) {
+		diags.AddAttributeError(path.Root("authority"), "Unknown Authority",
+			fmt.Sprintf("authority %q is not in the catalog of %s; declare it with certfleet_authority and refer to it as authority = certfleet_authority.<name>.name", name, r.backend.Describe()))
+		return nil
+	}
+	if err != nil {
+		diags.AddError("Cannot Read the Catalog", err.Error())
+		return nil
+	}
+	return a
+}
+
+func (r *issuerResource) write(ctx context.Context, plan *issuerModel, diags *diag.Diagnostics) {
+	iss := plan.toSchemas(ctx, diags)
+	a := r.authority(ctx, iss.Spec.Authority, diags)
+	if diags.HasError() {
+		return
+	}
+	if !plan.MaxTTL.IsNull() {
+		r.checkMaxTTL(plan.MaxTTL.ValueString(), a, diags)
+		if diags.HasError() {
+			return
+		}
+	}
+	if err := r.backend.PutRole(ctx, iss, a); err != nil {
+		diags.AddError("Cannot Write the Role", err.Error())
+		return
+	}
+	if err := backend.PutObject(ctx, r.backend, iss); err != nil {
+		diags.AddError("Cannot Write the Catalog", err.Error())
+		return
+	}
+	plan.fromSchemas(iss)
+}
+
+func (r *issuerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan issuerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if _, err := backend.GetObject[schemas.Issuer](ctx, r.backend, schemas.KindIssuer, plan.Name.ValueString()); err == nil {
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Issuer Already Exists",
+			fmt.Sprintf("the catalog already has issuer %q; import it with `terraform import certfleet_issuer.<name> %s`", plan.Name.ValueString(), plan.Name.ValueString()))
+		return
+	}
+	r.write(ctx, &plan, &resp.Diagnostics)
+	if !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+func (r *issuerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state issuerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	iss, err := backend.GetObject[schemas.Issuer](ctx, r.backend, schemas.KindIssuer, state.Name.ValueString())
+	if errors.Is(err, backend.ErrNotFound) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot Read the Catalog", err.Error())
+		return
+	}
+	if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
+		if ok, err := r.backend.RoleExists(ctx, iss, a); err == nil && !ok {
+			resp.State.RemoveResource(ctx) // the role was deleted out of band: create it again
+			return
+		}
+	}
+	state.fromSchemas(iss)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *issuerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan issuerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.write(ctx, &plan, &resp.Diagnostics)
+	if !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+func (r *issuerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state issuerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	iss := state.toSchemas(ctx, &resp.Diagnostics)
+	if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
+		if err := r.backend.DeleteRole(ctx, iss, a); err != nil {
+			resp.Diagnostics.AddError("Cannot Delete the Role", err.Error())
+			return
+		}
+	}
+	if err := backend.DeleteObject(ctx, r.backend, schemas.KindIssuer, iss.Metadata.Name); err != nil {
+		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
+	}
+}
+
+func (r *issuerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+}
