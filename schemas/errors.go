@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is one problem in a manifest: where it is (file, line, column, field
@@ -102,7 +103,11 @@ func (e *errs) addf(field, hint, format string, args ...any) {
 func quote(s string) string {
 	const max = 80
 	if len(s) > max {
-		s = s[:max] + "…"
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return fmt.Sprintf("%q", s)
 }

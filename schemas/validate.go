@@ -3,6 +3,8 @@ package schemas
 import (
 	"fmt"
 	"net"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,14 +29,21 @@ func (s CertificateSpec) Key() PrivateKey {
 	if k.Algorithm == "" {
 		k.Algorithm = ECDSA
 	}
-	if k.Size == 0 && k.Algorithm != Ed25519 {
+	switch {
+	case k.Algorithm == Ed25519:
+		k.Size = 0 // an Ed25519 key has one size; a size written is ignored
+	case k.Size == 0 && len(KeySizes[k.Algorithm]) > 0:
 		k.Size = KeySizes[k.Algorithm][0]
 	}
 	if k.RotationPolicy == "" {
 		k.RotationPolicy = RotationAlways
 	}
 	if k.Encoding == "" {
+		// Ed25519 keys have no PKCS1 form.
 		k.Encoding = "PKCS1"
+		if k.Algorithm == Ed25519 {
+			k.Encoding = "PKCS8"
+		}
 	}
 	return k
 }
@@ -156,7 +165,7 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 	if err != nil {
 		e.add(path+".duration", err.Error(), durationHint)
 	} else if s.Duration != "" && duration < MinDuration {
-		e.addf(path+".duration", "ask for at least "+MinDuration.String(), "duration %s is shorter than %s", s.Duration, MinDuration)
+		e.addf(path+".duration", "ask for at least "+FormatDuration(MinDuration), "duration %s is shorter than %s", s.Duration, FormatDuration(MinDuration))
 	}
 	if duration == 0 {
 		duration = DefaultDuration
@@ -164,6 +173,9 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 	renewBefore, err := s.RenewBefore.Parse()
 	if err != nil {
 		e.add(path+".renewBefore", err.Error(), durationHint)
+	} else if s.RenewBefore != "" && renewBefore == 0 {
+		// RenewBefore would fall back to the default in silence.
+		e.addf(path+".renewBefore", "give a positive duration, or leave it out to renew at 2/3 of the lifetime", "renewBefore %s is zero", s.RenewBefore)
 	} else if s.RenewBefore != "" && renewBefore >= duration {
 		e.addf(path+".renewBefore", "make renewBefore shorter than the duration, or leave it out to renew at 2/3 of the lifetime",
 			"renewBefore %s is not shorter than the duration %s: the certificate would be renewed as soon as it is issued", s.RenewBefore, FormatDuration(duration))
@@ -247,7 +259,7 @@ func validateTarget(e *errs, path string, t Target) {
 		if t.VaultKV.Path == "" {
 			e.add(path+".vaultKV.path", "path is required", "give the secret's path within the mount, e.g. tls/payments-api")
 		}
-		if strings.Contains(t.VaultKV.Path, "..") {
+		if slices.Contains(strings.Split(t.VaultKV.Path, "/"), "..") {
 			e.add(path+".vaultKV.path", fmt.Sprintf("path %s contains \"..\"", quote(t.VaultKV.Path)), "write the path without \"..\"")
 		}
 	}
@@ -265,11 +277,8 @@ func validateDirectory(e *errs, path string, d *DirectoryTarget) {
 		e.add(path+".path", "path is required", "give a directory such as /etc/tls/payments")
 		return
 	}
-	for _, part := range strings.Split(d.Path, "/") {
-		if part == ".." {
-			e.add(path+".path", fmt.Sprintf("path %s contains \"..\"", quote(d.Path)), "write the directory without \"..\"")
-			return
-		}
+	if slices.Contains(strings.Split(d.Path, "/"), "..") {
+		e.add(path+".path", fmt.Sprintf("path %s contains \"..\"", quote(d.Path)), "write the directory without \"..\"")
 	}
 }
 
@@ -310,6 +319,8 @@ func validateAuthority(e *errs, s *AuthoritySpec) {
 		if s.Parent == "" {
 			e.add("spec.parent", "an intermediate authority needs a parent", "name the authority that signs it")
 		}
+	case "":
+		e.add("spec.type", "type is required", "use root or intermediate")
 	default:
 		e.addf("spec.type", "use root or intermediate", "unknown type %s", quote(string(s.Type)))
 	}
@@ -322,7 +333,7 @@ func validateAuthority(e *errs, s *AuthoritySpec) {
 		e.add("spec.commonName", "commonName is required", "name the CA, e.g. \"Fleet Root CA\"")
 	}
 	if p, h := checkVaultKey(s.KeyType, s.KeyBits, false); p != "" {
-		e.add("spec.keyBits", p, h)
+		e.add(vaultKeyField(s.KeyType, false), p, h)
 	}
 	if _, err := s.TTL.Parse(); err != nil {
 		e.add("spec.ttl", err.Error(), durationHint)
@@ -398,9 +409,18 @@ func checkVaultKey(keyType string, bits int, allowAny bool) (problem, hint strin
 		}
 	}
 	if keyType == "rsa" && bits < 2048 {
-		return fmt.Sprintf("RSA key size %d is below 2048, a floor no policy can lower", bits), "use 2048, 3072 or 4096"
+		return fmt.Sprintf("RSA key size %d is below 2048, a floor no policy can lower", bits), "use " + orList(sizes)
 	}
-	return fmt.Sprintf("key type %s does not come in %d bits", keyType, bits), fmt.Sprintf("use one of %v", sizes)
+	return fmt.Sprintf("key type %s does not come in %d bits", keyType, bits), "use " + orList(sizes)
+}
+
+// vaultKeyField is the field a key error is about: an unknown key type, or
+// key bits the type does not come in.
+func vaultKeyField(keyType string, allowAny bool) string {
+	if _, ok := VaultKeySizes[keyType]; ok || keyType == "" || keyType == "any" && allowAny {
+		return "spec.keyBits"
+	}
+	return "spec.keyType"
 }
 
 func validateIssuer(e *errs, s *IssuerSpec) {
@@ -408,7 +428,7 @@ func validateIssuer(e *errs, s *IssuerSpec) {
 		e.add("spec.authority", "authority is required", "name the Authority that signs")
 	}
 	if p, h := checkVaultKey(s.KeyType, s.KeyBits, true); p != "" {
-		e.add("spec.keyBits", p, h)
+		e.add(vaultKeyField(s.KeyType, true), p, h)
 	}
 	ttl, err := s.TTL.Parse()
 	if err != nil {
@@ -434,9 +454,9 @@ func validateIssuer(e *errs, s *IssuerSpec) {
 
 func validateCluster(e *errs, s *ClusterSpec) {
 	if s.Server != "" {
-		if p, h := checkURI(s.Server); p != "" || !strings.HasPrefix(s.Server, "https://") {
+		if p, h := checkURI(s.Server); p != "" || !strings.HasPrefix(s.Server, "https://") || hostless(s.Server) {
 			if p == "" {
-				p, h = "is not an https:// URL", "write the API server's URL, e.g. https://10.0.0.1:6443"
+				p, h = "is not an https:// URL with a host", "write the API server's URL, e.g. https://10.0.0.1:6443"
 			}
 			e.addf("spec.server", h, "server %s %s", quote(s.Server), p)
 		}
@@ -453,6 +473,11 @@ func validateCluster(e *errs, s *ClusterSpec) {
 	if s.CACertificate != "" && !strings.Contains(s.CACertificate, "-----BEGIN CERTIFICATE-----") {
 		e.add("spec.caCertificate", "caCertificate is not a PEM certificate", "paste the PEM block, from -----BEGIN CERTIFICATE-----")
 	}
+}
+
+func hostless(s string) bool {
+	u, err := url.Parse(s)
+	return err != nil || u.Host == ""
 }
 
 func validateTrustBundle(e *errs, s *TrustBundleSpec) {

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/mail"
 	"net/url"
@@ -26,7 +27,10 @@ func (d Duration) Parse() (time.Duration, error) {
 		if err != nil || n < 0 {
 			return 0, fmt.Errorf("%q is not a duration", string(d))
 		}
-		total = time.Duration(n) * 24 * time.Hour
+		if int64(n) > maxDays {
+			return 0, fmt.Errorf("%q is too long a duration (at most %dd)", string(d), maxDays)
+		}
+		total = time.Duration(n) * day
 		s = s[i+1:]
 		if s == "" {
 			return total, nil
@@ -36,17 +40,32 @@ func (d Duration) Parse() (time.Duration, error) {
 	if err != nil || rest < 0 {
 		return 0, fmt.Errorf("%q is not a duration", string(d))
 	}
+	if rest > math.MaxInt64-total {
+		return 0, fmt.Errorf("%q is too long a duration (at most %dd)", string(d), maxDays)
+	}
 	return total + rest, nil
 }
 
+const day = 24 * time.Hour
+
+// maxDays is the most days a time.Duration holds (about 292 years).
+const maxDays = math.MaxInt64 / int64(day)
+
 // FormatDuration writes a duration the way people read them: whole days as
-// "90d", otherwise Go's form.
+// "90d", otherwise Go's form without zero units ("36h", not "36h0m0s").
+// Parse reads back what it writes.
 func FormatDuration(d time.Duration) string {
-	day := 24 * time.Hour
 	if d > 0 && d%day == 0 {
 		return fmt.Sprintf("%dd", d/day)
 	}
-	return d.String()
+	s := d.String()
+	if d > 0 && d%time.Minute == 0 {
+		s = strings.TrimSuffix(s, "0s")
+		if d%time.Hour == 0 {
+			s = strings.TrimSuffix(s, "0m")
+		}
+	}
+	return s
 }
 
 const durationHint = `write a duration such as "2160h", "90d" or "1d12h"`
@@ -197,9 +216,21 @@ func checkKey(alg KeyAlgorithm, size int) (problem, hint string) {
 		}
 	}
 	if alg == RSA && size < 2048 {
-		return fmt.Sprintf("RSA key size %d is below 2048, a floor no policy can lower", size), "use 2048, 3072 or 4096"
+		return fmt.Sprintf("RSA key size %d is below 2048, a floor no policy can lower", size), "use " + orList(sizes)
 	}
-	return fmt.Sprintf("%s does not come in size %d", alg, size), fmt.Sprintf("use one of %v", sizes)
+	return fmt.Sprintf("%s keys do not come in size %d", alg, size), "use " + orList(sizes)
+}
+
+// orList writes sizes as "256, 384 or 521".
+func orList(sizes []int) string {
+	s := make([]string, len(sizes))
+	for i, n := range sizes {
+		s[i] = strconv.Itoa(n)
+	}
+	if len(s) == 1 {
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // SignatureAlgorithms lists the signature algorithms a certificate may pin.
