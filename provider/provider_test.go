@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 // clock is a test clock: real time plus an offset the test moves.
 type clock struct{ offset atomic.Int64 }
 
-func (c *clock) now() time.Time         { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration) { c.offset.Store(int64(d)) }
 func (c *clock) reset()                  { c.offset.Store(0) }
 

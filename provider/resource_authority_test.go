@@ -90,7 +90,9 @@ func checkLifetime(name string, ttl time.Duration) resource.TestCheckFunc {
 
 type lifetimeError struct{ got, want time.Duration }
 
-func (e *lifetimeError) Error() string { return "lifetime " + e.got.String() + ", want " + e.want.String() }
+func (e *lifetimeError) Error() string {
+	return "lifetime " + e.got.String() + ", want " + e.want.String()
+}
 
 // TestAccAuthorityRotation moves the provider's clock past rotate_before:
 // the plan rotates the authority in place (a new issuer becomes the default,
