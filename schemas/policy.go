@@ -1,8 +1,11 @@
 package schemas
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -127,7 +130,11 @@ func compilePatterns(e *errs, field string, raw []string, sep ...rune) patterns 
 			e.add(index(field, i), "empty pattern", "remove it, or write a pattern such as *.example.com")
 			continue
 		}
-		g, err := glob.Compile(r, sep...)
+		err := checkBraces(r)
+		var g glob.Glob
+		if err == nil {
+			g, err = glob.Compile(r, sep...)
+		}
 		if err != nil {
 			e.addf(index(field, i), `write a glob: "*" matches within a segment, "**" across segments, "?" one character, [a-z] a class, {a,b} alternatives`,
 				"invalid pattern %s: %v", quote(r), err)
@@ -136,6 +143,36 @@ func compilePatterns(e *errs, field string, raw []string, sep ...rune) patterns 
 		out = append(out, pattern{raw: r, g: g})
 	}
 	return out
+}
+
+// checkBraces finds what glob.Compile accepts but reads oddly: an unclosed
+// "{" ("{a,b" matches "a") and a trailing "\".
+func checkBraces(s string) error {
+	depth, inClass := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			if i+1 == len(s) {
+				return errors.New(`it ends with "\", which escapes nothing`)
+			}
+			i++
+		case inClass:
+			inClass = c != ']'
+		case c == '[':
+			inClass = true
+		case c == '{':
+			depth++
+		case c == '}':
+			if depth == 0 {
+				return errors.New(`"}" without "{"`)
+			}
+			depth--
+		}
+	}
+	if depth > 0 {
+		return errors.New(`"{" without "}"`)
+	}
+	return nil
 }
 
 // CompilePolicy validates a policy and compiles its patterns. Every bad
@@ -218,7 +255,7 @@ func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 			c.allowedUsages[u] = true
 		}
 		for i, u := range s.RequiredUsages {
-			if !c.allowedUsages[u] {
+			if usageSet[u] && !c.allowedUsages[u] {
 				e.addf(index("spec.requiredUsages", i), "add it to allowedUsages, or drop it here", "usage %s is required but not allowed: no certificate could pass", quote(string(u)))
 			}
 		}
@@ -239,21 +276,37 @@ func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 // Name is the policy's name.
 func (c *CompiledPolicy) Name() string { return c.Policy.Metadata.Name }
 
-// selects says whether the policy governs a certificate, and if not, why.
-func (c *CompiledPolicy) selects(cert *Certificate, path string) (bool, string) {
-	sel := c.Policy.Spec.Selector
+// selects says whether the policy governs a certificate.
+func (c *CompiledPolicy) selects(cert *Certificate, path string) bool {
 	if len(c.issuers) > 0 && !c.issuers[cert.Spec.Issuer] {
-		return false, fmt.Sprintf("it selects issuers %v, not %q", sel.Issuers, cert.Spec.Issuer)
+		return false
 	}
 	if len(c.paths) > 0 && !c.paths.match(path) {
-		return false, fmt.Sprintf("it selects paths %s, not %q", c.paths, path)
+		return false
 	}
-	for k, v := range sel.MatchLabels {
+	for k, v := range c.Policy.Spec.Selector.MatchLabels {
 		if got, ok := cert.Metadata.Labels[k]; !ok || got != v {
-			return false, fmt.Sprintf("it needs label %s=%s", k, v)
+			return false
 		}
 	}
-	return true, ""
+	return true
+}
+
+// whyNot says why the policy does not select a certificate.
+func (c *CompiledPolicy) whyNot(cert *Certificate, path string) string {
+	sel := c.Policy.Spec.Selector
+	if len(c.issuers) > 0 && !c.issuers[cert.Spec.Issuer] {
+		return fmt.Sprintf("it selects issuers %v, not %q", sel.Issuers, cert.Spec.Issuer)
+	}
+	if len(c.paths) > 0 && !c.paths.match(path) {
+		return fmt.Sprintf("it selects paths %s, not %q", c.paths, path)
+	}
+	for _, k := range slices.Sorted(maps.Keys(sel.MatchLabels)) {
+		if got, ok := cert.Metadata.Labels[k]; !ok || got != sel.MatchLabels[k] {
+			return fmt.Sprintf("it needs label %s=%s", k, sel.MatchLabels[k])
+		}
+	}
+	return ""
 }
 
 // PolicySet is every policy of a catalog, compiled.
@@ -295,13 +348,8 @@ var checks = []check{
 // a certificate no policy selects is denied with ReasonNoPolicy.
 func (s *PolicySet) Evaluate(cert *Certificate, path string) Verdict {
 	v := Verdict{Allowed: true, Policies: []string{}}
-	var why []string
 	for _, p := range s.policies {
-		ok, reason := p.selects(cert, path)
-		if !ok {
-			if len(p.issuers) == 0 || p.issuers[cert.Spec.Issuer] {
-				why = append(why, fmt.Sprintf("%s: %s", p.Name(), reason))
-			}
+		if !p.selects(cert, path) {
 			continue
 		}
 		v.Policies = append(v.Policies, p.Name())
@@ -317,6 +365,12 @@ func (s *PolicySet) Evaluate(cert *Certificate, path string) Verdict {
 		}
 	}
 	if len(v.Policies) == 0 {
+		var why []string
+		for _, p := range s.policies {
+			if len(p.issuers) == 0 || p.issuers[cert.Spec.Issuer] {
+				why = append(why, fmt.Sprintf("%s: %s", p.Name(), p.whyNot(cert, path)))
+			}
+		}
 		msg := fmt.Sprintf("no policy selects this certificate (issuer %q, path %q), so nothing allows it", cert.Spec.Issuer, path)
 		if len(why) > 0 {
 			msg += "; policies for its issuer: " + strings.Join(why, "; ")
