@@ -89,13 +89,32 @@ func anyUnknown(vals ...attr.Value) bool {
 		if v.IsUnknown() {
 			return true
 		}
+		// A list or map is known while an element (a reference) is not.
+		switch c := v.(type) {
+		case types.List:
+			if anyUnknown(c.Elements()...) {
+				return true
+			}
+		case types.Map:
+			for _, e := range c.Elements() {
+				if anyUnknown(e) {
+					return true
+				}
+			}
+		case types.Object:
+			for _, e := range c.Attributes() {
+				if anyUnknown(e) {
+					return true
+				}
+			}
+		}
 	}
 	return false
 }
 
 // addSchemaErrors turns the schemas package's field errors into attribute
 // errors, so Terraform points at the attribute a user wrote.
-func addSchemaErrors(diags *diag.Diagnostics, errs schemas.Errors) {
+func addSchemaErrors(diags *diag.Diagnostics, kind string, errs schemas.Errors) {
 	for _, e := range errs {
 		detail := e.Problem
 		if e.Hint != "" {
@@ -103,10 +122,10 @@ func addSchemaErrors(diags *diag.Diagnostics, errs schemas.Errors) {
 		}
 		p, ok := attributePath(e.Field)
 		if !ok {
-			diags.AddError("Invalid "+e.Kind, detail)
+			diags.AddError("Invalid "+kind, detail)
 			continue
 		}
-		diags.AddAttributeError(p, "Invalid "+e.Kind+" Attribute", detail)
+		diags.AddAttributeError(p, "Invalid "+kind+" Attribute", detail)
 	}
 }
 

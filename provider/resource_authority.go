@@ -142,7 +142,7 @@ func (r *authorityResource) ValidateConfig(ctx context.Context, req resource.Val
 	if m.MaxPathLength.IsNull() {
 		a.Spec.MaxPathLength = nil
 	}
-	addSchemaErrors(&resp.Diagnostics, schemas.Validate(a))
+	addSchemaErrors(&resp.Diagnostics, "Authority", schemas.Validate(a))
 }
 
 // defaultKeyBits is the key size Vault picks for a key type.

@@ -102,7 +102,7 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 		anyUnknown(m.Credentials.VaultKVPath, m.Credentials.KubeconfigContext) {
 		return
 	}
-	addSchemaErrors(&resp.Diagnostics, schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
+	addSchemaErrors(&resp.Diagnostics, "Cluster", schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
 }
 
 func (r *clusterResource) write(ctx context.Context, m *clusterModel, diags *diag.Diagnostics) {

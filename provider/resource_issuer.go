@@ -158,7 +158,7 @@ func (r *issuerResource) ValidateConfig(ctx context.Context, req resource.Valida
 	if resp.Diagnostics.HasError() || anyUnknown(m.Name, m.Authority, m.KeyType, m.KeyBits, m.TTL, m.MaxTTL, m.AllowedDomains, m.AllowGlobDomains) {
 		return
 	}
-	addSchemaErrors(&resp.Diagnostics, schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
+	addSchemaErrors(&resp.Diagnostics, "Issuer", schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
 }
 
 // ModifyPlan cross-checks max_ttl against the authority's remaining

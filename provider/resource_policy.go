@@ -236,7 +236,7 @@ func (r *policyResource) ValidateConfig(ctx context.Context, req resource.Valida
 	if m.Selector != nil && anyUnknown(m.Selector.Issuers, m.Selector.Paths, m.Selector.MatchLabels) {
 		return
 	}
-	addSchemaErrors(&resp.Diagnostics, schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
+	addSchemaErrors(&resp.Diagnostics, "Policy", schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
 }
 
 func (r *policyResource) write(ctx context.Context, m *policyModel, diags *diag.Diagnostics) {

@@ -1,0 +1,90 @@
+package provider
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+)
+
+func TestAccIssuerCreateImportUpdateDestroy(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *accEnv) {
+		config := func(domains string) string {
+			return e.config(`
+resource "certfleet_authority" "root" {
+  name        = "iroot-%[1]s"
+  type        = "root"
+  mount       = "pki-iroot-%[1]s"
+  common_name = "Issuer Test Root %[1]s"
+  ttl         = "720h"
+}
+resource "certfleet_issuer" "web" {
+  name             = "web-%[1]s"
+  authority        = certfleet_authority.root.name
+  allowed_domains  = [` + domains + `]
+  allow_subdomains = true
+  max_ttl          = "72h"
+  allowed_uri_sans = ["spiffe://fleet.test/*"]
+}
+`)
+		}
+		name := "certfleet_issuer.web"
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: e.factories(),
+			CheckDestroy: e.gone(e.noRole("web-"+e.id, "web-"+e.id, "pki-iroot-"+e.id), e.noObject("Issuer", "web-"+e.id),
+				e.noAuthority("iroot-"+e.id, "pki-iroot-"+e.id)),
+			Steps: []resource.TestStep{
+				{
+					Config: config(`"example.test"`),
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("role"), knownvalue.StringExact("web-"+e.id)),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("server_flag"), knownvalue.Bool(true)),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("key_type"), knownvalue.StringExact("any")),
+					},
+				},
+				{ResourceName: name, ImportState: true, ImportStateId: "web-" + e.id, ImportStateVerify: true},
+				{
+					Config: config(`"example.test", "example.org"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)}},
+					Check: resource.TestCheckResourceAttr(name, "allowed_domains.#", "2"),
+				},
+				{
+					Config:           config(`"example.test", "example.org"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				},
+			},
+		})
+	})
+}
+
+func TestAccIssuerMaxTTLBeyondItsAuthorityFailsAtPlan(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *accEnv) {
+		root := `
+resource "certfleet_authority" "root" {
+  name        = "short-%[1]s"
+  type        = "root"
+  mount       = "pki-short-%[1]s"
+  common_name = "Short Root %[1]s"
+  ttl         = "24h"
+}
+`
+		e.test(t,
+			resource.TestStep{Config: e.config(root)},
+			resource.TestStep{
+				Config: e.config(root + `
+resource "certfleet_issuer" "long" {
+  name      = "long-%[1]s"
+  authority = certfleet_authority.root.name
+  max_ttl   = "48h"
+}
+`),
+				ExpectError: regexp.MustCompile(`(?s)Max TTL Beyond the Authority's Lifetime.*max_ttl 48h would let certificates live until .*authority "short-` + e.id + `" expires`),
+			},
+		)
+	})
+}
