@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"slices"
 )
 
@@ -32,7 +33,7 @@ func IssueHash(s *CertificateSpec) string {
 		Seconds            int64
 	}{
 		Issuer: s.Issuer, CN: s.CommonName, SigAlg: s.SignatureAlgorithm,
-		DNS: sorted(s.DNSNames), IP: sorted(s.IPAddresses), URI: sorted(s.URIs), Mail: sorted(s.EmailAddresses),
+		DNS: sorted(s.DNSNames), IP: sorted(canonicalIPs(s.IPAddresses)), URI: sorted(s.URIs), Mail: sorted(s.EmailAddresses),
 		Usages: sorted(usages), Subject: subj, Alg: k.Algorithm, Size: k.Size,
 		Seconds: int64(s.Lifetime().Seconds()),
 	})
@@ -60,7 +61,28 @@ func hashOf(v any) string {
 	return hex.EncodeToString(sum[:10])
 }
 
+// canonicalIPs writes each address in its canonical form, so "FD00:0::1"
+// and "fd00::1" hash alike.
+func canonicalIPs(ips []string) []string {
+	if len(ips) == 0 {
+		return nil
+	}
+	out := make([]string, len(ips))
+	for i, s := range ips {
+		out[i] = s
+		if ip := net.ParseIP(s); ip != nil {
+			out[i] = ip.String()
+		}
+	}
+	return out
+}
+
+// sorted returns a sorted copy; an empty list is nil, so "dnsNames: []"
+// hashes like no dnsNames at all.
 func sorted(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out

@@ -82,8 +82,10 @@ func TestEveryReason(t *testing.T) {
 			spec: PolicySpec{EmailAddresses: []string{"*@payments.example.com"}}, change: func(c *Certificate) { c.Spec.EmailAddresses = []string{"pki@evil.example.com"} },
 			want: []Reason{ReasonEmailNotAllowed}, field: "spec.emailAddresses[0]"},
 		{name: "a subject matching the patterns is allowed",
-			spec:   PolicySpec{Subject: &SubjectRule{Organizations: []string{"Example*"}, OrganizationalUnits: []string{"Payments"}}},
-			change: func(c *Certificate) { c.Spec.Subject = &Subject{Organizations: []string{"Example Ltd"}, OrganizationalUnits: []string{"Payments"}} }},
+			spec: PolicySpec{Subject: &SubjectRule{Organizations: []string{"Example*"}, OrganizationalUnits: []string{"Payments"}}},
+			change: func(c *Certificate) {
+				c.Spec.Subject = &Subject{Organizations: []string{"Example Ltd"}, OrganizationalUnits: []string{"Payments"}}
+			}},
 		{name: "a subject organization matching no pattern is denied",
 			spec:   PolicySpec{Subject: &SubjectRule{Organizations: []string{"Example*"}}},
 			change: func(c *Certificate) { c.Spec.Subject = &Subject{Organizations: []string{"Evil Corp"}} },

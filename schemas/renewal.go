@@ -15,7 +15,9 @@ func RenewBefore(lifetime time.Duration, renewBefore Duration, percentage *int) 
 		return rb
 	}
 	if percentage != nil && *percentage > 0 && *percentage < 100 {
-		return lifetime * time.Duration(*percentage) / 100
+		// lifetime*percentage would overflow for lifetimes over about 3 years.
+		p := time.Duration(*percentage)
+		return lifetime/100*p + lifetime%100*p/100
 	}
 	return lifetime / 3
 }
