@@ -208,6 +208,12 @@ func yamlSyntaxError(file string, c chunk, err error) *Error {
 	line := c.line
 	if m := yamlLine.FindStringSubmatchIndex(msg); m != nil {
 		n, _ := strconv.Atoi(msg[m[2]:m[3]])
+		if problem := strings.TrimPrefix(msg[m[1]:], ": "); parserProblem(problem) {
+			n++ // yaml.v3 counts the lines of parser errors from 0, of scanner errors from 1
+			if k := parserErrorLine(c.data, problem, n); k > 0 {
+				n = k
+			}
+		}
 		line = n + c.line - 1
 		msg = msg[:m[0]] + "line " + strconv.Itoa(line) + msg[m[1]:]
 	} else if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
@@ -216,8 +222,62 @@ func yamlSyntaxError(file string, c chunk, err error) *Error {
 			line = c.line + bytes.Count(c.data[:i], []byte("\n"))
 		}
 	}
-	return &Error{File: file, Line: line, Column: 1, Problem: "invalid YAML: " + msg,
-		Hint: "fix the syntax; the other documents of the file are still checked"}
+	hint := "fix the syntax; the other documents of the file are still checked"
+	if flowPlaceholder(c.data, line-c.line+1) {
+		// "[${service}.svc]" is not YAML: braces end a plain value in [ ] and { }.
+		hint = `quote values with ${…} placeholders inside [ ] or { }, e.g. ["${service}.payments.svc"]; ` + hint
+	}
+	return &Error{File: file, Line: line, Column: 1, Problem: "invalid YAML: " + msg, Hint: hint}
+}
+
+// parserProblems are the problems yaml.v3's parser (not its scanner) reports.
+var parserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected <document start>", "did not find expected <stream-start>", "did not find expected key",
+	"did not find expected node content", "found duplicate %TAG directive", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found undefined tag handle",
+}
+
+func parserProblem(rest string) bool {
+	for _, p := range parserProblems {
+		if strings.HasPrefix(rest, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// parserErrorLine finds the line a parser error is on. yaml.v3 reports the
+// line where the enclosing mapping or list starts, which can be far above;
+// the shortest start of the document that fails with the same problem ends
+// on the line. It returns 0 when it cannot tell.
+func parserErrorLine(data []byte, problem string, from int) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 2000 {
+		return 0 // each try parses a prefix; keep the cost of an error bounded
+	}
+	for k := max(from, 1); k <= len(lines); k++ {
+		var root yaml.Node
+		err := yaml.Unmarshal(bytes.Join(lines[:k], nil), &root)
+		if err != nil && strings.HasSuffix(err.Error(), problem) {
+			return k
+		}
+	}
+	return 0
+}
+
+var flowPlaceholderRE = regexp.MustCompile(`[\[{,][^"'\n]*\$\{`)
+
+// flowPlaceholder reports whether a line near line n of a document has an
+// unquoted ${…} placeholder inside a flow list or mapping.
+func flowPlaceholder(data []byte, n int) bool {
+	lines := bytes.Split(data, []byte("\n"))
+	for i := n - 2; i <= n; i++ { // the line before, the line, the line after
+		if i >= 0 && i < len(lines) && flowPlaceholderRE.Match(lines[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // shift moves every node's line by offset, so positions are the file's.

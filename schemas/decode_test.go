@@ -221,8 +221,20 @@ func TestDecodeYAMLSyntaxErrors(t *testing.T) {
 		{
 			name:      "an unclosed flow list in the last document is placed on its line",
 			yaml:      valid("a") + "---\n" + valid("b") + "  dnsNames: [b.example.com\n",
-			wantErr:   "f.yaml:15:1: invalid YAML: line 15: did not find expected ',' or ']'; fix the syntax; the other documents of the file are still checked",
+			wantErr:   "f.yaml:16:1: invalid YAML: line 16: did not find expected ',' or ']'; fix the syntax; the other documents of the file are still checked",
 			wantNames: []string{"a"},
+		},
+		{
+			name:      "a misindented list item is placed on its own line, not where its mapping starts",
+			yaml:      valid("a") + "---\n" + valid("b") + "  dnsNames:\n    - b.example.com\n   - c.example.com\n---\n" + valid("c"),
+			wantErr:   "f.yaml:18:1: invalid YAML: line 18: did not find expected key; fix the syntax; the other documents of the file are still checked",
+			wantNames: []string{"a", "c"},
+		},
+		{
+			name:      "an unquoted placeholder in a flow list gets a hint",
+			yaml:      valid("a") + "  dnsNames: [${service}.payments.svc]\n",
+			wantErr:   `f.yaml:8:1: invalid YAML: line 8: did not find expected ',' or ']'; quote values with ${…} placeholders inside [ ] or { }, e.g. ["${service}.payments.svc"]; fix the syntax; the other documents of the file are still checked`,
+			wantNames: nil,
 		},
 		{
 			name:      "an unknown anchor is placed on the line of its alias",
