@@ -138,3 +138,49 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestExamplePKIApplies applies examples/pki, the whole PKI the docs show,
+// on the local backend with the real terraform, and checks that a second
+// plan has nothing to do.
+func TestExamplePKIApplies(t *testing.T) {
+	bin := buildBinary(t)
+	cli := testbed.MustCLIs(t)[0]
+	dir := t.TempDir()
+	example, err := os.ReadFile("examples/pki/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "main.tf"), string(example))
+	rc := filepath.Join(dir, "dev.tfrc")
+	write(t, rc, `provider_installation {
+  dev_overrides {
+    "registry.terraform.io/certfleet/certfleet" = "`+filepath.Dir(bin)+`"
+  }
+  direct {}
+}
+`)
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(cli.Path, args...)
+		cmd.Dir = dir
+		cmd.Env = cli.Env(dir, rc)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	state := filepath.Join(dir, "state")
+	if out, code := run("apply", "-auto-approve", "-input=false", "-no-color", "-var", "state_dir="+state); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	out, _ := run("output", "-raw", "trust_bundle")
+	if n := strings.Count(out, "BEGIN CERTIFICATE"); n != 2 {
+		t.Errorf("trust bundle has %d certificates, want the intermediate and the root", n)
+	}
+	if out, code := run("plan", "-detailed-exitcode", "-input=false", "-no-color", "-var", "state_dir="+state); code != 0 {
+		t.Errorf("a second plan is not empty (exit %d):\n%s", code, out)
+	}
+}

@@ -1,0 +1,5 @@
+data "certfleet_catalog" "all" {}
+
+output "issuers" {
+  value = data.certfleet_catalog.all.issuers
+}

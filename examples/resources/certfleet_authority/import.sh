@@ -1,0 +1,1 @@
+terraform import certfleet_authority.root fleet-root

@@ -1,0 +1,1 @@
+terraform import certfleet_cluster.prod_eu prod-eu

@@ -1,0 +1,1 @@
+terraform import certfleet_policy.payments payments
