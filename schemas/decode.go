@@ -215,7 +215,8 @@ func yamlSyntaxError(file string, c chunk, err error) *Error {
 			}
 		}
 		line = n + c.line - 1
-		msg = msg[:m[0]] + "line " + strconv.Itoa(line) + msg[m[1]:]
+		// The position says the line; the message need not.
+		msg = msg[:m[0]] + strings.TrimPrefix(msg[m[1]:], ": ")
 	} else if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
 		// The parser does not say where the alias is; find it.
 		if i := bytes.Index(c.data, []byte("*"+m[1])); i >= 0 {
@@ -223,7 +224,9 @@ func yamlSyntaxError(file string, c chunk, err error) *Error {
 		}
 	}
 	hint := "fix the syntax; the other documents of the file are still checked"
-	if flowPlaceholder(c.data, line-c.line+1) {
+	if tabIndented(c.data, line-c.line+1) {
+		hint = "indent with spaces; YAML does not allow tabs in indentation; " + hint
+	} else if flowPlaceholder(c.data, line-c.line+1) {
 		// "[${service}.svc]" is not YAML: braces end a plain value in [ ] and { }.
 		hint = `quote values with ${…} placeholders inside [ ] or { }, e.g. ["${service}.payments.svc"]; ` + hint
 	}
@@ -264,6 +267,17 @@ func parserErrorLine(data []byte, problem string, from int) int {
 		}
 	}
 	return 0
+}
+
+// tabIndented reports whether line n of a document is indented with a tab.
+func tabIndented(data []byte, n int) bool {
+	lines := bytes.Split(data, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return false
+	}
+	l := lines[n-1]
+	indent := l[:len(l)-len(bytes.TrimLeft(l, " \t"))]
+	return bytes.IndexByte(indent, '\t') >= 0
 }
 
 var flowPlaceholderRE = regexp.MustCompile(`[\[{,][^"'\n]*\$\{`)

@@ -209,31 +209,31 @@ func TestDecodeYAMLSyntaxErrors(t *testing.T) {
 			name: "a syntax error in the second document does not hide the documents after it",
 			// lines 1-7 a, 8 ---, 9-14 broken (line 14 is the bad one), 15 ---, 16-22 c
 			yaml:      valid("a") + "---\napiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata:\n  name: b\nspec:\n  issuer: fleet\n   commonName: b\n---\n" + valid("c"),
-			wantErr:   "f.yaml:15:1: invalid YAML: line 15: mapping values are not allowed in this context; fix the syntax; the other documents of the file are still checked",
+			wantErr:   "f.yaml:15:1: invalid YAML: mapping values are not allowed in this context; fix the syntax; the other documents of the file are still checked",
 			wantNames: []string{"a", "c"},
 		},
 		{
 			name:      "a tab in the indentation of the first document is placed on its line",
 			yaml:      "apiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata:\n\tname: a\n---\n" + valid("b"),
-			wantErr:   "f.yaml:4:1: invalid YAML: line 4: found character that cannot start any token; fix the syntax; the other documents of the file are still checked",
+			wantErr:   "f.yaml:4:1: invalid YAML: found character that cannot start any token; indent with spaces; YAML does not allow tabs in indentation; fix the syntax; the other documents of the file are still checked",
 			wantNames: []string{"b"},
 		},
 		{
 			name:      "an unclosed flow list in the last document is placed on its line",
 			yaml:      valid("a") + "---\n" + valid("b") + "  dnsNames: [b.example.com\n",
-			wantErr:   "f.yaml:16:1: invalid YAML: line 16: did not find expected ',' or ']'; fix the syntax; the other documents of the file are still checked",
+			wantErr:   "f.yaml:16:1: invalid YAML: did not find expected ',' or ']'; fix the syntax; the other documents of the file are still checked",
 			wantNames: []string{"a"},
 		},
 		{
 			name:      "a misindented list item is placed on its own line, not where its mapping starts",
 			yaml:      valid("a") + "---\n" + valid("b") + "  dnsNames:\n    - b.example.com\n   - c.example.com\n---\n" + valid("c"),
-			wantErr:   "f.yaml:18:1: invalid YAML: line 18: did not find expected key; fix the syntax; the other documents of the file are still checked",
+			wantErr:   "f.yaml:18:1: invalid YAML: did not find expected key; fix the syntax; the other documents of the file are still checked",
 			wantNames: []string{"a", "c"},
 		},
 		{
 			name:      "an unquoted placeholder in a flow list gets a hint",
 			yaml:      valid("a") + "  dnsNames: [${service}.payments.svc]\n",
-			wantErr:   `f.yaml:8:1: invalid YAML: line 8: did not find expected ',' or ']'; quote values with ${…} placeholders inside [ ] or { }, e.g. ["${service}.payments.svc"]; fix the syntax; the other documents of the file are still checked`,
+			wantErr:   `f.yaml:8:1: invalid YAML: did not find expected ',' or ']'; quote values with ${…} placeholders inside [ ] or { }, e.g. ["${service}.payments.svc"]; fix the syntax; the other documents of the file are still checked`,
 			wantNames: nil,
 		},
 		{

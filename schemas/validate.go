@@ -167,8 +167,10 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 	} else if s.Duration != "" && duration < MinDuration {
 		e.addf(path+".duration", "ask for at least "+FormatDuration(MinDuration), "duration %s is shorter than %s", s.Duration, FormatDuration(MinDuration))
 	}
+	durationName := "the duration " + FormatDuration(duration)
 	if duration == 0 {
 		duration = DefaultDuration
+		durationName = "the default duration " + FormatDuration(duration)
 	}
 	renewBefore, err := s.RenewBefore.Parse()
 	if err != nil {
@@ -178,7 +180,7 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 		e.addf(path+".renewBefore", "give a positive duration, or leave it out to renew at 2/3 of the lifetime", "renewBefore %s is zero", s.RenewBefore)
 	} else if s.RenewBefore != "" && renewBefore >= duration {
 		e.addf(path+".renewBefore", "make renewBefore shorter than the duration, or leave it out to renew at 2/3 of the lifetime",
-			"renewBefore %s is not shorter than the duration %s: the certificate would be renewed as soon as it is issued", s.RenewBefore, FormatDuration(duration))
+			"renewBefore %s is not shorter than %s: the certificate would be renewed as soon as it is issued", s.RenewBefore, durationName)
 	}
 	if p := s.RenewBeforePercentage; p != nil {
 		if s.RenewBefore != "" {
@@ -301,8 +303,11 @@ func validateSetShape(e *errs, s *CertificateSetSpec) {
 	if s.NameTemplate == "" {
 		e.add("spec.nameTemplate", "nameTemplate is required", `name each certificate from its variables, e.g. "${service}-tls"`)
 	}
-	if len(s.Template) == 0 {
+	switch {
+	case s.Template == nil:
 		e.add("spec.template", "template is required", "give a Certificate spec with ${var} placeholders")
+	case len(s.Template) == 0:
+		e.add("spec.template", "template is empty", "give a Certificate spec with ${var} placeholders")
 	}
 	if len(s.Items) == 0 {
 		e.add("spec.items", "items is empty: the set makes no certificates", "list one map of variables per certificate")
@@ -445,6 +450,10 @@ func validateIssuer(e *errs, s *IssuerSpec) {
 		probe := d
 		if s.AllowGlobDomains {
 			probe = strings.ReplaceAll(d, "*", "x")
+		} else if strings.Contains(d, "*") {
+			e.addf(index("spec.allowedDomains", i), fmt.Sprintf("set allowGlobDomains: true, or allow %s with allowSubdomains: true", quote(strings.TrimLeft(d, "*."))),
+				"%s is a glob, but allowGlobDomains is false", quote(d))
+			continue
 		}
 		if p := checkDNSName(probe, false); p != "" {
 			e.addf(index("spec.allowedDomains", i), dnsHint, "%s is not a valid domain: it %s", quote(d), p)
@@ -495,10 +504,10 @@ func validateTrustBundle(e *errs, s *TrustBundleSpec) {
 			kp := p + ".kubernetes"
 			validateClusterRef(e, kp, k.Cluster, k.ClusterSelector)
 			if pr := checkLabelName(k.Namespace); pr != "" {
-				e.addf(kp+".namespace", "use a Kubernetes namespace name", "namespace %s %s", quote(k.Namespace), pr)
+				e.addf(kp+".namespace", "use a Kubernetes namespace name: lower-case letters, digits and \"-\"", "namespace %s %s", quote(k.Namespace), pr)
 			}
 			if pr := checkObjectName(k.Name); pr != "" {
-				e.addf(kp+".name", "use a Kubernetes object name", "name %s %s", quote(k.Name), pr)
+				e.addf(kp+".name", "use a Kubernetes object name: lower-case letters, digits, \"-\" and \".\"", "name %s %s", quote(k.Name), pr)
 			}
 			switch k.Kind {
 			case "", "ConfigMap", "Secret":

@@ -159,9 +159,9 @@ func TestValidateCertificate(t *testing.T) {
 			want: []fieldErr{{"spec.duration", "too long a duration"}}},
 		{name: "renewBefore shorter than the duration is valid", change: func(c *Certificate) { c.Spec.Duration, c.Spec.RenewBefore = "30d", "10d" }},
 		{name: "renewBefore equal to the duration is an error", change: func(c *Certificate) { c.Spec.Duration, c.Spec.RenewBefore = "30d", "720h" },
-			want: []fieldErr{{"spec.renewBefore", "renewBefore 720h is not shorter than the duration 30d"}}},
+			want: []fieldErr{{"spec.renewBefore", "renewBefore 720h is not shorter than the duration 30d:"}}},
 		{name: "renewBefore longer than the default duration is an error", change: func(c *Certificate) { c.Spec.RenewBefore = "91d" },
-			want: []fieldErr{{"spec.renewBefore", "renewBefore 91d is not shorter than the duration 90d"}}},
+			want: []fieldErr{{"spec.renewBefore", "renewBefore 91d is not shorter than the default duration 90d:"}}},
 		{name: "a renewBefore of zero is an error", change: func(c *Certificate) { c.Spec.RenewBefore = "0s" },
 			want: []fieldErr{{"spec.renewBefore", "renewBefore 0s is zero"}}},
 		{name: "a renewBefore that is not a duration is an error", change: func(c *Certificate) { c.Spec.RenewBefore = "soon" },
@@ -425,7 +425,9 @@ func TestValidateIssuer(t *testing.T) {
 			want: []fieldErr{{"spec.keyType", `unknown key type "dsa"; use rsa, ec, ed25519 or any`}}},
 		{name: "allowed domains are valid DNS names", change: func(s *IssuerSpec) { s.AllowedDomains = []string{"payments.svc", "example.com"} }},
 		{name: "a glob domain needs allowGlobDomains", change: func(s *IssuerSpec) { s.AllowedDomains = []string{"*.payments.svc"} },
-			want: []fieldErr{{"spec.allowedDomains[0]", `"*.payments.svc" is not a valid domain`}}},
+			want: []fieldErr{{"spec.allowedDomains[0]", `"*.payments.svc" is a glob, but allowGlobDomains is false; set allowGlobDomains: true, or allow "payments.svc" with allowSubdomains: true`}}},
+		{name: "an invalid domain is an error", change: func(s *IssuerSpec) { s.AllowedDomains = []string{"payments..svc"} },
+			want: []fieldErr{{"spec.allowedDomains[0]", `"payments..svc" is not a valid domain: it has an empty label`}}},
 		{name: "a glob domain with allowGlobDomains is valid", change: func(s *IssuerSpec) {
 			s.AllowedDomains, s.AllowGlobDomains = []string{"*.payments.svc", "api-*.example.com"}, true
 		}},
@@ -540,6 +542,9 @@ func TestValidateCertificateSetShape(t *testing.T) {
 		{name: "a set with a name template, a template and items is valid", spec: CertificateSetSpec{
 			NameTemplate: "${service}-tls", Template: map[string]any{"issuer": "fleet"}, Items: []map[string]string{{"service": "api"}},
 		}},
+		{name: "an empty template is an error", spec: CertificateSetSpec{
+			NameTemplate: "${service}-tls", Template: map[string]any{}, Items: []map[string]string{{"service": "api"}},
+		}, want: []fieldErr{{"spec.template", "template is empty"}}},
 		{name: "an empty set names each missing part", spec: CertificateSetSpec{}, want: []fieldErr{
 			{"spec.items", "items is empty: the set makes no certificates"},
 			{"spec.nameTemplate", "nameTemplate is required"},
