@@ -256,7 +256,7 @@ func parserProblem(rest string) bool {
 // on the line. It returns 0 when it cannot tell.
 func parserErrorLine(data []byte, problem string, from int) int {
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 2000 {
+	if len(lines) > 500 || len(data) > 64<<10 {
 		return 0 // each try parses a prefix; keep the cost of an error bounded
 	}
 	for k := max(from, 1); k <= len(lines); k++ {
@@ -424,6 +424,10 @@ func unquotePrefix(s string) (string, string, error) {
 
 var timeType = reflect.TypeOf(time.Time{})
 
+// maxNodes bounds the values one document may decode to; real manifests
+// have hundreds.
+const maxNodes = 100_000
+
 // fieldPath is a field path that is only written out when an error needs
 // it: decoding thousands of documents must not format a path per node.
 type fieldPath struct {
@@ -473,6 +477,14 @@ func (e *errs) at(n, k *yaml.Node, p *fieldPath, hint, format string, args ...an
 func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	// Aliases of aliases can make a small file expand into a huge tree (the
+	// "billion laughs"); a manifest under review must not exhaust the checker.
+	if e.nodes++; e.nodes > maxNodes {
+		if e.nodes == maxNodes+1 {
+			e.at(n, k, p, "write the values out instead of repeating large anchors", "the document expands to more than %d values through its aliases", maxNodes)
+		}
+		return
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return

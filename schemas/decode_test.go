@@ -1,9 +1,11 @@
 package schemas
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // header is the start of a Certificate named api; the lines of a test's
@@ -657,5 +659,43 @@ func TestSuggest(t *testing.T) {
 				t.Errorf("suggest(%q) = %q, want %q", tt.s, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeBoundsAliasExpansion(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata:\n  name: laughs\n  labels: &l {")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "k%d: v, ", i)
+	}
+	b.WriteString("k: v}\nspec:\n  issuer: fleet\n  commonName: x\n  targets:\n    - &t {kubernetes: {cluster: a, namespace: b, secretName: c, secretTemplate: {labels: *l, annotations: *l}}}\n")
+	for range 1000 {
+		b.WriteString("    - *t\n")
+	}
+	start := time.Now()
+	dec := Decode("laughs.yaml", []byte(b.String()))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("decoding took %v", took)
+	}
+	if len(dec.Documents) != 0 || len(dec.Errors) != 1 || !strings.Contains(dec.Errors[0].Problem, "expands to more than 100000 values through its aliases") {
+		t.Errorf("errors %v", dec.Errors)
+	}
+
+	// The same in a CertificateSet's free-form template.
+	b.Reset()
+	b.WriteString("apiVersion: certfleet.dev/v1alpha1\nkind: CertificateSet\nmetadata: {name: laughs}\nspec:\n  nameTemplate: x-${i}\n  items: [{i: a}, {i: b}]\n  template:\n    issuer: fleet\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 9; i++ {
+		fmt.Fprintf(&b, "    a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	start = time.Now()
+	dec = Decode("laughs.yaml", []byte(b.String()))
+	for _, d := range dec.Documents {
+		Declarations(d)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("decoding a set took %v", took)
+	}
+	if len(dec.Errors) == 0 {
+		t.Errorf("a billion laughs in a template was accepted")
 	}
 }

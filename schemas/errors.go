@@ -89,7 +89,11 @@ func (es Errors) Sort() {
 
 // errs collects field errors during validation; positions are filled in
 // afterwards from the document the object came from.
-type errs struct{ list Errors }
+type errs struct {
+	list Errors
+	// nodes counts the YAML nodes decoded, aliases expanded, against maxNodes.
+	nodes int
+}
 
 func (e *errs) add(field, problem, hint string) {
 	e.list = append(e.list, &Error{Field: field, Problem: problem, Hint: hint})
