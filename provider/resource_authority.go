@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -207,23 +206,6 @@ func (r *authorityResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
-func (r *authorityResource) parentOf(ctx context.Context, a *schemas.Authority, diags *diag.Diagnostics) *schemas.Authority {
-	if a.Spec.Type != schemas.AuthorityIntermediate {
-		return nil
-	}
-	p, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, a.Spec.Parent)
-	if errors.Is(err, backend.ErrNotFound) {
-		diags.AddAttributeError(path.Root("parent"), "Unknown Parent Authority",
-			fmt.Sprintf("authority %q is not in the catalog of %s; declare it with certfleet_authority and refer to it as parent = certfleet_authority.<name>.name so Terraform creates it first", a.Spec.Parent, r.backend.Describe()))
-		return nil
-	}
-	if err != nil {
-		diags.AddError("Cannot Read the Parent Authority", err.Error())
-		return nil
-	}
-	return p
-}
-
 func (r *authorityResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan authorityModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -231,35 +213,19 @@ func (r *authorityResource) Create(ctx context.Context, req resource.CreateReque
 		return
 	}
 	a := plan.toSchemas(ctx, &resp.Diagnostics)
-	if _, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, a.Metadata.Name); err == nil {
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Authority Already Exists",
-			fmt.Sprintf("the catalog already has authority %q; import it with `terraform import certfleet_authority.<name> %s`", a.Metadata.Name, a.Metadata.Name))
-		return
-	}
-	cat, err := backend.LoadCatalog(ctx, r.backend)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Read the Catalog", err.Error())
-		return
-	}
-	for _, other := range cat.Authorities {
-		if other.Spec.Mount == a.Spec.Mount {
-			resp.Diagnostics.AddAttributeError(path.Root("mount"), "Mount Already Used",
-				fmt.Sprintf("mount %q holds authority %q; give each authority its own mount", a.Spec.Mount, other.Metadata.Name))
-			return
+	if err := backend.CreateAuthority(ctx, r.backend, a); err != nil {
+		switch {
+		case errors.Is(err, backend.ErrExists):
+			resp.Diagnostics.AddAttributeError(path.Root("name"), "Authority Already Exists",
+				err.Error()+fmt.Sprintf("; import it with `terraform import certfleet_authority.<name> %s`", a.Metadata.Name))
+		case errors.Is(err, backend.ErrMountInUse):
+			resp.Diagnostics.AddAttributeError(path.Root("mount"), "Mount Already Used", err.Error())
+		case errors.Is(err, backend.ErrUnknownAuthority):
+			resp.Diagnostics.AddAttributeError(path.Root("parent"), "Unknown Parent Authority",
+				err.Error()+"; refer to it as parent = certfleet_authority.<name>.name so Terraform creates it first")
+		default:
+			resp.Diagnostics.AddError("Cannot Create the Authority", err.Error())
 		}
-	}
-	parent := r.parentOf(ctx, a, &resp.Diagnostics)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	st, err := r.backend.CreateAuthority(ctx, a, parent)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Create the Authority", err.Error())
-		return
-	}
-	a.Status = st
-	if err := backend.PutObject(ctx, r.backend, a); err != nil {
-		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
 		return
 	}
 	plan.fromSchemas(a)
@@ -305,8 +271,9 @@ func (r *authorityResource) Update(ctx context.Context, req resource.UpdateReque
 	}
 	a := plan.toSchemas(ctx, &resp.Diagnostics)
 	if plan.Certificate.IsUnknown() {
-		parent := r.parentOf(ctx, a, &resp.Diagnostics)
-		if resp.Diagnostics.HasError() {
+		parent, err := backend.Parent(ctx, r.backend, a)
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("parent"), "Cannot Read the Parent Authority", err.Error())
 			return
 		}
 		if _, err := r.backend.RotateAuthority(ctx, a, parent); err != nil {

@@ -194,38 +194,26 @@ func (r *issuerResource) checkMaxTTL(maxTTL string, a *schemas.Authority, diags 
 	}
 }
 
-func (r *issuerResource) authority(ctx context.Context, name string, diags *diag.Diagnostics) *schemas.Authority {
-	a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, name)
-	if errors.Is(err, backend.ErrNotFound) {
-		diags.AddAttributeError(path.Root("authority"), "Unknown Authority",
-			fmt.Sprintf("authority %q is not in the catalog of %s; declare it with certfleet_authority and refer to it as authority = certfleet_authority.<name>.name", name, r.backend.Describe()))
-		return nil
-	}
-	if err != nil {
-		diags.AddError("Cannot Read the Catalog", err.Error())
-		return nil
-	}
-	return a
-}
-
 func (r *issuerResource) write(ctx context.Context, plan *issuerModel, diags *diag.Diagnostics) {
 	iss := plan.toSchemas(ctx, diags)
-	a := r.authority(ctx, iss.Spec.Authority, diags)
 	if diags.HasError() {
 		return
 	}
 	if !plan.MaxTTL.IsNull() {
-		r.checkMaxTTL(plan.MaxTTL.ValueString(), a, diags)
-		if diags.HasError() {
-			return
+		if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
+			r.checkMaxTTL(plan.MaxTTL.ValueString(), a, diags)
+			if diags.HasError() {
+				return
+			}
 		}
 	}
-	if err := r.backend.PutRole(ctx, iss, a); err != nil {
-		diags.AddError("Cannot Write the Role", err.Error())
-		return
-	}
-	if err := backend.PutObject(ctx, r.backend, iss); err != nil {
-		diags.AddError("Cannot Write the Catalog", err.Error())
+	if err := backend.WriteIssuer(ctx, r.backend, iss); err != nil {
+		if errors.Is(err, backend.ErrUnknownAuthority) {
+			diags.AddAttributeError(path.Root("authority"), "Unknown Authority",
+				err.Error()+"; refer to it as authority = certfleet_authority.<name>.name so Terraform creates it first")
+			return
+		}
+		diags.AddError("Cannot Write the Issuer", err.Error())
 		return
 	}
 	plan.fromSchemas(iss)

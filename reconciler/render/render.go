@@ -1,0 +1,247 @@
+// Package render turns a repository snapshot into desired certificates: it
+// decodes every manifest (one bad document never hides the others), fans
+// CertificateSets out over their items and clusterSelectors out over the
+// catalog's clusters, gives each certificate a stable ID, and rejects two
+// certificates that would write the same place.
+package render
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/certfleet/certfleet/reconciler/source"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// TargetKind is where a target writes.
+type TargetKind string
+
+const (
+	Kubernetes TargetKind = "kubernetes"
+	VaultKV    TargetKind = "vaultKV"
+	Directory  TargetKind = "directory"
+)
+
+// Target is one resolved place a certificate is delivered: a clusterSelector
+// becomes one Target per selected cluster.
+type Target struct {
+	// Index is the target's place in spec.targets, for messages.
+	Index int
+	// Key identifies the place: kubernetes/<cluster>/<namespace>/<secret>,
+	// vault-kv/<mount>/<path> or directory/<path>.
+	Key  string
+	Kind TargetKind
+
+	Cluster, Namespace, SecretName string
+	Template                       *schemas.SecretTemplate
+	Mount, Path                    string // Vault KV
+	Dir                            string
+
+	// TemplateHash changes when only the delivered object must be rewritten.
+	TemplateHash string
+}
+
+// Desired is a certificate as the repository declares it, with its targets
+// resolved.
+type Desired struct {
+	// ID is stable across renames of files: <namespace>/<name>, or <name>.
+	ID          string
+	Certificate *schemas.Certificate
+	Origin      schemas.Origin
+	Targets     []Target
+	// IssueHash changes when a new certificate is needed.
+	IssueHash string
+}
+
+// File is the repository path the certificate was declared in.
+func (d *Desired) File() string { return d.Origin.Doc.File }
+
+// Line is the line of the certificate's declaration (the document start).
+func (d *Desired) Line() int { return d.Origin.Doc.Line }
+
+// Pos is the line and column of a field of the certificate in its file.
+func (d *Desired) Pos(field string) (int, int) { return d.Origin.Pos(field) }
+
+// Result is a rendered revision.
+type Result struct {
+	Revision source.Revision
+	// Desired certificates, sorted by ID. Invalid ones are left out and reported.
+	Desired []*Desired
+	// TrustBundles declared in the repository.
+	TrustBundles []*schemas.TrustBundle
+	// Errors are invalid manifests, sorted by file and line.
+	Errors  schemas.Errors
+	Ignored []schemas.Ignored
+	// Documents counts the certfleet documents read.
+	Documents int
+	// Unresolved counts clusterSelector targets left unresolved because no catalog was given.
+	Unresolved int
+}
+
+// Render reads a snapshot. With a catalog, cluster names are checked and
+// clusterSelectors fanned out; without one (a validate with no catalog),
+// selectors stay unresolved and are counted.
+func Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
+	r := &Result{Revision: snap.Revision}
+	byID := map[string]*Desired{}
+	for _, f := range snap.Files {
+		dec := schemas.Decode(f.Path, f.Data)
+		r.Errors = append(r.Errors, dec.Errors...)
+		r.Ignored = append(r.Ignored, dec.Ignored...)
+		r.Documents += len(dec.Documents)
+		for _, d := range dec.Documents {
+			switch d.Kind {
+			case schemas.KindCertificate, schemas.KindCertificateSet:
+				declared, errs := schemas.Declarations(d)
+				r.Errors = append(r.Errors, errs...)
+				for _, decl := range declared {
+					r.add(decl, cat, byID)
+				}
+			case schemas.KindTrustBundle:
+				if errs := schemas.Validate(d.Object); len(errs) > 0 {
+					r.Errors = append(r.Errors, d.Locate(errs)...)
+					continue
+				}
+				r.TrustBundles = append(r.TrustBundles, d.Object.(*schemas.TrustBundle))
+			default:
+				r.Errors = append(r.Errors, d.Locate(schemas.Errors{{Field: "kind",
+					Problem: fmt.Sprintf("%s is a catalog kind and does not belong in the repository", d.Kind),
+					Hint:    "declare it with the certfleet Terraform provider (or `certfleet catalog apply`)"}})...)
+			}
+		}
+	}
+	r.checkTargets()
+	sort.Slice(r.Desired, func(i, j int) bool { return r.Desired[i].ID < r.Desired[j].ID })
+	r.Errors.Sort()
+	return r
+}
+
+// ID is a certificate's stable ID.
+func ID(c *schemas.Certificate) string {
+	if c.Metadata.Namespace != "" {
+		return c.Metadata.Namespace + "/" + c.Metadata.Name
+	}
+	return c.Metadata.Name
+}
+
+func (r *Result) add(decl schemas.Declared, cat *schemas.Catalog, byID map[string]*Desired) {
+	c := decl.Certificate
+	id := ID(c)
+	if prev, dup := byID[id]; dup {
+		r.Errors = append(r.Errors, decl.Origin.Locate(schemas.Errors{{Field: "metadata.name",
+			Problem: fmt.Sprintf("certificate %s is declared twice: here and at %s:%d", id, prev.File(), prev.Line()),
+			Hint:    "give one of them another name (or namespace)"}})...)
+		return
+	}
+	d := &Desired{ID: id, Certificate: c, Origin: decl.Origin, IssueHash: schemas.IssueHash(&c.Spec)}
+	var errs schemas.Errors
+	for i, t := range c.Spec.Targets {
+		resolved, es := resolve(i, t, cat, r)
+		errs = append(errs, es...)
+		for _, rt := range resolved {
+			rt.TemplateHash = schemas.TemplateHash(&c.Spec, t)
+			d.Targets = append(d.Targets, rt)
+		}
+	}
+	if len(errs) > 0 {
+		r.Errors = append(r.Errors, decl.Origin.Locate(errs)...)
+		return
+	}
+	byID[id] = d
+	r.Desired = append(r.Desired, d)
+}
+
+// resolve turns a declared target into resolved ones.
+func resolve(i int, t schemas.Target, cat *schemas.Catalog, r *Result) ([]Target, schemas.Errors) {
+	field := fmt.Sprintf("spec.targets[%d]", i)
+	switch {
+	case t.Kubernetes != nil:
+		k := t.Kubernetes
+		mk := func(cluster string) Target {
+			return Target{Index: i, Kind: Kubernetes, Cluster: cluster, Namespace: k.Namespace, SecretName: k.SecretName,
+				Template: k.SecretTemplate, Key: "kubernetes/" + cluster + "/" + k.Namespace + "/" + k.SecretName}
+		}
+		if k.Cluster != "" {
+			if cat != nil {
+				if _, ok := cat.Clusters[k.Cluster]; !ok {
+					return nil, schemas.Errors{{Field: field + ".kubernetes.cluster",
+						Problem: fmt.Sprintf("cluster %q is not in the catalog", k.Cluster),
+						Hint:    "use one of: " + names(cat)}}
+				}
+			}
+			return []Target{mk(k.Cluster)}, nil
+		}
+		if cat == nil {
+			r.Unresolved++
+			return nil, nil
+		}
+		matched := cat.ClustersMatching(k.ClusterSelector.MatchLabels)
+		if len(matched) == 0 {
+			return nil, schemas.Errors{{Field: field + ".kubernetes.clusterSelector",
+				Problem: fmt.Sprintf("clusterSelector %v matches no cluster in the catalog", k.ClusterSelector.MatchLabels),
+				Hint:    "check the labels of the catalog's clusters: " + names(cat)}}
+		}
+		out := make([]Target, 0, len(matched))
+		for _, c := range matched {
+			out = append(out, mk(c.Metadata.Name))
+		}
+		return out, nil
+	case t.VaultKV != nil:
+		return []Target{{Index: i, Kind: VaultKV, Mount: t.VaultKV.Mount, Path: t.VaultKV.Path,
+			Key: "vault-kv/" + t.VaultKV.Mount + "/" + strings.Trim(t.VaultKV.Path, "/")}}, nil
+	case t.Directory != nil:
+		return []Target{{Index: i, Kind: Directory, Dir: t.Directory.Path,
+			Key: "directory/" + strings.TrimRight(t.Directory.Path, "/")}}, nil
+	}
+	return nil, nil
+}
+
+func names(cat *schemas.Catalog) string {
+	var out []string
+	for _, c := range cat.ClustersMatching(nil) {
+		var labels []string
+		for k, v := range c.Metadata.Labels {
+			labels = append(labels, k+"="+v)
+		}
+		sort.Strings(labels)
+		out = append(out, fmt.Sprintf("%s {%s}", c.Metadata.Name, strings.Join(labels, ", ")))
+	}
+	if len(out) == 0 {
+		return "(the catalog has no clusters)"
+	}
+	return strings.Join(out, "; ")
+}
+
+// checkTargets rejects two certificates writing the same place, naming
+// both files; the later one (by file and line) is left out.
+func (r *Result) checkTargets() {
+	sort.Slice(r.Desired, func(i, j int) bool {
+		a, b := r.Desired[i], r.Desired[j]
+		if a.File() != b.File() {
+			return a.File() < b.File()
+		}
+		return a.Line() < b.Line()
+	})
+	owner := map[string]*Desired{}
+	kept := r.Desired[:0]
+	for _, d := range r.Desired {
+		var errs schemas.Errors
+		for _, t := range d.Targets {
+			if prev, taken := owner[t.Key]; taken && prev != d {
+				errs = append(errs, &schemas.Error{Field: fmt.Sprintf("spec.targets[%d]", t.Index),
+					Problem: fmt.Sprintf("target %s is also written by certificate %s (%s:%d)", t.Key, prev.ID, prev.File(), prev.Line()),
+					Hint:    "give each certificate its own secretName, Vault path or directory"})
+			}
+		}
+		if len(errs) > 0 {
+			r.Errors = append(r.Errors, d.Origin.Locate(errs)...)
+			continue
+		}
+		for _, t := range d.Targets {
+			owner[t.Key] = d
+		}
+		kept = append(kept, d)
+	}
+	r.Desired = kept
+}
