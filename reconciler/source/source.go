@@ -260,4 +260,3 @@ func isLoopback(u *url.URL) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
-
