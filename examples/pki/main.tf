@@ -78,7 +78,7 @@ resource "certfleet_policy" "mtls" {
 resource "certfleet_policy" "ingress" {
   name            = "ingress"
   selector        = { issuers = [certfleet_issuer.ingress.name], paths = ["ingress/**", "teams/*/ingress/**"] }
-  dns_names       = ["*.example.com", "example.com"]
+  dns_names       = ["example.com", "**.example.com"]
   allow_wildcards = true
   max_duration    = "2160h"
   max_sans        = 20

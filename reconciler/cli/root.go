@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -12,12 +13,11 @@ import (
 	"github.com/certfleet/certfleet/internal/version"
 )
 
-// Exit codes shared by every command, so scripts and CI can branch on them.
+// Exit codes every command shares; validate, plan and drift add 2 (changes
+// or drift) and 3 (violations).
 const (
-	ExitOK         = 0 // nothing to report
-	ExitError      = 1 // the command could not run
-	ExitChanges    = 2 // changes or drift found
-	ExitViolations = 3 // invalid manifests or policy violations
+	ExitOK    = 0 // nothing to report
+	ExitError = 1 // the command could not run
 )
 
 // ExitError lets a command end with a specific code after it printed its own
@@ -42,12 +42,14 @@ Launched by Terraform, the same binary is the certfleet Terraform provider.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCommand())
+	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand())
 	return root
 }
 
 // Execute runs root and turns its outcome into a process exit code.
-func Execute(root *cobra.Command) int {
+func Execute(root *cobra.Command) int { return executeTo(root, os.Stderr) }
+
+func executeTo(root *cobra.Command, stderr io.Writer) int {
 	err := root.Execute()
 	if err == nil {
 		return ExitOK
@@ -56,7 +58,7 @@ func Execute(root *cobra.Command) int {
 	if errors.As(err, &ec) {
 		return ec.code
 	}
-	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	fmt.Fprintf(stderr, "Error: %v\n", err)
 	return ExitError
 }
 

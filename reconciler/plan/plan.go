@@ -68,6 +68,14 @@ func compare(b, h *render.Desired) (schemas.Change, bool) {
 		}
 		c.Fields = append(c.Fields, f)
 	}
+	// Point at the first changed line, so an annotation lands on it.
+	for _, f := range c.Fields {
+		if f.New != "" && strings.HasPrefix(f.Field, "spec") {
+			if line, _ := h.Pos(f.Field); line > 0 && (c.Line == h.Line() || line < c.Line) {
+				c.Line = line
+			}
+		}
+	}
 	switch {
 	case reissue:
 		c.Action = schemas.ActionReissue

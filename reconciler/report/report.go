@@ -207,7 +207,7 @@ func Markdown(w io.Writer, rep *schemas.Report) error {
 		}
 	}
 	if len(violations) > 0 {
-		fmt.Fprintf(b, "<details open><summary><b>Denied: %d violations</b></summary>\n\n| certificate | where | field | reason | why |\n|---|---|---|---|---|\n%s\n\n</details>\n\n",
+		fmt.Fprintf(b, "<details open><summary><b>Denied: %d violation(s)</b></summary>\n\n| certificate | where | field | reason | why |\n|---|---|---|---|---|\n%s\n\n</details>\n\n",
 			len(violations), strings.Join(violations, "\n"))
 	}
 	if len(rep.Errors) > 0 {
