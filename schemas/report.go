@@ -89,11 +89,11 @@ type FieldChange struct {
 
 // CertificateVerdict is the verdict on one certificate of the head.
 type CertificateVerdict struct {
-	ID      string   `json:"id"`
-	File    string   `json:"file"`
-	Line    int      `json:"line"`
-	Issuer  string   `json:"issuer"`
-	Allowed bool     `json:"allowed"`
+	ID      string `json:"id"`
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Issuer  string `json:"issuer"`
+	Allowed bool   `json:"allowed"`
 	// Policies are the policies that select the certificate.
 	Policies   []string           `json:"policies"`
 	Violations []LocatedViolation `json:"violations,omitempty"`
