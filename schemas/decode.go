@@ -556,14 +556,9 @@ func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 		}
 		v.Set(s)
 	case t.Kind() == reflect.Interface:
-		// Free-form (a CertificateSet template): checked after substitution.
-		var x any
-		if err := n.Decode(&x); err != nil {
-			e.at(n, k, p, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-			return
-		}
-		if x != nil {
-			v.Set(reflect.ValueOf(jsonShaped(x)))
+		// Free-form (a CertificateSet template): typed after substitution.
+		if x := anyNode(n, k, p, e); x != nil {
+			v.Set(reflect.ValueOf(x))
 		}
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
@@ -658,26 +653,42 @@ func merge(v, k *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
 	e.at(v, k, &fp, "merge an anchored mapping: <<: *name", "a merge needs a mapping or a list of mappings, got %s", describe(v))
 }
 
-// jsonShaped gives free-form YAML the shape JSON would: string keys.
-func jsonShaped(x any) any {
-	switch x := x.(type) {
-	case map[string]any:
-		for k, v := range x {
-			x[k] = jsonShaped(v)
+// anyNode decodes free-form YAML into the shape JSON would give it (string
+// keys), with the checks of typed fields: duplicate keys, merges, the limit
+// on aliases.
+func anyNode(n, k *yaml.Node, p *fieldPath, e *errs) any {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if e.nodes++; e.nodes > maxNodes {
+		if e.nodes == maxNodes+1 {
+			e.at(n, k, p, "write the values out instead of repeating large anchors", "the document expands to more than %d values through its aliases", maxNodes)
+		}
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		forEachPair(n, p, e, func(kn, vn *yaml.Node) {
+			fp := p.child(kn.Value)
+			m[kn.Value] = anyNode(vn, kn, &fp, e)
+		})
+		return m
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			fp := p.item(i)
+			s[i] = anyNode(c, nil, &fp, e)
+		}
+		return s
+	case yaml.ScalarNode:
+		var x any
+		if err := n.Decode(&x); err != nil {
+			e.at(n, k, p, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		return x
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, v := range x {
-			m[fmt.Sprint(k)] = jsonShaped(v)
-		}
-		return m
-	case []any:
-		for i, v := range x {
-			x[i] = jsonShaped(v)
-		}
 	}
-	return x
+	return nil
 }
 
 // describe names a YAML node's type and value for a message.

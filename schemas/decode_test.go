@@ -133,6 +133,11 @@ func TestDecodeReportsStrictErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "a duplicate key inside a free-form CertificateSet template is found too",
+			yaml: "apiVersion: certfleet.dev/v1alpha1\nkind: CertificateSet\nmetadata:\n  name: s\nspec:\n  nameTemplate: x\n  template:\n    subject:\n      organizations: [a]\n      organizations: [b]\n  items: [{a: b}]\n",
+			want: []string{`f.yaml:10:7: CertificateSet "s": spec.template.subject.organizations: "organizations" appears twice; keep one of them (the first is on line 9)`},
+		},
+		{
 			name: "an unknown kind suggests the nearest kind",
 			yaml: "apiVersion: certfleet.dev/v1alpha1\nkind: Certficate\nmetadata:\n  name: api\n",
 			want: []string{`f.yaml:2:7: Certficate "api": kind: unknown kind "Certficate"; did you mean Certificate?`},
