@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluxcd/pkg/sourceignore"
+	"github.com/fluxcd/pkg/sourceignore/gitignore"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
@@ -129,18 +131,13 @@ func modeline(data []byte) string {
 func TestManifestsMatchTheSchemas(t *testing.T) {
 	compiled := compileSchemas(t)
 	files, _ := filepath.Glob("../testdata/valid/*.yaml")
-	examples := 0
-	// The repository's examples, when there are any, must be valid too.
-	_ = filepath.WalkDir("../../examples", func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
-			files = append(files, path)
-			examples++
-		}
-		return nil
-	})
-	if len(files)-examples < len(schemas.Kinds) {
-		t.Fatalf("found %d valid manifests under testdata/valid, want one file per kind", len(files)-examples)
+	// The repository's examples must be valid too, but for what their
+	// .certfleetignore files exclude, as certfleet itself skips it.
+	examples := exampleManifests(t, "../../examples")
+	if len(files) < len(schemas.Kinds) {
+		t.Fatalf("found %d valid manifests under testdata/valid, want one file per kind", len(files))
 	}
+	files = append(files, examples...)
 	seenKinds := map[string]bool{}
 	for _, file := range files {
 		t.Run(filepath.ToSlash(file), func(t *testing.T) {
@@ -193,12 +190,15 @@ func TestManifestsMatchTheSchemas(t *testing.T) {
 					continue
 				}
 				kindDocs++
-				if schema != "" && schema != "../../jsonschema/"+FileName(head.Kind) {
+				if inTestdata && schema != "../../jsonschema/"+FileName(head.Kind) {
 					t.Errorf("document %d is a %s but the modeline names %s", i, head.Kind, schema)
 				}
 				if schema != "" {
-					if _, err := os.Stat(filepath.Join(filepath.Dir(file), schema)); err != nil {
-						t.Errorf("the modeline's schema: %v", err)
+					// An example may name its kind's schema or certfleet.json, by a path from where it is.
+					named, _ := filepath.Abs(filepath.Join(filepath.Dir(file), schema))
+					dir, _ := filepath.Abs(schemaDir)
+					if filepath.Dir(named) != dir || (filepath.Base(named) != FileName(head.Kind) && filepath.Base(named) != "certfleet.json") {
+						t.Errorf("document %d is a %s but the modeline names %s", i, head.Kind, schema)
 					}
 				}
 				if err := validateJSON(compiled[head.Kind], doc); err != nil {
@@ -218,6 +218,50 @@ func TestManifestsMatchTheSchemas(t *testing.T) {
 			t.Errorf("no valid manifest of kind %s", k)
 		}
 	}
+}
+
+// exampleManifests lists the YAML files under root that .certfleetignore
+// files (read as the reconciler reads them) do not exclude.
+func exampleManifests(t *testing.T, root string) []string {
+	t.Helper()
+	var patterns []gitignore.Pattern
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return filepath.SkipDir // no examples yet
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		switch {
+		case d.Name() == ".certfleetignore":
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			var domain []string
+			if dir := filepath.ToSlash(filepath.Dir(rel)); dir != "." {
+				domain = strings.Split(dir, "/")
+			}
+			patterns = append(patterns, sourceignore.ReadPatterns(bytes.NewReader(b), domain)...)
+		case !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")):
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sourceignore.NewDefaultMatcher(patterns, nil)
+	var out []string
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		if !m.Match(strings.Split(filepath.ToSlash(rel), "/"), false) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // TestSchemasRejectWhatDecodeRejects shows the JSON Schemas are as strict as
