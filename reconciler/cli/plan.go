@@ -51,7 +51,8 @@ Exit codes: 0 nothing changes, 2 changes, 3 violations (wins over 2), 1 could no
 			if err != nil {
 				return fmt.Errorf("head: %w", err)
 			}
-			b, h := render.Render(baseSnap, catalog), render.Render(headSnap, catalog)
+			rr := render.NewRenderer() // the head re-reads only the files the change touched
+			b, h := rr.Render(baseSnap, catalog), rr.Render(headSnap, catalog)
 			ev := evaluate.New(catalog, now())
 			notes(cmd, h, ev)
 			rep := plan.Plan(b, h, ev)
@@ -65,6 +66,6 @@ Exit codes: 0 nothing changes, 2 changes, 3 violations (wins over 2), 1 could no
 	cat.register(cmd, "")
 	out.register(cmd)
 	cmd.Flags().StringVar(&base, "base", "", "the revision the change merges into (branch, tag or commit); required")
-	cmd.Flags().StringVar(&head, "head", "", "the revision with the change (default: the working tree of a local --source, HEAD of a URL)")
+	cmd.Flags().StringVar(&head, "head", "", "the revision with the change (default: the working tree of a local --source, the main (else master) branch of a URL)")
 	return cmd
 }

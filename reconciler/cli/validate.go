@@ -52,7 +52,7 @@ Exit codes: 0 clean, 3 any invalid manifest or policy violation, 1 could not run
 	src.register(cmd)
 	cat.register(cmd, "")
 	out.register(cmd)
-	cmd.Flags().StringVar(&ref, "ref", "", "the branch, tag or commit to check (default: the working tree of a local --source, HEAD of a URL)")
+	cmd.Flags().StringVar(&ref, "ref", "", "the branch, tag or commit to check (default: the working tree of a local --source, the main (else master) branch of a URL)")
 	return cmd
 }
 

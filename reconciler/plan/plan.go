@@ -61,6 +61,9 @@ func Diff(base, head *render.Result) []schemas.Change {
 // compare classifies one certificate present on both sides.
 func compare(b, h *render.Desired) (schemas.Change, bool) {
 	c := schemas.Change{ID: h.ID, File: h.File(), Line: h.Line()}
+	if b.Certificate == h.Certificate && sameTargets(b, h) {
+		return c, false // the same declaration, from an unchanged file
+	}
 	reissue := b.IssueHash != h.IssueHash
 	for _, f := range fields(b, h) {
 		if f.Reissue && !reissue {
@@ -116,6 +119,18 @@ func fields(b, h *render.Desired) []schemas.FieldChange {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
 	return out
+}
+
+func sameTargets(b, h *render.Desired) bool {
+	if len(b.Targets) != len(h.Targets) {
+		return false
+	}
+	for i := range b.Targets {
+		if b.Targets[i].Key != h.Targets[i].Key || b.Targets[i].TemplateHash != h.Targets[i].TemplateHash {
+			return false
+		}
+	}
+	return true
 }
 
 // targetChanges reports resolved targets that appear or go (a

@@ -79,36 +79,85 @@ type Result struct {
 	Unresolved int
 }
 
+// Render reads a snapshot with a fresh Renderer.
+func Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
+	return NewRenderer().Render(snap, cat)
+}
+
+// Renderer renders snapshots, remembering what each file decoded to: a file
+// whose path and content are unchanged is not parsed again. Plan renders
+// base and head with one Renderer; the daemon keeps one across passes, so a
+// one-file commit re-reads one file.
+type Renderer struct {
+	files map[fileKey]*fileResult
+}
+
+type fileKey struct{ path, content string }
+
+// fileResult is what one file declares, independent of the catalog.
+type fileResult struct {
+	decoded  schemas.Decoded
+	declared []declared
+	errs     schemas.Errors
+	bundles  []*schemas.TrustBundle
+}
+
+type declared struct {
+	schemas.Declared
+	issueHash string
+}
+
+// NewRenderer returns a Renderer with an empty cache.
+func NewRenderer() *Renderer { return &Renderer{files: map[fileKey]*fileResult{}} }
+
+// Parsed counts the files parsed since the Renderer was made (cache misses).
+func (rr *Renderer) Parsed() int { return len(rr.files) }
+
+func (rr *Renderer) file(f source.File) *fileResult {
+	k := fileKey{f.Path, string(f.Data)}
+	if fr, ok := rr.files[k]; ok {
+		return fr
+	}
+	fr := &fileResult{decoded: schemas.Decode(f.Path, f.Data)}
+	for _, d := range fr.decoded.Documents {
+		switch d.Kind {
+		case schemas.KindCertificate, schemas.KindCertificateSet:
+			decls, errs := schemas.Declarations(d)
+			fr.errs = append(fr.errs, errs...)
+			for _, decl := range decls {
+				fr.declared = append(fr.declared, declared{decl, schemas.IssueHash(&decl.Certificate.Spec)})
+			}
+		case schemas.KindTrustBundle:
+			if errs := schemas.Validate(d.Object); len(errs) > 0 {
+				fr.errs = append(fr.errs, d.Locate(errs)...)
+				continue
+			}
+			fr.bundles = append(fr.bundles, d.Object.(*schemas.TrustBundle))
+		default:
+			fr.errs = append(fr.errs, d.Locate(schemas.Errors{{Field: "kind",
+				Problem: fmt.Sprintf("%s is a catalog kind and does not belong in the repository", d.Kind),
+				Hint:    "declare it with the certfleet Terraform provider (or `certfleet catalog apply`)"}})...)
+		}
+	}
+	rr.files[k] = fr
+	return fr
+}
+
 // Render reads a snapshot. With a catalog, cluster names are checked and
 // clusterSelectors fanned out; without one (a validate with no catalog),
 // selectors stay unresolved and are counted.
-func Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
+func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
 	r := &Result{Revision: snap.Revision}
 	byID := map[string]*Desired{}
 	for _, f := range snap.Files {
-		dec := schemas.Decode(f.Path, f.Data)
-		r.Errors = append(r.Errors, dec.Errors...)
-		r.Ignored = append(r.Ignored, dec.Ignored...)
-		r.Documents += len(dec.Documents)
-		for _, d := range dec.Documents {
-			switch d.Kind {
-			case schemas.KindCertificate, schemas.KindCertificateSet:
-				declared, errs := schemas.Declarations(d)
-				r.Errors = append(r.Errors, errs...)
-				for _, decl := range declared {
-					r.add(decl, cat, byID)
-				}
-			case schemas.KindTrustBundle:
-				if errs := schemas.Validate(d.Object); len(errs) > 0 {
-					r.Errors = append(r.Errors, d.Locate(errs)...)
-					continue
-				}
-				r.TrustBundles = append(r.TrustBundles, d.Object.(*schemas.TrustBundle))
-			default:
-				r.Errors = append(r.Errors, d.Locate(schemas.Errors{{Field: "kind",
-					Problem: fmt.Sprintf("%s is a catalog kind and does not belong in the repository", d.Kind),
-					Hint:    "declare it with the certfleet Terraform provider (or `certfleet catalog apply`)"}})...)
-			}
+		fr := rr.file(f)
+		r.Errors = append(r.Errors, fr.decoded.Errors...)
+		r.Errors = append(r.Errors, fr.errs...)
+		r.Ignored = append(r.Ignored, fr.decoded.Ignored...)
+		r.Documents += len(fr.decoded.Documents)
+		r.TrustBundles = append(r.TrustBundles, fr.bundles...)
+		for _, decl := range fr.declared {
+			r.add(decl, cat, byID)
 		}
 	}
 	r.checkTargets()
@@ -125,7 +174,7 @@ func ID(c *schemas.Certificate) string {
 	return c.Metadata.Name
 }
 
-func (r *Result) add(decl schemas.Declared, cat *schemas.Catalog, byID map[string]*Desired) {
+func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desired) {
 	c := decl.Certificate
 	id := ID(c)
 	if prev, dup := byID[id]; dup {
@@ -134,7 +183,7 @@ func (r *Result) add(decl schemas.Declared, cat *schemas.Catalog, byID map[strin
 			Hint:    "give one of them another name (or namespace)"}})...)
 		return
 	}
-	d := &Desired{ID: id, Certificate: c, Origin: decl.Origin, IssueHash: schemas.IssueHash(&c.Spec)}
+	d := &Desired{ID: id, Certificate: c, Origin: decl.Origin, IssueHash: decl.issueHash}
 	var errs schemas.Errors
 	for i, t := range c.Spec.Targets {
 		resolved, es := resolve(i, t, cat, r)

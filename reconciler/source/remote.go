@@ -34,7 +34,7 @@ var hexHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
 func strategies(ref string) []repository.CheckoutStrategy {
 	switch {
 	case ref == "":
-		return []repository.CheckoutStrategy{{RefName: "HEAD"}}
+		return []repository.CheckoutStrategy{{Branch: "main"}, {Branch: "master"}}
 	case hexHash.MatchString(ref):
 		return []repository.CheckoutStrategy{{Commit: ref}}
 	case strings.HasPrefix(ref, "refs/"):
@@ -120,7 +120,7 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 
 func refOrHead(ref string) string {
 	if ref == "" {
-		return "HEAD"
+		return "main"
 	}
 	return ref
 }
