@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -134,6 +136,7 @@ spec:
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("-o json is not a report: %v\n%s", err, out)
 	}
+	matchesReportSchema(t, out)
 	actions := map[string]schemas.Change{}
 	for _, c := range rep.Changes {
 		actions[c.ID] = c
@@ -242,4 +245,22 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// matchesReportSchema validates -o json output against the published
+// schema, schemas/jsonschema/report.json.
+func matchesReportSchema(t *testing.T, out string) {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	sch, err := c.Compile("../../schemas/jsonschema/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Errorf("the JSON report does not match schemas/jsonschema/report.json: %v", err)
+	}
 }

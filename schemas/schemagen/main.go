@@ -94,6 +94,14 @@ func Generate() (map[string][]byte, error) {
 		return nil, err
 	}
 	files["certfleet.json"] = b
+	// The JSON that validate and plan print with -o json.
+	rep := r.Reflect(schemas.Report{})
+	rep.ID = jsonschema.ID(baseURL + "report.json")
+	rep.Title = "certfleet report (" + schemas.ReportVersion + ")"
+	if b, err = marshal(rep); err != nil {
+		return nil, err
+	}
+	files["report.json"] = b
 	return files, nil
 }
 
