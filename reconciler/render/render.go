@@ -263,7 +263,9 @@ func names(cat *schemas.Catalog) string {
 }
 
 // checkTargets rejects two certificates writing the same place, naming
-// both files; the later one (by file and line) is left out.
+// both files; the later one (by file and line) is left out. A certificate
+// whose own targets reach one place twice (a clusterSelector and a named
+// cluster, say) is left out too: the two writes would fight.
 func (r *Result) checkTargets() {
 	sort.Slice(r.Desired, func(i, j int) bool {
 		a, b := r.Desired[i], r.Desired[j]
@@ -276,11 +278,19 @@ func (r *Result) checkTargets() {
 	kept := r.Desired[:0]
 	for _, d := range r.Desired {
 		var errs schemas.Errors
+		mine := map[string]int{} // key → index of this certificate's target that writes it
 		for _, t := range d.Targets {
-			if prev, taken := owner[t.Key]; taken && prev != d {
-				errs = append(errs, &schemas.Error{Field: fmt.Sprintf("spec.targets[%d]", t.Index),
+			field := fmt.Sprintf("spec.targets[%d]", t.Index)
+			if prev, taken := owner[t.Key]; taken {
+				errs = append(errs, &schemas.Error{Field: field,
 					Problem: fmt.Sprintf("target %s is also written by certificate %s (%s:%d)", t.Key, prev.ID, prev.File(), prev.Line()),
 					Hint:    "give each certificate its own secretName, Vault path or directory"})
+			} else if i, twice := mine[t.Key]; twice {
+				errs = append(errs, &schemas.Error{Field: field,
+					Problem: fmt.Sprintf("target %s is also written by spec.targets[%d]", t.Key, i),
+					Hint:    "write each Secret, Vault path or directory from one target only"})
+			} else {
+				mine[t.Key] = t.Index
 			}
 		}
 		if len(errs) > 0 {
