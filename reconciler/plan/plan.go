@@ -66,14 +66,14 @@ func compare(b, h *render.Desired) (schemas.Change, bool) {
 	}
 	reissue := b.IssueHash != h.IssueHash
 	for _, f := range fields(b, h) {
-		if f.Reissue && !reissue {
+		if f.Reissue && !reissue || keyDefault(f.Field, &b.Certificate.Spec, &h.Certificate.Spec) {
 			continue // reordered or defaulted: the certificate would be the same
 		}
 		c.Fields = append(c.Fields, f)
 	}
 	// Point at the first changed line, so an annotation lands on it.
 	for _, f := range c.Fields {
-		if f.New != "" && strings.HasPrefix(f.Field, "spec") {
+		if f.New != "" && (strings.HasPrefix(f.Field, "spec") || strings.HasPrefix(f.Field, "metadata")) {
 			if line, _ := h.Pos(f.Field); line > 0 && (c.Line == h.Line() || line < c.Line) {
 				c.Line = line
 			}
@@ -91,6 +91,19 @@ func compare(b, h *render.Desired) (schemas.Change, bool) {
 		return c, false
 	}
 	return c, true
+}
+
+// keyDefault reports whether a field of the private key that IssueHash does
+// not cover (the rotation policy, the encoding) differs only because one
+// side writes out its default.
+func keyDefault(field string, b, h *schemas.CertificateSpec) bool {
+	switch field {
+	case "spec.privateKey.rotationPolicy":
+		return b.Key().RotationPolicy == h.Key().RotationPolicy
+	case "spec.privateKey.encoding":
+		return b.Key().Encoding == h.Key().Encoding
+	}
+	return false
 }
 
 // fields lists the differing fields of two declarations (b nil for an
