@@ -242,7 +242,8 @@ func Markdown(w io.Writer, rep *schemas.Report) error {
 			if c.Action == schemas.ActionAdd || len(c.Fields) == 0 {
 				continue
 			}
-			fmt.Fprintf(b, "**`%s`** (%s)\n\n```diff\n", mdEscape(c.ID), c.Action)
+			fence := codeFence(c.Fields)
+			fmt.Fprintf(b, "**`%s`** (%s)\n\n%sdiff\n", mdEscape(c.ID), c.Action, fence)
 			for _, f := range c.Fields {
 				if f.Old != "" {
 					fmt.Fprintf(b, "- %s: %s\n", f.Field, strings.ReplaceAll(f.Old, "\n", " "))
@@ -251,12 +252,32 @@ func Markdown(w io.Writer, rep *schemas.Report) error {
 					fmt.Fprintf(b, "+ %s: %s\n", f.Field, strings.ReplaceAll(f.New, "\n", " "))
 				}
 			}
-			fmt.Fprintf(b, "```\n\n")
+			fmt.Fprintf(b, "%s\n\n", fence)
 		}
 		fmt.Fprintf(b, "</details>\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// codeFence is a fence longer than any run of backticks in the fields, so
+// that a value (a secretTemplate annotation, say) cannot close the block.
+func codeFence(fields []schemas.FieldChange) string {
+	longest := 0
+	for _, f := range fields {
+		for _, s := range []string{f.Field, f.Old, f.New} {
+			run := 0
+			for _, r := range s {
+				if r != '`' {
+					run = 0
+					continue
+				}
+				run++
+				longest = max(longest, run)
+			}
+		}
+	}
+	return strings.Repeat("`", max(3, longest+1))
 }
 
 func policySuffix(v schemas.LocatedViolation) string {
