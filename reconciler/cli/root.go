@@ -42,7 +42,7 @@ Launched by Terraform, the same binary is the certfleet Terraform provider.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand())
+	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand(), reconcileCommand(), driftCommand(), inventoryCommand())
 	return root
 }
 

@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/internal/cluster"
+	"github.com/certfleet/certfleet/reconciler/evaluate"
+	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/reconcile"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/target"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// passFlags configure a pass: where targets are and how to act.
+type passFlags struct {
+	src         sourceFlags
+	cat         catalogFlags
+	ref         string
+	kubeconfig  string
+	outputDir   string
+	auditLog    string
+	concurrency int
+	jitter      time.Duration
+}
+
+func (f *passFlags) register(cmd *cobra.Command) {
+	f.src.register(cmd)
+	f.cat.register(cmd, "local")
+	fl := cmd.Flags()
+	fl.StringVar(&f.ref, "ref", "", "the branch, tag or commit (default: the working tree of a local --source, main of a URL)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for clusters with kubeconfigContext credentials (default: $KUBECONFIG, then ~/.kube/config)")
+	fl.StringVar(&f.outputDir, "output-dir", ".", "where relative directory targets are written")
+	fl.StringVar(&f.auditLog, "audit-log", "", "JSON-lines audit log, appended to; - for standard output (default: audit.log in the local backend's directory, else certfleet-audit.log)")
+	fl.IntVar(&f.concurrency, "concurrency", 8, "parallel issuances and writes")
+	fl.DurationVar(&f.jitter, "renewal-jitter", schemas.MaxJitter, "spread renewals over at most this long (a tenth of renewBefore at most); 0 disables it")
+}
+
+// prepared is a pass ready to run on a rendered revision.
+type prepared struct {
+	pass     *reconcile.Pass
+	result   *render.Result
+	verdicts map[string]schemas.CertificateVerdict
+	close    func()
+}
+
+// prepare opens the backend and the catalog, fetches and renders the
+// source, and wires the targets. A fetch that fails stops here: nothing is
+// decided, so nothing is pruned.
+func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
+	ctx := cmd.Context()
+	if f.cat.catalogFile != "" {
+		return nil, fmt.Errorf("--catalog is for validate and plan; reconcile issues through a backend: use --backend")
+	}
+	b, err := f.cat.openBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := backend.LoadCatalog(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("reading the catalog from %s: %w", b.Describe(), err)
+	}
+	snap, err := f.src.fetch(ctx, f.ref)
+	if err != nil {
+		return nil, err
+	}
+	res := render.Render(snap, cat)
+	ev := evaluate.New(cat, time.Now())
+	verdicts := map[string]schemas.CertificateVerdict{}
+	for _, v := range ev.All(res.Desired) {
+		verdicts[v.ID] = v
+	}
+	notes(cmd, res, ev)
+
+	audit, closeAudit, err := f.openAudit(cmd, b)
+	if err != nil {
+		return nil, err
+	}
+	conn := &cluster.Connector{Kubeconfig: f.kubeconfig}
+	vkv := &target.VaultKV{}
+	if v, ok := b.(*backend.Vault); ok {
+		conn.Vault, vkv.Client = v.Client(), v.Client()
+	}
+	clients := func(ctx context.Context, name string) (kubernetes.Interface, error) {
+		cl, ok := cat.Clusters[name]
+		if !ok {
+			return nil, fmt.Errorf("cluster %q is not in the catalog", name)
+		}
+		return conn.Client(ctx, cl)
+	}
+	p := &reconcile.Pass{
+		Backend: b, Catalog: cat, Kube: &target.Kube{Clients: clients}, Vault: vkv,
+		Dir: &target.Directory{Root: f.outputDir}, Audit: audit, Actor: actor(),
+		MaxJitter: f.jitter, Concurrency: f.concurrency,
+		Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if colorFor(cmd.ErrOrStderr()) {
+		p.Progress = cmd.ErrOrStderr()
+	}
+	return &prepared{pass: p, result: res, verdicts: verdicts, close: closeAudit}, nil
+}
+
+func (f *passFlags) openAudit(cmd *cobra.Command, b backend.Backend) (*inventory.Audit, func(), error) {
+	path := f.auditLog
+	if path == "" {
+		if l, ok := b.(*backend.Local); ok {
+			path = filepath.Join(l.Root(), "audit.log")
+		} else {
+			path = "certfleet-audit.log"
+		}
+	}
+	if path == "-" {
+		return inventory.NewAudit(cmd.OutOrStdout()), func() {}, nil
+	}
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	return inventory.NewAudit(file), func() { file.Close() }, nil
+}
+
+func actor() string {
+	name := "certfleet"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func reconcileCommand() *cobra.Command {
+	var (
+		f             passFlags
+		once, dry     bool
+		prune, force  bool
+		maxPruneShare float64
+		output        string
+	)
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Issue, deliver and renew every declared certificate: one pass",
+		Long: `One pass of certfleet's main job: render the certificates declared in --source,
+observe every target (Kubernetes Secrets, Vault KV, directories), decide per
+target why it is not in sync, issue through the backend (the private key is
+made here and never travels), deliver, record the inventory and the audit log,
+and report what was done, by reason.
+
+A working certificate is never replaced by a failed result. Orphans (targets
+certfleet manages that no certificate declares any more) are only deleted with
+--prune, and never when the revision renders nothing or when more than
+--max-prune-share of the managed targets would go, unless --force.
+
+Exit codes: 0 done, 1 something failed (the next pass retries it), 3 invalid
+manifests or denied certificates were left out.`,
+		Example: `  certfleet reconcile --once --source ./fleet --backend local --state-dir ./state --output-dir ./tls
+  certfleet reconcile --once --source https://git.example.com/fleet.git --backend vault --prune`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !once {
+				return fmt.Errorf("reconcile runs one pass: pass --once (the daemon is `certfleet serve`)")
+			}
+			if output != "text" && output != "json" {
+				return fmt.Errorf("unknown output format %q: use text or json", output)
+			}
+			p, err := f.prepare(cmd)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
+			rep, err := p.pass.Run(cmd.Context(), p.result, p.verdicts)
+			if err != nil {
+				return err
+			}
+			for _, e := range p.result.Errors {
+				rep.Notes = append(rep.Notes, "left out, invalid: "+e.Error())
+			}
+			denied := 0
+			for _, v := range p.verdicts {
+				if !v.Allowed {
+					denied++
+				}
+			}
+			if err := writeReport(cmd.OutOrStdout(), output, rep, rep.Text); err != nil {
+				return err
+			}
+			switch {
+			case len(rep.Failures) > 0:
+				return WithExitCode(ExitError)
+			case len(p.result.Errors) > 0 || denied > 0:
+				return WithExitCode(3)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.BoolVar(&once, "once", false, "run one pass and exit")
+	fl.BoolVar(&dry, "dry-run", false, "decide and report, change nothing (default false)")
+	fl.BoolVar(&prune, "prune", false, "delete orphaned targets (default false)")
+	fl.BoolVar(&force, "force", false, "prune even when the safety limits refuse (default false)")
+	fl.Float64Var(&maxPruneShare, "max-prune-share", 0.5, "the largest share of managed targets one pass may prune without --force")
+	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func writeReport(w io.Writer, format string, v any, text func(io.Writer) error) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	return text(w)
+}
+
+func driftCommand() *cobra.Command {
+	var (
+		f      passFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "drift",
+		Short: "Compare what Git declares, what was issued and what the targets hold; change nothing",
+		Long: `A three-way drift report, changing nothing: desired (the certificates Git
+declares) against issued (the inventory) against delivered (what each target
+holds): Missing, SpecChanged, ModifiedOutOfBand, Expiring (renewal time passed),
+Expired, Orphaned, and Unmanaged — TLS Secrets in target clusters certfleet does
+not manage (the sprawl), with their expiry.
+
+Exit codes: 0 in sync, 2 drift, 1 could not run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" && output != "markdown" {
+				return fmt.Errorf("unknown output format %q: use text, json or markdown", output)
+			}
+			p, err := f.prepare(cmd)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			rep, err := p.pass.Drift(cmd.Context(), p.result, p.verdicts)
+			if err != nil {
+				return err
+			}
+			text := rep.Text
+			if output == "markdown" {
+				text, output = rep.Markdown, "text"
+			}
+			if err := writeReport(cmd.OutOrStdout(), output, rep, text); err != nil {
+				return err
+			}
+			switch {
+			case rep.Drifted():
+				return WithExitCode(2)
+			case len(rep.Failures) > 0:
+				return WithExitCode(ExitError)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
+	return cmd
+}

@@ -1,0 +1,130 @@
+// Package inventory keeps a record of every certificate certfleet issued —
+// serial, validity, renewal time, issuer, source revision and author,
+// targets — in the backend (inventory/<id>), and an append-only audit log
+// of every issuance, renewal, update and prune. Neither ever holds a key.
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/backend"
+)
+
+// Entry is what the inventory knows of one certificate.
+type Entry struct {
+	ID        string    `json:"id"`
+	Issuer    string    `json:"issuer"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	RenewAt   time.Time `json:"renewAt"`
+	IssueHash string    `json:"issueHash"`
+	// File is the repository path the certificate is declared in.
+	File     string `json:"file"`
+	Revision string `json:"revision"`
+	// Author of the commit that the certificate was last issued from: its owner.
+	Author         string   `json:"author,omitempty"`
+	CommonName     string   `json:"commonName,omitempty"`
+	DNSNames       []string `json:"dnsNames,omitempty"`
+	IPAddresses    []string `json:"ipAddresses,omitempty"`
+	URIs           []string `json:"uris,omitempty"`
+	EmailAddresses []string `json:"emailAddresses,omitempty"`
+	Targets        []Target `json:"targets"`
+	// FailingSince is set while issuing or delivering fails, with the last error.
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+	LastError    string     `json:"lastError,omitempty"`
+	UpdatedAt    time.Time  `json:"updatedAt"`
+}
+
+// Target is a place the certificate was delivered.
+type Target struct {
+	Key       string `json:"key"`
+	Kind      string `json:"kind"`
+	Cluster   string `json:"cluster,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Mount     string `json:"mount,omitempty"`
+	Path      string `json:"path,omitempty"`
+}
+
+// prefix is where entries live in the backend's store.
+const prefix = "inventory/"
+
+// key maps an ID to a flat key: "/" cannot be in a flat key, "_" cannot be
+// in an ID, so the mapping is one to one.
+func key(id string) string { return prefix + strings.ReplaceAll(id, "/", "_") }
+
+// Load reads every entry, by ID.
+func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
+	names, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Entry, len(names))
+	for _, n := range names {
+		var e Entry
+		if err := s.Get(ctx, prefix+n, &e); err != nil {
+			if errors.Is(err, backend.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		out[e.ID] = &e
+	}
+	return out, nil
+}
+
+// Put writes an entry.
+func Put(ctx context.Context, s backend.Store, e *Entry) error { return s.Put(ctx, key(e.ID), e) }
+
+// Delete removes an entry.
+func Delete(ctx context.Context, s backend.Store, id string) error { return s.Delete(ctx, key(id)) }
+
+// Event is one line of the audit log: who did what, where and why.
+type Event struct {
+	Time        time.Time  `json:"time"`
+	Action      string     `json:"action"`
+	Certificate string     `json:"certificate"`
+	Target      string     `json:"target,omitempty"`
+	Reason      string     `json:"reason"`
+	Serial      string     `json:"serial,omitempty"`
+	NotAfter    *time.Time `json:"notAfter,omitempty"`
+	Issuer      string     `json:"issuer,omitempty"`
+	Revision    string     `json:"revision,omitempty"`
+	Author      string     `json:"author,omitempty"`
+	// Actor is the certfleet instance that acted (user@host).
+	Actor string `json:"actor"`
+	Error string `json:"error,omitempty"`
+}
+
+// Audit appends events as JSON lines.
+type Audit struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewAudit writes to w (nil discards).
+func NewAudit(w io.Writer) *Audit {
+	if w == nil {
+		w = io.Discard
+	}
+	return &Audit{w: w}
+}
+
+// Log writes one event.
+func (a *Audit) Log(e Event) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, err = a.w.Write(append(b, '\n'))
+	return err
+}

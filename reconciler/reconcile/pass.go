@@ -1,0 +1,396 @@
+// Package reconcile runs one pass of certfleet's main job: observe every
+// target, decide (reconciler/decide, pure), act — issue through the
+// backend, deliver, prune — record in the inventory and the audit log, and
+// report. `certfleet reconcile`, `drift` and the daemon run it.
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/target"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// Pass holds what a pass needs; its zero values are safe defaults.
+type Pass struct {
+	Backend backend.Backend
+	Catalog *schemas.Catalog
+	Kube    *target.Kube
+	Vault   *target.VaultKV
+	Dir     *target.Directory
+	Audit   *inventory.Audit
+	// Actor names this certfleet in the audit log (user@host).
+	Actor string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// MaxJitter spreads renewals (schemas.JitteredRenewalTime); 0 disables it.
+	MaxJitter time.Duration
+	// Concurrency bounds parallel issuances and writes (default 8).
+	Concurrency int
+	// DryRun decides and reports, and changes nothing.
+	DryRun bool
+	// Prune deletes orphaned targets; Force prunes even past the safety limits.
+	Prune, Force bool
+	// MaxPruneShare is the largest share of managed targets one pass may
+	// prune without Force (default 0.5).
+	MaxPruneShare float64
+	// Progress receives a line per step on a terminal (nil: quiet).
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+func (p *Pass) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Pass) concurrency() int {
+	if p.Concurrency > 0 {
+		return p.Concurrency
+	}
+	return 8
+}
+
+func (p *Pass) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (p *Pass) progress(format string, args ...any) {
+	if p.Progress != nil {
+		fmt.Fprintf(p.Progress, format+"\n", args...)
+	}
+}
+
+// Run reconciles a rendered revision. verdicts come from evaluate; a
+// denied certificate is left as it is.
+func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*Report, error) {
+	start := p.now()
+	inv, err := inventory.Load(ctx, p.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("reading the inventory: %w", err)
+	}
+	p.progress("observing %d certificates' targets", len(res.Desired))
+	obs := p.observe(ctx, res.Desired, inv)
+	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
+		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter})
+	rep := newReport(res, start, p.DryRun)
+	rep.addObservationFailures(obs.unobservable)
+	if !p.DryRun {
+		p.act(ctx, res, dec, inv, rep)
+	} else {
+		rep.addDecisions(dec, nil)
+	}
+	p.prune(ctx, res, dec, inv, rep)
+	rep.finish(p.now())
+	return rep, nil
+}
+
+// outcome is what acting on one certificate did.
+type outcome struct {
+	bundle   target.Bundle
+	serial   string
+	notAfter time.Time
+	err      error
+	written  map[string]error // target key → error (nil: written)
+}
+
+// act issues and delivers, certificates in parallel, and records.
+func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Report) {
+	outcomes := make([]*outcome, len(dec.Certificates))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, p.concurrency())
+	todo := 0
+	for i := range dec.Certificates {
+		c := &dec.Certificates[i]
+		if !c.Issue && !anyWrite(c) {
+			continue
+		}
+		todo++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			outcomes[i] = p.actOn(ctx, res, c)
+		}()
+	}
+	if todo > 0 {
+		p.progress("issuing or delivering %d certificates", todo)
+	}
+	wg.Wait()
+	rep.addDecisions(dec, outcomes)
+	for i, o := range outcomes {
+		if o == nil {
+			continue
+		}
+		c := &dec.Certificates[i]
+		p.record(ctx, res, c, o, inv[c.Desired.ID], rep)
+	}
+}
+
+func anyWrite(c *decide.Certificate) bool {
+	for _, t := range c.Targets {
+		if t.Write {
+			return true
+		}
+	}
+	return false
+}
+
+// actOn issues (when needed) and writes every target that needs it. A
+// failed issuance writes nothing: a working certificate is never replaced
+// by a failure.
+func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certificate) *outcome {
+	o := &outcome{written: map[string]error{}}
+	d := c.Desired
+	spec := d.Certificate.Spec
+	if c.Issue {
+		o.bundle, o.err = p.issue(ctx, c)
+		if o.err != nil {
+			return o
+		}
+	} else {
+		b, err := reencode(c.Source.Bundle, spec.Key().Encoding)
+		if err != nil {
+			o.err = err
+			return o
+		}
+		o.bundle = b
+	}
+	leaf, err := pki.ParseCertificate(o.bundle.Cert)
+	if err != nil {
+		o.err = err
+		return o
+	}
+	o.serial, o.notAfter = pki.Serial(leaf.SerialNumber), leaf.NotAfter
+	for _, td := range c.Targets {
+		if !td.Write {
+			continue
+		}
+		m := target.Meta{CertificateID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, TemplateHash: td.Target.TemplateHash,
+			RenewAt: decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter), Revision: res.Revision.String()}
+		var err error
+		switch td.Target.Kind {
+		case render.Kubernetes:
+			err = p.Kube.Write(ctx, td.Target, o.bundle, m)
+		case render.VaultKV:
+			err = p.Vault.Write(ctx, td.Target, o.bundle, m)
+		case render.Directory:
+			err = p.Dir.Write(td.Target, o.bundle, m)
+		}
+		o.written[td.Target.Key] = err
+	}
+	return o
+}
+
+// issue makes a key (or keeps one, rotationPolicy Never) and has the
+// backend sign a CSR for it; the key never leaves this process.
+func (p *Pass) issue(ctx context.Context, c *decide.Certificate) (target.Bundle, error) {
+	d := c.Desired
+	spec := d.Certificate.Spec
+	iss, ok := p.Catalog.Issuers[spec.Issuer]
+	if !ok {
+		return target.Bundle{}, fmt.Errorf("issuer %q is not in the catalog", spec.Issuer)
+	}
+	auth, ok := p.Catalog.Authorities[iss.Spec.Authority]
+	if !ok {
+		return target.Bundle{}, fmt.Errorf("authority %q of issuer %q is not in the catalog", iss.Spec.Authority, spec.Issuer)
+	}
+	k := spec.Key()
+	signer, err := p.key(c, k)
+	if err != nil {
+		return target.Bundle{}, err
+	}
+	req := pki.Request{CommonName: spec.CommonName, DNSNames: spec.DNSNames, IPAddresses: spec.IPAddresses,
+		URIs: spec.URIs, EmailAddresses: spec.EmailAddresses}
+	if s := spec.Subject; s != nil {
+		req.Organizations, req.OrganizationalUnits, req.Countries = s.Organizations, s.OrganizationalUnits, s.Countries
+		req.Localities, req.Provinces, req.StreetAddresses, req.PostalCodes = s.Localities, s.Provinces, s.StreetAddresses, s.PostalCodes
+	}
+	csr, err := pki.CSR(signer, req)
+	if err != nil {
+		return target.Bundle{}, fmt.Errorf("making the CSR: %w", err)
+	}
+	signed, err := p.Backend.Sign(ctx, iss, auth, csr, spec.Lifetime())
+	if err != nil {
+		return target.Bundle{}, fmt.Errorf("signing through issuer %s: %w", spec.Issuer, err)
+	}
+	keyPEM, err := pki.EncodeKey(signer, k.Encoding)
+	if err != nil {
+		return target.Bundle{}, err
+	}
+	return compose(signed, keyPEM), nil
+}
+
+// key generates a private key, or reuses the delivered one under rotationPolicy Never.
+func (p *Pass) key(c *decide.Certificate, k schemas.PrivateKey) (crypto.Signer, error) {
+	if c.ReuseKey != nil {
+		if signer, err := pki.ParseKey(c.ReuseKey.Bundle.Key); err == nil {
+			if alg, size := pki.KeyAlgorithm(signer.Public()); alg == string(k.Algorithm) && (size == k.Size || k.Algorithm == schemas.Ed25519) {
+				return signer, nil
+			}
+		}
+	}
+	return pki.GenerateKey(string(k.Algorithm), k.Size)
+}
+
+// compose builds the delivered bundle: tls.crt is the leaf and the
+// intermediates, ca.crt the root at the top of the chain.
+func compose(s *backend.Signed, keyPEM []byte) target.Bundle {
+	certs := strings.TrimSpace(s.Certificate) + "\n"
+	var ca string
+	for i, c := range s.Chain {
+		c = strings.TrimSpace(c) + "\n"
+		if i == len(s.Chain)-1 {
+			if top, err := pki.ParseCertificate([]byte(c)); err == nil && isSelfSigned(top) {
+				ca = c
+				continue
+			}
+		}
+		certs += c
+	}
+	if ca == "" && len(s.Chain) > 0 {
+		ca = strings.TrimSpace(s.Chain[len(s.Chain)-1]) + "\n"
+	}
+	return target.Bundle{Cert: []byte(certs), Key: keyPEM, CA: []byte(ca)}
+}
+
+// reencode writes a copied bundle's key in the encoding the spec asks for
+// (a changed encoding is a TemplateChanged, healed without a new certificate).
+func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
+	k, err := pki.ParseKey(b.Key)
+	if err != nil {
+		return b, errors.New("the healthy copy's key is unreadable")
+	}
+	pemKey, err := pki.EncodeKey(k, encoding)
+	if err != nil {
+		return b, err
+	}
+	b.Key = pemKey
+	return b, nil
+}
+
+// record writes the inventory entry and the audit events of one certificate.
+func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry, rep *Report) {
+	d := c.Desired
+	spec := d.Certificate.Spec
+	now := p.now()
+	e := &inventory.Entry{ID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, File: d.File(),
+		Revision: res.Revision.String(), Author: res.Revision.Author, CommonName: spec.CommonName,
+		DNSNames: spec.DNSNames, IPAddresses: spec.IPAddresses, URIs: spec.URIs, EmailAddresses: spec.EmailAddresses,
+		UpdatedAt: now}
+	if prev != nil && !c.Issue {
+		// A copy keeps the certificate, its owner and its history.
+		e.Author, e.Revision = prev.Author, prev.Revision
+	}
+	for _, t := range d.Targets {
+		e.Targets = append(e.Targets, inventory.Target{Key: t.Key, Kind: string(t.Kind), Cluster: t.Cluster,
+			Namespace: t.Namespace, Name: t.SecretName, Mount: t.Mount, Path: firstNonEmpty(t.Path, t.Dir)})
+	}
+	var failures []string
+	if o.err != nil {
+		failures = append(failures, o.err.Error())
+	}
+	for key, err := range o.written {
+		if err != nil {
+			failures = append(failures, key+": "+err.Error())
+		}
+	}
+	sort.Strings(failures)
+	if o.err == nil {
+		leaf, _ := pki.ParseCertificate(o.bundle.Cert)
+		e.Serial, e.NotBefore, e.NotAfter = o.serial, leaf.NotBefore, leaf.NotAfter
+		e.RenewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
+	} else if prev != nil {
+		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = prev.Serial, prev.NotBefore, prev.NotAfter, prev.RenewAt
+	}
+	if len(failures) > 0 {
+		since := now
+		if prev != nil && prev.FailingSince != nil {
+			since = *prev.FailingSince
+		}
+		e.FailingSince, e.LastError = &since, strings.Join(failures, "; ")
+	}
+	if err := inventory.Put(ctx, p.Backend, e); err != nil {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: recording in the inventory: %v", d.ID, err))
+	}
+	action := actionOf(c)
+	for _, td := range c.Targets {
+		werr, tried := o.written[td.Target.Key]
+		if !tried && o.err == nil {
+			continue
+		}
+		ev := inventory.Event{Time: now, Action: action, Certificate: d.ID, Target: td.Target.Key, Reason: string(td.Reason),
+			Serial: o.serial, Issuer: spec.Issuer, Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}
+		if o.err == nil {
+			na := o.notAfter
+			ev.NotAfter = &na
+		}
+		switch {
+		case o.err != nil:
+			ev.Action, ev.Error = action+"-failed", o.err.Error()
+		case werr != nil:
+			ev.Action, ev.Error = action+"-failed", werr.Error()
+		case !c.Issue:
+			ev.Action = "update"
+		}
+		if err := p.Audit.Log(ev); err != nil {
+			rep.Failures = append(rep.Failures, "writing the audit log: "+err.Error())
+		}
+	}
+	p.log().Info("certificate reconciled", "certificate", d.ID, "action", action, "serial", o.serial, "failures", len(failures))
+}
+
+// actionOf names what a decision does: issue (first time), renew, reissue
+// (the spec changed or the delivered copy is broken) or update (a copy).
+func actionOf(c *decide.Certificate) string {
+	if !c.Issue {
+		return "update"
+	}
+	switch c.Reason {
+	case decide.Renewing, decide.Expired:
+		return "renew"
+	case decide.Missing:
+		for _, t := range c.Targets {
+			if t.Observed != nil && t.Observed.Exists {
+				return "reissue"
+			}
+		}
+		return "issue"
+	}
+	return "reissue"
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}

@@ -1,0 +1,84 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/target"
+)
+
+// prune deletes orphaned targets when asked to, and refuses when the pass
+// looks like an accident: nothing rendered, or more than MaxPruneShare of
+// the managed targets would go. Force overrides both.
+func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Report) {
+	if len(dec.Orphans) == 0 {
+		return
+	}
+	if !p.Prune {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d orphaned targets kept: run with --prune to delete them", len(dec.Orphans)))
+		return
+	}
+	managed := len(dec.Orphans)
+	for _, c := range dec.Certificates {
+		managed += len(c.Targets)
+	}
+	share := p.MaxPruneShare
+	if share == 0 {
+		share = 0.5
+	}
+	switch {
+	case p.Force:
+	case len(res.Desired) == 0:
+		rep.refusePrune(fmt.Sprintf("refusing to prune %d targets: the revision renders no certificate at all (use --force if that is intended)", len(dec.Orphans)))
+		return
+	case float64(len(dec.Orphans)) > share*float64(managed):
+		rep.refusePrune(fmt.Sprintf("refusing to prune %d of %d managed targets (more than %.0f%%): use --force if that is intended", len(dec.Orphans), managed, share*100))
+		return
+	}
+	if p.DryRun {
+		return
+	}
+	desired := map[string]bool{}
+	for _, d := range res.Desired {
+		desired[d.ID] = true
+	}
+	now := p.now()
+	for i := range dec.Orphans {
+		o := &dec.Orphans[i]
+		var err error
+		switch o.Target.Kind {
+		case render.Kubernetes:
+			err = p.Kube.Delete(ctx, o.Target)
+		case render.VaultKV:
+			err = p.Vault.Delete(ctx, o.Target)
+		case render.Directory:
+			err = p.Dir.Delete(o.Target)
+		}
+		id := ""
+		if o.Observed != nil {
+			id = o.Observed.Annotations[target.AnnCertificateID]
+		}
+		ev := inventory.Event{Time: now, Action: "prune", Certificate: id, Target: o.Target.Key, Reason: string(decide.Orphaned),
+			Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}
+		if err != nil {
+			ev.Action, ev.Error = "prune-failed", err.Error()
+			rep.Failures = append(rep.Failures, fmt.Sprintf("pruning %s: %v", o.Target.Key, err))
+		} else {
+			rep.Pruned++
+		}
+		if err := p.Audit.Log(ev); err != nil {
+			rep.Failures = append(rep.Failures, "writing the audit log: "+err.Error())
+		}
+	}
+	// Inventory entries of certificates no longer declared go with their targets.
+	for id := range inv {
+		if !desired[id] {
+			if err := inventory.Delete(ctx, p.Backend, id); err != nil {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("removing %s from the inventory: %v", id, err))
+			}
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/target"
+)
+
+// Report is what a pass did (or, dry, would do), by reason, with counts.
+type Report struct {
+	Revision string    `json:"revision"`
+	Started  time.Time `json:"started"`
+	Duration string    `json:"duration"`
+	DryRun   bool      `json:"dryRun"`
+	// Certificates is the number of desired certificates.
+	Certificates int `json:"certificates"`
+	// Reasons counts targets by their state before the pass acted.
+	Reasons map[string]int `json:"reasons"`
+	// Actions counts certificates by what was done: issue, renew, reissue, update.
+	Actions map[string]int `json:"actions"`
+	Pruned  int            `json:"pruned"`
+	// Items lists every certificate and target that was not in sync.
+	Items []Item `json:"items"`
+	// Failures are what could not be done; the next pass retries them.
+	Failures []string `json:"failures"`
+	Notes    []string `json:"notes,omitempty"`
+	// PruneRefused is set when pruning was refused for safety.
+	PruneRefused string `json:"pruneRefused,omitempty"`
+}
+
+// Item is one target's state and what happened to it.
+type Item struct {
+	Certificate string    `json:"certificate"`
+	Target      string    `json:"target"`
+	Reason      string    `json:"reason"`
+	Action      string    `json:"action,omitempty"`
+	Serial      string    `json:"serial,omitempty"`
+	NotAfter    time.Time `json:"notAfter,omitzero"`
+	Error       string    `json:"error,omitempty"`
+}
+
+func newReport(res *render.Result, start time.Time, dry bool) *Report {
+	return &Report{Revision: res.Revision.String(), Started: start, DryRun: dry, Certificates: len(res.Desired),
+		Reasons: map[string]int{}, Actions: map[string]int{}, Failures: []string{}, Items: []Item{}}
+}
+
+func (r *Report) addObservationFailures(errs map[string]error) {
+	for key, err := range errs {
+		r.Failures = append(r.Failures, fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), err))
+	}
+}
+
+// addDecisions counts the decisions and, when the pass acted, their outcomes.
+func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome) {
+	for i, c := range dec.Certificates {
+		var o *outcome
+		if outcomes != nil {
+			o = outcomes[i]
+		}
+		action := ""
+		if c.Issue || anyWrite(&c) {
+			action = actionOf(&c)
+			if o != nil && o.err == nil {
+				r.Actions[action]++
+			}
+		}
+		if o != nil && o.err != nil {
+			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.err))
+		}
+		for _, t := range c.Targets {
+			reason := t.Reason
+			if c.Reason == decide.PolicyViolation || c.Reason == decide.Suspended {
+				reason = c.Reason
+			}
+			r.Reasons[string(reason)]++
+			if reason == decide.InSync && !t.Write {
+				continue
+			}
+			it := Item{Certificate: c.Desired.ID, Target: t.Target.Key, Reason: string(reason)}
+			if t.Write {
+				it.Action = action
+			}
+			if o != nil {
+				it.Serial, it.NotAfter = o.serial, o.notAfter
+				if o.err != nil {
+					it.Error = o.err.Error()
+				} else if err := o.written[t.Target.Key]; err != nil {
+					it.Error = err.Error()
+					r.Failures = append(r.Failures, fmt.Sprintf("%s → %s: %v", c.Desired.ID, t.Target.Key, err))
+				}
+			}
+			r.Items = append(r.Items, it)
+		}
+	}
+	for _, o := range dec.Orphans {
+		r.Reasons[string(decide.Orphaned)]++
+		r.Items = append(r.Items, Item{Target: o.Target.Key, Reason: string(decide.Orphaned), Certificate: orphanID(o)})
+	}
+}
+
+func orphanID(o decide.Target) string {
+	if o.Observed != nil {
+		return o.Observed.Annotations[target.AnnCertificateID]
+	}
+	return ""
+}
+
+func (r *Report) refusePrune(msg string) {
+	r.PruneRefused = msg
+	r.Failures = append(r.Failures, msg)
+}
+
+func (r *Report) finish(end time.Time) {
+	r.Duration = end.Sub(r.Started).Round(time.Millisecond).String()
+	sort.Strings(r.Failures)
+	sort.SliceStable(r.Items, func(i, j int) bool {
+		if r.Items[i].Certificate != r.Items[j].Certificate {
+			return r.Items[i].Certificate < r.Items[j].Certificate
+		}
+		return r.Items[i].Target < r.Items[j].Target
+	})
+}
+
+// Text writes the report for people.
+func (r *Report) Text(w io.Writer) error {
+	b := &strings.Builder{}
+	verb := "reconciled"
+	if r.DryRun {
+		verb = "would reconcile (dry run)"
+	}
+	fmt.Fprintf(b, "certfleet %s %s: %d certificates in %s\n", verb, r.Revision, r.Certificates, r.Duration)
+	if len(r.Items) > 0 {
+		fmt.Fprintf(b, "\n")
+		for _, it := range r.Items {
+			line := fmt.Sprintf("  %-16s %-40s %s", it.Reason, it.Certificate, it.Target)
+			if it.Action != "" {
+				line += "  → " + it.Action
+				if it.Serial != "" && it.Error == "" {
+					line += " " + it.Serial
+				}
+			}
+			if it.Error != "" {
+				line += "  FAILED: " + it.Error
+			}
+			fmt.Fprintln(b, line)
+		}
+	}
+	fmt.Fprintf(b, "\n%s\n", r.summary())
+	for _, n := range r.Notes {
+		fmt.Fprintf(b, "note: %s\n", n)
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintf(b, "\n%d failures (the next pass retries them):\n", len(r.Failures))
+		for _, f := range r.Failures {
+			fmt.Fprintf(b, "  %s\n", f)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) summary() string {
+	var parts []string
+	for _, a := range []string{"issue", "renew", "reissue", "update"} {
+		if n := r.Actions[a]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", a, n))
+		}
+	}
+	if r.Pruned > 0 {
+		parts = append(parts, fmt.Sprintf("prune %d", r.Pruned))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nothing to do")
+	}
+	var reasons []string
+	for k, v := range r.Reasons {
+		reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(reasons)
+	return "actions: " + strings.Join(parts, ", ") + "; targets: " + strings.Join(reasons, ", ")
+}

@@ -1,0 +1,152 @@
+// Package target reads and writes the places certificates are delivered:
+// kubernetes.io/tls Secrets (server-side apply, field manager certfleet),
+// Vault KV v2 secrets and directories (swapped atomically). Each holds a
+// bundle — tls.crt (leaf and intermediates), tls.key, ca.crt — and
+// certfleet's metadata beside it.
+package target
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/render"
+)
+
+// Bundle is what a target holds. Key is private: it is never logged,
+// reported or recorded anywhere but the target.
+type Bundle struct {
+	Cert, Key, CA []byte
+}
+
+// Empty reports whether there is no certificate.
+func (b Bundle) Empty() bool { return len(b.Cert) == 0 }
+
+// DataHash identifies the public part of a bundle (tls.crt and ca.crt), so
+// certfleet can tell later whether someone changed what it wrote. The key is
+// not hashed: key changes show as a key that no longer matches.
+func (b Bundle) DataHash() string {
+	h := sha256.New()
+	h.Write(b.Cert)
+	h.Write([]byte{0})
+	h.Write(b.CA)
+	return hex.EncodeToString(h.Sum(nil))[:20]
+}
+
+// Metadata keys certfleet writes on what it delivers.
+const (
+	LabelManagedBy     = "app.kubernetes.io/managed-by"
+	ManagedByValue     = "certfleet"
+	LabelCertificate   = "certfleet.dev/certificate"
+	AnnCertificateID   = "certfleet.dev/certificate-id"
+	AnnIssuer          = "certfleet.dev/issuer"
+	AnnSerial          = "certfleet.dev/serial"
+	AnnNotAfter        = "certfleet.dev/not-after"
+	AnnRenewAt         = "certfleet.dev/renew-at"
+	AnnSpecHash        = "certfleet.dev/spec-hash"
+	AnnTemplateHash    = "certfleet.dev/template-hash"
+	AnnDataHash        = "certfleet.dev/data-hash"
+	AnnRevision        = "certfleet.dev/source-revision"
+	AnnCommonName      = "cert-manager.io/common-name"
+	AnnAltNames        = "cert-manager.io/alt-names"
+	AnnIPSANs          = "cert-manager.io/ip-sans"
+	AnnURISANs         = "cert-manager.io/uri-sans"
+	AnnEmailSANs       = "cert-manager.io/email-sans"
+	FieldManager       = "certfleet"
+	timeLayout         = time.RFC3339
+	certificateMaxName = 63
+)
+
+// Meta is what certfleet records about a delivery.
+type Meta struct {
+	CertificateID string
+	Issuer        string
+	RenewAt       time.Time
+	IssueHash     string
+	TemplateHash  string
+	Revision      string
+}
+
+// Annotations are the metadata of a delivery of bundle b: certfleet's own,
+// and cert-manager's names so tools that read those read ours.
+func (m Meta) Annotations(b Bundle) map[string]string {
+	a := map[string]string{
+		AnnCertificateID: m.CertificateID,
+		AnnIssuer:        m.Issuer,
+		AnnRenewAt:       m.RenewAt.UTC().Format(timeLayout),
+		AnnSpecHash:      m.IssueHash,
+		AnnTemplateHash:  m.TemplateHash,
+		AnnDataHash:      b.DataHash(),
+		AnnRevision:      m.Revision,
+	}
+	if c, err := pki.ParseCertificate(b.Cert); err == nil {
+		a[AnnSerial] = pki.Serial(c.SerialNumber)
+		a[AnnNotAfter] = c.NotAfter.UTC().Format(timeLayout)
+		a[AnnCommonName] = c.Subject.CommonName
+		a[AnnAltNames] = strings.Join(c.DNSNames, ",")
+		ips := make([]string, len(c.IPAddresses))
+		for i, ip := range c.IPAddresses {
+			ips[i] = ip.String()
+		}
+		a[AnnIPSANs] = strings.Join(ips, ",")
+		uris := make([]string, len(c.URIs))
+		for i, u := range c.URIs {
+			uris[i] = u.String()
+		}
+		a[AnnURISANs] = strings.Join(uris, ",")
+		a[AnnEmailSANs] = strings.Join(c.EmailAddresses, ",")
+	}
+	return a
+}
+
+// CertificateLabel is the label value naming a certificate: IDs hold a "/",
+// which label values cannot; "_" cannot appear in names or namespaces, so
+// the mapping is one to one. Long IDs are cut and suffixed with a hash.
+func CertificateLabel(id string) string {
+	v := strings.ReplaceAll(id, "/", "_")
+	if len(v) > certificateMaxName {
+		sum := sha256.Sum256([]byte(id))
+		v = v[:certificateMaxName-11] + "-" + hex.EncodeToString(sum[:5])
+	}
+	return v
+}
+
+// Observed is what a target holds now.
+type Observed struct {
+	Target render.Target
+	// Exists is false when the target holds nothing.
+	Exists bool
+	Bundle Bundle
+	// Cert is the parsed leaf; nil when tls.crt is absent or unreadable.
+	Cert *x509.Certificate
+	// KeyMatches is true when tls.key parses and belongs to Cert.
+	KeyMatches bool
+	// Annotations are certfleet's metadata on the target (nil when unmanaged).
+	Annotations map[string]string
+	// Managed is true when certfleet's marks are on the target.
+	Managed bool
+}
+
+// observe fills the parsed fields of o from its bundle.
+func (o *Observed) parse() {
+	if o.Bundle.Empty() {
+		return
+	}
+	c, err := pki.ParseCertificate(o.Bundle.Cert)
+	if err != nil {
+		return
+	}
+	o.Cert = c
+	if k, err := pki.ParseKey(o.Bundle.Key); err == nil {
+		o.KeyMatches = pki.KeyMatches(k, c)
+	}
+}
+
+// Time reads a time annotation; zero when absent or malformed.
+func (o *Observed) Time(key string) time.Time {
+	t, _ := time.Parse(timeLayout, o.Annotations[key])
+	return t
+}
