@@ -310,7 +310,11 @@ func GitHub(w io.Writer, rep *schemas.Report) error {
 		if e.Field != "" {
 			msg = e.Field + ": " + msg
 		}
-		fmt.Fprintf(b, "::error file=%s,line=%d,col=%d,title=%s::%s\n", ghProp(e.File), e.Line, e.Column, ghProp("Invalid "+e.Kind), ghEscape(msg))
+		kind := e.Kind
+		if kind == "" {
+			kind = "manifest" // invalid YAML: no kind was read
+		}
+		fmt.Fprintf(b, "::error file=%s,line=%d,col=%d,title=%s::%s\n", ghProp(e.File), e.Line, e.Column, ghProp("Invalid "+kind), ghEscape(msg))
 	}
 	for _, c := range rep.Certificates {
 		for _, v := range c.Violations {

@@ -222,16 +222,33 @@ func TestGitHub(t *testing.T) {
 	}
 }
 
-func TestGitHubEscapesCarriageReturns(t *testing.T) {
-	rep := &schemas.Report{Command: "validate", Errors: schemas.Errors{{File: "a\r.yaml", Line: 1, Column: 1, Kind: "Certificate", Problem: "one\r\ntwo"}}}
-	var buf bytes.Buffer
-	if err := report.GitHub(&buf, rep); err != nil {
-		t.Fatal(err)
+func TestGitHubErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		err  *schemas.Error
+		want string
+	}{
+		{
+			name: "carriage returns are escaped in properties and messages",
+			err:  &schemas.Error{File: "a\r.yaml", Line: 1, Column: 1, Kind: "Certificate", Problem: "one\r\ntwo"},
+			want: "::error file=a%0D.yaml,line=1,col=1,title=Invalid Certificate::one%0D%0Atwo",
+		},
+		{
+			name: "invalid YAML, which has no kind, is an invalid manifest",
+			err:  &schemas.Error{File: "a.yaml", Line: 4, Column: 1, Problem: "invalid YAML: mapping values are not allowed in this context", Hint: "fix the syntax"},
+			want: "::error file=a.yaml,line=4,col=1,title=Invalid manifest::invalid YAML: mapping values are not allowed in this context; fix the syntax",
+		},
 	}
-	first := strings.SplitN(buf.String(), "\n", 2)[0]
-	want := "::error file=a%0D.yaml,line=1,col=1,title=Invalid Certificate::one%0D%0Atwo"
-	if first != want {
-		t.Errorf("first line = %q, want %q", first, want)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := report.GitHub(&buf, &schemas.Report{Command: "validate", Errors: schemas.Errors{tc.err}}); err != nil {
+				t.Fatal(err)
+			}
+			if first := strings.SplitN(buf.String(), "\n", 2)[0]; first != tc.want {
+				t.Errorf("first line = %q, want %q", first, tc.want)
+			}
+		})
 	}
 }
 
