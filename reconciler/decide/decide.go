@@ -166,30 +166,31 @@ func Decide(in Input) Decisions {
 		}
 		out.Certificates = append(out.Certificates, decideCertificate(in, d))
 	}
-	// Orphans: managed targets nobody declares — observed in clusters, or
-	// remembered by the inventory (directories, Vault KV).
-	seen := map[string]bool{}
-	for key, o := range in.Observed {
-		if desiredKeys[key] {
-			continue
-		}
-		if o.Managed {
-			out.Orphans = append(out.Orphans, Target{Target: o.Target, Reason: Orphaned, Observed: o})
-		} else if o.Target.Kind == render.Kubernetes {
-			out.Unmanaged = append(out.Unmanaged, Target{Target: o.Target, Reason: Unmanaged, Observed: o})
-		}
-		seen[key] = true
-	}
+	// Orphans are what this certfleet delivered (its inventory says so) and
+	// nobody declares any more. A Secret another certfleet manages is not
+	// ours to judge; one nobody manages is sprawl (Unmanaged).
+	ours := map[string]bool{}
 	for _, e := range in.Inventory {
 		for _, t := range e.Targets {
-			if desiredKeys[t.Key] || seen[t.Key] {
+			ours[t.Key] = true
+			if desiredKeys[t.Key] {
 				continue
 			}
-			if o, ok := in.Observed[t.Key]; ok && !o.Exists {
+			o, observed := in.Observed[t.Key]
+			switch {
+			case unobservable(in, FromInventory(t)):
+				continue // cannot tell this pass
+			case observed && !o.Exists:
 				continue // already gone
+			case !observed && t.Kind == string(render.Kubernetes):
+				continue // its cluster was listed and the Secret is not there
 			}
-			seen[t.Key] = true
-			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Observed: in.Observed[t.Key]})
+			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Observed: o})
+		}
+	}
+	for key, o := range in.Observed {
+		if !desiredKeys[key] && !ours[key] && !o.Managed && o.Target.Kind == render.Kubernetes {
+			out.Unmanaged = append(out.Unmanaged, Target{Target: o.Target, Reason: Unmanaged, Observed: o})
 		}
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].Target.Key < out.Orphans[j].Target.Key })

@@ -304,9 +304,20 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision
 	}
+	declared := map[string]bool{}
 	for _, t := range d.Targets {
+		declared[t.Key] = true
 		e.Targets = append(e.Targets, inventory.Target{Key: t.Key, Kind: string(t.Kind), Cluster: t.Cluster,
 			Namespace: t.Namespace, Name: t.SecretName, Mount: t.Mount, Path: firstNonEmpty(t.Path, t.Dir)})
+	}
+	if prev != nil {
+		// Targets dropped from the declaration stay recorded until pruned:
+		// the inventory is how certfleet knows they are its orphans.
+		for _, t := range prev.Targets {
+			if !declared[t.Key] {
+				e.Targets = append(e.Targets, t)
+			}
+		}
 	}
 	var failures []string
 	if o.err != nil {

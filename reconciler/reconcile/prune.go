@@ -46,6 +46,7 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 		desired[d.ID] = true
 	}
 	now := p.now()
+	pruned := map[string]bool{}
 	for i := range dec.Orphans {
 		o := &dec.Orphans[i]
 		var err error
@@ -68,17 +69,34 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 			rep.Failures = append(rep.Failures, fmt.Sprintf("pruning %s: %v", o.Target.Key, err))
 		} else {
 			rep.Pruned++
+			pruned[o.Target.Key] = true
 		}
 		if err := p.Audit.Log(ev); err != nil {
 			rep.Failures = append(rep.Failures, "writing the audit log: "+err.Error())
 		}
 	}
-	// Inventory entries of certificates no longer declared go with their targets.
-	for id := range inv {
-		if !desired[id] {
-			if err := inventory.Delete(ctx, p.Backend, id); err != nil {
-				rep.Failures = append(rep.Failures, fmt.Sprintf("removing %s from the inventory: %v", id, err))
+	// The inventory forgets what was pruned: an entry of a certificate no
+	// longer declared goes once all its targets have; others lose the
+	// pruned targets. What failed stays recorded, to be pruned next time.
+	for id, e := range inv {
+		var kept []inventory.Target
+		for _, t := range e.Targets {
+			if !pruned[t.Key] {
+				kept = append(kept, t)
 			}
+		}
+		var err error
+		switch {
+		case len(kept) == len(e.Targets):
+			continue
+		case !desired[id] && len(kept) == 0:
+			err = inventory.Delete(ctx, p.Backend, id)
+		default:
+			e.Targets = kept
+			err = inventory.Put(ctx, p.Backend, e)
+		}
+		if err != nil {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("updating %s in the inventory: %v", id, err))
 		}
 	}
 }

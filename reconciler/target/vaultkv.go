@@ -66,7 +66,9 @@ func (v *VaultKV) Write(ctx context.Context, t render.Target, b Bundle, m Meta) 
 	}
 	meta := map[string]any{LabelManagedBy: ManagedByValue}
 	for k, val := range m.Annotations(b) {
-		meta[k] = val
+		if val != "" { // Vault refuses empty custom metadata values
+			meta[k] = val
+		}
 	}
 	if err := kv.PatchMetadata(ctx, t.Path, vaultapi.KVMetadataPatchInput{CustomMetadata: meta}); err != nil {
 		return fmt.Errorf("writing the metadata of Vault KV %s/%s: %w", t.Mount, t.Path, err)
