@@ -93,7 +93,7 @@ func (c *Connector) restConfig(ctx context.Context, cl *schemas.Cluster) (*rest.
 		}
 		token, _ := s.Data["token"].(string)
 		if token == "" {
-			return nil, fmt.Errorf("Vault KV %s has no token field", cred.VaultKVPath)
+			return nil, fmt.Errorf("the Vault KV secret %s has no token field", cred.VaultKVPath)
 		}
 		return &rest.Config{Host: cl.Spec.Server, BearerToken: token,
 			TLSClientConfig: rest.TLSClientConfig{CAData: []byte(cl.Spec.CACertificate)}}, nil
