@@ -184,3 +184,24 @@ func TestExamplePKIApplies(t *testing.T) {
 		t.Errorf("a second plan is not empty (exit %d):\n%s", code, out)
 	}
 }
+
+// TestQuickstartDemo runs `make demo`'s script with the built binary: the
+// main job on the local backend, the inventory, and drift catching a
+// tampered file that the next pass heals.
+func TestQuickstartDemo(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command("examples/quickstart/demo.sh")
+	cmd.Env = append(os.Environ(), "CERTFLEET="+bin, "DEMO_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"actions: issue 4", "4 of 4 certificates", "1 drifted", "4 in sync, 0 drifted"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "PRIVATE KEY") {
+		t.Error("the demo printed a private key")
+	}
+}

@@ -59,7 +59,7 @@ spec:
   dnsNames: [legacy.example.com]
   duration: 720h
   targets:
-    - directory: {path: /etc/tls/legacy}
+    - directory: {path: tls/legacy}
 `
 )
 

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certfleet/certfleet/internal/testbed"
+	"github.com/certfleet/certfleet/reconciler/inventory"
+)
+
+// TestReconcileFromAGitServerIntoAClusterAndADirectory is the main job end
+// to end through the command line: a repository on the test bed's Git
+// server (basic auth), the local backend, a real cluster reached by a
+// kubeconfig context, and a directory.
+func TestReconcileFromAGitServerIntoAClusterAndADirectory(t *testing.T) {
+	c := testbed.NewCluster(t, "prod-eu")
+	cs, err := c.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, ns := range []string{"payments", "ingress-nginx"} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	// The catalog's two clusters, prod-eu and prod-us, are two contexts of
+	// one API server here.
+	us := *c
+	us.Name = "prod-us"
+	if err := testbed.WriteKubeconfig(kubeconfig, c, &us); err != nil {
+		t.Fatal(err)
+	}
+	_, state := quickstartCatalog(t) // its cluster prod-eu uses kubeconfig context prod-eu
+	url, _ := planRepo(t, map[string]string{"README.md": "x\n"})
+	out := filepath.Join(dir, "tls")
+	base := []string{"--source", url, "--ref", "main", "--git-username", "ci", "--git-password-file", passwordFile(t),
+		"--backend", "local", "--state-dir", state, "--kubeconfig", kubeconfig, "--output-dir", out}
+
+	code, stdout, stderr := run(t, append([]string{"reconcile", "--once"}, base...)...)
+	if code != 0 {
+		t.Fatalf("reconcile: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "actions: issue 3") {
+		t.Errorf("report:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tls/legacy", "tls.crt")); err != nil {
+		t.Errorf("the directory target: %v", err)
+	}
+	s, err := cs.CoreV1().Secrets("payments").Get(ctx, "api-mtls", metav1.GetOptions{})
+	if err != nil || len(s.Data["tls.key"]) == 0 {
+		t.Fatalf("the Secret in the cluster: %v", err)
+	}
+	if code, stdout, _ := run(t, append([]string{"drift"}, base...)...); code != 0 {
+		t.Errorf("drift after a pass: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = run(t, "inventory", "--state-dir", state, "-o", "json", "--san", "*.payments.svc.cluster.local")
+	var entries []inventory.Entry
+	if code != 0 || json.Unmarshal([]byte(stdout), &entries) != nil || len(entries) != 1 || entries[0].Author != "alice" {
+		t.Errorf("inventory --san: exit %d, %s", code, stdout)
+	}
+
+	// A source that cannot be fetched: nothing is decided, nothing pruned.
+	bad := append([]string{"reconcile", "--once", "--prune"}, base...)
+	for i, a := range bad {
+		if a == url {
+			bad[i] = strings.Replace(url, "fleet.git", "missing.git", 1)
+		}
+	}
+	if code, _, stderr := run(t, bad...); code != ExitError || strings.Contains(stderr, "s3cret-pw") {
+		t.Errorf("unfetchable source: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := cs.CoreV1().Secrets("payments").Get(ctx, "api-mtls", metav1.GetOptions{}); err != nil {
+		t.Errorf("a failed fetch removed a certificate: %v", err)
+	}
+}
