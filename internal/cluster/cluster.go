@@ -25,7 +25,8 @@ type Connector struct {
 	Kubeconfig string
 	// Vault reads vaultKVPath credentials; nil when no Vault is configured.
 	Vault *vaultapi.Client
-	// QPS and Burst of each client; certfleet talks to few objects per cluster, in bursts.
+	// QPS and Burst of each client (default 100 and 200): a pass writes
+	// many Secrets at once when a fleet is first issued or renewed together.
 	QPS   float32
 	Burst int
 
@@ -46,7 +47,7 @@ func (c *Connector) Client(ctx context.Context, cl *schemas.Cluster) (kubernetes
 	}
 	cfg.QPS, cfg.Burst = c.QPS, c.Burst
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 50, 100
+		cfg.QPS, cfg.Burst = 100, 200
 	}
 	k, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -60,22 +60,44 @@ const prefix = "inventory/"
 // in an ID, so the mapping is one to one.
 func key(id string) string { return prefix + strings.ReplaceAll(id, "/", "_") }
 
+// loadConcurrency bounds parallel reads: with Vault, each entry is one request.
+const loadConcurrency = 16
+
 // Load reads every entry, by ID.
 func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 	names, err := s.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]*Entry, len(names))
-	for _, n := range names {
-		var e Entry
-		if err := s.Get(ctx, prefix+n, &e); err != nil {
-			if errors.Is(err, backend.ErrNotFound) {
-				continue
+	entries := make([]*Entry, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, loadConcurrency)
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var e Entry
+			if err := s.Get(ctx, prefix+n, &e); err != nil {
+				if !errors.Is(err, backend.ErrNotFound) { // deleted since the list: skip it
+					errs[i] = err
+				}
+				return
 			}
-			return nil, err
+			entries[i] = &e
+		}()
+	}
+	wg.Wait()
+	out := make(map[string]*Entry, len(names))
+	for i, e := range entries {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		out[e.ID] = &e
+		if e != nil {
+			out[e.ID] = e
+		}
 	}
 	return out, nil
 }

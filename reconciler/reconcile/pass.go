@@ -113,6 +113,8 @@ type outcome struct {
 	notAfter time.Time
 	err      error
 	written  map[string]error // target key → error (nil: written)
+	// recordErr is a failure to write the inventory or the audit log.
+	recordErr error
 }
 
 // act issues and delivers, certificates in parallel, and records.
@@ -132,7 +134,9 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			outcomes[i] = p.actOn(ctx, res, c)
+			o := p.actOn(ctx, res, c)
+			o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
+			outcomes[i] = o
 		}()
 	}
 	if todo > 0 {
@@ -140,13 +144,6 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	}
 	wg.Wait()
 	rep.addDecisions(dec, outcomes)
-	for i, o := range outcomes {
-		if o == nil {
-			continue
-		}
-		c := &dec.Certificates[i]
-		p.record(ctx, res, c, o, inv[c.Desired.ID], rep)
-	}
 }
 
 func anyWrite(c *decide.Certificate) bool {
@@ -292,7 +289,7 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 }
 
 // record writes the inventory entry and the audit events of one certificate.
-func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry, rep *Report) {
+func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry) error {
 	d := c.Desired
 	spec := d.Certificate.Spec
 	now := p.now()
@@ -343,8 +340,9 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		}
 		e.FailingSince, e.LastError = &since, strings.Join(failures, "; ")
 	}
+	var recordErrs []error
 	if err := inventory.Put(ctx, p.Backend, e); err != nil {
-		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: recording in the inventory: %v", d.ID, err))
+		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
 	}
 	action := actionOf(c)
 	for _, td := range c.Targets {
@@ -367,10 +365,11 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			ev.Action = "update"
 		}
 		if err := p.Audit.Log(ev); err != nil {
-			rep.Failures = append(rep.Failures, "writing the audit log: "+err.Error())
+			recordErrs = append(recordErrs, fmt.Errorf("writing the audit log: %w", err))
 		}
 	}
 	p.log().Info("certificate reconciled", "certificate", d.ID, "action", action, "serial", o.serial, "failures", len(failures))
+	return errors.Join(recordErrs...)
 }
 
 // actionOf names what a decision does: issue (first time), renew, reissue

@@ -113,7 +113,7 @@ spec: {credentials: {kubeconfigContext: beta}}
 // env is one test's world: its own catalog mount and PKI mount in the
 // shared Vault, its own namespaces' worth of Secrets, its own directory.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	id      string
 	backend backend.Backend
 	vault   *backend.Vault
@@ -125,7 +125,7 @@ type env struct {
 	force   bool
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	id := fmt.Sprintf("r%d", runID.Add(1))
 	ctx := context.Background()
@@ -668,7 +668,7 @@ spec:
 	}
 }
 
-func mustVault(t *testing.T, addr, id string) backend.Backend {
+func mustVault(t testing.TB, addr, id string) backend.Backend {
 	v, err := backend.OpenVault(context.Background(), backend.VaultConfig{Address: addr, Token: vaultServer.Token, CatalogMount: id + "-catalog"})
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,9 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome) {
 		if o != nil && o.err != nil {
 			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.err))
 		}
+		if o != nil && o.recordErr != nil {
+			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.recordErr))
+		}
 		for _, t := range c.Targets {
 			reason := t.Reason
 			if c.Reason == decide.PolicyViolation || c.Reason == decide.Suspended {

@@ -1,0 +1,132 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// benchN is the fleet size of the benchmarks (CERTFLEET_BENCH_N, default 1,000).
+func benchN() int {
+	if n, err := strconv.Atoi(os.Getenv("CERTFLEET_BENCH_N")); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}
+
+// fleet declares n ECDSA P-256 certificates, each delivered to alpha.
+func (e *env) fleet(n int) map[string]string {
+	files := map[string]string{}
+	for f := 0; f*100 < n; f++ {
+		var b []byte
+		for i := f * 100; i < min(n, (f+1)*100); i++ {
+			b = fmt.Appendf(b, `---
+apiVersion: certfleet.dev/v1alpha1
+kind: Certificate
+metadata: {name: svc-%[1]d, namespace: web}
+spec:
+  issuer: mtls
+  dnsNames: [svc-%[1]d.web.svc.cluster.local]
+  duration: 24h
+  privateKey: {algorithm: ECDSA, size: 256}
+  targets:
+    - kubernetes: {cluster: alpha, namespace: NS-web, secretName: svc-%[1]d-tls}
+`, i)
+		}
+		files[fmt.Sprintf("teams/web/f%02d.yaml", f)] = string(b)
+	}
+	return files
+}
+
+// BenchmarkFleet issues N certificates through the real Vault into a real
+// cluster, beside a plain loop of Vault pki/sign calls at the same
+// concurrency; then times a no-op pass over them beside a plain LIST of
+// their Secrets. Run it with -benchtime 1x: each part reports seconds and
+// the ratio.
+func BenchmarkFleet(b *testing.B) {
+	for b.Loop() {
+		n := benchN()
+		e := newEnv(b)
+		files := e.fleet(n)
+		res := render.Render(e.snapshot(files), e.catalog)
+		if len(res.Errors) > 0 || len(res.Desired) != n {
+			b.Fatalf("render: %d desired, errors %v", len(res.Desired), res.Errors)
+		}
+		v := verdicts(res, e.catalog, e.now)
+		ctx := context.Background()
+		p := e.pass()
+
+		start := time.Now()
+		rep, err := p.Run(ctx, res, v)
+		passTime := time.Since(start)
+		if err != nil || rep.Actions["issue"] != n || len(rep.Failures) > 0 {
+			b.Fatalf("issuing pass: %v, actions %v, failures %v", err, rep.Actions, rep.Failures)
+		}
+
+		signTime := signLoop(b, e, n, p.Concurrency)
+
+		start = time.Now()
+		rep, err = e.pass().Run(ctx, res, v)
+		noop := time.Since(start)
+		if err != nil || len(rep.Actions) != 0 || rep.Reasons["InSync"] != n {
+			b.Fatalf("no-op pass: %v, actions %v", err, rep.Actions)
+		}
+		start = time.Now()
+		list, err := clientset(b, alpha).CoreV1().Secrets(e.id+"-web").List(ctx, metav1.ListOptions{})
+		listTime := time.Since(start)
+		if err != nil || len(list.Items) != n {
+			b.Fatalf("LIST: %v, %d items", err, len(list.Items))
+		}
+		b.ReportMetric(passTime.Seconds(), "issue-pass-s")
+		b.ReportMetric(signTime.Seconds(), "sign-loop-s")
+		b.ReportMetric(passTime.Seconds()/signTime.Seconds(), "issue-ratio")
+		b.ReportMetric(noop.Seconds(), "noop-pass-s")
+		b.ReportMetric(listTime.Seconds(), "list-s")
+		b.ReportMetric(noop.Seconds()/listTime.Seconds(), "noop-ratio")
+	}
+}
+
+// signLoop is the baseline: make a key and a CSR and call pki/sign, n
+// times, c at a time — what issuing costs without certfleet.
+func signLoop(b *testing.B, e *env, n, c int) time.Duration {
+	if c == 0 {
+		c = 8
+	}
+	iss := e.catalog.Issuers["mtls"]
+	auth := e.catalog.Authorities["root"]
+	sem := make(chan struct{}, c)
+	var wg sync.WaitGroup
+	var failed error
+	var mu sync.Mutex
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			key, _ := pki.GenerateKey(string(schemas.ECDSA), 256)
+			csr, _ := pki.CSR(key, pki.Request{DNSNames: []string{fmt.Sprintf("loop-%d.web.svc.cluster.local", i)}})
+			if _, err := e.backend.Sign(context.Background(), iss, auth, csr, 24*time.Hour); err != nil {
+				mu.Lock()
+				failed = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	return time.Since(start)
+}
