@@ -102,6 +102,15 @@ func Generate() (map[string][]byte, error) {
 		return nil, err
 	}
 	files["report.json"] = b
+	// certfleet.yaml, the daemon's configuration.
+	cfg := r.Reflect(schemas.ServeConfig{})
+	cfg.ID = jsonschema.ID(baseURL + "serveconfig.json")
+	cfg.Title = schemas.KindServeConfig
+	pinTypeMeta(cfg, "ServeConfig")
+	if b, err = marshal(cfg); err != nil {
+		return nil, err
+	}
+	files["serveconfig.json"] = b
 	return files, nil
 }
 

@@ -29,8 +29,8 @@ func TestGeneratedSchemasAreCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != len(schemas.Kinds)+2 {
-		t.Errorf("Generate made %d files, want one per kind, certfleet.json and report.json", len(files))
+	if len(files) != len(schemas.Kinds)+3 {
+		t.Errorf("Generate made %d files, want one per kind, certfleet.json, report.json and serveconfig.json", len(files))
 	}
 	for name, want := range files {
 		got, err := os.ReadFile(filepath.Join("schemas/jsonschema", name))

@@ -1,0 +1,107 @@
+package schemas
+
+// ServeConfig is certfleet.yaml, the configuration of `certfleet serve`
+// (kind ServeConfig). Secrets are never written in it: it names the files
+// that hold them.
+type ServeConfig struct {
+	TypeMeta `json:",inline"`
+	// Source is the repository the daemon watches.
+	Source ServeSource `json:"source"`
+	// Backend holds the PKI, the catalog and the inventory.
+	Backend ServeBackend `json:"backend"`
+	// Kubeconfig is the kubeconfig for clusters with kubeconfigContext credentials. Default: $KUBECONFIG, then ~/.kube/config.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// OutputDir is where relative directory targets are written. Default: the working directory.
+	OutputDir string `json:"outputDir,omitempty"`
+	// AuditLog is the JSON-lines audit log. Default: audit.log in the local backend's directory, else certfleet-audit.log.
+	AuditLog string `json:"auditLog,omitempty"`
+	// Prune deletes orphaned targets. Default false.
+	Prune bool `json:"prune,omitempty"`
+	// MaxPruneShare is the largest share of managed targets one pass may prune. Default 0.5.
+	MaxPruneShare float64 `json:"maxPruneShare,omitempty"`
+	// ReportOnly observes and reports drift and changes nothing. Default false.
+	ReportOnly bool `json:"reportOnly,omitempty"`
+	// RenewalJitter spreads renewals over at most this long. Default 1h.
+	RenewalJitter Duration `json:"renewalJitter,omitempty"`
+	// Concurrency bounds parallel issuances and writes. Default 8.
+	Concurrency int `json:"concurrency,omitempty"`
+	// Listen is the HTTP address of /healthz, /readyz, /metrics, /report and /hooks/git. Default :8080.
+	Listen string `json:"listen,omitempty"`
+	// Webhook verifies push notifications.
+	Webhook ServeWebhook `json:"webhook,omitempty"`
+	// LeaderElection lets several replicas run with one acting.
+	LeaderElection ServeLeaderElection `json:"leaderElection,omitempty"`
+	// RetryBackoff is the first retry delay of a failing certificate, doubled up to MaxRetryBackoff. Default 30s.
+	RetryBackoff Duration `json:"retryBackoff,omitempty"`
+	// MaxRetryBackoff caps the retry delay. Default 1h.
+	MaxRetryBackoff Duration `json:"maxRetryBackoff,omitempty"`
+}
+
+// ServeSource is the watched repository.
+type ServeSource struct {
+	// URL of the repository (https://, ssh://), or a local directory.
+	URL string `json:"url"`
+	// Ref is the branch, tag or commit. Default main.
+	Ref string `json:"ref,omitempty"`
+	// Path scopes the repository to a folder. Default: all of it.
+	Path string `json:"path,omitempty"`
+	// Interval between polls. Default 1m.
+	Interval Duration `json:"interval,omitempty"`
+	// Auth names the files holding credentials.
+	Auth ServeSourceAuth `json:"auth,omitempty"`
+}
+
+// ServeSourceAuth names credential files.
+type ServeSourceAuth struct {
+	Username       string `json:"username,omitempty"`
+	PasswordFile   string `json:"passwordFile,omitempty"`
+	TokenFile      string `json:"tokenFile,omitempty"`
+	SSHKeyFile     string `json:"sshKeyFile,omitempty"`
+	KnownHostsFile string `json:"knownHostsFile,omitempty"`
+	CAFile         string `json:"caFile,omitempty"`
+	// InsecureHTTP allows credentials over plain HTTP to hosts other than loopback. Default false.
+	InsecureHTTP bool `json:"insecureHTTP,omitempty"`
+}
+
+// ServeBackend selects the backend.
+type ServeBackend struct {
+	// Type is vault or local. Default local.
+	Type string `json:"type,omitempty"`
+	// StateDir is the local backend's directory.
+	StateDir string `json:"stateDir,omitempty"`
+	// Vault settings; empty fields fall back to VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN.
+	Vault ServeVault `json:"vault,omitempty"`
+}
+
+// ServeVault reaches Vault.
+type ServeVault struct {
+	Address      string `json:"address,omitempty"`
+	Namespace    string `json:"namespace,omitempty"`
+	CatalogMount string `json:"catalogMount,omitempty"`
+	CACert       string `json:"caCert,omitempty"`
+	// TokenFile holds the token (a Vault agent sink, a mounted Secret). Default: $VAULT_TOKEN.
+	TokenFile string `json:"tokenFile,omitempty"`
+}
+
+// ServeWebhook verifies pushes.
+type ServeWebhook struct {
+	// SecretFile holds the shared secret of the X-Hub-Signature-256 HMAC. Without it, /hooks/git is off.
+	SecretFile string `json:"secretFile,omitempty"`
+}
+
+// ServeLeaderElection configures a Kubernetes Lease.
+type ServeLeaderElection struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// Namespace and Name of the Lease. Default certfleet-system / certfleet.
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// KubeconfigContext of the cluster holding the Lease. Default: in-cluster configuration, else the current context.
+	KubeconfigContext string `json:"kubeconfigContext,omitempty"`
+	// LeaseDuration, RenewDeadline, RetryPeriod as client-go's leader election. Defaults 15s, 10s, 2s.
+	LeaseDuration Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod   Duration `json:"retryPeriod,omitempty"`
+}
+
+// KindServeConfig is the kind of certfleet.yaml.
+const KindServeConfig = "ServeConfig"
