@@ -49,6 +49,8 @@ const (
 	PolicyViolation Reason = "PolicyViolation"
 	// Suspended: the certificate is suspended; what was delivered stays.
 	Suspended Reason = "Suspended"
+	// BackingOff: the last attempts failed; the next one waits (capped exponential backoff).
+	BackingOff Reason = "BackingOff"
 )
 
 // needsNewCertificate lists the reasons a target's certificate cannot be
@@ -274,6 +276,12 @@ func decideCertificate(in Input, d *render.Desired) Certificate {
 	}
 	if c.Issue && !anyWrite(c.Targets) {
 		c.Issue = false // every target is unreachable: issuing now would deliver nowhere
+	}
+	if e := in.Inventory[d.ID]; e != nil && e.RetryAt != nil && in.Now.Before(*e.RetryAt) && (c.Issue || anyWrite(c.Targets)) {
+		c.Reason, c.Issue, c.Source = BackingOff, false, nil
+		for i := range c.Targets {
+			c.Targets[i].Write = false
+		}
 	}
 	return c
 }

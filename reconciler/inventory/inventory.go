@@ -39,7 +39,11 @@ type Entry struct {
 	// FailingSince is set while issuing or delivering fails, with the last error.
 	FailingSince *time.Time `json:"failingSince,omitempty"`
 	LastError    string     `json:"lastError,omitempty"`
-	UpdatedAt    time.Time  `json:"updatedAt"`
+	// Attempts counts failed attempts in a row; RetryAt is when the daemon
+	// tries again (capped exponential backoff).
+	Attempts  int        `json:"attempts,omitempty"`
+	RetryAt   *time.Time `json:"retryAt,omitempty"`
+	UpdatedAt time.Time  `json:"updatedAt"`
 }
 
 // Target is a place the certificate was delivered.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/decide"
-	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
 	"github.com/certfleet/certfleet/schemas"
@@ -46,83 +45,50 @@ type DriftEntry struct {
 // driftNames renames decide's reasons where drift has its own word.
 var driftNames = map[decide.Reason]string{decide.Renewing: "Expiring"}
 
-// Drift observes and decides, and reports the differences.
+// Drift observes and decides, changing nothing, and reports the differences.
 func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*DriftReport, error) {
-	now := p.now()
-	inv, err := inventory.Load(ctx, p.Backend)
+	dry := *p
+	dry.DryRun, dry.Prune = true, false
+	rep, err := dry.Run(ctx, res, verdicts)
 	if err != nil {
-		return nil, fmt.Errorf("reading the inventory: %w", err)
+		return nil, err
 	}
-	obs := p.observe(ctx, res.Desired, inv)
-	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
-		Unobservable: obs.unobservable, Inventory: inv, Now: now, MaxJitter: p.MaxJitter})
-	r := &DriftReport{Revision: res.Revision.String(), Time: now, Counts: map[string]int{}, Entries: []DriftEntry{}, Failures: []string{}}
-	for key, err := range obs.unobservable {
-		r.Failures = append(r.Failures, fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), err))
-	}
-	add := func(e DriftEntry) {
-		r.Counts[e.Reason]++
-		r.Entries = append(r.Entries, e)
-	}
-	for _, c := range dec.Certificates {
-		issued := ""
-		if e, ok := inv[c.Desired.ID]; ok {
-			issued = e.Serial
+	return DriftOf(rep), nil
+}
+
+// DriftOf reads the drift out of a pass's report (the state after it).
+func DriftOf(rep *Report) *DriftReport {
+	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[string]int{}, Entries: []DriftEntry{}, Failures: []string{}}
+	for _, f := range rep.Failures {
+		if strings.HasPrefix(f, "observing ") {
+			r.Failures = append(r.Failures, f)
 		}
-		for _, t := range c.Targets {
-			reason := t.Reason
-			if c.Reason == decide.PolicyViolation {
-				reason = decide.PolicyViolation
-			}
-			e := DriftEntry{Reason: string(reason), Certificate: c.Desired.ID, Target: t.Target.Key, File: c.Desired.File(), IssuedSerial: issued}
-			if name, ok := driftNames[reason]; ok {
-				e.Reason = name
-			}
-			if t.Observed != nil && t.Observed.Cert != nil {
-				e.DeliveredSerial = t.Observed.Annotations[target.AnnSerial]
-				if e.DeliveredSerial == "" || !t.Observed.Managed {
-					e.DeliveredSerial = serialOf(t.Observed)
-				}
-				e.NotAfter = t.Observed.Cert.NotAfter
-			}
-			if reason == decide.InSync && (issued == "" || issued == e.DeliveredSerial) {
+	}
+	for _, s := range rep.State {
+		e := DriftEntry{Reason: s.Reason, Certificate: s.Certificate, Target: s.Target, File: s.File,
+			IssuedSerial: s.IssuedSerial, DeliveredSerial: s.Serial, NotAfter: s.NotAfter}
+		if name, ok := driftNames[decide.Reason(s.Reason)]; ok {
+			e.Reason = name
+		}
+		if s.Reason == string(decide.InSync) {
+			if s.IssuedSerial == "" || s.IssuedSerial == s.Serial {
 				r.InSync++
 				continue
 			}
-			if reason == decide.InSync {
-				// Delivered and issued disagree: the inventory missed a write, or the target was rolled back.
-				e.Reason = "NotRecorded"
-			}
-			e.Message = driftMessage(e, c.Desired, now)
-			add(e)
+			// Delivered and issued disagree: the inventory missed a write, or the target was rolled back.
+			e.Reason = "NotRecorded"
 		}
+		e.Message = driftMessage(e, s, rep.Started)
+		r.Counts[e.Reason]++
+		r.Entries = append(r.Entries, e)
 	}
-	for _, o := range dec.Orphans {
-		e := DriftEntry{Reason: string(decide.Orphaned), Certificate: orphanID(o), Target: o.Target.Key}
-		if o.Observed != nil && o.Observed.Cert != nil {
-			e.DeliveredSerial, e.NotAfter = serialOf(o.Observed), o.Observed.Cert.NotAfter
-		}
-		e.Message = "certfleet manages this target but no certificate declares it; `certfleet reconcile --prune` deletes it"
-		add(e)
-	}
-	for _, u := range dec.Unmanaged {
-		e := DriftEntry{Reason: string(decide.Unmanaged), Target: u.Target.Key}
-		if u.Observed != nil && u.Observed.Cert != nil {
-			e.DeliveredSerial, e.NotAfter = serialOf(u.Observed), u.Observed.Cert.NotAfter
-			e.Message = fmt.Sprintf("a TLS Secret certfleet does not manage, expiring %s", u.Observed.Cert.NotAfter.UTC().Format(time.RFC3339))
-		} else {
-			e.Message = "a TLS Secret certfleet does not manage, without a readable certificate"
-		}
-		add(e)
-	}
-	sort.Strings(r.Failures)
-	return r, nil
+	return r
 }
 
-func driftMessage(e DriftEntry, d *render.Desired, now time.Time) string {
+func driftMessage(e DriftEntry, s TargetState, now time.Time) string {
 	switch e.Reason {
 	case string(decide.Missing):
-		return "declared in " + d.File() + " but not delivered"
+		return "declared in " + s.File + " but not delivered"
 	case string(decide.MissingData):
 		return "the target lacks a readable tls.crt or tls.key"
 	case string(decide.KeyMismatch):
@@ -130,7 +96,7 @@ func driftMessage(e DriftEntry, d *render.Desired, now time.Time) string {
 	case string(decide.ModifiedOutOfBand):
 		return "the delivered data is not what certfleet wrote (edited by hand, or written by something else)"
 	case string(decide.IssuerChanged):
-		return "the certificate now names issuer " + d.Certificate.Spec.Issuer
+		return "the certificate now names issuer " + s.Issuer
 	case string(decide.SpecChanged):
 		return "the declaration changed since the delivered certificate was issued"
 	case string(decide.TemplateChanged):
@@ -147,6 +113,15 @@ func driftMessage(e DriftEntry, d *render.Desired, now time.Time) string {
 		return "could not be observed"
 	case "NotRecorded":
 		return fmt.Sprintf("the target holds serial %s but the inventory records %s", e.DeliveredSerial, e.IssuedSerial)
+	case string(decide.Orphaned):
+		return "certfleet manages this target but no certificate declares it; `certfleet reconcile --prune` deletes it"
+	case string(decide.Unmanaged):
+		if e.NotAfter.IsZero() {
+			return "a TLS Secret certfleet does not manage, without a readable certificate"
+		}
+		return fmt.Sprintf("a TLS Secret certfleet does not manage, expiring %s", e.NotAfter.UTC().Format(time.RFC3339))
+	case string(decide.BackingOff):
+		return "the last attempts failed; retrying after a backoff"
 	}
 	return ""
 }

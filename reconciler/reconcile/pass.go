@@ -50,6 +50,9 @@ type Pass struct {
 	// MaxPruneShare is the largest share of managed targets one pass may
 	// prune without Force (default 0.5).
 	MaxPruneShare float64
+	// RetryBackoff is the first delay before retrying a failing certificate,
+	// doubled per failure up to MaxRetryBackoff; 0 retries on every pass.
+	RetryBackoff, MaxRetryBackoff time.Duration
 	// Progress receives a line per step on a terminal (nil: quiet).
 	Progress io.Writer
 	Log      *slog.Logger
@@ -99,7 +102,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, rep)
 	} else {
-		rep.addDecisions(dec, nil)
+		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
 	}
 	p.prune(ctx, res, dec, inv, rep)
 	rep.finish(p.now())
@@ -143,7 +146,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 		p.progress("issuing or delivering %d certificates", todo)
 	}
 	wg.Wait()
-	rep.addDecisions(dec, outcomes)
+	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
 }
 
 func anyWrite(c *decide.Certificate) bool {
@@ -336,9 +339,18 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	if len(failures) > 0 {
 		since := now
 		if prev != nil && prev.FailingSince != nil {
-			since = *prev.FailingSince
+			since, e.Attempts = *prev.FailingSince, prev.Attempts
 		}
 		e.FailingSince, e.LastError = &since, strings.Join(failures, "; ")
+		e.Attempts++
+		if p.RetryBackoff > 0 {
+			delay := p.RetryBackoff << min(e.Attempts-1, 20)
+			if p.MaxRetryBackoff > 0 && delay > p.MaxRetryBackoff {
+				delay = p.MaxRetryBackoff
+			}
+			retry := now.Add(delay)
+			e.RetryAt = &retry
+		}
 	}
 	var recordErrs []error
 	if err := inventory.Put(ctx, p.Backend, e); err != nil {

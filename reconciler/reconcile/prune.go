@@ -34,6 +34,11 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 	case len(res.Desired) == 0:
 		rep.refusePrune(fmt.Sprintf("refusing to prune %d targets: the revision renders no certificate at all (use --force if that is intended)", len(dec.Orphans)))
 		return
+	case len(res.Errors) > 0:
+		// A broken file's certificates look undeclared: pruning them would
+		// delete working certificates because of a typo.
+		rep.refusePrune(fmt.Sprintf("refusing to prune %d targets: %d manifests are invalid, and their certificates would look orphaned (fix them, or use --force)", len(dec.Orphans), len(res.Errors)))
+		return
 	case float64(len(dec.Orphans)) > share*float64(managed):
 		rep.refusePrune(fmt.Sprintf("refusing to prune %d of %d managed targets (more than %.0f%%): use --force if that is intended", len(dec.Orphans), managed, share*100))
 		return

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
 )
@@ -32,6 +34,28 @@ type Report struct {
 	Notes    []string `json:"notes,omitempty"`
 	// PruneRefused is set when pruning was refused for safety.
 	PruneRefused string `json:"pruneRefused,omitempty"`
+	// State is every target after the pass: what drift reports and the
+	// daemon's metrics show.
+	State []TargetState `json:"-"`
+}
+
+// TargetState is one target after a pass.
+type TargetState struct {
+	Certificate string
+	Target      string
+	Kind        string
+	Cluster     string
+	Namespace   string
+	Issuer      string
+	File        string
+	// Reason is decide's, after the pass: InSync once a write succeeded.
+	Reason string
+	// Serial is what the target holds; IssuedSerial what the inventory records.
+	Serial, IssuedSerial         string
+	NotBefore, NotAfter, RenewAt time.Time
+	// Ready is true when the target holds a valid certificate with its key.
+	Ready        bool
+	FailingSince *time.Time
 }
 
 // Item is one target's state and what happened to it.
@@ -56,13 +80,15 @@ func (r *Report) addObservationFailures(errs map[string]error) {
 	}
 }
 
-// addDecisions counts the decisions and, when the pass acted, their outcomes.
-func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome) {
+// addDecisions counts the decisions and, when the pass acted, their
+// outcomes, and records every target's state after the pass.
+func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map[string]*inventory.Entry, now time.Time, jitter time.Duration) {
 	for i, c := range dec.Certificates {
 		var o *outcome
 		if outcomes != nil {
 			o = outcomes[i]
 		}
+		r.State = append(r.State, statesOf(c, o, inv[c.Desired.ID], now, jitter)...)
 		action := ""
 		if c.Issue || anyWrite(&c) {
 			action = actionOf(&c)
@@ -104,7 +130,60 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome) {
 	for _, o := range dec.Orphans {
 		r.Reasons[string(decide.Orphaned)]++
 		r.Items = append(r.Items, Item{Target: o.Target.Key, Reason: string(decide.Orphaned), Certificate: orphanID(o)})
+		r.State = append(r.State, observedState(o, orphanID(o), now))
 	}
+	for _, u := range dec.Unmanaged {
+		r.State = append(r.State, observedState(u, "", now))
+	}
+}
+
+// statesOf is a certificate's targets after the pass.
+func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time.Time, jitter time.Duration) []TargetState {
+	d := c.Desired
+	var out []TargetState
+	for _, t := range c.Targets {
+		s := TargetState{Certificate: d.ID, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
+			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Reason: string(t.Reason)}
+		if c.Reason == decide.PolicyViolation || c.Reason == decide.Suspended || c.Reason == decide.BackingOff {
+			s.Reason = string(c.Reason)
+		}
+		if entry != nil {
+			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
+		}
+		written := o != nil && o.err == nil && t.Write && o.written[t.Target.Key] == nil
+		if written {
+			leaf, _ := pki.ParseCertificate(o.bundle.Cert)
+			s.Reason, s.Serial, s.IssuedSerial = string(decide.InSync), o.serial, o.serial
+			s.NotBefore, s.NotAfter = leaf.NotBefore, leaf.NotAfter
+			s.RenewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, jitter)
+			s.Ready, s.FailingSince = true, nil
+		} else if ob := t.Observed; ob != nil && ob.Cert != nil {
+			s.Serial = pki.Serial(ob.Cert.SerialNumber)
+			s.NotBefore, s.NotAfter = ob.Cert.NotBefore, ob.Cert.NotAfter
+			s.RenewAt = decide.RenewAt(d, ob.Cert.NotBefore, ob.Cert.NotAfter, jitter)
+			s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
+		}
+		if o != nil && (o.err != nil || o.written[t.Target.Key] != nil) && s.FailingSince == nil {
+			n := now
+			s.FailingSince = &n
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// observedState is an orphaned or unmanaged target as observed.
+func observedState(t decide.Target, id string, now time.Time) TargetState {
+	s := TargetState{Certificate: id, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
+		Namespace: t.Target.Namespace, Reason: string(t.Reason)}
+	if ob := t.Observed; ob != nil && ob.Cert != nil {
+		s.Serial, s.NotBefore, s.NotAfter = pki.Serial(ob.Cert.SerialNumber), ob.Cert.NotBefore, ob.Cert.NotAfter
+		s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
+		if ob.Annotations != nil {
+			s.Issuer = ob.Annotations[target.AnnIssuer]
+		}
+	}
+	return s
 }
 
 func orphanID(o decide.Target) string {
