@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/cluster"
@@ -20,7 +18,6 @@ import (
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/reconciler/render"
-	"github.com/certfleet/certfleet/reconciler/target"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -88,24 +85,9 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := &cluster.Connector{Kubeconfig: f.kubeconfig}
-	vkv := &target.VaultKV{}
-	if v, ok := b.(*backend.Vault); ok {
-		conn.Vault, vkv.Client = v.Client(), v.Client()
-	}
-	clients := func(ctx context.Context, name string) (kubernetes.Interface, error) {
-		cl, ok := cat.Clusters[name]
-		if !ok {
-			return nil, fmt.Errorf("cluster %q is not in the catalog", name)
-		}
-		return conn.Client(ctx, cl)
-	}
-	p := &reconcile.Pass{
-		Backend: b, Catalog: cat, Kube: &target.Kube{Clients: clients}, Vault: vkv,
-		Dir: &target.Directory{Root: f.outputDir}, Audit: audit, Actor: actor(),
-		MaxJitter: f.jitter, Concurrency: f.concurrency,
-		Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig}, f.outputDir, audit)
+	p.Actor, p.MaxJitter, p.Concurrency = actor(), f.jitter, f.concurrency
+	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()
 	}

@@ -3,10 +3,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +45,7 @@ Launched by Terraform, the same binary is the certfleet Terraform provider.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand(), reconcileCommand(), driftCommand(), inventoryCommand())
+	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand(), reconcileCommand(), driftCommand(), inventoryCommand(), serveCommand())
 	return root
 }
 
@@ -50,7 +53,10 @@ Launched by Terraform, the same binary is the certfleet Terraform provider.`,
 func Execute(root *cobra.Command) int { return executeTo(root, os.Stderr) }
 
 func executeTo(root *cobra.Command, stderr io.Writer) int {
-	err := root.Execute()
+	// SIGTERM and Ctrl-C end the command's context: passes stop cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}

@@ -118,6 +118,8 @@ type outcome struct {
 	written  map[string]error // target key → error (nil: written)
 	// recordErr is a failure to write the inventory or the audit log.
 	recordErr error
+	// retryAt is when a failing certificate is tried again (zero: next pass).
+	retryAt time.Time
 }
 
 // act issues and delivers, certificates in parallel, and records.
@@ -138,7 +140,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			o := p.actOn(ctx, res, c)
-			o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
+			o.retryAt, o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
 			outcomes[i] = o
 		}()
 	}
@@ -292,7 +294,7 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 }
 
 // record writes the inventory entry and the audit events of one certificate.
-func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry) error {
+func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry) (time.Time, error) {
 	d := c.Desired
 	spec := d.Certificate.Spec
 	now := p.now()
@@ -380,8 +382,12 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			recordErrs = append(recordErrs, fmt.Errorf("writing the audit log: %w", err))
 		}
 	}
-	p.log().Info("certificate reconciled", "certificate", d.ID, "action", action, "serial", o.serial, "failures", len(failures))
-	return errors.Join(recordErrs...)
+	p.log().Debug("certificate reconciled", "certificate", d.ID, "action", action, "serial", o.serial, "failures", len(failures))
+	var retry time.Time
+	if e.RetryAt != nil {
+		retry = *e.RetryAt
+	}
+	return retry, errors.Join(recordErrs...)
 }
 
 // actionOf names what a decision does: issue (first time), renew, reissue

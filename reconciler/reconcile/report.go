@@ -37,6 +37,10 @@ type Report struct {
 	// State is every target after the pass: what drift reports and the
 	// daemon's metrics show.
 	State []TargetState `json:"-"`
+	// NextRetry is the earliest time a failing certificate is retried (zero: none).
+	NextRetry time.Time `json:"-"`
+	// Issuances counts certificates issued (issue, renew, reissue) per issuer and result (success, failure).
+	Issuances map[[2]string]int `json:"-"`
 }
 
 // TargetState is one target after a pass.
@@ -61,6 +65,7 @@ type TargetState struct {
 // Item is one target's state and what happened to it.
 type Item struct {
 	Certificate string    `json:"certificate"`
+	Issuer      string    `json:"issuer,omitempty"`
 	Target      string    `json:"target"`
 	Reason      string    `json:"reason"`
 	Action      string    `json:"action,omitempty"`
@@ -102,6 +107,19 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 		if o != nil && o.recordErr != nil {
 			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.recordErr))
 		}
+		if o != nil && !o.retryAt.IsZero() && (r.NextRetry.IsZero() || o.retryAt.Before(r.NextRetry)) {
+			r.NextRetry = o.retryAt
+		}
+		if o != nil && c.Issue {
+			result := "success"
+			if o.err != nil {
+				result = "failure"
+			}
+			if r.Issuances == nil {
+				r.Issuances = map[[2]string]int{}
+			}
+			r.Issuances[[2]string{c.Desired.Certificate.Spec.Issuer, result}]++
+		}
 		for _, t := range c.Targets {
 			reason := t.Reason
 			if c.Reason == decide.PolicyViolation || c.Reason == decide.Suspended {
@@ -111,7 +129,7 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			if reason == decide.InSync && !t.Write {
 				continue
 			}
-			it := Item{Certificate: c.Desired.ID, Target: t.Target.Key, Reason: string(reason)}
+			it := Item{Certificate: c.Desired.ID, Issuer: c.Desired.Certificate.Spec.Issuer, Target: t.Target.Key, Reason: string(reason)}
 			if t.Write {
 				it.Action = action
 			}

@@ -97,9 +97,12 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 			return nil, err
 		}
 		commit, err := client.Clone(ctx, u.String(), repository.CloneConfig{
-			CheckoutStrategy: s, ShallowClone: s.Commit == "",
+			CheckoutStrategy: s, ShallowClone: s.Commit == "", LastObservedCommit: o.LastCommit,
 		})
 		client.Close()
+		if err == nil && !git.IsConcreteCommit(*commit) {
+			return nil, ErrUnchanged // the ref was listed, nothing was transferred
+		}
 		if err != nil {
 			lastErr = err
 			if ctx.Err() != nil {

@@ -6,6 +6,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -74,7 +75,13 @@ type Options struct {
 	Path string
 	// Auth is how to reach a remote repository.
 	Auth Auth
+	// LastCommit is the commit the caller already has: when a remote ref
+	// still points at it, Fetch transfers nothing and returns ErrUnchanged.
+	LastCommit string
 }
+
+// ErrUnchanged says a remote ref still points at Options.LastCommit.
+var ErrUnchanged = errors.New("unchanged since the last fetch")
 
 // IsRemote reports whether a source is a URL rather than a local directory.
 func IsRemote(src string) bool {

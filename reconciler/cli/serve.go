@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/certfleet/certfleet/reconciler/serve"
+)
+
+func serveCommand() *cobra.Command {
+	var (
+		config      string
+		leaderElect bool
+		listen      string
+		logFormat   string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: watch the repository, reconcile on push and on time, serve metrics and health",
+		Long: `Run certfleet as a long-lived process. It polls the source at its interval
+(listing the ref; it transfers nothing when it has not moved), reconciles at
+once on a push (POST /hooks/git, verified with the X-Hub-Signature-256 HMAC of
+webhook.secretFile), and schedules each next pass at the earliest of the
+interval, the earliest renewal and the earliest retry of a failing
+certificate (capped exponential backoff). It keeps the last good revision when
+a fetch fails or a revision does not render, and says so in /report and the
+metrics. SIGTERM lets the pass in flight finish (25 s), then abandons it; every
+write is atomic, so no target is left half-written.
+
+With --leader-elect (or leaderElection.enabled), replicas share a Kubernetes
+Lease and only its holder acts; one that loses the lease stops at once.
+
+Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
+/metrics, /report (JSON; ?format=markdown), /hooks/git.`,
+		Example: `  certfleet serve --config /etc/certfleet/certfleet.yaml --leader-elect`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := serve.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("leader-elect") {
+				cfg.LeaderElection.Enabled = leaderElect
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			if cfg.Listen == "" {
+				cfg.Listen = serve.DefaultListen
+			}
+			var handler slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+			if logFormat == "json" {
+				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+			}
+			log := slog.New(handler)
+			ctx := cmd.Context()
+			d, err := serve.New(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			d.Actor = actor()
+			secret, err := readSecretFile(cfg.Webhook.SecretFile)
+			if err != nil {
+				return err
+			}
+			var elector *serve.Elector
+			standby := func() bool { return false }
+			if cfg.LeaderElection.Enabled {
+				elector = serve.NewElector(d, serve.Identity())
+				standby = elector.Standby
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+			}
+			srv := &http.Server{Handler: d.Handler([]byte(secret), standby), ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					log.Error("http server", "err", err)
+				}
+			}()
+			log.Info("certfleet serve", "listen", ln.Addr().String(), "source", cfg.Source.URL, "leaderElection", cfg.LeaderElection.Enabled)
+			if elector != nil {
+				err = elector.Run(ctx)
+			} else {
+				err = d.Run(ctx)
+			}
+			shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+			log.Info("stopped")
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "certfleet.yaml", "the daemon's configuration (schemas/jsonschema/serveconfig.json)")
+	cmd.Flags().BoolVar(&leaderElect, "leader-elect", false, "act only while holding the Kubernetes Lease (default: leaderElection.enabled)")
+	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address (default: listen in the configuration, else :8080)")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}

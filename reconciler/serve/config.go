@@ -1,0 +1,83 @@
+// Package serve is certfleet's daemon: it watches the repository (a poll at
+// its interval, or at once on a push webhook), runs reconcile passes,
+// schedules the next one at the earliest of the interval, the earliest
+// renewal and the earliest retry, keeps the last good revision when a fetch
+// fails or a revision does not render, and serves /healthz, /readyz,
+// /metrics, /report and /hooks/git. With leader election only the replica
+// holding a Kubernetes Lease acts.
+package serve
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// Defaults of certfleet.yaml.
+const (
+	DefaultInterval        = time.Minute
+	DefaultListen          = ":8080"
+	DefaultRetryBackoff    = 30 * time.Second
+	DefaultMaxRetryBackoff = time.Hour
+	DefaultLeaseNamespace  = "certfleet-system"
+	DefaultLeaseName       = "certfleet"
+)
+
+// LoadConfig reads certfleet.yaml strictly: an unknown field is an error
+// naming it.
+func LoadConfig(path string) (*schemas.ServeConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c schemas.ServeConfig
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := check(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func check(c *schemas.ServeConfig) error {
+	var problems []string
+	if c.Kind != "" && c.Kind != schemas.KindServeConfig {
+		problems = append(problems, fmt.Sprintf("kind is %q; want %s", c.Kind, schemas.KindServeConfig))
+	}
+	if c.Source.URL == "" {
+		problems = append(problems, "source.url is required: the repository to watch")
+	}
+	for field, d := range map[string]schemas.Duration{"source.interval": c.Source.Interval, "renewalJitter": c.RenewalJitter,
+		"retryBackoff": c.RetryBackoff, "maxRetryBackoff": c.MaxRetryBackoff, "leaderElection.leaseDuration": c.LeaderElection.LeaseDuration,
+		"leaderElection.renewDeadline": c.LeaderElection.RenewDeadline, "leaderElection.retryPeriod": c.LeaderElection.RetryPeriod} {
+		if _, err := d.Parse(); err != nil {
+			problems = append(problems, field+": "+err.Error())
+		}
+	}
+	switch c.Backend.Type {
+	case "", "local", "vault":
+	default:
+		problems = append(problems, fmt.Sprintf("backend.type is %q; use vault or local", c.Backend.Type))
+	}
+	if c.MaxPruneShare < 0 || c.MaxPruneShare > 1 {
+		problems = append(problems, "maxPruneShare must be between 0 and 1")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// durationOr parses a duration that check() accepted, or returns def.
+func durationOr(d schemas.Duration, def time.Duration) time.Duration {
+	if v, _ := d.Parse(); v > 0 {
+		return v
+	}
+	return def
+}

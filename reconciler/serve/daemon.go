@@ -1,0 +1,368 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/internal/cluster"
+	"github.com/certfleet/certfleet/reconciler/evaluate"
+	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/reconcile"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/source"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// Daemon runs passes on a schedule and on pushes.
+type Daemon struct {
+	cfg      *schemas.ServeConfig
+	backend  backend.Backend
+	conn     *cluster.Connector
+	srcOpts  source.Options
+	audit    *inventory.Audit
+	renderer *render.Renderer
+	metrics  *Metrics
+	log      *slog.Logger
+	// Actor names this replica in the audit log.
+	Actor string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Grace is how long a pass in flight may finish after the daemon is
+	// told to stop (SIGTERM); past it, the pass is abandoned. Every single
+	// write is atomic, so an abandoned pass leaves every target valid.
+	Grace time.Duration
+
+	trigger chan string
+
+	mu        sync.Mutex
+	snapshot  *source.Snapshot // the last fetched revision
+	good      *render.Result   // the last revision that rendered cleanly
+	status    Status
+	report    *reconcile.Report
+	drift     *reconcile.DriftReport
+	ready     bool
+	closeFunc func()
+}
+
+// Status is what /report and the logs say about the daemon itself.
+type Status struct {
+	// Revision is the revision reconciled; Latest the newest seen.
+	Revision string `json:"revision"`
+	Latest   string `json:"latest"`
+	// SourceError is set while fetching fails, since SourceFailingSince.
+	SourceError        string     `json:"sourceError,omitempty"`
+	SourceFailingSince *time.Time `json:"sourceFailingSince,omitempty"`
+	// RenderErrors lists why the latest revision does not render, when it does not.
+	RenderErrors []string  `json:"renderErrors,omitempty"`
+	LastPass     time.Time `json:"lastPass"`
+	NextPass     time.Time `json:"nextPass"`
+	// Failing lists certificates failing since a time, with their last error.
+	Failing []string `json:"failing,omitempty"`
+	Leader  bool     `json:"leader"`
+}
+
+// New opens the backend and prepares the daemon.
+func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bcfg := backend.Config{Type: cfg.Backend.Type, Local: backend.LocalConfig{Path: cfg.Backend.StateDir},
+		Vault: backend.VaultConfig{Address: cfg.Backend.Vault.Address, Namespace: cfg.Backend.Vault.Namespace,
+			CatalogMount: cfg.Backend.Vault.CatalogMount, CACert: cfg.Backend.Vault.CACert}}
+	if cfg.Backend.Type == "vault" {
+		tok, err := readFile(cfg.Backend.Vault.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		bcfg.Vault.Token = tok
+		bcfg.Vault = bcfg.Vault.WithEnv()
+		if err := bcfg.Vault.Check("backend.vault in certfleet.yaml"); err != nil {
+			return nil, err
+		}
+	}
+	b, err := backend.Open(ctx, bcfg)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := sourceOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auditPath := cfg.AuditLog
+	if auditPath == "" {
+		if l, ok := b.(*backend.Local); ok {
+			auditPath = filepath.Join(l.Root(), "audit.log")
+		} else {
+			auditPath = "certfleet-audit.log"
+		}
+	}
+	f, err := os.OpenFile(auditPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig}, srcOpts: opts,
+		audit: inventory.NewAudit(f), renderer: render.NewRenderer(), metrics: NewMetrics(), log: log,
+		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now, Grace: 25 * time.Second}
+	return d, nil
+}
+
+func readFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func sourceOptions(cfg *schemas.ServeConfig) (source.Options, error) {
+	a := cfg.Source.Auth
+	o := source.Options{Path: cfg.Source.Path}
+	o.Auth.Username, o.Auth.InsecureHTTP = a.Username, a.InsecureHTTP
+	var err error
+	if o.Auth.Password, err = readFile(a.PasswordFile); err != nil {
+		return o, err
+	}
+	if o.Auth.BearerToken, err = readFile(a.TokenFile); err != nil {
+		return o, err
+	}
+	for _, x := range []struct {
+		path string
+		dst  *[]byte
+	}{{a.SSHKeyFile, &o.Auth.SSHKey}, {a.KnownHostsFile, &o.Auth.KnownHosts}, {a.CAFile, &o.Auth.CA}} {
+		if x.path != "" {
+			if *x.dst, err = os.ReadFile(x.path); err != nil {
+				return o, err
+			}
+		}
+	}
+	return o, nil
+}
+
+// Close releases the audit log.
+func (d *Daemon) Close() { d.closeFunc() }
+
+// Metrics are the daemon's metrics.
+func (d *Daemon) Metrics() *Metrics { return d.metrics }
+
+// Trigger asks for a pass now (a push); it never blocks.
+func (d *Daemon) Trigger(why string) {
+	select {
+	case d.trigger <- why:
+	default: // a pass is already asked for
+	}
+}
+
+// Run reconciles until ctx is done: a pass at once, then at the earliest of
+// the interval, the next renewal and the next retry, or on Trigger. When ctx
+// ends, a pass in flight has Grace to finish.
+func (d *Daemon) Run(ctx context.Context) error { return d.run(ctx, d.Grace) }
+
+func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
+	d.setLeader(true)
+	defer d.setLeader(false)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case why := <-d.trigger:
+			d.log.Info("pass requested", "by", why)
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		next := d.passWithGrace(ctx, grace)
+		wait := max(next.Sub(d.Now()), 0)
+		d.log.Info("next pass scheduled", "at", next.UTC().Format(time.RFC3339), "in", wait.Round(time.Second).String())
+		timer.Reset(wait)
+	}
+}
+
+// passWithGrace runs a pass that survives ctx's end by Grace, so a SIGTERM
+// lets it finish (or abandons it after the grace).
+func (d *Daemon) passWithGrace(ctx context.Context, grace time.Duration) time.Time {
+	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			select {
+			case <-done:
+			case <-time.After(grace):
+				d.log.Warn("abandoning the pass in flight", "grace", grace.String())
+				cancel()
+			}
+		}
+	}()
+	return d.Pass(passCtx)
+}
+
+// Pass runs one pass and returns when the next one is due.
+func (d *Daemon) Pass(ctx context.Context) time.Time {
+	start := d.Now()
+	interval := durationOr(d.cfg.Source.Interval, DefaultInterval)
+	next := start.Add(interval)
+	cat, err := backend.LoadCatalog(ctx, d.backend)
+	if err != nil {
+		d.log.Error("cannot read the catalog; retrying", "err", err)
+		return start.Add(min(interval, 30*time.Second))
+	}
+	res := d.revision(ctx, cat)
+	if res == nil {
+		return next // nothing has ever rendered: nothing to reconcile yet
+	}
+	ev := evaluate.New(cat, start)
+	verdicts := map[string]schemas.CertificateVerdict{}
+	for _, v := range ev.All(res.Desired) {
+		verdicts[v.ID] = v
+	}
+	p := reconcile.NewPass(d.backend, cat, d.conn, d.cfg.OutputDir, d.audit)
+	p.Actor, p.Now, p.Log = d.Actor, d.Now, d.log
+	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
+	p.Concurrency = d.cfg.Concurrency
+	p.DryRun, p.Prune, p.MaxPruneShare = d.cfg.ReportOnly, d.cfg.Prune && !d.cfg.ReportOnly, d.cfg.MaxPruneShare
+	p.RetryBackoff = durationOr(d.cfg.RetryBackoff, DefaultRetryBackoff)
+	p.MaxRetryBackoff = durationOr(d.cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	rep, err := p.Run(ctx, res, verdicts)
+	if err != nil {
+		d.log.Error("pass failed", "err", err)
+		return start.Add(min(interval, 30*time.Second))
+	}
+	took := d.Now().Sub(start)
+	d.metrics.observePass(rep, took, cat)
+	for _, f := range rep.Failures {
+		d.log.Warn("pass failure", "failure", f)
+	}
+	// The next pass: the interval, the earliest renewal, the earliest retry.
+	now := d.Now()
+	for _, s := range rep.State {
+		if !s.RenewAt.IsZero() && s.RenewAt.After(now) && s.RenewAt.Before(next) {
+			next = s.RenewAt
+		}
+	}
+	if !rep.NextRetry.IsZero() && rep.NextRetry.Before(next) {
+		next = rep.NextRetry
+	}
+	drift := reconcile.DriftOf(rep)
+	d.mu.Lock()
+	d.report, d.drift = rep, drift
+	d.status.Revision, d.status.LastPass, d.status.NextPass = rep.Revision, start, next
+	d.status.Failing = nil
+	for _, s := range rep.State {
+		if s.FailingSince != nil {
+			d.status.Failing = append(d.status.Failing, fmt.Sprintf("%s → %s failing since %s", s.Certificate, s.Target, s.FailingSince.UTC().Format(time.RFC3339)))
+		}
+	}
+	for _, f := range rep.Failures {
+		d.status.Failing = append(d.status.Failing, f)
+	}
+	d.ready = true
+	d.mu.Unlock()
+	d.log.Info("pass done", "revision", rep.Revision, "took", took.Round(time.Millisecond).String(),
+		"actions", fmt.Sprint(rep.Actions), "failures", len(rep.Failures), "drift", len(drift.Entries))
+	return next
+}
+
+// revision fetches and renders the source, keeping the last good revision
+// when the fetch fails or the new revision does not render cleanly. It
+// returns what to reconcile (nil when nothing ever rendered).
+func (d *Daemon) revision(ctx context.Context, cat *schemas.Catalog) *render.Result {
+	d.mu.Lock()
+	prev := d.snapshot
+	d.mu.Unlock()
+	opts := d.srcOpts
+	if prev != nil {
+		opts.LastCommit = prev.Revision.Hash
+	}
+	ref := d.cfg.Source.Ref
+	snap, err := source.Fetch(ctx, d.cfg.Source.URL, ref, opts)
+	switch {
+	case errors.Is(err, source.ErrUnchanged):
+		snap = prev
+	case err != nil:
+		d.metrics.fetchFailures.Inc()
+		d.mu.Lock()
+		if d.status.SourceFailingSince == nil {
+			t := d.Now()
+			d.status.SourceFailingSince = &t
+		}
+		d.status.SourceError = err.Error()
+		d.mu.Unlock()
+		d.log.Warn("fetching the source failed; keeping the last good revision", "err", err)
+		snap = prev
+	default:
+		d.mu.Lock()
+		d.snapshot, d.status.SourceError, d.status.SourceFailingSince = snap, "", nil
+		d.mu.Unlock()
+	}
+	if snap == nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.good
+	}
+	res := d.renderer.Render(snap, cat)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.status.Latest = snap.Revision.String()
+	d.status.RenderErrors = nil
+	if len(res.Errors) == 0 {
+		d.good = res
+		d.metrics.setRevision(snap.Revision.String(), refOr(ref), "latest")
+		return res
+	}
+	for _, e := range res.Errors {
+		d.status.RenderErrors = append(d.status.RenderErrors, e.Error())
+	}
+	if d.good != nil {
+		d.log.Warn("the latest revision does not render; keeping the last good one",
+			"latest", snap.Revision.String(), "kept", d.good.Revision.String(), "errors", len(res.Errors))
+		d.metrics.setRevision(d.good.Revision.String(), refOr(ref), "last-good")
+		return d.good
+	}
+	// Nothing rendered cleanly yet: reconcile the valid certificates (pruning
+	// is refused while manifests are invalid).
+	d.metrics.setRevision(snap.Revision.String(), refOr(ref), "partial")
+	return res
+}
+
+func refOr(ref string) string {
+	if ref == "" {
+		return "main"
+	}
+	return ref
+}
+
+func (d *Daemon) setLeader(on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.status.Leader = on
+}
+
+// Snapshot returns the status, the latest report and drift, under the lock.
+func (d *Daemon) Snapshot() (Status, *reconcile.Report, *reconcile.DriftReport, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.status
+	st.Failing = append([]string(nil), st.Failing...)
+	st.RenderErrors = append([]string(nil), st.RenderErrors...)
+	return st, d.report, d.drift, d.ready
+}

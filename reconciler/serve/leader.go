@@ -1,0 +1,113 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Elector runs the daemon only while this replica holds the Lease: two
+// replicas never act at once, and one that loses the lease stops at once.
+type Elector struct {
+	d        *Daemon
+	identity string
+	leading  atomic.Bool
+	started  atomic.Bool
+}
+
+// NewElector prepares leader election for d; identity names this replica.
+func NewElector(d *Daemon, identity string) *Elector {
+	return &Elector{d: d, identity: identity}
+}
+
+// Standby reports whether the replica is waiting for the lease.
+func (e *Elector) Standby() bool { return e.started.Load() && !e.leading.Load() }
+
+// Leading reports whether the replica holds the lease.
+func (e *Elector) Leading() bool { return e.leading.Load() }
+
+func (e *Elector) client() (kubernetes.Interface, error) {
+	le := e.d.cfg.LeaderElection
+	var cfg *rest.Config
+	var err error
+	if le.KubeconfigContext == "" {
+		if cfg, err = rest.InClusterConfig(); err == nil {
+			return kubernetes.NewForConfig(cfg)
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if e.d.cfg.Kubeconfig != "" {
+		rules.ExplicitPath = e.d.cfg.Kubeconfig
+	}
+	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: le.KubeconfigContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("leader election: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// Run campaigns for the lease until ctx is done; while leading it runs
+// the daemon with a context that ends the moment the lease is lost.
+func (e *Elector) Run(ctx context.Context) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	le := e.d.cfg.LeaderElection
+	ns, name := le.Namespace, le.Name
+	if ns == "" {
+		ns = DefaultLeaseNamespace
+	}
+	if name == "" {
+		name = DefaultLeaseName
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
+		Client:     c.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: e.identity},
+	}
+	e.started.Store(true)
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			ReleaseOnCancel: true,
+			LeaseDuration:   durationOr(le.LeaseDuration, 15*time.Second),
+			RenewDeadline:   durationOr(le.RenewDeadline, 10*time.Second),
+			RetryPeriod:     durationOr(le.RetryPeriod, 2*time.Second),
+			Name:            name,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(leadCtx context.Context) {
+					e.leading.Store(true)
+					e.d.log.Info("leading", "lease", ns+"/"+name, "identity", e.identity)
+					// No grace: a lost lease stops the pass in flight at once.
+					_ = e.d.run(leadCtx, 0)
+				},
+				OnStoppedLeading: func() {
+					e.leading.Store(false)
+					e.d.log.Info("stopped leading", "lease", ns+"/"+name, "identity", e.identity)
+				},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		elector.Run(ctx) // returns when leadership is lost or ctx ends; campaign again
+	}
+	return nil
+}
+
+// Identity is this replica's name in the lease: the pod's name where it runs in a cluster.
+func Identity() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s_%d", host, os.Getpid())
+}

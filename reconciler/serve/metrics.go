@@ -1,0 +1,149 @@
+package serve
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/reconcile"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// Metrics are the daemon's Prometheus metrics. The per-certificate series
+// are generated at scrape time from the latest pass's state, so a
+// certificate that goes away takes its series with it: none goes stale.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	issuances     *prometheus.CounterVec
+	duration      prometheus.Histogram
+	fetchFailures prometheus.Counter
+	revision      *prometheus.GaugeVec
+
+	fleet *fleetCollector
+}
+
+var targetLabels = []string{"certificate", "target", "cluster", "namespace", "issuer"}
+
+// NewMetrics registers the metrics in a registry of their own (plus the Go
+// and process collectors).
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		issuances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certfleet_issuance_total",
+			Help: "Certificates issued (first issuance, renewal, reissue), by issuer and result."}, []string{"issuer", "result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certfleet_reconcile_duration_seconds",
+			Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		fetchFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "certfleet_source_fetch_failures_total",
+			Help: "Failed fetches of the source repository."}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "certfleet_source_revision_info",
+			Help: "The revision the daemon reconciles (1), with whether it is the latest or the last good one."}, []string{"revision", "ref", "state"}),
+		fleet: newFleetCollector(),
+	}
+	m.Registry.MustRegister(m.issuances, m.duration, m.fetchFailures, m.revision, m.fleet,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// observePass records a pass.
+func (m *Metrics) observePass(rep *reconcile.Report, took time.Duration, cat *schemas.Catalog) {
+	m.duration.Observe(took.Seconds())
+	for k, n := range rep.Issuances {
+		m.issuances.WithLabelValues(k[0], k[1]).Add(float64(n))
+	}
+	m.fleet.set(rep.State, cat)
+}
+
+func (m *Metrics) setRevision(revision, ref, state string) {
+	m.revision.Reset()
+	m.revision.WithLabelValues(revision, ref, state).Set(1)
+}
+
+// fleetCollector turns the latest state into series.
+type fleetCollector struct {
+	mu          sync.Mutex
+	state       []reconcile.TargetState
+	authorities map[string]time.Time
+
+	notAfter, notBefore, renewal, ready, drift, failing, authority *prometheus.Desc
+}
+
+func newFleetCollector() *fleetCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &fleetCollector{
+		notAfter:  d("certfleet_certificate_not_after_timestamp_seconds", "When the delivered certificate expires.", targetLabels...),
+		notBefore: d("certfleet_certificate_not_before_timestamp_seconds", "When the delivered certificate became valid.", targetLabels...),
+		renewal:   d("certfleet_certificate_renewal_timestamp_seconds", "When the certificate will be renewed (with its jitter).", targetLabels...),
+		ready:     d("certfleet_certificate_ready", "1 when the target holds a valid certificate with its key, else 0.", targetLabels...),
+		drift: d("certfleet_certificate_drift", "1 per target that is not in sync, by reason (Missing, SpecChanged, ModifiedOutOfBand, Expiring, Expired, Orphaned, Unmanaged, …).",
+			append(targetLabels, "reason")...),
+		failing:   d("certfleet_certificate_renewal_failing_since_timestamp_seconds", "Since when issuing or delivering the certificate fails.", "certificate", "issuer"),
+		authority: d("certfleet_authority_not_after_timestamp_seconds", "When the authority's current CA certificate expires.", "authority"),
+	}
+}
+
+func (c *fleetCollector) set(state []reconcile.TargetState, cat *schemas.Catalog) {
+	auth := map[string]time.Time{}
+	if cat != nil {
+		for name, a := range cat.Authorities {
+			if a.Status.NotAfter != nil {
+				auth[name] = *a.Status.NotAfter
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state, c.authorities = state, auth
+}
+
+func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.notAfter, c.notBefore, c.renewal, c.ready, c.drift, c.failing, c.authority} {
+		ch <- d
+	}
+}
+
+func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	failing := map[string]reconcile.TargetState{}
+	for _, s := range c.state {
+		labels := []string{s.Certificate, s.Target, s.Cluster, s.Namespace, s.Issuer}
+		declared := s.Reason != string(decide.Orphaned) && s.Reason != string(decide.Unmanaged)
+		if declared {
+			if !s.NotAfter.IsZero() {
+				ch <- prometheus.MustNewConstMetric(c.notAfter, prometheus.GaugeValue, unix(s.NotAfter), labels...)
+				ch <- prometheus.MustNewConstMetric(c.notBefore, prometheus.GaugeValue, unix(s.NotBefore), labels...)
+			}
+			if !s.RenewAt.IsZero() {
+				ch <- prometheus.MustNewConstMetric(c.renewal, prometheus.GaugeValue, unix(s.RenewAt), labels...)
+			}
+			ready := 0.0
+			if s.Ready {
+				ready = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, ready, labels...)
+			if s.FailingSince != nil {
+				failing[s.Certificate] = s
+			}
+		}
+		if s.Reason != string(decide.InSync) {
+			reason := s.Reason
+			if reason == string(decide.Renewing) {
+				reason = "Expiring"
+			}
+			ch <- prometheus.MustNewConstMetric(c.drift, prometheus.GaugeValue, 1, append(labels, reason)...)
+		}
+	}
+	for id, s := range failing {
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, unix(*s.FailingSince), id, s.Issuer)
+	}
+	for name, t := range c.authorities {
+		ch <- prometheus.MustNewConstMetric(c.authority, prometheus.GaugeValue, unix(t), name)
+	}
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
