@@ -22,6 +22,7 @@ func parseVersions(s string) map[string]string {
 		"VAULT_VERSION":     "vault",
 		"KUBE_VERSION":      "kube-apiserver",
 		"ETCD_VERSION":      "etcd",
+		"PROMTOOL_VERSION":  "promtool",
 	}
 	out := map[string]string{}
 	for _, line := range strings.Split(s, "\n") {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the servers the tests run against (terraform, OpenTofu, Vault, etcd,
-# kube-apiserver) from the Go module proxy, once, into a cache keyed by version.
+# kube-apiserver) and the tools they check with (promtool) from the Go module
+# proxy, once, into a cache keyed by version.
 # Only what is missing is built; a warm cache makes this a no-op.
 #
 #   CERTFLEET_TESTBED_CACHE  cache directory (default: $XDG_CACHE_HOME or
@@ -111,6 +112,16 @@ build_kube_apiserver() {
 	rm -rf "$mod"
 }
 
+build_promtool() {
+	# remove_all_sd leaves out the service discoveries: promtool only checks
+	# and unit-tests rules here, and one of them (nomad) pins a module version
+	# the proxy refuses. Prometheus v3.X.Y is published as module v0.3XX.Y.
+	local minor=${PROMTOOL_VERSION#v0.3} v
+	v="-X github.com/prometheus/common/version.Version=3.${minor%%.*}.${PROMTOOL_VERSION##*.}"
+	GOBIN=$1 go install -tags remove_all_sd -trimpath -ldflags="-s -w $v" \
+		"github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+}
+
 # part NAME VERSION MINUTES: build one part unless the cache has it. The binary
 # is built into a temporary directory and renamed, so an interrupted build never
 # leaves a half-written binary that looks cached.
@@ -143,7 +154,7 @@ part() {
 	say "$name $version: built in $((SECONDS - start)) s -> $dest"
 }
 
-all="etcd kube-apiserver terraform vault tofu"
+all="etcd kube-apiserver terraform vault tofu promtool"
 parts=${TESTBED_PARTS:-$all}
 failed=0
 for p in $parts; do
@@ -153,6 +164,7 @@ for p in $parts; do
 	vault) part vault "$VAULT_VERSION" 7 || failed=1 ;;
 	etcd) part etcd "$ETCD_VERSION" 2 || failed=1 ;;
 	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 || failed=1 ;;
+	promtool) part promtool "$PROMTOOL_VERSION" 3 || failed=1 ;;
 	*) say "unknown part $p (known: $all)"; exit 2 ;;
 	esac
 done
