@@ -80,6 +80,14 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 			rep.Failures = append(rep.Failures, "writing the audit log: "+err.Error())
 		}
 	}
+	// What was pruned is gone: it leaves the state (and the daemon's metrics).
+	kept := rep.State[:0]
+	for _, st := range rep.State {
+		if !pruned[st.Target] {
+			kept = append(kept, st)
+		}
+	}
+	rep.State = kept
 	// The inventory forgets what was pruned: an entry of a certificate no
 	// longer declared goes once all its targets have; others lose the
 	// pruned targets. What failed stays recorded, to be pruned next time.
