@@ -164,7 +164,7 @@ for p in $parts; do
 	vault) part vault "$VAULT_VERSION" 7 || failed=1 ;;
 	etcd) part etcd "$ETCD_VERSION" 2 || failed=1 ;;
 	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 || failed=1 ;;
-	promtool) part promtool "$PROMTOOL_VERSION" 3 || failed=1 ;;
+	promtool) part promtool "$PROMTOOL_VERSION" 5 || failed=1 ;;
 	*) say "unknown part $p (known: $all)"; exit 2 ;;
 	esac
 done
