@@ -201,7 +201,7 @@ type catalogDataSource struct{ backend backend.Backend }
 // NewCatalogDataSource is the certfleet_catalog data source.
 func NewCatalogDataSource() datasource.DataSource { return &catalogDataSource{} }
 
-type catalogModel struct {
+type catalogDataModel struct {
 	Authorities types.List `tfsdk:"authorities"`
 	Issuers     types.List `tfsdk:"issuers"`
 	Policies    types.List `tfsdk:"policies"`
@@ -234,7 +234,7 @@ func (d *catalogDataSource) Read(ctx context.Context, _ datasource.ReadRequest, 
 		resp.Diagnostics.AddError("Cannot Read the Catalog", err.Error())
 		return
 	}
-	m := catalogModel{
+	m := catalogDataModel{
 		Authorities: knownList(slices.Sorted(maps.Keys(cat.Authorities))),
 		Issuers:     knownList(slices.Sorted(maps.Keys(cat.Issuers))),
 		Policies:    knownList(slices.Sorted(maps.Keys(cat.Policies))),

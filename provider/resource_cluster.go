@@ -2,8 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -105,75 +103,26 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 	addSchemaErrors(&resp.Diagnostics, "Cluster", schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
 }
 
-func (r *clusterResource) write(ctx context.Context, m *clusterModel, diags *diag.Diagnostics) {
-	c := m.toSchemas(ctx, diags)
-	if diags.HasError() {
-		return
-	}
-	if err := backend.PutObject(ctx, r.backend, c); err != nil {
-		diags.AddError("Cannot Write the Catalog", err.Error())
-		return
-	}
-	m.fromSchemas(c)
+var clusters = catalogResource[clusterModel, *schemas.Cluster, *clusterModel]{
+	kind: schemas.KindCluster, tfType: "certfleet_cluster", get: getObject[schemas.Cluster](schemas.KindCluster), write: putObject[*schemas.Cluster],
 }
 
+func (m *clusterModel) objectName() string { return m.Name.ValueString() }
+
 func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan clusterModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if _, err := backend.GetObject[schemas.Cluster](ctx, r.backend, schemas.KindCluster, plan.Name.ValueString()); err == nil {
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Cluster Already Exists",
-			fmt.Sprintf("the catalog already has cluster %q; import it with `terraform import certfleet_cluster.<name> %s`", plan.Name.ValueString(), plan.Name.ValueString()))
-		return
-	}
-	r.write(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	clusters.save(ctx, r.backend, true, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state clusterModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	c, err := backend.GetObject[schemas.Cluster](ctx, r.backend, schemas.KindCluster, state.Name.ValueString())
-	if errors.Is(err, backend.ErrNotFound) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Read the Catalog", err.Error())
-		return
-	}
-	state.fromSchemas(c)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	clusters.read(ctx, r.backend, req, resp)
 }
 
 func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan clusterModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.write(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	clusters.save(ctx, r.backend, false, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *clusterResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state clusterModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if err := backend.DeleteObject(ctx, r.backend, schemas.KindCluster, state.Name.ValueString()); err != nil {
-		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
-	}
+	clusters.delete(ctx, r.backend, req, resp)
 }
 
 func (r *clusterResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

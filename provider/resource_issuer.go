@@ -194,101 +194,71 @@ func (r *issuerResource) checkMaxTTL(maxTTL string, a *schemas.Authority, diags 
 	}
 }
 
-func (r *issuerResource) write(ctx context.Context, plan *issuerModel, diags *diag.Diagnostics) {
-	iss := plan.toSchemas(ctx, diags)
-	if diags.HasError() {
-		return
-	}
-	if !plan.MaxTTL.IsNull() {
-		if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
-			r.checkMaxTTL(plan.MaxTTL.ValueString(), a, diags)
-			if diags.HasError() {
-				return
+func (m *issuerModel) objectName() string { return m.Name.ValueString() }
+
+// issuers writes the Vault role with the catalog entry, after the same
+// max TTL check as the plan (the authority may have been created since).
+func (r *issuerResource) issuers() catalogResource[issuerModel, *schemas.Issuer, *issuerModel] {
+	return catalogResource[issuerModel, *schemas.Issuer, *issuerModel]{
+		kind: schemas.KindIssuer, tfType: "certfleet_issuer", get: getObject[schemas.Issuer](schemas.KindIssuer),
+		write: func(ctx context.Context, b backend.Backend, iss *schemas.Issuer, diags *diag.Diagnostics) {
+			if iss.Spec.MaxTTL != "" {
+				if a, err := backend.GetObject[schemas.Authority](ctx, b, schemas.KindAuthority, iss.Spec.Authority); err == nil {
+					r.checkMaxTTL(string(iss.Spec.MaxTTL), a, diags)
+					if diags.HasError() {
+						return
+					}
+				}
 			}
-		}
+			if err := backend.WriteIssuer(ctx, b, iss); err != nil {
+				if errors.Is(err, backend.ErrUnknownAuthority) {
+					diags.AddAttributeError(path.Root("authority"), "Unknown Authority",
+						err.Error()+"; refer to it as authority = certfleet_authority.<name>.name so Terraform creates it first")
+					return
+				}
+				diags.AddError("Cannot Write the Issuer", err.Error())
+			}
+		},
+		remove: func(ctx context.Context, b backend.Backend, iss *schemas.Issuer) error {
+			a, err := backend.GetObject[schemas.Authority](ctx, b, schemas.KindAuthority, iss.Spec.Authority)
+			if errors.Is(err, backend.ErrNotFound) {
+				return nil // the authority and its roles are gone already
+			}
+			if err != nil {
+				return err
+			}
+			return b.DeleteRole(ctx, iss, a)
+		},
 	}
-	if err := backend.WriteIssuer(ctx, r.backend, iss); err != nil {
-		if errors.Is(err, backend.ErrUnknownAuthority) {
-			diags.AddAttributeError(path.Root("authority"), "Unknown Authority",
-				err.Error()+"; refer to it as authority = certfleet_authority.<name>.name so Terraform creates it first")
-			return
-		}
-		diags.AddError("Cannot Write the Issuer", err.Error())
-		return
-	}
-	plan.fromSchemas(iss)
 }
 
 func (r *issuerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan issuerModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if _, err := backend.GetObject[schemas.Issuer](ctx, r.backend, schemas.KindIssuer, plan.Name.ValueString()); err == nil {
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Issuer Already Exists",
-			fmt.Sprintf("the catalog already has issuer %q; import it with `terraform import certfleet_issuer.<name> %s`", plan.Name.ValueString(), plan.Name.ValueString()))
-		return
-	}
-	r.write(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	r.issuers().save(ctx, r.backend, true, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
+// Read also notices a role deleted out of band: the issuer leaves the state
+// and the next plan creates it again.
 func (r *issuerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state issuerModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
+	r.issuers().read(ctx, r.backend, req, resp)
+	if resp.Diagnostics.HasError() || resp.State.Raw.IsNull() {
 		return
 	}
-	iss, err := backend.GetObject[schemas.Issuer](ctx, r.backend, schemas.KindIssuer, state.Name.ValueString())
-	if errors.Is(err, backend.ErrNotFound) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Read the Catalog", err.Error())
-		return
-	}
+	var m issuerModel
+	resp.Diagnostics.Append(resp.State.Get(ctx, &m)...)
+	iss := m.toSchemas(ctx, &resp.Diagnostics)
 	if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
 		if ok, err := r.backend.RoleExists(ctx, iss, a); err == nil && !ok {
-			resp.State.RemoveResource(ctx) // the role was deleted out of band: create it again
-			return
+			resp.State.RemoveResource(ctx)
 		}
 	}
-	state.fromSchemas(iss)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
 func (r *issuerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan issuerModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.write(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	r.issuers().save(ctx, r.backend, false, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *issuerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state issuerModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	iss := state.toSchemas(ctx, &resp.Diagnostics)
-	if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
-		if err := r.backend.DeleteRole(ctx, iss, a); err != nil {
-			resp.Diagnostics.AddError("Cannot Delete the Role", err.Error())
-			return
-		}
-	}
-	if err := backend.DeleteObject(ctx, r.backend, schemas.KindIssuer, iss.Metadata.Name); err != nil {
-		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
-	}
+	r.issuers().delete(ctx, r.backend, req, resp)
 }
 
 func (r *issuerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

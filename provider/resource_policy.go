@@ -2,8 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -239,75 +237,26 @@ func (r *policyResource) ValidateConfig(ctx context.Context, req resource.Valida
 	addSchemaErrors(&resp.Diagnostics, "Policy", schemas.Validate(m.toSchemas(ctx, &resp.Diagnostics)))
 }
 
-func (r *policyResource) write(ctx context.Context, m *policyModel, diags *diag.Diagnostics) {
-	p := m.toSchemas(ctx, diags)
-	if diags.HasError() {
-		return
-	}
-	if err := backend.PutObject(ctx, r.backend, p); err != nil {
-		diags.AddError("Cannot Write the Catalog", err.Error())
-		return
-	}
-	m.fromSchemas(p)
+var policies = catalogResource[policyModel, *schemas.Policy, *policyModel]{
+	kind: schemas.KindPolicy, tfType: "certfleet_policy", get: getObject[schemas.Policy](schemas.KindPolicy), write: putObject[*schemas.Policy],
 }
 
+func (m *policyModel) objectName() string { return m.Name.ValueString() }
+
 func (r *policyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan policyModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if _, err := backend.GetObject[schemas.Policy](ctx, r.backend, schemas.KindPolicy, plan.Name.ValueString()); err == nil {
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Policy Already Exists",
-			fmt.Sprintf("the catalog already has policy %q; import it with `terraform import certfleet_policy.<name> %s`", plan.Name.ValueString(), plan.Name.ValueString()))
-		return
-	}
-	r.write(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	policies.save(ctx, r.backend, true, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *policyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state policyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	p, err := backend.GetObject[schemas.Policy](ctx, r.backend, schemas.KindPolicy, state.Name.ValueString())
-	if errors.Is(err, backend.ErrNotFound) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Read the Catalog", err.Error())
-		return
-	}
-	state.fromSchemas(p)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	policies.read(ctx, r.backend, req, resp)
 }
 
 func (r *policyResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan policyModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r.write(ctx, &plan, &resp.Diagnostics)
-	if !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	}
+	policies.save(ctx, r.backend, false, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *policyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state policyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if err := backend.DeleteObject(ctx, r.backend, schemas.KindPolicy, state.Name.ValueString()); err != nil {
-		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
-	}
+	policies.delete(ctx, r.backend, req, resp)
 }
 
 func (r *policyResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
