@@ -25,8 +25,10 @@ type Connector struct {
 	Kubeconfig string
 	// Vault reads vaultKVPath credentials; nil when no Vault is configured.
 	Vault *vaultapi.Client
-	// QPS and Burst of each client (default 100 and 200): a pass writes
-	// many Secrets at once when a fleet is first issued or renewed together.
+	// QPS and Burst of each client (default 500 and 1000): a pass writes
+	// many Secrets at once when a fleet is first issued or renewed together,
+	// and the API server's priority and fairness, not the client, is what
+	// protects it.
 	QPS   float32
 	Burst int
 
@@ -47,7 +49,7 @@ func (c *Connector) Client(ctx context.Context, cl *schemas.Cluster) (kubernetes
 	}
 	cfg.QPS, cfg.Burst = c.QPS, c.Burst
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 100, 200
+		cfg.QPS, cfg.Burst = 500, 1000
 	}
 	k, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

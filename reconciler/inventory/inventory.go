@@ -65,7 +65,7 @@ const prefix = "inventory/"
 func key(id string) string { return prefix + strings.ReplaceAll(id, "/", "_") }
 
 // loadConcurrency bounds parallel reads: with Vault, each entry is one request.
-const loadConcurrency = 16
+const loadConcurrency = 32
 
 // Load reads every entry, by ID.
 func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
