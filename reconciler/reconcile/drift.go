@@ -8,10 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/render"
-	"github.com/certfleet/certfleet/reconciler/target"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -126,12 +124,6 @@ func driftMessage(e DriftEntry, s TargetState, now time.Time) string {
 	return ""
 }
 
-func serialOf(o *target.Observed) string {
-	if o.Cert == nil {
-		return ""
-	}
-	return pki.Serial(o.Cert.SerialNumber)
-}
 
 // Drifted reports whether anything differs.
 func (r *DriftReport) Drifted() bool { return len(r.Entries) > 0 }

@@ -272,9 +272,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 			d.status.Failing = append(d.status.Failing, fmt.Sprintf("%s → %s failing since %s", s.Certificate, s.Target, s.FailingSince.UTC().Format(time.RFC3339)))
 		}
 	}
-	for _, f := range rep.Failures {
-		d.status.Failing = append(d.status.Failing, f)
-	}
+	d.status.Failing = append(d.status.Failing, rep.Failures...)
 	d.ready = true
 	d.mu.Unlock()
 	d.log.Info("pass done", "revision", rep.Revision, "took", took.Round(time.Millisecond).String(),
