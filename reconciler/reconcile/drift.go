@@ -124,7 +124,6 @@ func driftMessage(e DriftEntry, s TargetState, now time.Time) string {
 	return ""
 }
 
-
 // Drifted reports whether anything differs.
 func (r *DriftReport) Drifted() bool { return len(r.Entries) > 0 }
 
