@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,5 +206,70 @@ func TestQuickstartDemo(t *testing.T) {
 	}
 	if strings.Contains(string(out), "PRIVATE KEY") {
 		t.Error("the demo printed a private key")
+	}
+}
+
+// TestServeStopsCleanlyOnSIGTERM runs the daemon as users do — a process —
+// on the quickstart, waits for its first pass, and sends SIGTERM: it must
+// exit 0 and leave every certificate in sync.
+func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if out, err := exec.Command(bin, "catalog", "apply", "-f", "examples/quickstart/pki.yaml", "--state-dir", state).CombinedOutput(); err != nil {
+		t.Fatalf("catalog apply: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	repo, _ := filepath.Abs("examples/quickstart/repo")
+	write(t, filepath.Join(dir, "certfleet.yaml"), fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
+kind: ServeConfig
+source: {url: %s, interval: 1h}
+backend: {type: local, stateDir: %s}
+outputDir: %s
+listen: %s
+`, repo, state, filepath.Join(dir, "tls"), addr))
+	cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "certfleet.yaml"))
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("not ready in 30 s:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("serve did not stop within 30 s of SIGTERM")
+	}
+	out, err := exec.Command(bin, "drift", "--source", repo, "--state-dir", state, "--output-dir", filepath.Join(dir, "tls")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "4 in sync, 0 drifted") {
+		t.Errorf("after the stop: %v\n%s", err, out)
 	}
 }
