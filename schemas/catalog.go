@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -161,4 +162,39 @@ func (c *Catalog) Limits(issuer string) (IssuerLimits, bool) {
 		l.AuthorityNotAfter = a.Status.NotAfter
 	}
 	return l, true
+}
+
+// TrustedCertificates are the CA certificates workloads should trust for
+// the named authorities now: each one's current certificate, the ones
+// rotation replaced that have not expired (so during a rotation both old
+// and new), and the root at the top of its chain; each once, in that order.
+func (c *Catalog) TrustedCertificates(authorities []string, now time.Time) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(pem string) {
+		pem = strings.TrimSpace(pem) + "\n"
+		if pem != "\n" && !seen[pem] {
+			seen[pem] = true
+			out = append(out, pem)
+		}
+	}
+	for _, name := range authorities {
+		a, ok := c.Authorities[name]
+		if !ok {
+			return nil, fmt.Errorf("authority %q is not in the catalog", name)
+		}
+		if a.Status.Certificate == "" {
+			return nil, fmt.Errorf("authority %q has no certificate yet", name)
+		}
+		add(a.Status.Certificate)
+		for _, p := range a.Status.PreviousIssuers {
+			if p.NotAfter.After(now) {
+				add(p.Certificate)
+			}
+		}
+		if n := len(a.Status.CAChain); n > 0 {
+			add(a.Status.CAChain[n-1])
+		}
+	}
+	return out, nil
 }

@@ -105,6 +105,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
 	}
 	p.prune(ctx, res, dec, inv, rep)
+	p.trustBundles(ctx, res, rep)
 	rep.finish(p.now())
 	return rep, nil
 }

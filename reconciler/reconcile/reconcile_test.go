@@ -675,3 +675,34 @@ func mustVault(t testing.TB, addr, id string) backend.Backend {
 	}
 	return v
 }
+
+func TestTrustBundlesArePublishedToClustersAndDirectories(t *testing.T) {
+	e := newEnv(t)
+	files := e.api()
+	files["trust.yaml"] = `apiVersion: certfleet.dev/v1alpha1
+kind: TrustBundle
+metadata: {name: fleet}
+spec:
+  authorities: [root]
+  targets:
+    - kubernetes: {clusterSelector: {matchLabels: {env: prod}}, namespace: NS-payments, name: fleet-ca}
+    - directory: {path: trust}
+`
+	rep := e.run(files)
+	if rep.TrustBundles != 3 || len(rep.Failures) != 0 {
+		t.Fatalf("trust bundle targets written %d, failures %v", rep.TrustBundles, rep.Failures)
+	}
+	root := strings.TrimSpace(e.catalog.Authorities["root"].Status.Certificate)
+	for _, c := range []*testbed.Cluster{alpha, beta} {
+		cm, err := clientset(t, c).CoreV1().ConfigMaps(e.id+"-payments").Get(context.Background(), "fleet-ca", metav1.GetOptions{})
+		if err != nil || strings.TrimSpace(cm.Data["ca.crt"]) != root {
+			t.Errorf("cluster %s: ConfigMap fleet-ca: %v %q", c.Name, err, cm.Data["ca.crt"])
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(e.dir, "trust", "ca.crt"))
+	if err != nil || strings.TrimSpace(string(b)) != root {
+		t.Errorf("directory trust/ca.crt: %v", err)
+	}
+	// The delivered leaf verifies against the published bundle.
+	e.dirLeaf("api")
+}

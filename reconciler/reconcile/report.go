@@ -27,6 +27,8 @@ type Report struct {
 	// Actions counts certificates by what was done: issue, renew, reissue, update.
 	Actions map[string]int `json:"actions"`
 	Pruned  int            `json:"pruned"`
+	// TrustBundles counts trust bundle targets written.
+	TrustBundles int `json:"trustBundles"`
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.

@@ -364,3 +364,11 @@ func (d *Daemon) Snapshot() (Status, *reconcile.Report, *reconcile.DriftReport, 
 	st.RenderErrors = append([]string(nil), st.RenderErrors...)
 	return st, d.report, d.drift, d.ready
 }
+
+// standby forgets the last pass's state when the lease is lost.
+func (d *Daemon) standby() {
+	d.metrics.fleet.set(nil, nil)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.report, d.drift, d.ready = nil, nil, false
+}

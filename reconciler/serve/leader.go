@@ -94,6 +94,9 @@ func (e *Elector) Run(ctx context.Context) error {
 				},
 				OnStoppedLeading: func() {
 					e.leading.Store(false)
+					// A standby reports no fleet: the leader does. Stale series
+					// from its last pass would double (or contradict) the leader's.
+					e.d.standby()
 					e.d.log.Info("stopped leading", "lease", ns+"/"+name, "identity", e.identity)
 				},
 			},

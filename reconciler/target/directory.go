@@ -149,3 +149,29 @@ func (d *Directory) Delete(t render.Target) error {
 	os.Remove(dir) // only when empty
 	return nil
 }
+
+// WriteFile writes one file of a directory target atomically (a temporary
+// file renamed over it): trust bundles are a single ca.crt.
+func (d *Directory) WriteFile(dir, name string, data []byte) error {
+	path := filepath.Join(d.Path(render.Target{Dir: dir}), name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -108,3 +108,25 @@ func (k *Kube) Delete(ctx context.Context, t render.Target) error {
 	}
 	return nil
 }
+
+// WriteTrustBundle server-side applies a ConfigMap (or a Secret, kind
+// "Secret") holding a PEM bundle of CA certificates under key.
+func (k *Kube) WriteTrustBundle(ctx context.Context, cluster, namespace, name, kind, key, pem, bundle string) error {
+	c, err := k.Clients(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{LabelManagedBy: ManagedByValue, "certfleet.dev/trust-bundle": CertificateLabel(bundle)}
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	if kind == "Secret" {
+		ac := corev1ac.Secret(name, namespace).WithType(corev1.SecretTypeOpaque).WithLabels(labels).WithData(map[string][]byte{key: []byte(pem)})
+		_, err = c.CoreV1().Secrets(namespace).Apply(ctx, ac, opts)
+	} else {
+		ac := corev1ac.ConfigMap(name, namespace).WithLabels(labels).WithData(map[string]string{key: pem})
+		_, err = c.CoreV1().ConfigMaps(namespace).Apply(ctx, ac, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("applying trust bundle %s %s/%s in cluster %s: %w", kind, namespace, name, cluster, err)
+	}
+	return nil
+}
