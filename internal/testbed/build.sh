@@ -154,19 +154,37 @@ part() {
 	say "$name $version: built in $((SECONDS - start)) s -> $dest"
 }
 
-all="etcd kube-apiserver terraform vault tofu promtool"
+one() {
+	case $1 in
+	terraform) part terraform "$TERRAFORM_VERSION" 3 ;;
+	tofu) part tofu "$TOFU_VERSION" 6 ;;
+	vault) part vault "$VAULT_VERSION" 7 ;;
+	etcd) part etcd "$ETCD_VERSION" 2 ;;
+	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 ;;
+	promtool) part promtool "$PROMTOOL_VERSION" 5 ;;
+	esac
+}
+
+# The longest first, so two lanes finish close together.
+all="kube-apiserver vault tofu promtool terraform etcd"
 parts=${TESTBED_PARTS:-$all}
+for p in $parts; do
+	case " $all " in *" $p "*) ;; *) say "unknown part $p (known: $all)"; exit 2 ;; esac
+done
+# TESTBED_JOBS parts build at once (default 2): module downloads and the
+# single-threaded links of one part overlap the compiles of another
+# (measured: etcd + terraform with a fresh build cache, 2m40s one at a time,
+# 2m22s two at a time).
+jobs=${TESTBED_JOBS:-2}
 failed=0
 for p in $parts; do
-	case $p in
-	terraform) part terraform "$TERRAFORM_VERSION" 3 || failed=1 ;;
-	tofu) part tofu "$TOFU_VERSION" 6 || failed=1 ;;
-	vault) part vault "$VAULT_VERSION" 7 || failed=1 ;;
-	etcd) part etcd "$ETCD_VERSION" 2 || failed=1 ;;
-	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 || failed=1 ;;
-	promtool) part promtool "$PROMTOOL_VERSION" 5 || failed=1 ;;
-	*) say "unknown part $p (known: $all)"; exit 2 ;;
-	esac
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+		wait -n || failed=1
+	done
+	one "$p" &
+done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do
+	wait -n || failed=1
 done
 if [ "$failed" = 1 ]; then
 	say "some parts failed to build; see the logs under $work"
