@@ -24,7 +24,8 @@ cat <<TABLE
 | measure | certfleet | baseline (same run) | ratio |
 |---|---|---|---|
 | issue $N ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s)") | plain pki/sign loop: $(s "$(metric BenchmarkFleet sign-loop-s)") | $(metric BenchmarkFleet issue-ratio)× |
-| no-op pass over those $N | $(s "$(metric BenchmarkFleet noop-pass-s)") | plain LIST of their Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet noop-ratio)× |
+| no-op pass over those $N (the daemon: inventory kept from the pass before) | $(s "$(metric BenchmarkFleet noop-pass-s)") | plain LIST of their Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet noop-ratio)× |
+| no-op pass over those $N, one-shot (\`reconcile --once\` reads the inventory from Vault) | $(s "$(metric BenchmarkFleet oneshot-noop-s)") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio)× |
 | render + validate + plan, 10,000 certificates, two revisions | $(ms "$(metric BenchmarkPlan10k ns/op)"), $(metric BenchmarkPlan10k allocs/op) allocs, $(metric BenchmarkPlan10k B/op) B | — | — |
 | render + validate + evaluate, 10,000 certificates, one revision | $(ms "$(metric BenchmarkValidate10k ns/op)"), $(metric BenchmarkValidate10k allocs/op) allocs | — | — |
 | decode + validate + evaluate 10,000 manifests (schemas only) | $(ms "$(metric BenchmarkDecodeValidateEvaluate10k ns/op)"), $(metric BenchmarkDecodeValidateEvaluate10k allocs/op) allocs | — | — |

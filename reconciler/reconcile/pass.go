@@ -6,6 +6,7 @@ package reconcile
 
 import (
 	"bytes"
+	"maps"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -53,6 +54,11 @@ type Pass struct {
 	// RetryBackoff is the first delay before retrying a failing certificate,
 	// doubled per failure up to MaxRetryBackoff; 0 retries on every pass.
 	RetryBackoff, MaxRetryBackoff time.Duration
+	// Inventory, when set, is the inventory as the previous pass left it:
+	// the daemon keeps it between passes instead of reading every entry
+	// from the backend again (it reloads now and then, and on taking the
+	// lease). Nil reads the backend.
+	Inventory map[string]*inventory.Entry
 	// Progress receives a line per step on a terminal (nil: quiet).
 	Progress io.Writer
 	Log      *slog.Logger
@@ -89,10 +95,15 @@ func (p *Pass) progress(format string, args ...any) {
 // denied certificate is left as it is.
 func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*Report, error) {
 	start := p.now()
-	inv, err := inventory.Load(ctx, p.Backend)
-	if err != nil {
-		return nil, fmt.Errorf("reading the inventory: %w", err)
+	inv := p.Inventory
+	if inv == nil {
+		var err error
+		if inv, err = inventory.Load(ctx, p.Backend); err != nil {
+			return nil, fmt.Errorf("reading the inventory: %w", err)
+		}
 	}
+	// The pass updates a copy: the caller's map stays as it was.
+	inv = maps.Clone(inv)
 	p.progress("observing %d certificates' targets", len(res.Desired))
 	obs := p.observe(ctx, res.Desired, inv)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
@@ -105,6 +116,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
 	}
 	p.prune(ctx, res, dec, inv, rep)
+	rep.Inventory = inv
 	p.trustBundles(ctx, res, rep)
 	rep.finish(p.now())
 	return rep, nil
@@ -121,6 +133,8 @@ type outcome struct {
 	recordErr error
 	// retryAt is when a failing certificate is tried again (zero: next pass).
 	retryAt time.Time
+	// entry is the inventory entry recorded (nil when recording failed).
+	entry *inventory.Entry
 }
 
 // act issues and delivers, certificates in parallel, and records.
@@ -141,7 +155,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			o := p.actOn(ctx, res, c)
-			o.retryAt, o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
+			o.entry, o.retryAt, o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
 			outcomes[i] = o
 		}()
 	}
@@ -150,6 +164,11 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	}
 	wg.Wait()
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
+	for _, o := range outcomes {
+		if o != nil && o.entry != nil {
+			inv[o.entry.ID] = o.entry
+		}
+	}
 }
 
 func anyWrite(c *decide.Certificate) bool {
@@ -295,7 +314,7 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 }
 
 // record writes the inventory entry and the audit events of one certificate.
-func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry) (time.Time, error) {
+func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry) (*inventory.Entry, time.Time, error) {
 	d := c.Desired
 	spec := d.Certificate.Spec
 	now := p.now()
@@ -356,8 +375,10 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		}
 	}
 	var recordErrs []error
+	recorded := e
 	if err := inventory.Put(ctx, p.Backend, e); err != nil {
 		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
+		recorded = nil
 	}
 	action := actionOf(c)
 	for _, td := range c.Targets {
@@ -388,7 +409,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	if e.RetryAt != nil {
 		retry = *e.RetryAt
 	}
-	return retry, errors.Join(recordErrs...)
+	return recorded, retry, errors.Join(recordErrs...)
 }
 
 // actionOf names what a decision does: issue (first time), renew, reissue

@@ -103,10 +103,15 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 		case len(kept) == len(e.Targets):
 			continue
 		case !desired[id] && len(kept) == 0:
-			err = inventory.Delete(ctx, p.Backend, id)
+			if err = inventory.Delete(ctx, p.Backend, id); err == nil {
+				delete(inv, id)
+			}
 		default:
-			e.Targets = kept
-			err = inventory.Put(ctx, p.Backend, e)
+			updated := *e
+			updated.Targets = kept
+			if err = inventory.Put(ctx, p.Backend, &updated); err == nil {
+				inv[id] = &updated
+			}
 		}
 		if err != nil {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("updating %s in the inventory: %v", id, err))

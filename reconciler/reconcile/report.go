@@ -41,6 +41,8 @@ type Report struct {
 	State []TargetState `json:"-"`
 	// NextRetry is the earliest time a failing certificate is retried (zero: none).
 	NextRetry time.Time `json:"-"`
+	// Inventory is the inventory after the pass, for the next one (see Pass.Inventory).
+	Inventory map[string]*inventory.Entry `json:"-"`
 	// Issuances counts certificates issued (issue, renew, reissue) per issuer and result (success, failure).
 	Issuances map[[2]string]int `json:"-"`
 }

@@ -42,6 +42,12 @@ type Daemon struct {
 
 	trigger chan string
 
+	// inventory is what the last pass left, so a pass needs not read every
+	// entry from the backend; it is read afresh every reloadEvery passes and
+	// whenever Run starts (a new leader must see what the old one wrote).
+	inventory map[string]*inventory.Entry
+	passes    int
+
 	mu        sync.Mutex
 	snapshot  *source.Snapshot // the last fetched revision
 	good      *render.Result   // the last revision that rendered cleanly
@@ -168,7 +174,12 @@ func (d *Daemon) Trigger(why string) {
 // ends, a pass in flight has Grace to finish.
 func (d *Daemon) Run(ctx context.Context) error { return d.run(ctx, d.Grace) }
 
+// reloadEvery is how many passes reuse the daemon's copy of the inventory
+// before reading it from the backend again.
+const reloadEvery = 10
+
 func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
+	d.inventory = nil
 	d.setLeader(true)
 	defer d.setLeader(false)
 	timer := time.NewTimer(0)
@@ -240,6 +251,10 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
 	p.Concurrency = d.cfg.Concurrency
 	p.DryRun, p.Prune, p.MaxPruneShare = d.cfg.ReportOnly, d.cfg.Prune && !d.cfg.ReportOnly, d.cfg.MaxPruneShare
+	if d.passes++; d.passes%reloadEvery == 0 {
+		d.inventory = nil
+	}
+	p.Inventory = d.inventory
 	p.RetryBackoff = durationOr(d.cfg.RetryBackoff, DefaultRetryBackoff)
 	p.MaxRetryBackoff = durationOr(d.cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	rep, err := p.Run(ctx, res, verdicts)
@@ -247,6 +262,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 		d.log.Error("pass failed", "err", err)
 		return start.Add(min(interval, 30*time.Second))
 	}
+	d.inventory = rep.Inventory
 	took := d.Now().Sub(start)
 	d.metrics.observePass(rep, took, cat)
 	for _, f := range rep.Failures {
