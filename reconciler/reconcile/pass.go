@@ -6,7 +6,6 @@ package reconcile
 
 import (
 	"bytes"
-	"maps"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -14,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
