@@ -224,7 +224,8 @@ func (p Profile) allowsName(name string) bool {
 	if p.AllowAnyName {
 		return true
 	}
-	if strings.HasPrefix(name, "*.") {
+	wildcard := strings.HasPrefix(name, "*.")
+	if wildcard {
 		if !p.AllowWildcardCertificates {
 			return false
 		}
@@ -239,6 +240,9 @@ func (p Profile) allowsName(name string) bool {
 		case name == d && p.AllowBareDomains:
 			return true
 		case p.AllowSubdomains && strings.HasSuffix(name, "."+strings.TrimPrefix(d, "*.")):
+			return true
+		case p.AllowSubdomains && wildcard && name == d:
+			// *.example.com names example.com's subdomains, as in Vault.
 			return true
 		case p.AllowGlobDomains && strings.ContainsAny(d, "*?") && matchAny([]string{d}, name):
 			return true
