@@ -82,6 +82,12 @@ func (d *Directory) Write(t render.Target, b Bundle, m Meta) error {
 	if err != nil {
 		return err
 	}
+	// MkdirTemp makes it 0700, which would hide tls.crt and ca.crt (0644)
+	// from a server running as another user; tls.key stays 0600.
+	if err := os.Chmod(data, 0o755); err != nil {
+		os.RemoveAll(data)
+		return err
+	}
 	meta := map[string]string{LabelManagedBy: ManagedByValue}
 	for k, v := range m.Annotations(b) {
 		meta[k] = v
