@@ -1,0 +1,122 @@
+package target_test
+
+import (
+	"maps"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/target"
+)
+
+// labelValue is what Kubernetes accepts as a label value.
+var labelValue = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+
+func TestCertificateLabel(t *testing.T) {
+	long := "team-platform-observability/" + strings.Repeat("ingress-gateway-", 4) + "a"
+	tests := []struct {
+		name string
+		id   string
+		want string
+	}{
+		{name: "a cluster-scoped ID is its own label", id: "api", want: "api"},
+		{name: "the namespace separator becomes an underscore", id: "team-a/api", want: "team-a_api"},
+		{name: "an ID of exactly 63 characters is kept whole", id: "ns/" + strings.Repeat("a", 60), want: "ns_" + strings.Repeat("a", 60)},
+		{name: "a longer ID is cut to 63 characters with a hash of the whole ID", id: long, want: "team-platform-observability_ingress-gateway-ingress--"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := target.CertificateLabel(tt.id)
+			if len(got) > 63 || !labelValue.MatchString(got) {
+				t.Errorf("CertificateLabel(%q) = %q is not a label value", tt.id, got)
+			}
+			if len(tt.id) <= 63 {
+				if got != tt.want {
+					t.Errorf("CertificateLabel(%q) = %q, want %q", tt.id, got, tt.want)
+				}
+				return
+			}
+			if len(got) != 63 || !strings.HasPrefix(got, tt.want) || !regexp.MustCompile(`-[0-9a-f]{10}$`).MatchString(got) {
+				t.Errorf("CertificateLabel(%q) = %q, want %q and ten hex digits", tt.id, got, tt.want)
+			}
+			if again := target.CertificateLabel(tt.id); again != got {
+				t.Errorf("not stable: %q then %q", got, again)
+			}
+		})
+	}
+	t.Run("two long IDs that differ only past the cut get different labels", func(t *testing.T) {
+		a, b := target.CertificateLabel(long+"-one"), target.CertificateLabel(long+"-two")
+		if a == b {
+			t.Errorf("both are %q", a)
+		}
+	})
+	t.Run("a namespaced ID and a cluster-scoped one with an underscore do not collide", func(t *testing.T) {
+		// "_" cannot be in a Kubernetes name, so only a "/" makes one.
+		if target.CertificateLabel("a/b") == target.CertificateLabel("a-b") {
+			t.Error("a/b and a-b collide")
+		}
+	})
+}
+
+func TestMetaAnnotations(t *testing.T) {
+	is := newIssuer(t)
+	b := is.bundle(t, pki.Request{CommonName: "api.example.com", DNSNames: []string{"api.example.com", "www.example.com"},
+		IPAddresses: []string{"10.0.0.1", "2001:db8::1"}, URIs: []string{"spiffe://example.com/api"}, EmailAddresses: []string{"ops@example.com"}})
+	leaf, err := pki.ParseCertificate(b.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paris := time.FixedZone("CET", 3600)
+	m := target.Meta{CertificateID: "team-a/api", Issuer: "fleet", RenewAt: time.Date(2026, 3, 21, 13, 0, 0, 0, paris),
+		IssueHash: "ih", TemplateHash: "th", Revision: "main@abc"}
+	ours := map[string]string{
+		target.AnnCertificateID: "team-a/api", target.AnnIssuer: "fleet", target.AnnRenewAt: "2026-03-21T12:00:00Z",
+		target.AnnSpecHash: "ih", target.AnnTemplateHash: "th", target.AnnRevision: "main@abc",
+	}
+	tests := []struct {
+		name   string
+		bundle target.Bundle
+		want   map[string]string
+	}{
+		{name: "a certificate's names are written in cert-manager's annotations", bundle: b, want: map[string]string{
+			target.AnnDataHash: b.DataHash(), target.AnnSerial: pki.Serial(leaf.SerialNumber),
+			target.AnnNotAfter: leaf.NotAfter.UTC().Format(time.RFC3339), target.AnnCommonName: "api.example.com",
+			target.AnnAltNames: "api.example.com,www.example.com", target.AnnIPSANs: "10.0.0.1,2001:db8::1",
+			target.AnnURISANs: "spiffe://example.com/api", target.AnnEmailSANs: "ops@example.com",
+		}},
+		{name: "an unreadable certificate gets certfleet's annotations only", bundle: target.Bundle{Cert: []byte("garbage")}, want: map[string]string{
+			target.AnnDataHash: target.Bundle{Cert: []byte("garbage")}.DataHash(),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := maps.Clone(ours)
+			maps.Copy(want, tt.want)
+			got := m.Annotations(tt.bundle)
+			if !maps.Equal(got, want) {
+				t.Errorf("annotations =\n%v\nwant\n%v", got, want)
+			}
+			for k, v := range got {
+				if strings.Contains(v, "PRIVATE KEY") || strings.Contains(v, "BEGIN") {
+					t.Errorf("annotation %s holds PEM", k)
+				}
+			}
+		})
+	}
+	t.Run("the data hash covers tls.crt and ca.crt, not the key", func(t *testing.T) {
+		other := b
+		other.Key = []byte("another key")
+		if b.DataHash() != other.DataHash() {
+			t.Error("the key changed the data hash")
+		}
+		other.CA = append([]byte(nil), b.Cert...)
+		if b.DataHash() == other.DataHash() {
+			t.Error("ca.crt did not change the data hash")
+		}
+		if (target.Bundle{Cert: []byte("ab"), CA: []byte("c")}).DataHash() == (target.Bundle{Cert: []byte("a"), CA: []byte("bc")}).DataHash() {
+			t.Error("moving bytes between tls.crt and ca.crt keeps the hash")
+		}
+	})
+}
