@@ -174,10 +174,12 @@ func Decide(in Input) Decisions {
 	ours := map[string]bool{}
 	for _, e := range in.Inventory {
 		for _, t := range e.Targets {
-			ours[t.Key] = true
-			if desiredKeys[t.Key] {
+			// Two entries can name one place (a target moved between
+			// certificates): it is one orphan, pruned once.
+			if desiredKeys[t.Key] || ours[t.Key] {
 				continue
 			}
+			ours[t.Key] = true
 			o, observed := in.Observed[t.Key]
 			switch {
 			case unobservable(in, FromInventory(t)):

@@ -1,0 +1,691 @@
+package decide_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/target"
+	"github.com/certfleet/certfleet/schemas"
+)
+
+// now is the time every decision is made at.
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+const day = 24 * time.Hour
+
+// lifetime is the default lifetime of a certificate (90 days): it renews
+// at two thirds, 60 days after it was issued.
+const lifetime = 90 * day
+
+var errDown = errors.New("connection refused")
+
+// fixture issues real certificates under one test CA.
+type fixture struct {
+	t  *testing.T
+	ca *pki.CA
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ca, err := pki.NewRoot(pki.CAOptions{Subject: pki.Request{CommonName: "Test Root"}, KeyType: "ec", TTL: 1000 * day, MaxPathLength: -1, Now: now.Add(-500 * day)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, ca: ca}
+}
+
+// issue makes a bundle for a certificate issued at the given time.
+func (f *fixture) issue(at time.Time, ttl time.Duration) target.Bundle {
+	f.t.Helper()
+	key, err := pki.GenerateKey("ECDSA", 256)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	csrPEM, err := pki.CSR(key, pki.Request{CommonName: "api.example.com", DNSNames: []string{"api.example.com"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	leaf, err := f.ca.Sign(csr, pki.Profile{AllowAnyName: true}, ttl, at)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKey(key, "PKCS1")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return target.Bundle{Cert: pki.EncodeCertificate(leaf), Key: keyPEM, CA: pki.EncodeCertificate(f.ca.Cert)}
+}
+
+// fresh is a certificate issued a day ago: in sync.
+func (f *fixture) fresh() target.Bundle { return f.issue(now.Add(-day), lifetime) }
+
+// delivered is what certfleet wrote for d at tg: b and its metadata.
+func (f *fixture) delivered(d *render.Desired, tg render.Target, b target.Bundle) *target.Observed {
+	m := target.Meta{CertificateID: d.ID, Issuer: d.Certificate.Spec.Issuer, IssueHash: d.IssueHash, TemplateHash: tg.TemplateHash, Revision: "main@abc"}
+	a := m.Annotations(b)
+	a[target.LabelManagedBy] = target.ManagedByValue
+	return observed(tg, b, a, true)
+}
+
+// observed is what a target holding b reads as, parsed the way target does.
+func observed(tg render.Target, b target.Bundle, annotations map[string]string, managed bool) *target.Observed {
+	o := &target.Observed{Target: tg, Exists: true, Bundle: b, Annotations: annotations, Managed: managed}
+	if c, err := pki.ParseCertificate(b.Cert); err == nil {
+		o.Cert = c
+		if k, err := pki.ParseKey(b.Key); err == nil {
+			o.KeyMatches = pki.KeyMatches(k, c)
+		}
+	}
+	return o
+}
+
+// with changes an observed target.
+func with(o *target.Observed, change func(o *target.Observed)) *target.Observed {
+	change(o)
+	return o
+}
+
+func dirTarget(path string) render.Target {
+	return render.Target{Kind: render.Directory, Dir: path, Key: "directory/" + path, TemplateHash: "template-1"}
+}
+
+func kubeTarget(cluster, namespace, name string) render.Target {
+	return render.Target{Kind: render.Kubernetes, Cluster: cluster, Namespace: namespace, SecretName: name,
+		Key: target.KubeKey(cluster, namespace, name), TemplateHash: "template-1"}
+}
+
+// desired is a certificate of ID id ("namespace/name" or "name") issued by
+// "fleet", delivered to targets.
+func desired(id string, change func(*schemas.CertificateSpec), targets ...render.Target) *render.Desired {
+	c := &schemas.Certificate{Spec: schemas.CertificateSpec{Issuer: "fleet", DNSNames: []string{"api.example.com"}}}
+	if ns, name, ok := strings.Cut(id, "/"); ok {
+		c.Metadata.Namespace, c.Metadata.Name = ns, name
+	} else {
+		c.Metadata.Name = id
+	}
+	if change != nil {
+		change(&c.Spec)
+	}
+	return &render.Desired{ID: id, Certificate: c, Targets: targets, IssueHash: schemas.IssueHash(&c.Spec)}
+}
+
+// observedBy indexes observed targets by key.
+func observedBy(os ...*target.Observed) map[string]*target.Observed {
+	m := map[string]*target.Observed{}
+	for _, o := range os {
+		m[o.Target.Key] = o
+	}
+	return m
+}
+
+func reasons(ts []decide.Target) []decide.Reason {
+	out := make([]decide.Reason, len(ts))
+	for i, t := range ts {
+		out[i] = t.Reason
+	}
+	return out
+}
+
+func writes(ts []decide.Target) []bool {
+	out := make([]bool, len(ts))
+	for i, t := range ts {
+		out[i] = t.Write
+	}
+	return out
+}
+
+// TestChain checks each link of the chain on one target, and that each
+// wins over the links after it: every case but the first few also carries
+// the next link's defect.
+func TestChain(t *testing.T) {
+	f := newFixture(t)
+	tg := dirTarget("/etc/tls/api")
+	d := desired("team-a/api", nil, tg)
+	other := f.fresh()
+	tests := []struct {
+		name string
+		obs  func() *target.Observed
+		want decide.Reason
+		// issue: a new certificate is needed; write: the target is written;
+		// source: the target's own certificate is kept and copied.
+		issue, write, source bool
+	}{
+		{name: "a target that holds nothing is Missing",
+			obs: func() *target.Observed { return nil }, want: decide.Missing, issue: true, write: true},
+		{name: "a target observed as absent is Missing",
+			obs: func() *target.Observed { return &target.Observed{Target: tg} }, want: decide.Missing, issue: true, write: true},
+		{name: "a tls.crt without tls.key is MissingData, before a key mismatch",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key, o.KeyMatches = nil, false })
+			}, want: decide.MissingData, issue: true, write: true},
+		{name: "an unreadable tls.crt is MissingData",
+			obs: func() *target.Observed {
+				b := f.fresh()
+				b.Cert = []byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+				return observed(tg, b, nil, false)
+			}, want: decide.MissingData, issue: true, write: true},
+		{name: "a key of another certificate is KeyMismatch, before a target certfleet did not write",
+			obs: func() *target.Observed {
+				b := f.fresh()
+				b.Key = other.Key
+				return observed(tg, b, nil, false)
+			}, want: decide.KeyMismatch, issue: true, write: true},
+		{name: "a target certfleet did not write is ModifiedOutOfBand",
+			obs:  func() *target.Observed { return observed(tg, f.fresh(), nil, false) },
+			want: decide.ModifiedOutOfBand, issue: true, write: true},
+		{name: "a data hash that differs is ModifiedOutOfBand, before an issuer change",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) {
+					o.Bundle.CA = []byte("a CA bundle edited by hand")
+					o.Annotations[target.AnnIssuer] = "old-issuer"
+				})
+			}, want: decide.ModifiedOutOfBand, issue: true, write: true},
+		{name: "another issuer is IssuerChanged, before a spec change",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) {
+					o.Annotations[target.AnnIssuer] = "old-issuer"
+					o.Annotations[target.AnnSpecHash] = "old-spec"
+				})
+			}, want: decide.IssuerChanged, issue: true, write: true},
+		{name: "another spec hash is SpecChanged, before expiry",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.issue(now.Add(-lifetime-day), lifetime)), func(o *target.Observed) {
+					o.Annotations[target.AnnSpecHash] = "old-spec"
+				})
+			}, want: decide.SpecChanged, issue: true, write: true},
+		{name: "an expired certificate is Expired, before renewal and a template change",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.issue(now.Add(-lifetime-day), lifetime)), func(o *target.Observed) {
+					o.Annotations[target.AnnTemplateHash] = "template-0"
+				})
+			}, want: decide.Expired, issue: true, write: true},
+		{name: "a certificate expiring this very second is Expired",
+			obs:  func() *target.Observed { return f.delivered(d, tg, f.issue(now.Add(-time.Hour), time.Hour)) },
+			want: decide.Expired, issue: true, write: true},
+		{name: "a certificate past its renewal time is Renewing, before a template change",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.issue(now.Add(-61*day), lifetime)), func(o *target.Observed) {
+					o.Annotations[target.AnnTemplateHash] = "template-0"
+				})
+			}, want: decide.Renewing, issue: true, write: true},
+		{name: "only another template is TemplateChanged: rewritten with the same certificate",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Annotations[target.AnnTemplateHash] = "template-0" })
+			}, want: decide.TemplateChanged, write: true, source: true},
+		{name: "a healthy certificate is InSync: nothing to do",
+			obs:  func() *target.Observed { return f.delivered(d, tg, f.issue(now.Add(-59*day), lifetime)) },
+			want: decide.InSync, source: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.obs()
+			obs := map[string]*target.Observed{}
+			if o != nil {
+				obs[tg.Key] = o
+			}
+			dec := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: obs, Now: now})
+			if len(dec.Certificates) != 1 || len(dec.Certificates[0].Targets) != 1 {
+				t.Fatalf("decisions = %+v", dec)
+			}
+			c := dec.Certificates[0]
+			td := c.Targets[0]
+			if td.Reason != tt.want || c.Reason != tt.want {
+				t.Errorf("target %s, certificate %s; want %s", td.Reason, c.Reason, tt.want)
+			}
+			if c.Issue != tt.issue || td.Write != tt.write {
+				t.Errorf("Issue %v Write %v; want %v %v", c.Issue, td.Write, tt.issue, tt.write)
+			}
+			if (c.Source != nil) != tt.source || tt.source && c.Source != o {
+				t.Errorf("Source = %v, want the target's own: %v", c.Source, tt.source)
+			}
+			if td.Observed != o || td.Target.Key != tg.Key {
+				t.Errorf("the decision does not carry the target and what it holds")
+			}
+			if tt.source {
+				if want := decide.RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, 0); !c.RenewAt.Equal(want) {
+					t.Errorf("RenewAt = %s, want %s", c.RenewAt, want)
+				}
+			} else if !c.RenewAt.IsZero() {
+				t.Errorf("RenewAt = %s with no certificate kept", c.RenewAt)
+			}
+			if len(dec.Orphans) != 0 || len(dec.Unmanaged) != 0 {
+				t.Errorf("orphans %v, unmanaged %v", dec.Orphans, dec.Unmanaged)
+			}
+		})
+	}
+}
+
+// TestChainAgainstTheDirectoryTarget decides on what the directory target
+// really wrote and read back: the metadata Write records is what the chain
+// reads.
+func TestChainAgainstTheDirectoryTarget(t *testing.T) {
+	f := newFixture(t)
+	dir := &target.Directory{Root: t.TempDir()}
+	tg := dirTarget("api")
+	d := desired("team-a/api", nil, tg)
+	b := f.fresh()
+	leaf, _ := pki.ParseCertificate(b.Cert)
+	if err := dir.Write(tg, b, target.Meta{CertificateID: d.ID, Issuer: "fleet", IssueHash: d.IssueHash, TemplateHash: tg.TemplateHash,
+		RenewAt: decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := dir.Observe(tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		d    *render.Desired
+		want decide.Reason
+	}{
+		{name: "what was written for the certificate is InSync", d: d, want: decide.InSync},
+		{name: "the same delivery for another issuer is IssuerChanged", d: desired("team-a/api", func(s *schemas.CertificateSpec) { s.Issuer = "other" }, tg), want: decide.IssuerChanged},
+		{name: "the same delivery for other names is SpecChanged", d: desired("team-a/api", func(s *schemas.CertificateSpec) { s.DNSNames = []string{"www.example.com"} }, tg), want: decide.SpecChanged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dec := decide.Decide(decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(o), Now: now})
+			if got := dec.Certificates[0].Targets[0].Reason; got != tt.want {
+				t.Errorf("reason %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRenewalTime(t *testing.T) {
+	f := newFixture(t)
+	tg := dirTarget("/etc/tls/api")
+	d := desired("team-a/api", nil, tg)
+	b := f.issue(now.Add(-50*day), lifetime)
+	o := f.delivered(d, tg, b)
+	plain := decide.RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, 0)
+	jittered := decide.RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, time.Hour)
+	if want := schemas.RenewalTime(o.Cert.NotBefore, o.Cert.NotAfter, "", nil); !plain.Equal(want) {
+		t.Fatalf("RenewAt with no jitter = %s, want the plain renewal time %s", plain, want)
+	}
+	if want := o.Cert.NotAfter.Add(-o.Cert.NotAfter.Sub(o.Cert.NotBefore) / 3).Truncate(time.Second); !plain.Equal(want) {
+		t.Fatalf("RenewAt = %s, want two thirds of the lifetime, %s", plain, want)
+	}
+	if jitter := plain.Sub(jittered); jitter < 2*time.Second || jitter > time.Hour {
+		t.Fatalf("jitter = %s, want in [2s, 1h]: the cases below need it", jitter)
+	}
+	renewBefore := desired("team-a/api", func(s *schemas.CertificateSpec) { s.RenewBefore = "240h" }, tg)
+	tests := []struct {
+		name      string
+		d         *render.Desired
+		now       time.Time
+		maxJitter time.Duration
+		want      decide.Reason
+		// wantRenewAt is the certificate's renewal time when it is kept.
+		wantRenewAt time.Time
+	}{
+		{name: "a second before the renewal time is InSync", d: d, now: plain.Add(-time.Second), want: decide.InSync, wantRenewAt: plain},
+		{name: "at the renewal time is Renewing", d: d, now: plain, want: decide.Renewing},
+		{name: "with no jitter, a second before the jittered time is InSync", d: d, now: jittered.Add(-time.Second), want: decide.InSync, wantRenewAt: plain},
+		{name: "with jitter, a second before the plain renewal time is already Renewing", d: d, now: plain.Add(-time.Second), maxJitter: time.Hour, want: decide.Renewing},
+		{name: "with jitter, a second before the jittered time is InSync", d: d, now: jittered.Add(-time.Second), maxJitter: time.Hour, want: decide.InSync, wantRenewAt: jittered},
+		{name: "with jitter, at the jittered time is Renewing", d: d, now: jittered, maxJitter: time.Hour, want: decide.Renewing},
+		{name: "renewBefore moves the renewal later: past two thirds is still InSync", d: renewBefore, now: plain.Add(time.Hour), want: decide.InSync,
+			wantRenewAt: o.Cert.NotAfter.Add(-240 * time.Hour)},
+		{name: "renewBefore: inside its window is Renewing", d: renewBefore, now: o.Cert.NotAfter.Add(-240 * time.Hour), want: decide.Renewing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := f.delivered(tt.d, tg, b)
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(o), Now: tt.now, MaxJitter: tt.maxJitter}).Certificates[0]
+			if c.Reason != tt.want {
+				t.Fatalf("reason %s, want %s", c.Reason, tt.want)
+			}
+			if c.Issue != (tt.want == decide.Renewing) {
+				t.Errorf("Issue = %v", c.Issue)
+			}
+			if !c.RenewAt.Equal(tt.wantRenewAt) {
+				t.Errorf("RenewAt = %s, want %s", c.RenewAt, tt.wantRenewAt)
+			}
+		})
+	}
+}
+
+// want is a certificate's expected decision; target indexes refer to the
+// certificate's targets, -1 is none.
+type want struct {
+	reason  decide.Reason
+	targets []decide.Reason
+	writes  []bool
+	issue   bool
+	source  int
+	reuse   int
+}
+
+func checkCertificate(t *testing.T, c decide.Certificate, w want) {
+	t.Helper()
+	if c.Reason != w.reason {
+		t.Errorf("reason %s, want %s", c.Reason, w.reason)
+	}
+	if got := reasons(c.Targets); !slices.Equal(got, w.targets) {
+		t.Errorf("target reasons %v, want %v", got, w.targets)
+	}
+	if got := writes(c.Targets); !slices.Equal(got, w.writes) {
+		t.Errorf("writes %v, want %v", got, w.writes)
+	}
+	if c.Issue != w.issue {
+		t.Errorf("Issue = %v, want %v", c.Issue, w.issue)
+	}
+	pick := func(i int) *target.Observed {
+		if i < 0 {
+			return nil
+		}
+		if c.Targets[i].Observed == nil {
+			t.Fatalf("target %d holds nothing to pick", i)
+		}
+		return c.Targets[i].Observed
+	}
+	if c.Source != pick(w.source) {
+		t.Errorf("Source = %v, want target %d's", c.Source, w.source)
+	}
+	if c.ReuseKey != pick(w.reuse) {
+		t.Errorf("ReuseKey = %v, want target %d's", c.ReuseKey, w.reuse)
+	}
+}
+
+func TestCertificate(t *testing.T) {
+	f := newFixture(t)
+	a, b, c := dirTarget("/a"), kubeTarget("eu", "web", "api-tls"), kubeTarget("us", "web", "api-tls")
+	d := desired("team-a/api", nil, a, b, c)
+	healthy := f.fresh()
+	renewing := f.issue(now.Add(-61*day), lifetime)
+	future, past := now.Add(time.Minute), now.Add(-time.Minute)
+	never := func(s *schemas.CertificateSpec) {
+		s.PrivateKey = &schemas.PrivateKey{RotationPolicy: schemas.RotationNever}
+	}
+	dNever := desired("team-a/api", never, a, b, c)
+	tests := []struct {
+		name string
+		in   decide.Input
+		want want
+	}{
+		{name: "a healthy copy heals a missing target without issuing, and only that target is written",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, c, healthy))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.InSync, decide.Missing, decide.InSync},
+				writes: []bool{false, true, false}, source: 0, reuse: -1}},
+		{name: "a healthy copy heals a target modified out of band without issuing",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy),
+				observed(b, f.fresh(), nil, false), f.delivered(d, c, healthy))},
+			want: want{reason: decide.ModifiedOutOfBand, targets: []decide.Reason{decide.InSync, decide.ModifiedOutOfBand, decide.InSync},
+				writes: []bool{false, true, false}, source: 0, reuse: -1}},
+		{name: "the first healthy target is the source, even when only its template changed",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(
+				with(f.delivered(d, a, healthy), func(o *target.Observed) { o.Annotations[target.AnnTemplateHash] = "old" }), f.delivered(d, c, healthy))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.TemplateChanged, decide.Missing, decide.InSync},
+				writes: []bool{true, true, false}, source: 0, reuse: -1}},
+		{name: "with no healthy copy anywhere a new certificate is issued for every target",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(with(f.delivered(d, a, healthy), func(o *target.Observed) { o.KeyMatches = false }))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "a renewal on one target issues and rewrites every target, the healthy ones too",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, renewing), f.delivered(d, c, healthy))},
+			want: want{reason: decide.Renewing, targets: []decide.Reason{decide.InSync, decide.Renewing, decide.InSync},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "a spec change issues and rewrites every target",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(
+				f.delivered(d, a, healthy), f.delivered(d, b, healthy),
+				with(f.delivered(d, c, healthy), func(o *target.Observed) { o.Annotations[target.AnnSpecHash] = "old" }))},
+			want: want{reason: decide.SpecChanged, targets: []decide.Reason{decide.InSync, decide.InSync, decide.SpecChanged},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "the certificate's reason is its most urgent target's: Expired before Missing",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, b, f.issue(now.Add(-lifetime-day), lifetime)))},
+			want: want{reason: decide.Expired, targets: []decide.Reason{decide.Missing, decide.Expired, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "an unreachable target (by key) is never written; the others are issued for",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing), f.delivered(d, c, renewing)),
+				Unobservable: map[string]error{b.Key: errDown}},
+			want: want{reason: decide.Renewing, targets: []decide.Reason{decide.Renewing, decide.Unreachable, decide.Renewing},
+				writes: []bool{true, false, true}, issue: true, source: -1, reuse: -1}},
+		{name: "a target in an unreachable cluster is Unreachable and never written",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
+				Unobservable: map[string]error{"kubernetes/eu/": errDown}},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.InSync, decide.Unreachable, decide.Missing},
+				writes: []bool{false, false, true}, source: 0, reuse: -1}},
+		{name: "in sync where reachable, unreachable elsewhere: nothing to do",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
+				Unobservable: map[string]error{"kubernetes/eu/": errDown, "kubernetes/us/": errDown}},
+			want: want{reason: decide.Unreachable, targets: []decide.Reason{decide.InSync, decide.Unreachable, decide.Unreachable},
+				writes: []bool{false, false, false}, source: 0, reuse: -1}},
+		{name: "a certificate whose targets are all unreachable does not issue",
+			in: decide.Input{Desired: []*render.Desired{d},
+				Unobservable: map[string]error{a.Key: errDown, "kubernetes/eu/": errDown, "kubernetes/us/": errDown}},
+			want: want{reason: decide.Unreachable, targets: []decide.Reason{decide.Unreachable, decide.Unreachable, decide.Unreachable},
+				writes: []bool{false, false, false}, source: -1, reuse: -1}},
+		{name: "a certificate the policies deny acts on nothing",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, renewing)),
+				Verdicts: map[string]schemas.CertificateVerdict{d.ID: {ID: d.ID, Allowed: false}}},
+			want: want{reason: decide.PolicyViolation, targets: []decide.Reason{decide.InSync, decide.Renewing, decide.Missing},
+				writes: []bool{false, false, false}, source: -1, reuse: -1}},
+		{name: "a certificate the policies allow is decided as usual",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
+				Verdicts: map[string]schemas.CertificateVerdict{d.ID: {ID: d.ID, Allowed: true}, "other": {ID: "other"}}},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.InSync, decide.Missing, decide.Missing},
+				writes: []bool{false, true, true}, source: 0, reuse: -1}},
+		{name: "a suspended certificate acts on nothing, even when denied",
+			in: func() decide.Input {
+				s := desired("team-a/api", func(s *schemas.CertificateSpec) { s.Suspend = true }, a, b, c)
+				return decide.Input{Desired: []*render.Desired{s}, Observed: observedBy(f.delivered(s, a, renewing)),
+					Verdicts: map[string]schemas.CertificateVerdict{s.ID: {ID: s.ID}}}
+			}(),
+			want: want{reason: decide.Suspended, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+				writes: []bool{false, false, false}, source: -1, reuse: -1}},
+		{name: "a certificate backing off does not issue or write before its retry time",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing)),
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &future}}},
+			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+				writes: []bool{false, false, false}, source: -1, reuse: -1}},
+		{name: "a certificate backing off does not copy a healthy certificate before its retry time",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 1, RetryAt: &future}}},
+			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.InSync, decide.Missing, decide.Missing},
+				writes: []bool{false, false, false}, source: -1, reuse: -1}},
+		{name: "a certificate whose retry time has passed is issued",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing)),
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &past}}},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "a certificate with a retry time but nothing to do stays InSync",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, healthy), f.delivered(d, c, healthy)),
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &future}}},
+			want: want{reason: decide.InSync, targets: []decide.Reason{decide.InSync, decide.InSync, decide.InSync},
+				writes: []bool{false, false, false}, source: 0, reuse: -1}},
+		{name: "rotationPolicy Never reuses the key of a target whose key matches",
+			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
+				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }), f.delivered(dNever, b, renewing))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Renewing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
+		{name: "rotationPolicy Never with no matching key anywhere makes a new one",
+			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
+				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "rotationPolicy Always never reuses a key",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "rotationPolicy Never reuses no key when nothing is issued",
+			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(f.delivered(dNever, a, healthy))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.InSync, decide.Missing, decide.Missing},
+				writes: []bool{false, true, true}, source: 0, reuse: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Now = now
+			dec := decide.Decide(tt.in)
+			if len(dec.Certificates) != 1 {
+				t.Fatalf("%d certificates decided", len(dec.Certificates))
+			}
+			checkCertificate(t, dec.Certificates[0], tt.want)
+		})
+	}
+}
+
+func TestOrphansAndUnmanaged(t *testing.T) {
+	f := newFixture(t)
+	cur := dirTarget("/srv/current")
+	d := desired("team-a/api", nil, cur, kubeTarget("eu", "web", "api-tls"))
+	old := desired("team-a/old", nil)
+	// inv records a delivery of the old certificate at t.
+	inv := func(t render.Target) inventory.Target {
+		return inventory.Target{Key: t.Key, Kind: string(t.Kind), Cluster: t.Cluster, Namespace: t.Namespace, Name: t.SecretName, Path: t.Dir}
+	}
+	entry := func(id string, ts ...render.Target) *inventory.Entry {
+		e := &inventory.Entry{ID: id}
+		for _, t := range ts {
+			e.Targets = append(e.Targets, inv(t))
+		}
+		return e
+	}
+	oldDir, oldSecret := dirTarget("/srv/old"), kubeTarget("eu", "web", "old-tls")
+	oldSecretUS, oldSecretGone := kubeTarget("us", "web", "old-tls"), kubeTarget("eu", "web", "gone-tls")
+	foreign := kubeTarget("eu", "web", "other-certfleet-tls")
+	handmade, handmade2 := kubeTarget("eu", "legacy", "wildcard-tls"), kubeTarget("eu", "a-legacy", "wildcard-tls")
+	handDir := dirTarget("/srv/handmade")
+	oldIn := func(t render.Target) *target.Observed {
+		o := f.delivered(old, t, f.fresh())
+		o.Target = decide.FromInventory(inv(t)) // what observing an inventory record gives
+		return o
+	}
+
+	in := decide.Input{
+		Desired: []*render.Desired{d},
+		Observed: observedBy(
+			f.delivered(d, cur, f.fresh()),
+			// The old certificate's deliveries: a directory and a Secret still there, one Secret already gone.
+			oldIn(oldDir), oldIn(oldSecret), &target.Observed{Target: oldSecretGone},
+			// A managed Secret another certfleet instance wrote: not in our inventory.
+			f.delivered(desired("elsewhere/x", nil), foreign, f.fresh()),
+			// Secrets and a directory nobody manages.
+			observed(handmade, f.fresh(), nil, false), observed(handmade2, f.fresh(), nil, false), observed(handDir, f.fresh(), nil, false),
+		),
+		Unobservable: map[string]error{"kubernetes/us/": errDown},
+		Inventory: map[string]*inventory.Entry{
+			d.ID: entry(d.ID, cur, kubeTarget("eu", "web", "api-tls")),
+			// Its first target moved to the current certificate: now declared, not orphaned.
+			old.ID: entry(old.ID, cur, oldDir, oldSecret, oldSecretUS, oldSecretGone, kubeTarget("eu", "web", "never-observed-tls")),
+		},
+		Now: now,
+	}
+	dec := decide.Decide(in)
+
+	keys := func(ts []decide.Target) []string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.Target.Key)
+		}
+		return out
+	}
+	t.Run("orphans are inventory targets nobody declares, still there, in observable places, sorted", func(t *testing.T) {
+		want := []string{oldDir.Key, oldSecret.Key}
+		slices.Sort(want)
+		if got := keys(dec.Orphans); !slices.Equal(got, want) {
+			t.Errorf("orphans %v, want %v", got, want)
+		}
+		for _, o := range dec.Orphans {
+			if o.Reason != decide.Orphaned || o.Observed == nil || o.Observed.Target.Key != o.Target.Key || o.Write {
+				t.Errorf("orphan %s: reason %s, observed %v, write %v", o.Target.Key, o.Reason, o.Observed != nil, o.Write)
+			}
+		}
+	})
+	t.Run("an orphan's address is rebuilt from the inventory", func(t *testing.T) {
+		for _, o := range dec.Orphans {
+			want := oldDir
+			if o.Target.Kind == render.Kubernetes {
+				want = oldSecret
+			}
+			if o.Target.Kind != want.Kind || o.Target.Cluster != want.Cluster || o.Target.Namespace != want.Namespace ||
+				o.Target.SecretName != want.SecretName || o.Target.Dir != want.Dir {
+				t.Errorf("orphan target %+v, want %+v", o.Target, want)
+			}
+		}
+	})
+	t.Run("unmanaged are Kubernetes Secrets nobody manages, sorted; directories and other instances' Secrets are not", func(t *testing.T) {
+		want := []string{handmade2.Key, handmade.Key}
+		if got := keys(dec.Unmanaged); !slices.Equal(got, want) {
+			t.Errorf("unmanaged %v, want %v", got, want)
+		}
+		for _, u := range dec.Unmanaged {
+			if u.Reason != decide.Unmanaged || u.Write {
+				t.Errorf("%s: reason %s, write %v", u.Target.Key, u.Reason, u.Write)
+			}
+		}
+	})
+	t.Run("a managed Secret of another certfleet instance is neither orphan nor unmanaged", func(t *testing.T) {
+		if slices.Contains(keys(dec.Orphans), foreign.Key) || slices.Contains(keys(dec.Unmanaged), foreign.Key) {
+			t.Errorf("%s is listed", foreign.Key)
+		}
+	})
+	t.Run("the declared certificate is decided, not orphaned", func(t *testing.T) {
+		if len(dec.Certificates) != 1 || dec.Certificates[0].Desired != d {
+			t.Fatalf("certificates %+v", dec.Certificates)
+		}
+		if got := reasons(dec.Certificates[0].Targets); !slices.Equal(got, []decide.Reason{decide.InSync, decide.Missing}) {
+			t.Errorf("reasons %v", got)
+		}
+	})
+	t.Run("a declared target that holds an unmanaged Secret is the certificate's, not unmanaged", func(t *testing.T) {
+		taken := kubeTarget("eu", "web", "api-tls")
+		in := in
+		in.Observed = observedBy(observed(taken, f.fresh(), nil, false))
+		dec := decide.Decide(in)
+		if len(dec.Unmanaged) != 0 {
+			t.Errorf("unmanaged %v", keys(dec.Unmanaged))
+		}
+		if got := dec.Certificates[0].Targets[1].Reason; got != decide.ModifiedOutOfBand {
+			t.Errorf("reason %s, want ModifiedOutOfBand", got)
+		}
+	})
+	t.Run("a target two removed certificates both delivered to is one orphan", func(t *testing.T) {
+		in := in
+		in.Inventory = map[string]*inventory.Entry{old.ID: entry(old.ID, oldDir), "team-b/moved": entry("team-b/moved", oldDir)}
+		dec := decide.Decide(in)
+		if got := keys(dec.Orphans); !slices.Equal(got, []string{oldDir.Key}) {
+			t.Errorf("orphans %v, want [%s]", got, oldDir.Key)
+		}
+	})
+	t.Run("an inventory target whose marks were removed by hand is not unmanaged", func(t *testing.T) {
+		in := in
+		in.Observed = observedBy(observed(oldSecret, f.fresh(), nil, false))
+		dec := decide.Decide(in)
+		if len(dec.Unmanaged) != 0 {
+			t.Errorf("unmanaged %v", keys(dec.Unmanaged))
+		}
+	})
+}
+
+func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
+	f := newFixture(t)
+	var ds []*render.Desired
+	obs := map[string]*target.Observed{}
+	for _, id := range []string{"a/one", "b/two", "c/three", "d/four"} {
+		tg := dirTarget("/srv/" + id)
+		dd := desired(id, nil, tg)
+		ds = append(ds, dd)
+		obs[tg.Key] = f.delivered(dd, tg, f.fresh())
+	}
+	dec := decide.Decide(decide.Input{Desired: ds, Observed: obs, Now: now})
+	if len(dec.Certificates) != len(ds) {
+		t.Fatalf("%d certificates, want %d", len(dec.Certificates), len(ds))
+	}
+	for i, c := range dec.Certificates {
+		if c.Desired != ds[i] || c.Reason != decide.InSync {
+			t.Errorf("certificate %d is %s (%s), want %s in sync", i, c.Desired.ID, c.Reason, ds[i].ID)
+		}
+	}
+}
