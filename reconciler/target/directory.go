@@ -3,6 +3,7 @@ package target
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -111,13 +112,7 @@ func (d *Directory) Write(t render.Target, b Bundle, m Meta) error {
 	}
 	// The swap: a new link, renamed over the old one (rename is atomic).
 	old, _ := os.Readlink(filepath.Join(dir, dataLink))
-	tmpLink := filepath.Join(dir, "..data_tmp")
-	os.Remove(tmpLink)
-	if err := os.Symlink(filepath.Base(data), tmpLink); err != nil {
-		os.RemoveAll(data)
-		return err
-	}
-	if err := os.Rename(tmpLink, filepath.Join(dir, dataLink)); err != nil {
+	if err := replaceLink(filepath.Base(data), filepath.Join(dir, dataLink)); err != nil {
 		os.RemoveAll(data)
 		return err
 	}
@@ -126,9 +121,9 @@ func (d *Directory) Write(t render.Target, b Bundle, m Meta) error {
 		if target, err := os.Readlink(p); err == nil && target == filepath.Join(dataLink, name) {
 			continue
 		}
-		// A first write, or a directory that held plain files: link them once.
-		os.Remove(p)
-		if err := os.Symlink(filepath.Join(dataLink, name), p); err != nil {
+		// A first write, or a directory that held plain files: link them once,
+		// renamed over the file so it is never missing.
+		if err := replaceLink(filepath.Join(dataLink, name), p); err != nil {
 			return err
 		}
 	}
@@ -180,4 +175,18 @@ func (d *Directory) WriteFile(dir, name string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// replaceLink points path at target through a uniquely named temporary link
+// renamed over it: atomic, and safe with another writer in the directory.
+func replaceLink(target, path string) error {
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
