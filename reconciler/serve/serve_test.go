@@ -34,35 +34,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code, err := func() (int, error) {
-		ctx := context.Background()
-		var err error
-		if vaultServer, err = testbed.StartVault(ctx); err != nil {
-			return 1, err
-		}
-		defer vaultServer.Stop()
-		if alpha, err = testbed.StartCluster(ctx, "alpha"); err != nil {
-			return 1, err
-		}
-		defer alpha.Stop()
-		if beta, err = testbed.StartCluster(ctx, "beta"); err != nil {
-			return 1, err
-		}
-		defer beta.Stop()
-		dir, err := os.MkdirTemp("", "serve-test-")
-		if err != nil {
-			return 1, err
-		}
-		defer os.RemoveAll(dir)
-		kubeconfig = filepath.Join(dir, "kubeconfig")
-		if err := testbed.WriteKubeconfig(kubeconfig, alpha, beta); err != nil {
-			return 1, err
-		}
-		return m.Run(), nil
-	}()
+	w, err := testbed.StartWorld(context.Background(), "alpha", "beta")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	vaultServer, alpha, beta, kubeconfig = w.Vault, w.Clusters[0], w.Clusters[1], w.Kubeconfig
+	code := m.Run()
+	w.Stop()
 	os.Exit(code)
 }
 
