@@ -89,13 +89,19 @@ func Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
 // base and head with one Renderer; the daemon keeps one across passes, so a
 // one-file commit re-reads one file.
 type Renderer struct {
-	files map[fileKey]*fileResult
+	files  map[fileKey]*fileResult
+	parsed int
+	// generation counts renders; a file unused by the last two is forgotten,
+	// so a daemon that runs for months holds two revisions, not all of them.
+	generation int
 }
 
 type fileKey struct{ path, content string }
 
 // fileResult is what one file declares, independent of the catalog.
 type fileResult struct {
+	lastUsed int // the generation that last read the file
+
 	decoded  schemas.Decoded
 	declared []declared
 	errs     schemas.Errors
@@ -111,11 +117,12 @@ type declared struct {
 func NewRenderer() *Renderer { return &Renderer{files: map[fileKey]*fileResult{}} }
 
 // Parsed counts the files parsed since the Renderer was made (cache misses).
-func (rr *Renderer) Parsed() int { return len(rr.files) }
+func (rr *Renderer) Parsed() int { return rr.parsed }
 
 func (rr *Renderer) file(f source.File) *fileResult {
 	k := fileKey{f.Path, string(f.Data)}
 	if fr, ok := rr.files[k]; ok {
+		fr.lastUsed = rr.generation
 		return fr
 	}
 	fr := &fileResult{decoded: schemas.Decode(f.Path, f.Data)}
@@ -139,14 +146,27 @@ func (rr *Renderer) file(f source.File) *fileResult {
 				Hint:    "declare it with the certfleet Terraform provider (or `certfleet catalog apply`)"}})...)
 		}
 	}
+	fr.lastUsed = rr.generation
 	rr.files[k] = fr
+	rr.parsed++
 	return fr
+}
+
+// forget drops the files neither of the last two renders read.
+func (rr *Renderer) forget() {
+	for k, fr := range rr.files {
+		if fr.lastUsed < rr.generation-1 {
+			delete(rr.files, k)
+		}
+	}
 }
 
 // Render reads a snapshot. With a catalog, cluster names are checked and
 // clusterSelectors fanned out; without one (a validate with no catalog),
 // selectors stay unresolved and are counted.
 func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
+	rr.generation++
+	defer rr.forget()
 	r := &Result{Revision: snap.Revision}
 	byID := map[string]*Desired{}
 	for _, f := range snap.Files {

@@ -497,9 +497,14 @@ func TestRendererParsesOnlyChangedFiles(t *testing.T) {
 		}
 	}
 	// A cached file is resolved against the catalog of each render.
-	r := rr.Render(snapshot(a, b), catalog(t, strings.Replace(clusters, "env: prod, region: us", "env: staging, region: us", 1)))
+	r := rr.Render(snapshot(a, moved), catalog(t, strings.Replace(clusters, "env: prod, region: us", "env: staging, region: us", 1)))
 	if rr.Parsed() != 4 {
 		t.Errorf("a new catalog made the renderer parse again: Parsed() = %d, want 4", rr.Parsed())
+	}
+	// b was last read three renders ago: forgotten, so parsed again.
+	rr.Render(snapshot(a, b), cat)
+	if rr.Parsed() != 5 {
+		t.Errorf("a file unused by the last two renders was kept: Parsed() = %d, want 5", rr.Parsed())
 	}
 	if len(r.Desired) != 2 || len(r.Desired[0].Targets) != 1 || r.Desired[0].Targets[0].Cluster != "prod-eu" {
 		t.Errorf("with prod-us relabelled, api's targets = %+v, want prod-eu alone", r.Desired[0].Targets)
