@@ -448,6 +448,9 @@ func TestTwoReplicasWithLeaderElectionIssueEachCertificateOnce(t *testing.T) {
 	eventually(t, 20*time.Second, "the other replica takes over", func() bool { return e1.Leading() || e2.Leading() })
 	standby.hook(t, w.secret)
 	eventually(t, 20*time.Second, "late is delivered by the new leader", func() bool { return w.serial("late") != "" })
+	// The audit line follows the delivery: wait for it, then make sure no second one comes.
+	eventually(t, 10*time.Second, "late's issuance in the audit log", func() bool { return count()["apps/late"] > 0 })
+	time.Sleep(time.Second)
 	if n := count()["apps/late"]; n != 1 {
 		t.Errorf("late issued %d times", n)
 	}
