@@ -75,10 +75,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	}
 	res := render.Render(snap, cat)
 	ev := evaluate.New(cat, time.Now())
-	verdicts := map[string]schemas.CertificateVerdict{}
-	for _, v := range ev.All(res.Desired) {
-		verdicts[v.ID] = v
-	}
+	verdicts := ev.ByID(res.Desired)
 	notes(cmd, res, ev)
 
 	audit, closeAudit, err := f.openAudit(cmd, b)

@@ -83,6 +83,16 @@ func (e *Evaluator) All(ds []*render.Desired) []schemas.CertificateVerdict {
 	return out
 }
 
+// ByID evaluates every desired certificate and returns the verdicts by ID,
+// as a pass takes them.
+func (e *Evaluator) ByID(ds []*render.Desired) map[string]schemas.CertificateVerdict {
+	out := make(map[string]schemas.CertificateVerdict, len(ds))
+	for _, d := range ds {
+		out[d.ID] = e.Verdict(d)
+	}
+	return out
+}
+
 func locate(d *render.Desired, vs []schemas.Violation) []schemas.LocatedViolation {
 	out := make([]schemas.LocatedViolation, len(vs))
 	for i, v := range vs {

@@ -57,11 +57,7 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 // DriftOf reads the drift out of a pass's report (the state after it).
 func DriftOf(rep *Report) *DriftReport {
 	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[string]int{}, Entries: []DriftEntry{}, Failures: []string{}}
-	for _, f := range rep.Failures {
-		if strings.HasPrefix(f, "observing ") {
-			r.Failures = append(r.Failures, f)
-		}
-	}
+	r.Failures = append(r.Failures, rep.Unobservable...)
 	for _, s := range rep.State {
 		e := DriftEntry{Reason: s.Reason, Certificate: s.Certificate, Target: s.Target, File: s.File,
 			IssuedSerial: s.IssuedSerial, DeliveredSerial: s.Serial, NotAfter: s.NotAfter}

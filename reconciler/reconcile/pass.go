@@ -135,6 +135,9 @@ type outcome struct {
 	retryAt time.Time
 	// entry is the inventory entry recorded (nil when recording failed).
 	entry *inventory.Entry
+	// leaf is the delivered certificate, parsed once; renewAt its renewal time.
+	leaf    *x509.Certificate
+	renewAt time.Time
 }
 
 // act issues and delivers, certificates in parallel, and records.
@@ -205,13 +208,14 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		o.err = err
 		return o
 	}
-	o.serial, o.notAfter = pki.Serial(leaf.SerialNumber), leaf.NotAfter
+	o.leaf, o.serial, o.notAfter = leaf, pki.Serial(leaf.SerialNumber), leaf.NotAfter
+	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
 	for _, td := range c.Targets {
 		if !td.Write {
 			continue
 		}
 		m := target.Meta{CertificateID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, TemplateHash: td.Target.TemplateHash,
-			RenewAt: decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter), Revision: res.Revision.String()}
+			RenewAt: o.renewAt, Revision: res.Revision.String()}
 		var err error
 		switch td.Target.Kind {
 		case render.Kubernetes:
@@ -352,9 +356,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	}
 	sort.Strings(failures)
 	if o.err == nil {
-		leaf, _ := pki.ParseCertificate(o.bundle.Cert)
-		e.Serial, e.NotBefore, e.NotAfter = o.serial, leaf.NotBefore, leaf.NotAfter
-		e.RenewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
+		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
 	} else if prev != nil {
 		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = prev.Serial, prev.NotBefore, prev.NotAfter, prev.RenewAt
 	}

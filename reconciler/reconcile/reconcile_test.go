@@ -201,11 +201,7 @@ func (e *env) drift(files map[string]string) *reconcile.DriftReport {
 }
 
 func verdicts(res *render.Result, cat *schemas.Catalog, now time.Time) map[string]schemas.CertificateVerdict {
-	out := map[string]schemas.CertificateVerdict{}
-	for _, v := range evaluate.New(cat, now).All(res.Desired) {
-		out[v.ID] = v
-	}
-	return out
+	return evaluate.New(cat, now).ByID(res.Desired)
 }
 
 func (e *env) secret(c *testbed.Cluster, ns, name string) *corev1.Secret {

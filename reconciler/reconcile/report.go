@@ -39,6 +39,9 @@ type Report struct {
 	// State is every target after the pass: what drift reports and the
 	// daemon's metrics show.
 	State []TargetState `json:"-"`
+	// Unobservable lists the targets and clusters that could not be read
+	// (also among Failures): drift cannot say anything about them.
+	Unobservable []string `json:"-"`
 	// NextRetry is the earliest time a failing certificate is retried (zero: none).
 	NextRetry time.Time `json:"-"`
 	// Inventory is the inventory after the pass, for the next one (see Pass.Inventory).
@@ -85,7 +88,9 @@ func newReport(res *render.Result, start time.Time, dry bool) *Report {
 
 func (r *Report) addObservationFailures(errs map[string]error) {
 	for key, err := range errs {
-		r.Failures = append(r.Failures, fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), err))
+		f := fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), err)
+		r.Failures = append(r.Failures, f)
+		r.Unobservable = append(r.Unobservable, f)
 	}
 }
 
@@ -174,10 +179,8 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 		}
 		written := o != nil && o.err == nil && t.Write && o.written[t.Target.Key] == nil
 		if written {
-			leaf, _ := pki.ParseCertificate(o.bundle.Cert)
 			s.Reason, s.Serial, s.IssuedSerial = string(decide.InSync), o.serial, o.serial
-			s.NotBefore, s.NotAfter = leaf.NotBefore, leaf.NotAfter
-			s.RenewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, jitter)
+			s.NotBefore, s.NotAfter, s.RenewAt = o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
 			s.Ready, s.FailingSince = true, nil
 		} else if ob := t.Observed; ob != nil && ob.Cert != nil {
 			s.Serial = pki.Serial(ob.Cert.SerialNumber)

@@ -241,11 +241,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	if res == nil {
 		return next // nothing has ever rendered: nothing to reconcile yet
 	}
-	ev := evaluate.New(cat, start)
-	verdicts := map[string]schemas.CertificateVerdict{}
-	for _, v := range ev.All(res.Desired) {
-		verdicts[v.ID] = v
-	}
+	verdicts := evaluate.New(cat, start).ByID(res.Desired)
 	p := reconcile.NewPass(d.backend, cat, d.conn, d.cfg.OutputDir, d.audit)
 	p.Actor, p.Now, p.Log = d.Actor, d.Now, d.log
 	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
