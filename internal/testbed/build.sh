@@ -27,7 +27,7 @@ bin() { echo "$cache/$1-$2/$1"; }
 # parts cannot be built with `go install` (their go.mod has replace lines).
 moddir() {
 	local dir src
-	src=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	src=$(cd / && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 	[ -n "$src" ] || { echo "go mod download $1 gave no directory" >&2; return 1; }
 	dir=$work/src-${1//[@\/]/_}
 	rm -rf "$dir"
@@ -73,8 +73,8 @@ build_etcd() {
 	rm -rf "$mod" && mkdir -p "$mod"
 	(
 		cd "$mod"
-		go mod init testbed/etcd >/dev/null 2>&1
-		go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1
+		go mod init testbed/etcd
+		go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
 		go build -trimpath -ldflags='-s -w' -o "$1/etcd" go.etcd.io/etcd/server/v3
 	)
 	rm -rf "$mod"
@@ -88,6 +88,14 @@ build_kube_apiserver() {
 		cd "$mod"
 		# k8s.io/kubernetes replaces its staging modules with ./staging paths that
 		# do not exist outside its repository: point them at the published ones.
+		# Download first, outside the block below: inside it go.mod is half
+		# written and every go command run here would fail on it.
+		local kgomod
+		kgomod=$(cd / && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+		[ -f "$kgomod" ] || { echo "go mod download k8s.io/kubernetes@$KUBE_VERSION gave no go.mod" >&2; exit 1; }
+		local replaces
+		replaces=$(sed -n 's|^\t\(k8s.io/[a-z-]*\) => ./staging/.*|\t\1 => \1 v0.'"${KUBE_VERSION#v1.}"'|p' "$kgomod")
+		[ -n "$replaces" ] || { echo "no staging replace lines found in $kgomod" >&2; exit 1; }
 		{
 			echo "module testbed/kube"
 			echo
@@ -98,12 +106,10 @@ build_kube_apiserver() {
 			echo "require k8s.io/kubernetes $KUBE_VERSION"
 			echo
 			echo "replace ("
-			go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
-			sed -n 's|^\t\(k8s.io/[a-z-]*\) => ./staging/.*|\t\1 => \1 v0.'"${KUBE_VERSION#v1.}"'|p' \
-				"$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBE_VERSION/go.mod"
+			echo "$replaces"
 			echo ")"
 		} >go.mod
-		go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" >/dev/null 2>&1
+		go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION"
 		local v
 		v="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
 		v="$v -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
@@ -137,17 +143,19 @@ part() {
 	tmp=$(mktemp -d "$work/$name.XXXX")
 	log=$work/$name.log
 	start=$SECONDS
+	# The build runs as an asynchronous subshell and is waited for: a function
+	# called on the left of || runs with set -e ignored, so a failed step would
+	# not stop it; here the first failing command ends the part with its error.
+	(set -e; "$fn" "$tmp") >"$log" 2>&1 &
+	local pid=$!
 	if [ -t 1 ]; then
-		("$fn" "$tmp" >"$log" 2>&1) &
-		local pid=$!
 		while kill -0 "$pid" 2>/dev/null; do
 			sleep 15
 			kill -0 "$pid" 2>/dev/null && say "$name $version: still building ($((SECONDS - start)) s)"
 		done
-		wait "$pid" || { say "$name $version: FAILED, last lines of $log:"; tail -n 30 "$log"; return 1; }
-	else
-		"$fn" "$tmp" >"$log" 2>&1 || { say "$name $version: FAILED, last lines of $log:"; tail -n 30 "$log"; return 1; }
 	fi
+	wait "$pid" || { say "$name $version: FAILED, last lines of $log:"; tail -n 30 "$log"; return 1; }
+	[ -x "$tmp/$name" ] || { say "$name $version: FAILED, the build left no $name in $tmp; see $log"; return 1; }
 	mkdir -p "$(dirname "$dest")"
 	mv "$tmp/$name" "$dest"
 	rm -rf "$tmp"
