@@ -6,9 +6,11 @@
 package decide
 
 import (
+	"crypto/x509"
 	"sort"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
@@ -51,6 +53,14 @@ const (
 	Suspended Reason = "Suspended"
 	// BackingOff: the last attempts failed; the next one waits (capped exponential backoff).
 	BackingOff Reason = "BackingOff"
+	// TakenOver: the target exists but does not carry certfleet's marks for
+	// this certificate (someone else's, or its marks were removed): it is
+	// left alone, never overwritten or pruned, unless adoption is asked for.
+	TakenOver Reason = "TakenOver"
+	// NotRecorded: the target holds a certificate certfleet issued (its marks,
+	// signed by the issuer's authority) that the inventory does not record —
+	// a pass stopped between delivery and record. The pass records it.
+	NotRecorded Reason = "NotRecorded"
 )
 
 // needsNewCertificate lists the reasons a target's certificate cannot be
@@ -70,6 +80,16 @@ type Input struct {
 	Now          time.Time
 	// MaxJitter spreads renewals (schemas.JitteredRenewalTime); 0 disables it.
 	MaxJitter time.Duration
+	// Catalog holds the authorities a delivered certificate must chain to
+	// before the inventory records it (nil: nothing unrecorded is trusted).
+	Catalog *schemas.Catalog
+	// Adopt lets certfleet write over targets that do not carry its marks
+	// (TakenOver); without it they are left alone.
+	Adopt bool
+	// InScope reports whether a repository file lies inside what was
+	// rendered (--path, .certfleetignore, shard): only the inventory entries
+	// of such files can be orphaned. Nil means the whole repository.
+	InScope func(file string) bool
 }
 
 // Target is the decision for one target.
@@ -94,6 +114,9 @@ type Certificate struct {
 	Source *target.Observed
 	// ReuseKey is the key to keep (rotationPolicy Never), when one exists.
 	ReuseKey *target.Observed
+	// Record is true when the source's certificate is delivered but not in
+	// the inventory (NotRecorded): the pass records it without issuing.
+	Record bool
 	// RenewAt is when the current certificate renews (zero when there is none).
 	RenewAt time.Time
 }
@@ -105,6 +128,9 @@ type Decisions struct {
 	Orphans []Target
 	// Unmanaged are TLS Secrets in target clusters certfleet does not manage.
 	Unmanaged []Target
+	// TakenOver are inventory targets (not declared any more) whose marks
+	// no longer say they are certfleet's: never pruned.
+	TakenOver []Target
 }
 
 // targetInput is what one target's checks see.
@@ -112,8 +138,31 @@ type targetInput struct {
 	d       *render.Desired
 	t       render.Target
 	o       *target.Observed
+	inv     map[string]*inventory.Entry
+	adopt   bool
 	now     time.Time
 	renewAt time.Time
+}
+
+// owned reports whether an observed target carries certfleet's marks for
+// certificate id, or for the certificate the inventory recorded it under (a
+// target moved from one certificate to another stays certfleet's).
+func owned(o *target.Observed, id string, inv map[string]*inventory.Entry) bool {
+	if o == nil || !o.Managed {
+		return false
+	}
+	holder := o.Annotations[target.AnnCertificateID]
+	if holder == id {
+		return true
+	}
+	if e := inv[holder]; e != nil {
+		for _, t := range e.Targets {
+			if t.Key == o.Target.Key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // check is one link of the chain: it returns its reason when it applies.
@@ -122,10 +171,11 @@ type check func(in targetInput) (Reason, bool)
 // chain is ordered: the first check that applies names the target's state.
 var chain = []check{
 	func(in targetInput) (Reason, bool) { return Missing, in.o == nil || !in.o.Exists },
+	func(in targetInput) (Reason, bool) { return TakenOver, !in.adopt && !owned(in.o, in.d.ID, in.inv) },
 	func(in targetInput) (Reason, bool) { return MissingData, in.o.Cert == nil || len(in.o.Bundle.Key) == 0 },
 	func(in targetInput) (Reason, bool) { return KeyMismatch, !in.o.KeyMatches },
 	func(in targetInput) (Reason, bool) {
-		return ModifiedOutOfBand, !in.o.Managed || in.o.Annotations[target.AnnDataHash] != in.o.Bundle.DataHash()
+		return ModifiedOutOfBand, !owned(in.o, in.d.ID, in.inv) || in.o.Annotations[target.AnnDataHash] != in.o.Bundle.DataHash()
 	},
 	func(in targetInput) (Reason, bool) {
 		return IssuerChanged, in.o.Annotations[target.AnnIssuer] != in.d.Certificate.Spec.Issuer
@@ -141,7 +191,7 @@ var chain = []check{
 }
 
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, Renewing, TemplateChanged, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, Renewing, TemplateChanged, NotRecorded, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -172,7 +222,13 @@ func Decide(in Input) Decisions {
 	// nobody declares any more. A Secret another certfleet manages is not
 	// ours to judge; one nobody manages is sprawl (Unmanaged).
 	ours := map[string]bool{}
-	for _, e := range in.Inventory {
+	ids := make([]string, 0, len(in.Inventory))
+	for id := range in.Inventory {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		e := in.Inventory[id]
 		for _, t := range e.Targets {
 			// Two entries can name one place (a target moved between
 			// certificates): it is one orphan, pruned once.
@@ -182,12 +238,17 @@ func Decide(in Input) Decisions {
 			ours[t.Key] = true
 			o, observed := in.Observed[t.Key]
 			switch {
+			case in.InScope != nil && !in.InScope(e.File):
+				continue // declared outside what this pass rendered: not its to judge
 			case unobservable(in, FromInventory(t)):
 				continue // cannot tell this pass
 			case observed && !o.Exists:
 				continue // already gone
 			case !observed && t.Kind == string(render.Kubernetes):
 				continue // its cluster was listed and the Secret is not there
+			case !owned(o, e.ID, in.Inventory):
+				out.TakenOver = append(out.TakenOver, Target{Target: FromInventory(t), Reason: TakenOver, Observed: o})
+				continue
 			}
 			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Observed: o})
 		}
@@ -199,6 +260,7 @@ func Decide(in Input) Decisions {
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].Target.Key < out.Orphans[j].Target.Key })
 	sort.Slice(out.Unmanaged, func(i, j int) bool { return out.Unmanaged[i].Target.Key < out.Unmanaged[j].Target.Key })
+	sort.Slice(out.TakenOver, func(i, j int) bool { return out.TakenOver[i].Target.Key < out.TakenOver[j].Target.Key })
 	return out
 }
 
@@ -221,13 +283,15 @@ func unobservable(in Input, t render.Target) bool {
 
 func decideCertificate(in Input, d *render.Desired) Certificate {
 	c := Certificate{Desired: d, Reason: InSync}
+	entry := in.Inventory[d.ID]
+	var healthy []int // targets holding a usable copy of a current certificate
 	for _, t := range d.Targets {
 		o := in.Observed[t.Key]
 		td := Target{Target: t, Observed: o, Reason: InSync}
 		if unobservable(in, t) {
 			td.Reason = Unreachable
 		} else {
-			ti := targetInput{d: d, t: t, o: o, now: in.Now}
+			ti := targetInput{d: d, t: t, o: o, inv: in.Inventory, adopt: in.Adopt, now: in.Now}
 			if o != nil && o.Cert != nil {
 				ti.renewAt = RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter)
 			}
@@ -238,54 +302,150 @@ func decideCertificate(in Input, d *render.Desired) Certificate {
 				}
 			}
 			if td.Reason == InSync || td.Reason == TemplateChanged {
-				if c.Source == nil {
-					c.Source, c.RenewAt = o, ti.renewAt
-				}
+				healthy = append(healthy, len(c.Targets))
 			}
-		}
-		if rank(td.Reason) < rank(c.Reason) {
-			c.Reason = td.Reason
 		}
 		c.Targets = append(c.Targets, td)
 	}
+	chooseSource(in, &c, entry, healthy)
+	for _, td := range c.Targets {
+		if rank(td.Reason) < rank(c.Reason) {
+			c.Reason = td.Reason
+		}
+	}
 	if d.Certificate.Spec.Suspend {
-		c.Reason, c.Source = Suspended, nil
+		c.Reason, c.Source, c.Record = Suspended, nil, false
 		return c
 	}
 	if v, ok := in.Verdicts[d.ID]; ok && !v.Allowed {
-		c.Reason, c.Source = PolicyViolation, nil
+		c.Reason, c.Source, c.Record = PolicyViolation, nil, false
 		return c
 	}
 	// A renewal or a spec change replaces the certificate everywhere, even
 	// where a target still holds a healthy copy of the old one.
 	for _, td := range c.Targets {
 		if needsNewCertificate[td.Reason] {
-			c.Source = nil
+			c.Source, c.Record = nil, false
 		}
 	}
 	c.Issue = c.Source == nil
+	var sourceSerial string
+	if c.Source != nil {
+		sourceSerial = pki.Serial(c.Source.Cert.SerialNumber)
+	}
 	for i := range c.Targets {
 		td := &c.Targets[i]
-		td.Write = td.Reason != Unreachable && (c.Issue || td.Reason != InSync)
-	}
-	if c.Issue && d.Certificate.Spec.Key().RotationPolicy == schemas.RotationNever {
-		for _, td := range c.Targets {
-			if td.Observed != nil && td.Observed.KeyMatches {
-				c.ReuseKey = td.Observed
-				break
-			}
+		switch td.Reason {
+		case Unreachable, TakenOver:
+			td.Write = false
+		case NotRecorded:
+			// Only a target holding another serial than the one recorded now needs the copy.
+			td.Write = c.Issue || pki.Serial(td.Observed.Cert.SerialNumber) != sourceSerial
+		default:
+			td.Write = c.Issue || td.Reason != InSync
 		}
 	}
-	if c.Issue && !anyWrite(c.Targets) {
-		c.Issue = false // every target is unreachable: issuing now would deliver nowhere
+	if c.Issue && d.Certificate.Spec.Key().RotationPolicy == schemas.RotationNever {
+		c.ReuseKey = reusableKey(in, c, entry)
 	}
-	if e := in.Inventory[d.ID]; e != nil && e.RetryAt != nil && in.Now.Before(*e.RetryAt) && (c.Issue || anyWrite(c.Targets)) {
-		c.Reason, c.Issue, c.Source = BackingOff, false, nil
+	if c.Issue && !anyWrite(c.Targets) {
+		c.Issue = false // every target is unreachable or taken over: issuing now would deliver nowhere
+	}
+	if entry != nil && entry.RetryAt != nil && in.Now.Before(*entry.RetryAt) && (c.Issue || anyWrite(c.Targets)) {
+		c.Reason, c.Issue, c.Source, c.Record = BackingOff, false, nil, false
 		for i := range c.Targets {
 			c.Targets[i].Write = false
 		}
 	}
 	return c
+}
+
+// chooseSource picks the healthy target whose certificate the others get:
+// the one holding the serial the inventory records, else the first. A
+// certificate the inventory does not record (a pass stopped between
+// delivery and record) is trusted only when it chains to the issuer's
+// authority; then the pass records it, otherwise it is treated as written
+// by someone else and a new certificate is issued.
+func chooseSource(in Input, c *Certificate, entry *inventory.Entry, healthy []int) {
+	if len(healthy) == 0 {
+		return
+	}
+	pick := healthy[0]
+	if entry != nil {
+		for _, i := range healthy {
+			if pki.Serial(c.Targets[i].Observed.Cert.SerialNumber) == entry.Serial {
+				pick = i
+				break
+			}
+		}
+	}
+	src := c.Targets[pick].Observed
+	serial := pki.Serial(src.Cert.SerialNumber)
+	recorded := entry != nil && entry.Serial == serial
+	if !recorded && !issuedBy(in.Catalog, c.Desired.Certificate.Spec.Issuer, src.Cert) {
+		for _, i := range healthy {
+			if pki.Serial(c.Targets[i].Observed.Cert.SerialNumber) == serial {
+				c.Targets[i].Reason = ModifiedOutOfBand
+			}
+		}
+		return
+	}
+	c.Source, c.Record = src, !recorded
+	c.RenewAt = RenewAt(c.Desired, src.Cert.NotBefore, src.Cert.NotAfter, in.MaxJitter)
+	for _, i := range healthy {
+		td := &c.Targets[i]
+		// A healthy target holding another serial than the source (a pass
+		// stopped halfway through a delivery) gets the source's copy.
+		if s := pki.Serial(td.Observed.Cert.SerialNumber); s != serial || !recorded {
+			if td.Reason == InSync {
+				td.Reason = NotRecorded
+			}
+		}
+	}
+}
+
+// issuedBy reports whether leaf was signed by the current or a previous
+// certificate of the authority behind issuer.
+func issuedBy(cat *schemas.Catalog, issuer string, leaf *x509.Certificate) bool {
+	if cat == nil {
+		return false
+	}
+	iss, ok := cat.Issuers[issuer]
+	if !ok {
+		return false
+	}
+	a, ok := cat.Authorities[iss.Spec.Authority]
+	if !ok {
+		return false
+	}
+	cas := []string{a.Status.Certificate}
+	for _, p := range a.Status.PreviousIssuers {
+		cas = append(cas, p.Certificate)
+	}
+	for _, p := range cas {
+		if ca, err := pki.ParseCertificate([]byte(p)); err == nil && leaf.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// reusableKey is the key rotationPolicy Never keeps: only from a target
+// holding, unmodified and with its marks, the certificate the inventory
+// records — never a key someone planted, which certfleet would certify.
+func reusableKey(in Input, c Certificate, entry *inventory.Entry) *target.Observed {
+	if entry == nil || entry.Serial == "" {
+		return nil
+	}
+	for _, td := range c.Targets {
+		o := td.Observed
+		if o == nil || o.Cert == nil || !o.KeyMatches || !owned(o, c.Desired.ID, in.Inventory) ||
+			o.Annotations[target.AnnDataHash] != o.Bundle.DataHash() || pki.Serial(o.Cert.SerialNumber) != entry.Serial {
+			continue
+		}
+		return o
+	}
+	return nil
 }
 
 func anyWrite(ts []Target) bool {

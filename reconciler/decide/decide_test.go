@@ -2,6 +2,7 @@ package decide_test
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +66,34 @@ func (f *fixture) issue(at time.Time, ttl time.Duration) target.Bundle {
 		f.t.Fatal(err)
 	}
 	return target.Bundle{Cert: pki.EncodeCertificate(leaf), Key: keyPEM, CA: pki.EncodeCertificate(f.ca.Cert)}
+}
+
+// catalog holds issuer "fleet" of the fixture's CA: what a delivered
+// certificate must chain to before the inventory records it.
+func (f *fixture) catalog() *schemas.Catalog {
+	c := schemas.NewCatalog()
+	c.Authorities["root"] = &schemas.Authority{Metadata: schemas.ObjectMeta{Name: "root"},
+		Status: schemas.AuthorityStatus{Certificate: string(pki.EncodeCertificate(f.ca.Cert))}}
+	c.Issuers["fleet"] = &schemas.Issuer{Metadata: schemas.ObjectMeta{Name: "fleet"}, Spec: schemas.IssuerSpec{Authority: "root"}}
+	return c
+}
+
+// recordedAt is an inventory that records what o holds as d's certificate
+// (empty when o holds none).
+func recordedAt(d *render.Desired, o *target.Observed) map[string]*inventory.Entry {
+	if o == nil || o.Cert == nil {
+		return map[string]*inventory.Entry{}
+	}
+	return map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: pki.Serial(o.Cert.SerialNumber)}}
+}
+
+// recorded is an inventory that records b as d's certificate.
+func recorded(d *render.Desired, b target.Bundle) map[string]*inventory.Entry {
+	c, err := pki.ParseCertificate(b.Cert)
+	if err != nil {
+		panic(err)
+	}
+	return map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: pki.Serial(c.SerialNumber)}}
 }
 
 // fresh is a certificate issued a day ago: in sync.
@@ -169,20 +198,26 @@ func TestChain(t *testing.T) {
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key, o.KeyMatches = nil, false })
 			}, want: decide.MissingData, issue: true, write: true},
-		{name: "an unreadable tls.crt is MissingData",
+		{name: "a target without certfleet's marks is TakenOver, whatever it holds, and left alone",
 			obs: func() *target.Observed {
 				b := f.fresh()
 				b.Cert = []byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
 				return observed(tg, b, nil, false)
-			}, want: decide.MissingData, issue: true, write: true},
-		{name: "a key of another certificate is KeyMismatch, before a target certfleet did not write",
+			}, want: decide.TakenOver},
+		{name: "an unreadable tls.crt is MissingData",
 			obs: func() *target.Observed {
-				b := f.fresh()
-				b.Key = other.Key
-				return observed(tg, b, nil, false)
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) {
+					o.Bundle.Cert, o.Cert, o.KeyMatches = []byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"), nil, false
+				})
+			}, want: decide.MissingData, issue: true, write: true},
+		{name: "a key of another certificate is KeyMismatch, before data certfleet did not write",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key, o.KeyMatches = other.Key, false })
 			}, want: decide.KeyMismatch, issue: true, write: true},
-		{name: "a target certfleet did not write is ModifiedOutOfBand",
-			obs:  func() *target.Observed { return observed(tg, f.fresh(), nil, false) },
+		{name: "certfleet's marks on a certificate it did not write is ModifiedOutOfBand",
+			obs: func() *target.Observed {
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle = other; o.Cert, _ = pki.ParseCertificate(other.Cert) })
+			},
 			want: decide.ModifiedOutOfBand, issue: true, write: true},
 		{name: "a data hash that differs is ModifiedOutOfBand, before an issuer change",
 			obs: func() *target.Observed {
@@ -234,7 +269,7 @@ func TestChain(t *testing.T) {
 			if o != nil {
 				obs[tg.Key] = o
 			}
-			dec := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: obs, Now: now})
+			dec := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: obs, Now: now, Inventory: recordedAt(d, o), Catalog: f.catalog()})
 			if len(dec.Certificates) != 1 || len(dec.Certificates[0].Targets) != 1 {
 				t.Fatalf("decisions = %+v", dec)
 			}
@@ -295,7 +330,7 @@ func TestChainAgainstTheDirectoryTarget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dec := decide.Decide(decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(o), Now: now})
+			dec := decide.Decide(decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(o), Now: now, Inventory: recordedAt(tt.d, o)})
 			if got := dec.Certificates[0].Targets[0].Reason; got != tt.want {
 				t.Errorf("reason %s, want %s", got, tt.want)
 			}
@@ -343,7 +378,8 @@ func TestRenewalTime(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := f.delivered(tt.d, tg, b)
-			c := decide.Decide(decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(o), Now: tt.now, MaxJitter: tt.maxJitter}).Certificates[0]
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(o), Now: tt.now, MaxJitter: tt.maxJitter,
+				Inventory: recordedAt(tt.d, o)}).Certificates[0]
 			if c.Reason != tt.want {
 				t.Fatalf("reason %s, want %s", c.Reason, tt.want)
 			}
@@ -366,6 +402,15 @@ type want struct {
 	issue   bool
 	source  int
 	reuse   int
+	record  bool
+}
+
+func serialOf(b target.Bundle) string {
+	c, err := pki.ParseCertificate(b.Cert)
+	if err != nil {
+		panic(err)
+	}
+	return pki.Serial(c.SerialNumber)
 }
 
 func checkCertificate(t *testing.T, c decide.Certificate, w want) {
@@ -381,6 +426,9 @@ func checkCertificate(t *testing.T, c decide.Certificate, w want) {
 	}
 	if c.Issue != w.issue {
 		t.Errorf("Issue = %v, want %v", c.Issue, w.issue)
+	}
+	if c.Record != w.record {
+		t.Errorf("Record = %v, want %v", c.Record, w.record)
 	}
 	pick := func(i int) *target.Observed {
 		if i < 0 {
@@ -421,7 +469,7 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{false, true, false}, source: 0, reuse: -1}},
 		{name: "a healthy copy heals a target modified out of band without issuing",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy),
-				observed(b, f.fresh(), nil, false), f.delivered(d, c, healthy))},
+				with(f.delivered(d, b, healthy), func(o *target.Observed) { o.Bundle.CA = []byte("edited by hand") }), f.delivered(d, c, healthy))},
 			want: want{reason: decide.ModifiedOutOfBand, targets: []decide.Reason{decide.InSync, decide.ModifiedOutOfBand, decide.InSync},
 				writes: []bool{false, true, false}, source: 0, reuse: -1}},
 		{name: "the first healthy target is the source, even when only its template changed",
@@ -492,7 +540,7 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate backing off does not copy a healthy certificate before its retry time",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
-				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 1, RetryAt: &future}}},
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: serialOf(healthy), Attempts: 1, RetryAt: &future}}},
 			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.InSync, decide.Missing, decide.Missing},
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate whose retry time has passed is issued",
@@ -502,12 +550,13 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a certificate with a retry time but nothing to do stays InSync",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, healthy), f.delivered(d, c, healthy)),
-				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &future}}},
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: serialOf(healthy), Attempts: 3, RetryAt: &future}}},
 			want: want{reason: decide.InSync, targets: []decide.Reason{decide.InSync, decide.InSync, decide.InSync},
 				writes: []bool{false, false, false}, source: 0, reuse: -1}},
 		{name: "rotationPolicy Never reuses the key of a target whose key matches",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
-				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }), f.delivered(dNever, b, renewing))},
+				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }), f.delivered(dNever, b, renewing)),
+				Inventory: recorded(dNever, renewing)},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Renewing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
 		{name: "rotationPolicy Never with no matching key anywhere makes a new one",
@@ -519,6 +568,58 @@ func TestCertificate(t *testing.T) {
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing))},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "rotationPolicy Never never reuses a key planted in a target without certfleet's marks (with --adopt)",
+			in: decide.Input{Desired: []*render.Desired{dNever}, Adopt: true, Observed: observedBy(
+				observed(a, f.fresh(), nil, false), f.delivered(dNever, b, renewing)), Inventory: recorded(dNever, renewing)},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Renewing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
+		{name: "rotationPolicy Never never reuses a planted key under copied marks (the data is not what certfleet wrote)",
+			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
+				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.Bundle = f.issue(now.Add(-61*day), lifetime); o.Cert, _ = pki.ParseCertificate(o.Bundle.Cert) })),
+				Inventory: recorded(dNever, renewing)},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "rotationPolicy Never never reuses the key of a certificate the inventory does not record",
+			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(f.delivered(dNever, a, renewing)),
+				Inventory: recorded(dNever, healthy)},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
+		{name: "a target holding something without certfleet's marks is TakenOver: never written, the others are",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), observed(b, f.fresh(), nil, false))},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.InSync, decide.TakenOver, decide.Missing},
+				writes: []bool{false, false, true}, source: 0, reuse: -1}},
+		{name: "a target marked as another certificate's (not recorded as ours) is TakenOver",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy),
+				f.delivered(desired("team-b/other", nil), b, f.fresh()), f.delivered(d, c, healthy))},
+			want: want{reason: decide.TakenOver, targets: []decide.Reason{decide.InSync, decide.TakenOver, decide.InSync},
+				writes: []bool{false, false, false}, source: 0, reuse: -1}},
+		{name: "with --adopt a target without marks is rewritten from the healthy copy",
+			in: decide.Input{Desired: []*render.Desired{d}, Adopt: true, Observed: observedBy(f.delivered(d, a, healthy), observed(b, f.fresh(), nil, false), f.delivered(d, c, healthy))},
+			want: want{reason: decide.ModifiedOutOfBand, targets: []decide.Reason{decide.InSync, decide.ModifiedOutOfBand, decide.InSync},
+				writes: []bool{false, true, false}, source: 0, reuse: -1}},
+		{name: "every target TakenOver: nothing is issued",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(observed(a, f.fresh(), nil, false), observed(b, f.fresh(), nil, false), observed(c, f.fresh(), nil, false))},
+			want: want{reason: decide.TakenOver, targets: []decide.Reason{decide.TakenOver, decide.TakenOver, decide.TakenOver},
+				writes: []bool{false, false, false}, source: -1, reuse: -1}},
+		{name: "a delivered certificate the inventory does not record, signed by the issuer's authority, is recorded without issuing",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, healthy), f.delivered(d, c, healthy)),
+				Inventory: map[string]*inventory.Entry{}},
+			want: want{reason: decide.NotRecorded, targets: []decide.Reason{decide.NotRecorded, decide.NotRecorded, decide.NotRecorded},
+				writes: []bool{false, false, false}, source: 0, reuse: -1, record: true}},
+		{name: "a delivered certificate newer than the inventory's serial (a crash before record) is recorded and copied where missing",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
+				Inventory: recorded(d, renewing)},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.NotRecorded, decide.Missing, decide.Missing},
+				writes: []bool{false, true, true}, source: 0, reuse: -1, record: true}},
+		{name: "targets holding two certfleet serials: the recorded one is the source, the other gets its copy",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, f.fresh()), f.delivered(d, b, healthy), f.delivered(d, c, healthy))},
+			want: want{reason: decide.NotRecorded, targets: []decide.Reason{decide.NotRecorded, decide.InSync, decide.InSync},
+				writes: []bool{true, false, false}, source: 1, reuse: -1}},
+		{name: "an unrecorded certificate with certfleet's marks that its issuer's authority did not sign is replaced",
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, newFixture(t).fresh())),
+				Inventory: map[string]*inventory.Entry{}},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Missing, decide.Missing},
+				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "rotationPolicy Never reuses no key when nothing is issued",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(f.delivered(dNever, a, healthy))},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.InSync, decide.Missing, decide.Missing},
@@ -527,6 +628,13 @@ func TestCertificate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.in.Now = now
+			if tt.in.Inventory == nil {
+				// As after a pass that recorded what it delivered.
+				tt.in.Inventory = recorded(tt.in.Desired[0], healthy)
+			}
+			if tt.in.Catalog == nil {
+				tt.in.Catalog = f.catalog()
+			}
 			dec := decide.Decide(tt.in)
 			if len(dec.Certificates) != 1 {
 				t.Fatalf("%d certificates decided", len(dec.Certificates))
@@ -563,10 +671,11 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 		return o
 	}
 
+	curBundle := f.fresh()
 	in := decide.Input{
 		Desired: []*render.Desired{d},
 		Observed: observedBy(
-			f.delivered(d, cur, f.fresh()),
+			f.delivered(d, cur, curBundle),
 			// The old certificate's deliveries: a directory and a Secret still there, one Secret already gone.
 			oldIn(oldDir), oldIn(oldSecret), &target.Observed{Target: oldSecretGone},
 			// A managed Secret another certfleet instance wrote: not in our inventory.
@@ -582,6 +691,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 		},
 		Now: now,
 	}
+	in.Inventory[d.ID].Serial = serialOf(curBundle)
 	dec := decide.Decide(in)
 
 	keys := func(ts []decide.Target) []string {
@@ -647,8 +757,8 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 		if len(dec.Unmanaged) != 0 {
 			t.Errorf("unmanaged %v", keys(dec.Unmanaged))
 		}
-		if got := dec.Certificates[0].Targets[1].Reason; got != decide.ModifiedOutOfBand {
-			t.Errorf("reason %s, want ModifiedOutOfBand", got)
+		if got := dec.Certificates[0].Targets[1].Reason; got != decide.TakenOver {
+			t.Errorf("reason %s, want TakenOver", got)
 		}
 	})
 	t.Run("a target two removed certificates both delivered to is one orphan", func(t *testing.T) {
@@ -659,12 +769,31 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 			t.Errorf("orphans %v, want [%s]", got, oldDir.Key)
 		}
 	})
-	t.Run("an inventory target whose marks were removed by hand is not unmanaged", func(t *testing.T) {
+	t.Run("an inventory target whose marks were removed by hand is not unmanaged, not orphaned: TakenOver", func(t *testing.T) {
 		in := in
-		in.Observed = observedBy(observed(oldSecret, f.fresh(), nil, false))
+		in.Observed = observedBy(observed(oldSecret, f.fresh(), nil, false), f.delivered(desired("team-z/other", nil), oldDir, f.fresh()))
 		dec := decide.Decide(in)
 		if len(dec.Unmanaged) != 0 {
 			t.Errorf("unmanaged %v", keys(dec.Unmanaged))
+		}
+		if len(dec.Orphans) != 0 {
+			t.Errorf("orphans %v: a target certfleet no longer owns must never be pruned", keys(dec.Orphans))
+		}
+		if got, want := keys(dec.TakenOver), []string{oldDir.Key, oldSecret.Key}; !slices.Equal(got, want) {
+			t.Errorf("taken over %v, want %v", got, want)
+		}
+	})
+	t.Run("an entry declared outside the rendered scope is never an orphan", func(t *testing.T) {
+		in := in
+		in.Inventory = map[string]*inventory.Entry{d.ID: entry(d.ID, cur), old.ID: entry(old.ID, oldDir, oldSecret)}
+		in.Inventory[old.ID].File = "teams/other/certs.yaml"
+		in.InScope = func(file string) bool { return strings.HasPrefix(file, "teams/web/") }
+		if dec := decide.Decide(in); len(dec.Orphans) != 0 {
+			t.Errorf("orphans %v outside the scope", keys(dec.Orphans))
+		}
+		in.Inventory[old.ID].File = "teams/web/certs.yaml"
+		if dec := decide.Decide(in); len(dec.Orphans) != 2 {
+			t.Errorf("orphans %v inside the scope, want 2", keys(dec.Orphans))
 		}
 	})
 }
@@ -679,7 +808,11 @@ func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
 		ds = append(ds, dd)
 		obs[tg.Key] = f.delivered(dd, tg, f.fresh())
 	}
-	dec := decide.Decide(decide.Input{Desired: ds, Observed: obs, Now: now})
+	inv := map[string]*inventory.Entry{}
+	for _, dd := range ds {
+		maps.Copy(inv, recordedAt(dd, obs[dd.Targets[0].Key]))
+	}
+	dec := decide.Decide(decide.Input{Desired: ds, Observed: obs, Now: now, Inventory: inv})
 	if len(dec.Certificates) != len(ds) {
 		t.Fatalf("%d certificates, want %d", len(dec.Certificates), len(ds))
 	}

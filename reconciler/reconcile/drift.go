@@ -65,12 +65,8 @@ func DriftOf(rep *Report) *DriftReport {
 			e.Reason = name
 		}
 		if s.Reason == string(decide.InSync) {
-			if s.IssuedSerial == "" || s.IssuedSerial == s.Serial {
-				r.InSync++
-				continue
-			}
-			// Delivered and issued disagree: the inventory missed a write, or the target was rolled back.
-			e.Reason = "NotRecorded"
+			r.InSync++
+			continue
 		}
 		e.Message = driftMessage(e, s, rep.Started)
 		r.Counts[e.Reason]++
@@ -105,8 +101,13 @@ func driftMessage(e DriftEntry, s TargetState, now time.Time) string {
 		return "suspended in Git"
 	case string(decide.Unreachable):
 		return "could not be observed"
-	case "NotRecorded":
-		return fmt.Sprintf("the target holds serial %s but the inventory records %s", e.DeliveredSerial, e.IssuedSerial)
+	case string(decide.NotRecorded):
+		if e.IssuedSerial == "" {
+			return fmt.Sprintf("the target holds serial %s, which the inventory does not record; the next pass records it", e.DeliveredSerial)
+		}
+		return fmt.Sprintf("the target holds serial %s but the inventory records %s; the next pass repairs it", e.DeliveredSerial, e.IssuedSerial)
+	case string(decide.TakenOver):
+		return "the target does not carry certfleet's marks for this certificate any more; it is left alone (`--adopt` takes it back)"
 	case string(decide.Orphaned):
 		return "certfleet manages this target but no certificate declares it; `certfleet reconcile --prune` deletes it"
 	case string(decide.Unmanaged):

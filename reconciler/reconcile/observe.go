@@ -21,12 +21,15 @@ type observed struct {
 // name: each cluster with one LIST of its TLS Secrets, each Vault KV path
 // and directory once. Failures are recorded per cluster or target, so one
 // unreachable cluster does not stop the others.
-func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[string]*inventory.Entry) observed {
+func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[string]*inventory.Entry, inScope func(string) bool) observed {
 	var all []render.Target
 	for _, d := range desired {
 		all = append(all, d.Targets...)
 	}
 	for _, e := range inv {
+		if !inScope(e.File) {
+			continue // another scope's certificate: this pass neither judges nor prunes it
+		}
 		for _, t := range e.Targets {
 			all = append(all, decide.FromInventory(t))
 		}

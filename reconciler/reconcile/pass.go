@@ -48,6 +48,9 @@ type Pass struct {
 	DryRun bool
 	// Prune deletes orphaned targets; Force prunes even past the safety limits.
 	Prune, Force bool
+	// Adopt writes over targets that do not carry certfleet's marks
+	// (TakenOver); without it they are reported and left alone.
+	Adopt bool
 	// MaxPruneShare is the largest share of managed targets one pass may
 	// prune without Force (default 0.5).
 	MaxPruneShare float64
@@ -105,9 +108,10 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	// The pass updates a copy: the caller's map stays as it was.
 	inv = maps.Clone(inv)
 	p.progress("observing %d certificates' targets", len(res.Desired))
-	obs := p.observe(ctx, res.Desired, inv)
+	obs := p.observe(ctx, res.Desired, inv, res.Scope.Covers)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
-		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter})
+		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter,
+		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers})
 	rep := newReport(res, start, p.DryRun)
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
@@ -148,7 +152,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	todo := 0
 	for i := range dec.Certificates {
 		c := &dec.Certificates[i]
-		if !c.Issue && !anyWrite(c) {
+		if !c.Issue && !c.Record && !anyWrite(c) {
 			continue
 		}
 		todo++
@@ -385,7 +389,8 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	action := actionOf(c)
 	for _, td := range c.Targets {
 		werr, tried := o.written[td.Target.Key]
-		if !tried && o.err == nil {
+		recordOnly := c.Record && td.Reason == decide.NotRecorded && !tried
+		if !tried && o.err == nil && !recordOnly {
 			continue
 		}
 		ev := inventory.Event{Time: now, Action: action, Certificate: d.ID, Target: td.Target.Key, Reason: string(td.Reason),
@@ -399,6 +404,8 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			ev.Action, ev.Error = action+"-failed", o.err.Error()
 		case werr != nil:
 			ev.Action, ev.Error = action+"-failed", werr.Error()
+		case recordOnly:
+			ev.Action = "record"
 		case !c.Issue:
 			ev.Action = "update"
 		}
@@ -415,9 +422,13 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 }
 
 // actionOf names what a decision does: issue (first time), renew, reissue
-// (the spec changed or the delivered copy is broken) or update (a copy).
+// (the spec changed or the delivered copy is broken), update (a copy) or
+// record (a delivered certificate the inventory missed).
 func actionOf(c *decide.Certificate) string {
 	if !c.Issue {
+		if c.Record && !anyWrite(c) {
+			return "record"
+		}
 		return "update"
 	}
 	switch c.Reason {

@@ -162,6 +162,11 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 	for _, u := range dec.Unmanaged {
 		r.State = append(r.State, observedState(u, "", now))
 	}
+	for _, t := range dec.TakenOver {
+		r.Reasons[string(decide.TakenOver)]++
+		r.Items = append(r.Items, Item{Target: t.Target.Key, Reason: string(decide.TakenOver)})
+		r.State = append(r.State, observedState(t, "", now))
+	}
 }
 
 // statesOf is a certificate's targets after the pass.
@@ -176,6 +181,13 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 		}
 		if entry != nil {
 			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
+		}
+		if o != nil && o.err == nil && o.entry != nil {
+			// Recorded by this pass (a copy, or a delivery the inventory had missed).
+			s.IssuedSerial = o.serial
+			if t.Reason == decide.NotRecorded && !t.Write {
+				s.Reason = string(decide.InSync)
+			}
 		}
 		written := o != nil && o.err == nil && t.Write && o.written[t.Target.Key] == nil
 		if written {
@@ -274,7 +286,7 @@ func (r *Report) Text(w io.Writer) error {
 
 func (r *Report) summary() string {
 	var parts []string
-	for _, a := range []string{"issue", "renew", "reissue", "update"} {
+	for _, a := range []string{"issue", "renew", "reissue", "update", "record"} {
 		if n := r.Actions[a]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", a, n))
 		}

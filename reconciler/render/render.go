@@ -66,6 +66,9 @@ func (d *Desired) Pos(field string) (int, int) { return d.Origin.Pos(field) }
 // Result is a rendered revision.
 type Result struct {
 	Revision source.Revision
+	// Scope is the part of the repository rendered (a pass prunes only
+	// what was declared inside it).
+	Scope source.Scope
 	// Desired certificates, sorted by ID. Invalid ones are left out and reported.
 	Desired []*Desired
 	// TrustBundles declared in the repository.
@@ -167,7 +170,7 @@ func (rr *Renderer) forget() {
 func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result {
 	rr.generation++
 	defer rr.forget()
-	r := &Result{Revision: snap.Revision}
+	r := &Result{Revision: snap.Revision, Scope: snap.Scope}
 	byID := map[string]*Desired{}
 	for _, f := range snap.Files {
 		fr := rr.file(f)

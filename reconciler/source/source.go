@@ -67,6 +67,26 @@ func (r Revision) String() string {
 type Snapshot struct {
 	Revision Revision
 	Files    []File
+	// Scope says which repository files the snapshot covers.
+	Scope Scope
+}
+
+// Scope is the part of a repository a snapshot reads: under a path, minus
+// what .certfleetignore files exclude. Its zero value covers everything.
+type Scope struct {
+	// Path is the folder read ("" for the whole repository).
+	Path    string
+	matcher gitignore.Matcher
+}
+
+// Covers reports whether a repository file lies inside the scope, whether
+// or not it still exists: a pass prunes only what its scope declared.
+func (s Scope) Covers(file string) bool {
+	file = strings.Trim(path.Clean("/"+file), "/")
+	if s.matcher != nil && s.matcher.Match(strings.Split(file, "/"), false) {
+		return false
+	}
+	return s.Path == "" || file == s.Path || strings.HasPrefix(file, s.Path+"/")
 }
 
 // Options select what to read.
@@ -219,14 +239,11 @@ func finish(rev Revision, all []File, o Options) (*Snapshot, error) {
 			patterns = append(patterns, sourceignore.ReadPatterns(strings.NewReader(string(f.Data)), domain)...)
 		}
 	}
-	m := sourceignore.NewDefaultMatcher(patterns, nil)
-	scope := strings.Trim(path.Clean("/"+filepath.ToSlash(o.Path)), "/")
+	sc := Scope{Path: strings.Trim(path.Clean("/"+filepath.ToSlash(o.Path)), "/"), matcher: sourceignore.NewDefaultMatcher(patterns, nil)}
+	scope := sc.Path
 	var files []File
 	for _, f := range all {
-		if path.Base(f.Path) == IgnoreFile || m.Match(strings.Split(f.Path, "/"), false) {
-			continue
-		}
-		if scope != "" && f.Path != scope && !strings.HasPrefix(f.Path, scope+"/") {
+		if path.Base(f.Path) == IgnoreFile || !sc.Covers(f.Path) {
 			continue
 		}
 		files = append(files, f)
@@ -235,7 +252,7 @@ func finish(rev Revision, all []File, o Options) (*Snapshot, error) {
 	if scope != "" && len(files) == 0 && !pathExists(all, scope) {
 		return nil, fmt.Errorf("path %q holds no manifests at %s", o.Path, rev)
 	}
-	return &Snapshot{Revision: rev, Files: files}, nil
+	return &Snapshot{Revision: rev, Files: files, Scope: sc}, nil
 }
 
 func pathExists(all []File, scope string) bool {
