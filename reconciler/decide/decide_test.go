@@ -575,7 +575,10 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
 		{name: "rotationPolicy Never never reuses a planted key under copied marks (the data is not what certfleet wrote)",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
-				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.Bundle = f.issue(now.Add(-61*day), lifetime); o.Cert, _ = pki.ParseCertificate(o.Bundle.Cert) })),
+				with(f.delivered(dNever, a, renewing), func(o *target.Observed) {
+					o.Bundle = f.issue(now.Add(-61*day), lifetime)
+					o.Cert, _ = pki.ParseCertificate(o.Bundle.Cert)
+				})),
 				Inventory: recorded(dNever, renewing)},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
