@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -98,6 +99,27 @@ func (p *Pass) progress(format string, args ...any) {
 // denied certificate is left as it is.
 func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*Report, error) {
 	start := p.now()
+	if l, ok := p.Backend.(backend.Locker); ok && !p.DryRun {
+		// One acting pass per backend at a time: a second one would issue
+		// every certificate again and race on the inventory. Taken before
+		// the inventory is read, so what this pass decides on is current.
+		lease, err := l.Lock(ctx, "pass", backend.Holder{Actor: p.Actor, PID: os.Getpid(), Scope: res.Scope.Path, Since: start})
+		if err != nil {
+			return nil, err
+		}
+		defer lease.Release()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-lease.Lost():
+				p.log().Error("the backend lock was lost: stopping the pass")
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	inv := p.Inventory
 	if inv == nil {
 		var err error
