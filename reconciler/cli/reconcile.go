@@ -124,6 +124,7 @@ func reconcileCommand() *cobra.Command {
 		f             passFlags
 		once, dry     bool
 		prune, force  bool
+		adopt         bool
 		maxPruneShare float64
 		output        string
 	)
@@ -136,10 +137,18 @@ target why it is not in sync, issue through the backend (the private key is
 made here and never travels), deliver, record the inventory and the audit log,
 and report what was done, by reason.
 
-A working certificate is never replaced by a failed result. Orphans (targets
+A working certificate is never replaced by a failed result. A declared target
+that holds something without certfleet's marks for that certificate (a Secret,
+KV secret or directory someone else wrote) is reported as TakenOver and left
+alone unless --adopt. Orphans (targets
 certfleet manages that no certificate declares any more) are only deleted with
 --prune, and never when the revision renders nothing or when more than
---max-prune-share of the managed targets would go, unless --force.
+--max-prune-share of the managed targets would go, unless --force; only the
+certificates declared inside --path (and not excluded by .certfleetignore) can
+be pruned.
+
+One acting pass runs per backend at a time: a second one is refused with the
+name of the process holding the lock.
 
 Exit codes: 0 done, 1 something failed (the next pass retries it), 3 invalid
 manifests or denied certificates were left out.`,
@@ -159,6 +168,7 @@ manifests or denied certificates were left out.`,
 			}
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
+			p.pass.Adopt = adopt
 			rep, err := p.pass.Run(cmd.Context(), p.result, p.verdicts)
 			if err != nil {
 				return err
@@ -191,6 +201,7 @@ manifests or denied certificates were left out.`,
 	fl.BoolVar(&prune, "prune", false, "delete orphaned targets (default false)")
 	fl.BoolVar(&force, "force", false, "prune even when the safety limits refuse (default false)")
 	fl.Float64Var(&maxPruneShare, "max-prune-share", 0.5, "the largest share of managed targets one pass may prune without --force")
+	fl.BoolVar(&adopt, "adopt", false, "write over declared targets that hold something certfleet did not write (TakenOver); without it they are left alone (default false)")
 	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
