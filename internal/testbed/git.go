@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -24,7 +25,13 @@ type GitServer struct {
 
 	root string
 	srv  *httptest.Server
+	// uploadPacks counts object transfers (POST …/git-upload-pack): a poll
+	// that only lists refs makes none.
+	uploadPacks atomic.Int64
 }
+
+// UploadPacks counts the fetches and clones that transferred objects.
+func (g *GitServer) UploadPacks() int { return int(g.uploadPacks.Load()) }
 
 // GitOption configures StartGitServer.
 type GitOption func(*GitServer)
@@ -59,6 +66,13 @@ func StartGitServer(opts ...GitOption) (*GitServer, error) {
 	if g.Username != "" {
 		h = basicAuth(g.Username, g.Password, h)
 	}
+	inner := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			g.uploadPacks.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	})
 	g.srv = httptest.NewServer(h)
 	g.URL = g.srv.URL
 	return g, nil

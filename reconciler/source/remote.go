@@ -97,7 +97,7 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 			return nil, err
 		}
 		commit, err := client.Clone(ctx, u.String(), repository.CloneConfig{
-			CheckoutStrategy: s, ShallowClone: s.Commit == "", LastObservedCommit: o.LastCommit,
+			CheckoutStrategy: s, ShallowClone: s.Commit == "", LastObservedCommit: lastObserved(s, o.LastCommit),
 		})
 		client.Close()
 		if err == nil && !git.IsConcreteCommit(*commit) {
@@ -119,6 +119,25 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 		return snap, nil
 	}
 	return nil, fmt.Errorf("fetching %s at %q: %s", u, refOrHead(ref), sanitizeErr(lastErr, raw))
+}
+
+// lastObserved is the revision fluxcd's client compares the remote ref
+// with, in its own form: "<branch>@sha1:<hash>" (or tag, or full ref name).
+// A bare hash never matches, and every poll would clone.
+func lastObserved(s repository.CheckoutStrategy, hash string) string {
+	if hash == "" {
+		return ""
+	}
+	digest := git.Hash(hash).Digest()
+	switch {
+	case s.Branch != "":
+		return s.Branch + "@" + digest
+	case s.Tag != "":
+		return s.Tag + "@" + digest
+	case s.RefName != "":
+		return s.RefName + "@" + digest
+	}
+	return "" // a commit is its own revision: there is nothing to poll
 }
 
 func refOrHead(ref string) string {

@@ -2,6 +2,7 @@ package source_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -91,6 +92,43 @@ func TestFetchClonesBranchesTagsAndCommitsOverHTTP(t *testing.T) {
 		if s.Revision.Hash != want {
 			t.Errorf("ref %q: hash %s, want %s", ref, s.Revision.Hash, want)
 		}
+	}
+}
+
+func TestPollingAnUnchangedRefTransfersNothing(t *testing.T) {
+	srv := testbed.NewGitServer(t)
+	url, err := srv.CreateRepo("fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testbed.NewWorktree(t)
+	w.Write(t, map[string]string{"teams/a.yaml": "v1"})
+	w.Commit(t, "alice", "v1")
+	w.Git(t, "tag", "v1.0.0")
+	w.Push(t, srv.PushURL("fleet"), "main", "v1.0.0")
+	ctx := context.Background()
+	for _, ref := range []string{"main", "", "v1.0.0", "refs/heads/main"} {
+		first, err := source.Fetch(ctx, url, ref, source.Options{})
+		if err != nil {
+			t.Fatalf("ref %q: %v", ref, err)
+		}
+		before := srv.UploadPacks()
+		for range 3 {
+			if _, err := source.Fetch(ctx, url, ref, source.Options{LastCommit: first.Revision.Hash}); !errors.Is(err, source.ErrUnchanged) {
+				t.Fatalf("ref %q: polling an unchanged ref: %v, want ErrUnchanged", ref, err)
+			}
+		}
+		if n := srv.UploadPacks() - before; n != 0 {
+			t.Errorf("ref %q: 3 unchanged polls made %d upload-pack requests, want 0", ref, n)
+		}
+	}
+	// A new commit is fetched.
+	w.Write(t, map[string]string{"teams/a.yaml": "v2"})
+	v2 := w.Commit(t, "bob", "v2")
+	w.Push(t, srv.PushURL("fleet"), "main")
+	s, err := source.Fetch(ctx, url, "main", source.Options{LastCommit: strings.Repeat("0", 40)})
+	if err != nil || s.Revision.Hash != v2 {
+		t.Fatalf("after a push: %v, %+v", err, s)
 	}
 }
 
