@@ -295,7 +295,9 @@ func (v *Vault) newIssuer(ctx context.Context, a, parent *schemas.Authority) err
 		if err != nil {
 			return err
 		}
-		issuerID, _ = out["issuer_id"].(string)
+		if issuerID, err = stringField(out, mount+"/root/generate/internal", "issuer_id"); err != nil {
+			return err
+		}
 	case schemas.AuthorityIntermediate:
 		if parent == nil {
 			return fmt.Errorf("intermediate authority %s needs its parent", a.Metadata.Name)
@@ -307,7 +309,10 @@ func (v *Vault) newIssuer(ctx context.Context, a, parent *schemas.Authority) err
 		if err != nil {
 			return err
 		}
-		csr, _ := out["csr"].(string)
+		csr, err := stringField(out, mount+"/intermediate/generate/internal", "csr")
+		if err != nil {
+			return err
+		}
 		sp := map[string]any{"csr": csr, "format": "pem"}
 		subjectParams(a, sp)
 		caParams(a, sp)
@@ -315,7 +320,10 @@ func (v *Vault) newIssuer(ctx context.Context, a, parent *schemas.Authority) err
 		if err != nil {
 			return fmt.Errorf("parent %s signing %s: %w", parent.Metadata.Name, a.Metadata.Name, err)
 		}
-		bundle := signed["certificate"].(string)
+		bundle, err := stringField(signed, parent.Spec.Mount+"/root/sign-intermediate", "certificate")
+		if err != nil {
+			return err
+		}
 		for _, c := range stringList(signed["ca_chain"]) {
 			bundle += "\n" + c
 		}
@@ -378,8 +386,15 @@ func (v *Vault) ReadAuthority(ctx context.Context, a *schemas.Authority) (schema
 	if err != nil {
 		return schemas.AuthorityStatus{}, err
 	}
-	id, _ := def["issuer_id"].(string)
-	st, err := statusFromPEM(id, def["certificate"].(string), stringList(def["ca_chain"]))
+	id, err := stringField(def, a.Spec.Mount+"/issuer/default", "issuer_id")
+	if err != nil {
+		return schemas.AuthorityStatus{}, err
+	}
+	certPEM, err := stringField(def, a.Spec.Mount+"/issuer/default", "certificate")
+	if err != nil {
+		return schemas.AuthorityStatus{}, err
+	}
+	st, err := statusFromPEM(id, certPEM, stringList(def["ca_chain"]))
 	if err != nil {
 		return st, err
 	}
@@ -507,10 +522,13 @@ func (v *Vault) Sign(ctx context.Context, iss *schemas.Issuer, a *schemas.Author
 	if err != nil {
 		return nil, err
 	}
-	certPEM, _ := out["certificate"].(string)
+	certPEM, err := stringField(out, path, "certificate")
+	if err != nil {
+		return nil, err
+	}
 	c, err := pki.ParseCertificate([]byte(certPEM))
 	if err != nil {
-		return nil, fmt.Errorf("vault returned an unreadable certificate: %w", err)
+		return nil, fmt.Errorf("vault returned an unreadable certificate at %s: %w", path, err)
 	}
 	chain := stringList(out["ca_chain"])
 	if len(chain) == 0 {
@@ -520,4 +538,19 @@ func (v *Vault) Sign(ctx context.Context, iss *schemas.Issuer, a *schemas.Author
 	}
 	return &Signed{Certificate: strings.TrimSpace(certPEM) + "\n", Chain: chain, SerialNumber: pki.Serial(c.SerialNumber),
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC()}, nil
+}
+
+// stringField reads a string field of a Vault response: a response without
+// it, or with another type, is an error naming the path and the field, never
+// a panic.
+func stringField(data map[string]any, path, field string) (string, error) {
+	v, ok := data[field]
+	if !ok || v == nil {
+		return "", fmt.Errorf("vault's response from %s has no %q", path, field)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("vault's response from %s has %q of type %T, want a string", path, field, v)
+	}
+	return s, nil
 }
