@@ -202,7 +202,7 @@ func BenchmarkDecodeValidateEvaluate10k(b *testing.B) {
 				}
 				for _, c := range decl {
 					certs++
-					if v := policies.Evaluate(c.Certificate, c.Origin.Doc.File); !v.Allowed {
+					if v := policies.Evaluate(c.Certificate, c.Origin.Doc.File, nil); !v.Allowed {
 						denied++
 					}
 				}

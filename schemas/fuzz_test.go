@@ -130,7 +130,7 @@ func FuzzEvaluate(f *testing.F) {
 		if pct%3 == 0 {
 			c.Spec.RenewBeforePercentage, c.Spec.PrivateKey, c.Spec.Usages = nil, nil, nil
 		}
-		v := set.Evaluate(c, path)
+		v := set.Evaluate(c, path, nil)
 		if v.Allowed != (len(v.Violations) == 0) {
 			t.Fatalf("Allowed = %v with %d violations", v.Allowed, len(v.Violations))
 		}

@@ -346,21 +346,28 @@ var checks = []check{
 // Evaluate decides whether the policies allow a certificate declared at the
 // repository path. Every policy that selects the certificate must allow it;
 // a certificate no policy selects is denied with ReasonNoPolicy.
-func (s *PolicySet) Evaluate(cert *Certificate, path string) Verdict {
+//
+// placed holds the clusters each clusterSelector target resolved to (render
+// resolves them against the catalog): the clusters rule applies to them as
+// to a named cluster, so a label can never carry a certificate to a cluster
+// the policy forbids.
+func (s *PolicySet) Evaluate(cert *Certificate, path string, placed Placement) Verdict {
 	v := Verdict{Allowed: true, Policies: []string{}}
 	for _, p := range s.policies {
 		if !p.selects(cert, path) {
 			continue
 		}
 		v.Policies = append(v.Policies, p.Name())
+		found := checkPlacement(p, cert, placed)
 		for _, ch := range checks {
-			for _, viol := range ch(p, cert) {
-				viol.Policy = p.Name()
-				if p.deny {
-					v.Violations = append(v.Violations, viol)
-				} else {
-					v.Warnings = append(v.Warnings, viol)
-				}
+			found = append(found, ch(p, cert)...)
+		}
+		for _, viol := range found {
+			viol.Policy = p.Name()
+			if p.deny {
+				v.Violations = append(v.Violations, viol)
+			} else {
+				v.Warnings = append(v.Warnings, viol)
 			}
 		}
 	}
@@ -554,7 +561,7 @@ func checkTargets(p *CompiledPolicy, c *Certificate) []Violation {
 			continue
 		}
 		f := index("spec.targets", i) + ".kubernetes"
-		// A clusterSelector is checked once render has resolved it to names.
+		// A clusterSelector is checked on the clusters it resolved to (checkPlacement).
 		if len(p.clusters) > 0 && k.Cluster != "" && !p.clusters.match(k.Cluster) {
 			out = append(out, Violation{Reason: ReasonClusterNotAllowed, Field: f + ".cluster", Value: k.Cluster, Rule: "clusters: " + p.clusters.String(),
 				Message: fmt.Sprintf("cluster %q matches none of %s", k.Cluster, p.clusters)})
@@ -562,6 +569,32 @@ func checkTargets(p *CompiledPolicy, c *Certificate) []Violation {
 		if len(p.nss) > 0 && !p.nss.match(k.Namespace) {
 			out = append(out, Violation{Reason: ReasonNamespaceNotAllowed, Field: f + ".namespace", Value: k.Namespace, Rule: "namespaces: " + p.nss.String(),
 				Message: fmt.Sprintf("namespace %q matches none of %s", k.Namespace, p.nss)})
+		}
+	}
+	return out
+}
+
+// Placement is where a certificate's clusterSelector targets resolved to:
+// cluster names by the target's index in spec.targets.
+type Placement map[int][]string
+
+// checkPlacement applies the clusters rule to every cluster a
+// clusterSelector selected.
+func checkPlacement(p *CompiledPolicy, c *Certificate, placed Placement) []Violation {
+	if len(p.clusters) == 0 {
+		return nil
+	}
+	var out []Violation
+	for i, t := range c.Spec.Targets {
+		if t.Kubernetes == nil || t.Kubernetes.ClusterSelector == nil {
+			continue
+		}
+		f := index("spec.targets", i) + ".kubernetes.clusterSelector"
+		for _, name := range placed[i] {
+			if !p.clusters.match(name) {
+				out = append(out, Violation{Reason: ReasonClusterNotAllowed, Field: f, Value: name, Rule: "clusters: " + p.clusters.String(),
+					Message: fmt.Sprintf("the selector selects cluster %q, which matches none of %s; narrow the selector or name allowed clusters", name, p.clusters)})
+			}
 		}
 	}
 	return out

@@ -39,6 +39,7 @@ func TestEveryReason(t *testing.T) {
 		change func(c *Certificate)
 		want   []Reason // nil: allowed
 		field  string   // the first violation's field
+		placed Placement
 	}{
 		{name: "a DNS name matching a pattern is allowed",
 			spec: PolicySpec{DNSNames: []string{"*.payments.svc"}}, change: func(c *Certificate) {}},
@@ -145,11 +146,17 @@ func TestEveryReason(t *testing.T) {
 		{name: "a cluster matching no pattern is denied",
 			spec: PolicySpec{Clusters: []string{"staging-*"}}, change: func(c *Certificate) {},
 			want: []Reason{ReasonClusterNotAllowed}, field: "spec.targets[0].kubernetes.cluster"},
-		{name: "a cluster selector is left to render",
+		{name: "a cluster selector that selects a forbidden cluster is denied, naming the cluster",
 			spec: PolicySpec{Clusters: []string{"staging-*"}}, change: func(c *Certificate) {
 				c.Spec.Targets[0].Kubernetes.Cluster = ""
 				c.Spec.Targets[0].Kubernetes.ClusterSelector = &LabelSelector{MatchLabels: map[string]string{"env": "prod"}}
-			}},
+			}, placed: Placement{0: {"staging-1", "prod-eu"}},
+			want: []Reason{ReasonClusterNotAllowed}, field: "spec.targets[0].kubernetes.clusterSelector"},
+		{name: "a cluster selector whose clusters are all allowed is allowed",
+			spec: PolicySpec{Clusters: []string{"staging-*"}}, change: func(c *Certificate) {
+				c.Spec.Targets[0].Kubernetes.Cluster = ""
+				c.Spec.Targets[0].Kubernetes.ClusterSelector = &LabelSelector{MatchLabels: map[string]string{"env": "staging"}}
+			}, placed: Placement{0: {"staging-1", "staging-2"}}},
 		{name: "a namespace matching a pattern is allowed",
 			spec: PolicySpec{Namespaces: []string{"payments", "payments-*"}}, change: func(c *Certificate) {}},
 		{name: "a namespace matching no pattern is denied",
@@ -173,7 +180,7 @@ func TestEveryReason(t *testing.T) {
 			if errs := Validate(c); len(errs) > 0 {
 				t.Fatalf("the certificate of the case is invalid: %v", errs)
 			}
-			v := compile(t, policy("rule", tt.spec)).Evaluate(c, "teams/payments/api.yaml")
+			v := compile(t, policy("rule", tt.spec)).Evaluate(c, "teams/payments/api.yaml", tt.placed)
 			if got := reasons(v.Violations); !slices.Equal(got, tt.want) && !(len(got) == 0 && tt.want == nil) {
 				t.Fatalf("violations %v, want %v: %+v", got, tt.want, v.Violations)
 			}
@@ -210,7 +217,7 @@ func TestViolationsSayWhatAndWhy(t *testing.T) {
 	c := validCertificate()
 	c.Spec.DNSNames = []string{"api.search.svc"}
 	c.Spec.PrivateKey = &PrivateKey{Algorithm: RSA, Size: 2048}
-	v := set.Evaluate(c, "teams/payments/api.yaml")
+	v := set.Evaluate(c, "teams/payments/api.yaml", nil)
 	want := []Violation{
 		{Policy: "payments", Reason: ReasonDNSNameNotAllowed, Field: "spec.dnsNames[0]", Value: "api.search.svc",
 			Rule: "dnsNames: [*.payments.svc]", Message: `DNS name "api.search.svc" matches none of [*.payments.svc]`},
@@ -255,7 +262,7 @@ func TestPolicySelection(t *testing.T) {
 				tt.change(c)
 			}
 			// The policy denies everything it governs, so selection shows in the verdict.
-			v := compile(t, policy("p", PolicySpec{Selector: tt.selector, MaxSANs: 0, Namespaces: []string{"none"}})).Evaluate(c, tt.path)
+			v := compile(t, policy("p", PolicySpec{Selector: tt.selector, MaxSANs: 0, Namespaces: []string{"none"}})).Evaluate(c, tt.path, nil)
 			if got := len(v.Policies) == 1; got != tt.selected {
 				t.Fatalf("selected = %v, want %v (verdict %+v)", got, tt.selected, v)
 			}
@@ -277,18 +284,18 @@ func TestEverySelectingPolicyMustAllow(t *testing.T) {
 	warn := policy("advice", PolicySpec{DNSNames: []string{"*.example.com"}, Enforcement: EnforcementWarn})
 	c := validCertificate()
 
-	v := compile(t, strict, base, other).Evaluate(c, "a.yaml")
+	v := compile(t, strict, base, other).Evaluate(c, "a.yaml", nil)
 	if v.Allowed || !slices.Equal(v.Policies, []string{"base", "strict"}) || !slices.Equal(reasons(v.Violations), []Reason{ReasonDurationTooLong}) || v.Violations[0].Policy != "strict" {
 		t.Errorf("one denying policy among two selecting ones must deny: %+v", v)
 	}
 
 	c.Spec.Duration = "30d"
-	v = compile(t, strict, base, other).Evaluate(c, "a.yaml")
+	v = compile(t, strict, base, other).Evaluate(c, "a.yaml", nil)
 	if !v.Allowed || len(v.Violations) != 0 {
 		t.Errorf("a certificate every selecting policy allows must be allowed: %+v", v)
 	}
 
-	v = compile(t, base, warn).Evaluate(c, "a.yaml")
+	v = compile(t, base, warn).Evaluate(c, "a.yaml", nil)
 	if !v.Allowed || len(v.Violations) != 0 || !slices.Equal(reasons(v.Warnings), []Reason{ReasonDNSNameNotAllowed}) || v.Warnings[0].Policy != "advice" {
 		t.Errorf("a warn policy must warn and still allow: %+v", v)
 	}
@@ -296,13 +303,13 @@ func TestEverySelectingPolicyMustAllow(t *testing.T) {
 		t.Errorf("policies %v, want [advice base]", v.Policies)
 	}
 
-	v = compile(t, warn).Evaluate(c, "a.yaml")
+	v = compile(t, warn).Evaluate(c, "a.yaml", nil)
 	if !v.Allowed || len(v.Warnings) != 1 {
 		t.Errorf("a warn policy alone selects and allows: %+v", v)
 	}
 
 	c.Spec.Duration = ""
-	v = compile(t, strict, warn).Evaluate(c, "a.yaml")
+	v = compile(t, strict, warn).Evaluate(c, "a.yaml", nil)
 	if v.Allowed || len(v.Violations) != 1 || len(v.Warnings) != 1 {
 		t.Errorf("deny and warn together: %+v", v)
 	}
@@ -332,7 +339,7 @@ func TestNoPolicySaysWhy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := compile(t, tt.policies...).Evaluate(c, tt.path)
+			v := compile(t, tt.policies...).Evaluate(c, tt.path, nil)
 			if v.Allowed || len(v.Violations) != 1 {
 				t.Fatalf("verdict %+v", v)
 			}
@@ -342,7 +349,7 @@ func TestNoPolicySaysWhy(t *testing.T) {
 			}
 			// The message is the same every time, whatever the map order.
 			for range 20 {
-				if again := compile(t, tt.policies...).Evaluate(c, tt.path); again.Violations[0].Message != got.Message {
+				if again := compile(t, tt.policies...).Evaluate(c, tt.path, nil); again.Violations[0].Message != got.Message {
 					t.Fatalf("the message changed: %s", again.Violations[0].Message)
 				}
 			}
@@ -422,7 +429,7 @@ func TestCompilePoliciesLeavesOutInvalidOnes(t *testing.T) {
 	if len(errs) != 1 || len(errs["bad"]) != 1 || errs["bad"][0].Field != "spec.dnsNames[0]" {
 		t.Errorf("errors %v, want one for bad", errs)
 	}
-	v := set.Evaluate(validCertificate(), "a.yaml")
+	v := set.Evaluate(validCertificate(), "a.yaml", nil)
 	if v.Allowed || !slices.Equal(v.Policies, []string{"good"}) {
 		t.Errorf("the valid policy must still be enforced: %+v", v)
 	}
@@ -434,9 +441,9 @@ func TestEvaluateIsDeterministic(t *testing.T) {
 	c.Metadata.Labels = map[string]string{"tier": "critical"}
 	c.Spec.DNSNames = []string{"*.payments.svc", "api.example.org"}
 	c.Spec.PrivateKey = &PrivateKey{Algorithm: RSA, Size: 4096}
-	first := set.Evaluate(c, "teams/search/api.yaml")
+	first := set.Evaluate(c, "teams/search/api.yaml", nil)
 	for range 50 {
-		if again := set.Evaluate(c, "teams/search/api.yaml"); !reflect.DeepEqual(again, first) {
+		if again := set.Evaluate(c, "teams/search/api.yaml", nil); !reflect.DeepEqual(again, first) {
 			t.Fatalf("verdicts differ:\n%+v\n%+v", first, again)
 		}
 	}

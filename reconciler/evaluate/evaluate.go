@@ -57,7 +57,7 @@ func (e *Evaluator) Verdict(d *render.Desired) schemas.CertificateVerdict {
 	if e.cat == nil {
 		return v
 	}
-	pv := e.policies.Evaluate(d.Certificate, d.File())
+	pv := e.policies.Evaluate(d.Certificate, d.File(), placement(d))
 	v.Policies = pv.Policies
 	viols, warns := pv.Violations, pv.Warnings
 	for _, c := range catalogChecks {
@@ -89,6 +89,17 @@ func (e *Evaluator) ByID(ds []*render.Desired) map[string]schemas.CertificateVer
 	out := make(map[string]schemas.CertificateVerdict, len(ds))
 	for _, d := range ds {
 		out[d.ID] = e.Verdict(d)
+	}
+	return out
+}
+
+// placement is where render resolved the certificate's clusterSelectors.
+func placement(d *render.Desired) schemas.Placement {
+	out := schemas.Placement{}
+	for _, t := range d.Targets {
+		if t.Kind == render.Kubernetes {
+			out[t.Index] = append(out[t.Index], t.Cluster)
+		}
 	}
 	return out
 }

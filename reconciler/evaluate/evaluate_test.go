@@ -371,3 +371,53 @@ func TestABrokenPolicyLeavesTheOthersInForce(t *testing.T) {
 		t.Errorf("policies = %v, want internal and month: a broken policy selects nothing", v.Policies)
 	}
 }
+
+// TestAClusterSelectorCannotReachAForbiddenCluster renders a certificate
+// whose clusterSelector matches a production cluster by label, under a
+// policy that allows only staging clusters: the verdict denies it at the
+// selector's line, as it would deny the same cluster named outright.
+func TestAClusterSelectorCannotReachAForbiddenCluster(t *testing.T) {
+	cat, errs := schemas.DecodeCatalog("catalog.yaml", []byte(catalogYAML+`---
+apiVersion: certfleet.dev/v1alpha1
+kind: Policy
+metadata: {name: staging-only}
+spec:
+  selector: {paths: ["teams/**"]}
+  clusters: ["staging-*"]
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Cluster
+metadata: {name: staging-1, labels: {tier: web}}
+spec: {credentials: {kubeconfigContext: staging-1}}
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Cluster
+metadata: {name: prod-eu, labels: {tier: web, env: prod}}
+spec: {credentials: {kubeconfigContext: prod-eu}}
+`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	manifest := strings.Replace(cert("fleet", "720h"), "    - directory: {path: /etc/tls/api}\n",
+		"    - kubernetes:\n        clusterSelector: {matchLabels: {tier: web}}\n        namespace: payments\n        secretName: api-tls\n", 1)
+	r := render.Render(&source.Snapshot{Files: []source.File{{Path: "teams/payments/api.yaml", Data: []byte(manifest)}}}, cat)
+	if len(r.Errors) > 0 || len(r.Desired) != 1 {
+		t.Fatalf("render: %v", r.Errors)
+	}
+	v := evaluate.New(cat, now).Verdict(r.Desired[0])
+	if v.Allowed {
+		t.Fatalf("a selector reaching prod-eu was allowed: %+v", v)
+	}
+	found := false
+	for _, x := range v.Violations {
+		if x.Reason == schemas.ReasonClusterNotAllowed && x.Value == "prod-eu" && x.Line > 0 {
+			found = true
+		}
+		if x.Value == "staging-1" {
+			t.Errorf("the allowed cluster was reported: %+v", x)
+		}
+	}
+	if !found {
+		t.Errorf("violations %+v, want ClusterNotAllowed for prod-eu with its line", v.Violations)
+	}
+}
