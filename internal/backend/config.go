@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,14 @@ type VaultConfig struct {
 	SkipTLSVerify bool
 	// CatalogMount is the KV v2 mount of the catalog and records. Default certfleet.
 	CatalogMount string
+	// Timeout bounds each request to Vault, so a hung server cannot hang a
+	// pass. Default DefaultRequestTimeout.
+	Timeout time.Duration
 }
+
+// DefaultRequestTimeout bounds one request to Vault or a Kubernetes API
+// server when nothing else is configured.
+const DefaultRequestTimeout = 30 * time.Second
 
 // LocalConfig is the local backend's directory.
 type LocalConfig struct {

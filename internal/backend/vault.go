@@ -40,6 +40,10 @@ func OpenVault(_ context.Context, c VaultConfig) (*Vault, error) {
 		return nil, cfg.Error
 	}
 	cfg.Address = c.Address
+	cfg.Timeout = c.Timeout
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultRequestTimeout
+	}
 	// A 412 from a performance standby or a 5xx is retried; a pass should not
 	// fail on one dropped request.
 	cfg.MaxRetries = 3

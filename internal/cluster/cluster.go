@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 	"k8s.io/client-go/kubernetes"
@@ -31,6 +32,9 @@ type Connector struct {
 	// protects it.
 	QPS   float32
 	Burst int
+	// Timeout bounds each request to an API server (default 30s): a hung
+	// server fails the pass's calls to that cluster, never the pass.
+	Timeout time.Duration
 
 	mu      sync.Mutex
 	clients map[string]kubernetes.Interface
@@ -47,7 +51,10 @@ func (c *Connector) Client(ctx context.Context, cl *schemas.Cluster) (kubernetes
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl.Metadata.Name, err)
 	}
-	cfg.QPS, cfg.Burst = c.QPS, c.Burst
+	cfg.QPS, cfg.Burst, cfg.Timeout = c.QPS, c.Burst, c.Timeout
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 500, 1000
 	}

@@ -24,6 +24,7 @@ type sourceFlags struct {
 	tokenFile, sshKeyFile, knownHost string
 	caFile                           string
 	insecureHTTP                     bool
+	timeout                          time.Duration
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -37,6 +38,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.knownHost, "git-known-hosts-file", "", "known_hosts file for ssh:// URLs")
 	fl.StringVar(&f.caFile, "git-ca-file", "", "PEM CA certificate that verifies the Git server (default: the system's roots)")
 	fl.BoolVar(&f.insecureHTTP, "git-insecure-http", false, "allow credentials over plain HTTP to hosts other than loopback (default false)")
+	fl.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "the longest one fetch of a remote repository may take")
 }
 
 func readSecretFile(path string) (string, error) {
@@ -51,7 +53,7 @@ func readSecretFile(path string) (string, error) {
 }
 
 func (f *sourceFlags) options() (source.Options, error) {
-	o := source.Options{Path: f.path}
+	o := source.Options{Path: f.path, Timeout: f.timeout}
 	a := &o.Auth
 	a.Username = firstNonEmpty(f.username, os.Getenv("CERTFLEET_GIT_USERNAME"))
 	var err error
@@ -114,6 +116,7 @@ func (f *catalogFlags) register(cmd *cobra.Command, backendDefault string) {
 	fl.StringVar(&f.vault.CACert, "vault-cacert", "", "PEM CA file that verifies Vault (default: $VAULT_CACERT)")
 	fl.StringVar(&f.vault.CatalogMount, "catalog-mount", backend.DefaultCatalogMount, "the KV v2 mount of the catalog in Vault")
 	fl.StringVar(&f.tokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
+	fl.DurationVar(&f.vault.Timeout, "request-timeout", backend.DefaultRequestTimeout, "the longest one request to Vault or a Kubernetes API server may take")
 }
 
 // openBackend opens the configured backend (the token never comes from a

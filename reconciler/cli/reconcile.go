@@ -82,7 +82,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig}, f.outputDir, audit)
+	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, f.outputDir, audit)
 	p.Actor, p.MaxJitter, p.Concurrency = actor(), f.jitter, f.concurrency
 	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {

@@ -47,6 +47,12 @@ func strategies(ref string) []repository.CheckoutStrategy {
 // removes the clone. Credentials written into the URL are moved into the
 // auth options and never echoed.
 func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, error) {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("source URL %s: %w", Sanitize(raw), err)

@@ -95,10 +95,16 @@ type Options struct {
 	Path string
 	// Auth is how to reach a remote repository.
 	Auth Auth
+	// Timeout bounds one fetch of a remote repository, listing and clone
+	// (default DefaultTimeout): a hung Git server fails the fetch.
+	Timeout time.Duration
 	// LastCommit is the commit the caller already has: when a remote ref
 	// still points at it, Fetch transfers nothing and returns ErrUnchanged.
 	LastCommit string
 }
+
+// DefaultTimeout bounds a remote fetch when Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Minute
 
 // ErrUnchanged says a remote ref still points at Options.LastCommit.
 var ErrUnchanged = errors.New("unchanged since the last fetch")

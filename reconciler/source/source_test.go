@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/source"
@@ -158,5 +159,17 @@ func BenchmarkFetch10k(b *testing.B) {
 		if len(s.Files) != 100 {
 			b.Fatalf("%d files", len(s.Files))
 		}
+	}
+}
+
+func TestAHungGitServerFailsTheFetchWithinItsTimeout(t *testing.T) {
+	addr := testbed.HungServer(t)
+	start := time.Now()
+	_, err := source.Fetch(context.Background(), "http://"+addr+"/fleet.git", "main", source.Options{Timeout: 500 * time.Millisecond})
+	if err == nil {
+		t.Fatal("a fetch from a server that never answers succeeded")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the fetch took %s, want about its 500ms timeout", d)
 	}
 }
