@@ -1,12 +1,12 @@
 package backend
 
 import (
-	"time"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Config selects and configures a backend.
