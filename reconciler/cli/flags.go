@@ -25,6 +25,8 @@ type sourceFlags struct {
 	caFile                           string
 	insecureHTTP                     bool
 	timeout                          time.Duration
+	verify                           bool
+	trustedKeys                      []string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -39,6 +41,8 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.caFile, "git-ca-file", "", "PEM CA certificate that verifies the Git server (default: the system's roots)")
 	fl.BoolVar(&f.insecureHTTP, "git-insecure-http", false, "allow credentials over plain HTTP to hosts other than loopback (default false)")
 	fl.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "the longest one fetch of a remote repository may take")
+	fl.BoolVar(&f.verify, "verify-signatures", false, "read a revision only when its head commit is signed by a key of --trusted-keys (OpenPGP or SSH); default false")
+	fl.StringArrayVar(&f.trustedKeys, "trusted-keys", nil, "with --verify-signatures: an armored OpenPGP public key ring or an authorized_keys file of SSH keys (repeatable)")
 }
 
 func readSecretFile(path string) (string, error) {
@@ -54,6 +58,16 @@ func readSecretFile(path string) (string, error) {
 
 func (f *sourceFlags) options() (source.Options, error) {
 	o := source.Options{Path: f.path, Timeout: f.timeout}
+	switch {
+	case f.verify:
+		v, err := source.ReadVerification(f.trustedKeys)
+		if err != nil {
+			return o, fmt.Errorf("--verify-signatures: %w (name them with --trusted-keys)", err)
+		}
+		o.Verify = v
+	case len(f.trustedKeys) > 0:
+		return o, fmt.Errorf("--trusted-keys is given without --verify-signatures: add --verify-signatures to check signatures")
+	}
 	a := &o.Auth
 	a.Username = firstNonEmpty(f.username, os.Getenv("CERTFLEET_GIT_USERNAME"))
 	var err error

@@ -116,12 +116,19 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 			}
 			continue
 		}
+		rev := Revision{Ref: refOrHead(ref), Hash: commit.Hash.String(), Author: commit.Author.Name,
+			AuthorEmail: commit.Author.Email, Message: strings.TrimSpace(commit.Message), Time: commit.Author.When.UTC()}
+		if o.Verify != nil {
+			// Before a single manifest is read: an unverified revision is never applied.
+			if _, err := o.Verify.verify(rev, commit.Signature, commit.Encoded); err != nil {
+				return nil, err
+			}
+		}
 		snap, err := readDir(dir, o)
 		if err != nil {
 			return nil, err
 		}
-		snap.Revision = Revision{Ref: refOrHead(ref), Hash: commit.Hash.String(), Author: commit.Author.Name,
-			AuthorEmail: commit.Author.Email, Message: strings.TrimSpace(commit.Message), Time: commit.Author.When.UTC()}
+		snap.Revision = rev
 		return snap, nil
 	}
 	return nil, fmt.Errorf("fetching %s at %q: %s", u, refOrHead(ref), sanitizeErr(lastErr, raw))

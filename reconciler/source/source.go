@@ -98,6 +98,10 @@ type Options struct {
 	// Timeout bounds one fetch of a remote repository, listing and clone
 	// (default DefaultTimeout): a hung Git server fails the fetch.
 	Timeout time.Duration
+	// Verify, when set, requires the revision's head commit to be signed by
+	// one of its keys; an unsigned or wrongly signed revision is an
+	// *UnverifiedError and nothing of it is read.
+	Verify *Verification
 	// LastCommit is the commit the caller already has: when a remote ref
 	// still points at it, Fetch transfers nothing and returns ErrUnchanged.
 	LastCommit string
@@ -124,6 +128,9 @@ func Fetch(ctx context.Context, src, ref string, o Options) (*Snapshot, error) {
 		return fetchRemote(ctx, src, ref, o)
 	}
 	if ref == "" {
+		if o.Verify != nil {
+			return nil, fmt.Errorf("a working tree has no signed commit to verify: give the ref to read (--ref), or a repository URL")
+		}
 		return readDir(src, o)
 	}
 	return readCommit(src, ref, o)
@@ -189,6 +196,15 @@ func readCommit(dir, ref string, o Options) (*Snapshot, error) {
 	c, err := repo.CommitObject(*hash)
 	if err != nil {
 		return nil, fmt.Errorf("ref %q: %w", ref, err)
+	}
+	if o.Verify != nil {
+		body, err := payload(c)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := o.Verify.verify(revisionOf(ref, c), c.PGPSignature, body); err != nil {
+			return nil, err
+		}
 	}
 	files, err := treeFiles(c)
 	if err != nil {
