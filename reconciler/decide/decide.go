@@ -6,7 +6,11 @@
 package decide
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"time"
 
@@ -53,6 +57,10 @@ const (
 	Suspended Reason = "Suspended"
 	// BackingOff: the last attempts failed; the next one waits (capped exponential backoff).
 	BackingOff Reason = "BackingOff"
+	// PermanentFailure: the issuer refused the certificate (its role does not
+	// allow it, or the role or authority is gone); it is not tried again
+	// until the declaration, the issuer or its authority changes.
+	PermanentFailure Reason = "PermanentFailure"
 	// TakenOver: the target exists but does not carry certfleet's marks for
 	// this certificate (someone else's, or its marks were removed): it is
 	// left alone, never overwritten or pruned, unless adoption is asked for.
@@ -351,6 +359,13 @@ func decideCertificate(in Input, d *render.Desired) Certificate {
 	if c.Issue && !anyWrite(c.Targets) {
 		c.Issue = false // every target is unreachable or taken over: issuing now would deliver nowhere
 	}
+	if entry != nil && c.Issue && entry.PermanentFor != "" && entry.PermanentFor == FailureKey(d, in.Catalog) {
+		c.Reason, c.Issue, c.Source, c.Record = PermanentFailure, false, nil, false
+		for i := range c.Targets {
+			c.Targets[i].Write = false
+		}
+		return c
+	}
 	if entry != nil && entry.RetryAt != nil && in.Now.Before(*entry.RetryAt) && (c.Issue || anyWrite(c.Targets)) {
 		c.Reason, c.Issue, c.Source, c.Record = BackingOff, false, nil, false
 		for i := range c.Targets {
@@ -455,4 +470,35 @@ func anyWrite(ts []Target) bool {
 		}
 	}
 	return false
+}
+
+// FailureKey identifies what a permanent failure was for: the certificate's
+// issuance fields, its issuer's settings and the authority's current
+// certificate. Any of them changing is a reason to try again.
+func FailureKey(d *render.Desired, cat *schemas.Catalog) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", d.IssueHash, d.Certificate.Spec.Issuer)
+	if cat != nil {
+		if iss, ok := cat.Issuers[d.Certificate.Spec.Issuer]; ok {
+			b, _ := json.Marshal(iss.Spec)
+			h.Write(b)
+			if a, ok := cat.Authorities[iss.Spec.Authority]; ok {
+				fmt.Fprintf(h, "\x00%s\x00%s", a.Status.SerialNumber, a.Status.Certificate)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// certificateWide are the reasons that hold for every target of a
+// certificate, whatever each one holds.
+var certificateWide = map[Reason]bool{PolicyViolation: true, Suspended: true, BackingOff: true, PermanentFailure: true}
+
+// TargetReason is what a target of c is reported as: the certificate's own
+// reason when it holds for all its targets, else the target's.
+func (c *Certificate) TargetReason(t Target) Reason {
+	if certificateWide[c.Reason] {
+		return c.Reason
+	}
+	return t.Reason
 }

@@ -825,3 +825,26 @@ func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestAPermanentFailureWaitsForTheDeclarationOrTheCatalogToChange(t *testing.T) {
+	f := newFixture(t)
+	tg := dirTarget("/srv/api")
+	d := desired("team-a/api", nil, tg)
+	cat := f.catalog()
+	refused := map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 1, FailureKind: "Permanent", PermanentFor: decide.FailureKey(d, cat)}}
+	decideOne := func(d *render.Desired, cat *schemas.Catalog) decide.Certificate {
+		return decide.Decide(decide.Input{Desired: []*render.Desired{d}, Inventory: refused, Catalog: cat, Now: now}).Certificates[0]
+	}
+	if c := decideOne(d, cat); c.Issue || c.Reason != decide.PermanentFailure || c.Targets[0].Write {
+		t.Errorf("unchanged: issue %v, reason %s, write %v; want no attempt, PermanentFailure", c.Issue, c.Reason, c.Targets[0].Write)
+	}
+	changed := desired("team-a/api", func(s *schemas.CertificateSpec) { s.DNSNames = []string{"www.example.com"} }, tg)
+	if c := decideOne(changed, cat); !c.Issue {
+		t.Errorf("a changed declaration is not tried again: %s", c.Reason)
+	}
+	widened := f.catalog()
+	widened.Issuers["fleet"].Spec.AllowAnyName = true
+	if c := decideOne(d, widened); !c.Issue {
+		t.Errorf("a changed issuer is not tried again: %s", c.Reason)
+	}
+}

@@ -117,6 +117,8 @@ func driftMessage(e DriftEntry, s TargetState, now time.Time) string {
 		return fmt.Sprintf("a TLS Secret certfleet does not manage, expiring %s", e.NotAfter.UTC().Format(time.RFC3339))
 	case string(decide.BackingOff):
 		return "the last attempts failed; retrying after a backoff"
+	case string(decide.PermanentFailure):
+		return "the issuer refused this certificate; it is not tried again until the declaration, the issuer or its authority changes"
 	}
 	return ""
 }

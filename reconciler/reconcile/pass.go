@@ -263,11 +263,11 @@ func (p *Pass) issue(ctx context.Context, c *decide.Certificate) (target.Bundle,
 	spec := d.Certificate.Spec
 	iss, ok := p.Catalog.Issuers[spec.Issuer]
 	if !ok {
-		return target.Bundle{}, fmt.Errorf("issuer %q is not in the catalog", spec.Issuer)
+		return target.Bundle{}, fmt.Errorf("issuer %q is not in the catalog: %w", spec.Issuer, backend.ErrNotFound)
 	}
 	auth, ok := p.Catalog.Authorities[iss.Spec.Authority]
 	if !ok {
-		return target.Bundle{}, fmt.Errorf("authority %q of issuer %q is not in the catalog", iss.Spec.Authority, spec.Issuer)
+		return target.Bundle{}, fmt.Errorf("authority %q of issuer %q is not in the catalog: %w", iss.Spec.Authority, spec.Issuer, backend.ErrNotFound)
 	}
 	k := spec.Key()
 	signer, err := p.key(c, k)
@@ -393,7 +393,11 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		}
 		e.FailingSince, e.LastError = &since, strings.Join(failures, "; ")
 		e.Attempts++
-		if p.RetryBackoff > 0 {
+		e.FailureKind = "Transient"
+		if backend.Permanent(o.err) {
+			// Retrying cannot help: wait for the declaration or the catalog to change.
+			e.FailureKind, e.PermanentFor = "Permanent", decide.FailureKey(d, p.Catalog)
+		} else if p.RetryBackoff > 0 {
 			delay := p.RetryBackoff << min(e.Attempts-1, 20)
 			if p.MaxRetryBackoff > 0 && delay > p.MaxRetryBackoff {
 				delay = p.MaxRetryBackoff

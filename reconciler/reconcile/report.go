@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
@@ -79,6 +80,9 @@ type Item struct {
 	Serial      string    `json:"serial,omitempty"`
 	NotAfter    time.Time `json:"notAfter,omitzero"`
 	Error       string    `json:"error,omitempty"`
+	// ErrorKind is Permanent (not retried until the declaration or the
+	// catalog changes) or Transient (retried with backoff).
+	ErrorKind string `json:"errorKind,omitempty"`
 }
 
 func newReport(res *render.Result, start time.Time, dry bool) *Report {
@@ -130,10 +134,7 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			r.Issuances[[2]string{c.Desired.Certificate.Spec.Issuer, result}]++
 		}
 		for _, t := range c.Targets {
-			reason := t.Reason
-			if c.Reason == decide.PolicyViolation || c.Reason == decide.Suspended {
-				reason = c.Reason
-			}
+			reason := c.TargetReason(t)
 			r.Reasons[string(reason)]++
 			if reason == decide.InSync && !t.Write {
 				continue
@@ -145,7 +146,10 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			if o != nil {
 				it.Serial, it.NotAfter = o.serial, o.notAfter
 				if o.err != nil {
-					it.Error = o.err.Error()
+					it.Error, it.ErrorKind = o.err.Error(), "Transient"
+					if backend.Permanent(o.err) {
+						it.ErrorKind = "Permanent"
+					}
 				} else if err := o.written[t.Target.Key]; err != nil {
 					it.Error = err.Error()
 					r.Failures = append(r.Failures, fmt.Sprintf("%s → %s: %v", c.Desired.ID, t.Target.Key, err))
@@ -175,10 +179,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 	var out []TargetState
 	for _, t := range c.Targets {
 		s := TargetState{Certificate: d.ID, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
-			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Reason: string(t.Reason)}
-		if c.Reason == decide.PolicyViolation || c.Reason == decide.Suspended || c.Reason == decide.BackingOff {
-			s.Reason = string(c.Reason)
-		}
+			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Reason: string(c.TargetReason(t))}
 		if entry != nil {
 			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
 		}

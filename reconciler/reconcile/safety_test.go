@@ -275,3 +275,51 @@ func TestASecretWithoutCertfleetsMarksIsLeftAloneUnlessAdopted(t *testing.T) {
 func secretOf(name, namespace string, data map[string][]byte) *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Type: corev1.SecretTypeTLS, Data: data}
 }
+
+func TestARoleRefusalIsPermanentAndNotRetriedUntilTheIssuerChanges(t *testing.T) {
+	e := newEnv(t)
+	// The policy allows **.example.test; the role allows subdomains of
+	// example.test but not the bare domain: Vault refuses with a 400.
+	bare := map[string]string{"teams/web/bare.yaml": `apiVersion: certfleet.dev/v1alpha1
+kind: Certificate
+metadata: {name: bare, namespace: web}
+spec:
+  issuer: mtls
+  dnsNames: [example.test]
+  duration: 24h
+  targets:
+    - directory: {path: bare}
+`}
+	e.prune = false
+	p := e.pass()
+	p.RetryBackoff = time.Millisecond
+	res := render.Render(e.snapshot(bare), e.catalog)
+	rep, err := p.Run(context.Background(), res, verdicts(res, e.catalog, e.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Items) != 1 || rep.Items[0].ErrorKind != "Permanent" {
+		t.Fatalf("first pass: items %+v, want one Permanent failure", rep.Items)
+	}
+	attempts := strings.Count(e.audit.String(), `"action":"issue-failed"`)
+	for range 3 {
+		e.now = e.now.Add(time.Hour) // long past any backoff
+		rep = e.run(bare)
+	}
+	if n := strings.Count(e.audit.String(), `"action":"issue-failed"`); n != attempts {
+		t.Errorf("a permanent refusal was retried: %d attempts after 3 more passes, want %d", n, attempts)
+	}
+	if rep.Reasons["PermanentFailure"] != 1 {
+		t.Errorf("reasons %v, want PermanentFailure", rep.Reasons)
+	}
+	// The issuer changes: the certificate is tried again, and issued.
+	iss := e.catalog.Issuers["mtls"]
+	iss.Spec.AllowBareDomains = true
+	if err := e.backend.PutRole(context.Background(), iss, e.catalog.Authorities["root"]); err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.run(bare); rep.Actions["issue"] != 1 {
+		t.Fatalf("after the issuer changed: actions %v, failures %v", rep.Actions, rep.Failures)
+	}
+	e.dirLeaf("bare")
+}
