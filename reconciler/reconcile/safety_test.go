@@ -278,14 +278,15 @@ func secretOf(name, namespace string, data map[string][]byte) *corev1.Secret {
 
 func TestARoleRefusalIsPermanentAndNotRetriedUntilTheIssuerChanges(t *testing.T) {
 	e := newEnv(t)
-	// The policy allows **.example.test; the role allows subdomains of
-	// example.test but not the bare domain: Vault refuses with a 400.
+	// The policy says nothing of URIs; the role allows only
+	// spiffe://fleet.test/*: Vault refuses with a 400.
 	bare := map[string]string{"teams/web/bare.yaml": `apiVersion: certfleet.dev/v1alpha1
 kind: Certificate
 metadata: {name: bare, namespace: web}
 spec:
   issuer: mtls
-  dnsNames: [example.test]
+  dnsNames: [bare.example.test]
+  uris: ["spiffe://other.test/bare"]
   duration: 24h
   targets:
     - directory: {path: bare}
@@ -314,7 +315,7 @@ spec:
 	}
 	// The issuer changes: the certificate is tried again, and issued.
 	iss := e.catalog.Issuers["mtls"]
-	iss.Spec.AllowBareDomains = true
+	iss.Spec.AllowedURISANs = append(iss.Spec.AllowedURISANs, "spiffe://other.test/*")
 	if err := e.backend.PutRole(context.Background(), iss, e.catalog.Authorities["root"]); err != nil {
 		t.Fatal(err)
 	}
