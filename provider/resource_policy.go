@@ -68,6 +68,8 @@ type policyModel struct {
 	MaxSANs        types.Int64          `tfsdk:"max_sans"`
 	Clusters       types.List           `tfsdk:"clusters"`
 	Namespaces     types.List           `tfsdk:"namespaces"`
+	VaultKVPaths   types.List           `tfsdk:"vault_kv_paths"`
+	DirectoryPaths types.List           `tfsdk:"directory_paths"`
 	Enforcement    types.String         `tfsdk:"enforcement"`
 }
 
@@ -100,6 +102,7 @@ func (m *policyModel) toSchemas(ctx context.Context, diags *diag.Diagnostics) *s
 			RequiredUsages: usages(listStrings(ctx, m.RequiredUsages, diags)),
 			AllowWildcards: m.AllowWildcards.ValueBool(), MaxSANs: int(m.MaxSANs.ValueInt64()),
 			Clusters: listStrings(ctx, m.Clusters, diags), Namespaces: listStrings(ctx, m.Namespaces, diags),
+			VaultKVPaths: listStrings(ctx, m.VaultKVPaths, diags), DirectoryPaths: listStrings(ctx, m.DirectoryPaths, diags),
 			Enforcement: schemas.Enforcement(m.Enforcement.ValueString()),
 		},
 	}
@@ -149,6 +152,7 @@ func (m *policyModel) fromSchemas(p *schemas.Policy) {
 	m.AllowWildcards = types.BoolValue(s.AllowWildcards)
 	m.MaxSANs = types.Int64Value(int64(s.MaxSANs))
 	m.Clusters, m.Namespaces = stringList(s.Clusters), stringList(s.Namespaces)
+	m.VaultKVPaths, m.DirectoryPaths = stringList(s.VaultKVPaths), stringList(s.DirectoryPaths)
 	enf := s.Enforcement
 	if enf == "" {
 		enf = schemas.EnforcementDeny
@@ -211,6 +215,9 @@ func (r *policyResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				MarkdownDescription: "Most subject alternative names (all kinds) allowed; 0 for no limit. Default 0."},
 			"clusters":   list("Allowed target cluster names (globs). Default: any."),
 			"namespaces": list("Allowed target namespaces (globs). Default: any."),
+			"vault_kv_paths": list("Allowed Vault KV targets, `<mount>/<path>` globs (`*` within a segment, `**` across). " +
+				"The catalog's own mount is always refused. Default: any other."),
+			"directory_paths": list("Allowed directory targets, globs over the cleaned path as declared (relative to the reconciler's output root, or absolute). Default: any."),
 			"enforcement": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString("deny"),
 				Validators:          []validator.String{stringvalidator.OneOf(enforcements...)},
 				MarkdownDescription: oneOfDescription(enforcements...) + " `warn` reports violations without denying. Default `deny`."},
@@ -228,7 +235,7 @@ func (r *policyResource) ValidateConfig(ctx context.Context, req resource.Valida
 	var m policyModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() || anyUnknown(m.Name, m.DNSNames, m.IPRanges, m.URIs, m.EmailAddresses, m.KeyAlgorithms,
-		m.MaxDuration, m.MinRenewBefore, m.AllowedUsages, m.RequiredUsages, m.Clusters, m.Namespaces, m.MaxSANs) {
+		m.MaxDuration, m.MinRenewBefore, m.AllowedUsages, m.RequiredUsages, m.Clusters, m.Namespaces, m.VaultKVPaths, m.DirectoryPaths, m.MaxSANs) {
 		return
 	}
 	if m.Selector != nil && anyUnknown(m.Selector.Issuers, m.Selector.Paths, m.Selector.MatchLabels) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -50,6 +51,10 @@ const (
 	ReasonClusterNotAllowed Reason = "ClusterNotAllowed"
 	// ReasonNamespaceNotAllowed: a target namespace matches no allowed pattern.
 	ReasonNamespaceNotAllowed Reason = "NamespaceNotAllowed"
+	// ReasonVaultKVPathNotAllowed: a Vault KV target matches no allowed pattern.
+	ReasonVaultKVPathNotAllowed Reason = "VaultKVPathNotAllowed"
+	// ReasonDirectoryNotAllowed: a directory target matches no allowed pattern.
+	ReasonDirectoryNotAllowed Reason = "DirectoryNotAllowed"
 )
 
 // Violation is one rule a certificate breaks.
@@ -113,6 +118,7 @@ type CompiledPolicy struct {
 	emails         patterns
 	orgs, ous      patterns
 	clusters, nss  patterns
+	kvPaths, dirs  patterns
 	ips            []*net.IPNet
 	keys           map[KeyAlgorithm]int
 	maxDuration    time.Duration
@@ -205,6 +211,8 @@ func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 	}
 	c.clusters = compilePatterns(&e, "spec.clusters", s.Clusters)
 	c.nss = compilePatterns(&e, "spec.namespaces", s.Namespaces)
+	c.kvPaths = compilePatterns(&e, "spec.vaultKVPaths", s.VaultKVPaths, '/')
+	c.dirs = compilePatterns(&e, "spec.directoryPaths", s.DirectoryPaths, '/')
 	for i, r := range s.IPRanges {
 		n, err := parseCIDR(r)
 		if err != nil {
@@ -556,6 +564,18 @@ func checkSANCount(p *CompiledPolicy, c *Certificate) []Violation {
 func checkTargets(p *CompiledPolicy, c *Certificate) []Violation {
 	var out []Violation
 	for i, t := range c.Spec.Targets {
+		if kv := t.VaultKV; kv != nil && len(p.kvPaths) > 0 {
+			if at := path.Join(kv.Mount, kv.Path); !p.kvPaths.match(at) {
+				out = append(out, Violation{Reason: ReasonVaultKVPathNotAllowed, Field: index("spec.targets", i) + ".vaultKV", Value: at,
+					Rule: "vaultKVPaths: " + p.kvPaths.String(), Message: fmt.Sprintf("Vault KV path %q matches none of %s", at, p.kvPaths)})
+			}
+		}
+		if d := t.Directory; d != nil && len(p.dirs) > 0 {
+			if at := path.Clean(d.Path); !p.dirs.match(at) {
+				out = append(out, Violation{Reason: ReasonDirectoryNotAllowed, Field: index("spec.targets", i) + ".directory.path", Value: at,
+					Rule: "directoryPaths: " + p.dirs.String(), Message: fmt.Sprintf("directory %q matches none of %s", at, p.dirs)})
+			}
+		}
 		k := t.Kubernetes
 		if k == nil {
 			continue

@@ -162,6 +162,22 @@ func TestEveryReason(t *testing.T) {
 		{name: "a namespace matching no pattern is denied",
 			spec: PolicySpec{Namespaces: []string{"search"}}, change: func(c *Certificate) {},
 			want: []Reason{ReasonNamespaceNotAllowed}, field: "spec.targets[0].kubernetes.namespace"},
+		{name: "a Vault KV target under an allowed path is allowed",
+			spec: PolicySpec{VaultKVPaths: []string{"secret/tls/**"}}, change: func(c *Certificate) {
+				c.Spec.Targets = []Target{{VaultKV: &VaultKVTarget{Mount: "secret", Path: "tls/payments/api"}}}
+			}},
+		{name: "a Vault KV target outside the allowed paths is denied",
+			spec: PolicySpec{VaultKVPaths: []string{"secret/tls/**"}}, change: func(c *Certificate) {
+				c.Spec.Targets = []Target{{VaultKV: &VaultKVTarget{Mount: "secret", Path: "admin/root-token"}}}
+			}, want: []Reason{ReasonVaultKVPathNotAllowed}, field: "spec.targets[0].vaultKV"},
+		{name: "a directory under an allowed path is allowed",
+			spec: PolicySpec{DirectoryPaths: []string{"payments/**"}}, change: func(c *Certificate) {
+				c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "payments/api"}}}
+			}},
+		{name: "a directory outside the allowed paths is denied, however it is spelt",
+			spec: PolicySpec{DirectoryPaths: []string{"payments/**"}}, change: func(c *Certificate) {
+				c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "./web//www"}}}
+			}, want: []Reason{ReasonDirectoryNotAllowed}, field: "spec.targets[0].directory.path"},
 		{name: "targets other than Kubernetes are not checked against clusters and namespaces",
 			spec: PolicySpec{Clusters: []string{"none"}, Namespaces: []string{"none"}}, change: func(c *Certificate) {
 				c.Spec.Targets = []Target{{VaultKV: &VaultKVTarget{Mount: "secret", Path: "tls/api"}}, {Directory: &DirectoryTarget{Path: "/etc/tls"}}}
@@ -202,7 +218,7 @@ func TestEveryReason(t *testing.T) {
 	for _, r := range []Reason{ReasonNoPolicy, ReasonDNSNameNotAllowed, ReasonWildcardNotAllowed, ReasonIPAddressNotAllowed,
 		ReasonURINotAllowed, ReasonEmailNotAllowed, ReasonSubjectNotAllowed, ReasonKeyAlgorithmNotAllowed, ReasonKeyTooSmall,
 		ReasonDurationTooLong, ReasonRenewBeforeTooShort, ReasonUsageNotAllowed, ReasonUsageRequired, ReasonTooManySANs,
-		ReasonClusterNotAllowed, ReasonNamespaceNotAllowed} {
+		ReasonClusterNotAllowed, ReasonNamespaceNotAllowed, ReasonVaultKVPathNotAllowed, ReasonDirectoryNotAllowed} {
 		if !covered[r] {
 			t.Errorf("no case triggers %s", r)
 		}

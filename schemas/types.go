@@ -236,6 +236,10 @@ type PolicySpec struct {
 	Clusters []string `json:"clusters,omitempty"`
 	// Namespaces are allowed target namespaces (globs).
 	Namespaces []string `json:"namespaces,omitempty"`
+	// VaultKVPaths are allowed Vault KV targets, "<mount>/<path>" globs ("*" within a segment, "**" across). Default: any but the catalog's mount, which is always refused.
+	VaultKVPaths []string `json:"vaultKVPaths,omitempty"`
+	// DirectoryPaths are allowed directory targets, globs over the cleaned path as written (relative to the output root, or absolute). Default: any.
+	DirectoryPaths []string `json:"directoryPaths,omitempty"`
 	// Enforcement is deny (default) or warn.
 	Enforcement Enforcement `json:"enforcement,omitempty"`
 }

@@ -53,7 +53,7 @@ Exit codes: 0 nothing changes, 2 changes, 3 violations (wins over 2), 1 could no
 			}
 			rr := render.NewRenderer() // the head re-reads only the files the change touched
 			b, h := rr.Render(baseSnap, catalog), rr.Render(headSnap, catalog)
-			ev := evaluate.New(catalog, now())
+			ev := evaluate.New(catalog, now(), evaluate.WithCatalogMount(cat.vault.CatalogMount))
 			notes(cmd, h, ev)
 			rep := plan.Plan(b, h, ev)
 			if err := report.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {

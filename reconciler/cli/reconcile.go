@@ -74,7 +74,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 		return nil, err
 	}
 	res := render.Render(snap, cat)
-	ev := evaluate.New(cat, time.Now())
+	ev := evaluate.New(cat, time.Now(), evaluate.WithCatalogMount(f.cat.vault.CatalogMount))
 	verdicts := ev.ByID(res.Desired)
 	notes(cmd, res, ev)
 

@@ -40,7 +40,7 @@ Exit codes: 0 clean, 3 any invalid manifest or policy violation, 1 could not run
 				return err
 			}
 			head := render.Render(snap, catalog)
-			ev := evaluate.New(catalog, now())
+			ev := evaluate.New(catalog, now(), evaluate.WithCatalogMount(cat.vault.CatalogMount))
 			notes(cmd, head, ev)
 			rep := plan.Validate(head, ev)
 			if err := report.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {

@@ -6,7 +6,9 @@ package evaluate
 
 import (
 	"fmt"
+	"github.com/certfleet/certfleet/internal/backend"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -25,6 +27,9 @@ const (
 	ReasonIssuerBeyondAuthority schemas.Reason = "IssuerBeyondAuthority"
 	// ReasonAuthorityUnavailable: the issuer's authority is missing or has no certificate yet.
 	ReasonAuthorityUnavailable schemas.Reason = "AuthorityUnavailable"
+	// ReasonCatalogMount: a Vault KV target in the catalog's own mount, where
+	// the catalog, the inventory and the locks live: always refused.
+	ReasonCatalogMount schemas.Reason = "CatalogMount"
 )
 
 // Evaluator holds a catalog's compiled policies.
@@ -35,12 +40,29 @@ type Evaluator struct {
 	// out, and reported, so one bad policy does not stop the others.
 	PolicyErrors map[string]schemas.Errors
 	now          time.Time
+	catalogMount string
+}
+
+// Option configures New.
+type Option func(*Evaluator)
+
+// WithCatalogMount names the catalog's KV v2 mount (default
+// backend.DefaultCatalogMount), which no target may write into.
+func WithCatalogMount(mount string) Option {
+	return func(e *Evaluator) {
+		if mount != "" {
+			e.catalogMount = mount
+		}
+	}
 }
 
 // New compiles the catalog's policies. A nil catalog evaluates nothing
 // beyond validation: every certificate is allowed and no policy applies.
-func New(cat *schemas.Catalog, now time.Time) *Evaluator {
-	e := &Evaluator{cat: cat, now: now}
+func New(cat *schemas.Catalog, now time.Time, opts ...Option) *Evaluator {
+	e := &Evaluator{cat: cat, now: now, catalogMount: backend.DefaultCatalogMount}
+	for _, o := range opts {
+		o(e)
+	}
 	if cat != nil {
 		e.policies, e.PolicyErrors = schemas.CompilePolicies(cat.PolicyList())
 	}
@@ -117,7 +139,18 @@ func locate(d *render.Desired, vs []schemas.Violation) []schemas.LocatedViolatio
 // catalogCheck is one cross-check against the catalog.
 type catalogCheck func(e *Evaluator, d *render.Desired) []schemas.Violation
 
-var catalogChecks = []catalogCheck{checkIssuerExists, checkIssuerTTL, checkAuthorityLifetime}
+var catalogChecks = []catalogCheck{checkIssuerExists, checkIssuerTTL, checkAuthorityLifetime, checkCatalogMount}
+
+func checkCatalogMount(e *Evaluator, d *render.Desired) []schemas.Violation {
+	var out []schemas.Violation
+	for i, t := range d.Certificate.Spec.Targets {
+		if kv := t.VaultKV; kv != nil && strings.Trim(kv.Mount, "/") == e.catalogMount {
+			out = append(out, schemas.Violation{Reason: ReasonCatalogMount, Field: fmt.Sprintf("spec.targets[%d].vaultKV.mount", i), Value: kv.Mount,
+				Message: fmt.Sprintf("mount %q holds certfleet's catalog, inventory and locks; deliver into another KV mount", kv.Mount)})
+		}
+	}
+	return out
+}
 
 func checkIssuerExists(e *Evaluator, d *render.Desired) []schemas.Violation {
 	name := d.Certificate.Spec.Issuer

@@ -421,3 +421,25 @@ spec: {credentials: {kubeconfigContext: prod-eu}}
 		t.Errorf("violations %+v, want ClusterNotAllowed for prod-eu with its line", v.Violations)
 	}
 }
+
+func TestAVaultKVTargetInTheCatalogMountIsAlwaysRefused(t *testing.T) {
+	manifest := func(mount string) *render.Desired {
+		return desired(t, "teams/payments/api.yaml", strings.Replace(cert("fleet", "720h"), "    - directory: {path: /etc/tls/api}\n",
+			"    - vaultKV: {mount: "+mount+", path: inventory/payments_api}\n", 1))
+	}
+	refused := func(e *evaluate.Evaluator, mount string) bool {
+		for _, v := range e.Verdict(manifest(mount)).Violations {
+			if v.Reason == evaluate.ReasonCatalogMount && v.Field == "spec.targets[0].vaultKV.mount" {
+				return true
+			}
+		}
+		return false
+	}
+	if !refused(evaluate.New(catalog(t), now), "certfleet") {
+		t.Error("a target in the default catalog mount was not refused")
+	}
+	e := evaluate.New(catalog(t), now, evaluate.WithCatalogMount("fleet-catalog"))
+	if !refused(e, "fleet-catalog") || refused(e, "certfleet") {
+		t.Error("the configured catalog mount is not the one refused")
+	}
+}
