@@ -100,11 +100,14 @@ const apiGroup = "certfleet.dev"
 // What a file decodes to, aliases followed and CertificateSets expanded, is
 // bounded by its size (see fileBudget): a small file cannot make the
 // checker decode billions of values.
-func Decode(file string, data []byte) Decoded {
+func Decode(file string, data []byte) Decoded { return decode(file, data, newStream(data)) }
+
+// decode is Decode with the documents taken from st where it has them; the
+// fuzz test compares it with a decode that parses every chunk on its own.
+func decode(file string, data []byte, st *stream) Decoded {
 	var out Decoded
 	b := fileBudget(len(data))
 	chunks := splitDocuments(data)
-	st := newStream(data)
 	for i, chunk := range chunks {
 		if b.exceeded && !blank(chunk.data) {
 			// The file's budget is spent: parsing more would only add work.

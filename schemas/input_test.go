@@ -155,9 +155,10 @@ func TestDecodeLargeFileMemory(t *testing.T) {
 	if retained > 8 {
 		t.Errorf("the decoded file holds %.1f bytes per input byte, want at most 8", retained)
 	}
-	// Most of what is allocated is yaml.v3's: a parser per document and
-	// its node tree (~16 bytes per byte of YAML), garbage once decoded.
-	if allocated > 80 {
-		t.Errorf("decoding allocated %.1f bytes per input byte, want at most 80", allocated)
+	// Most of what is allocated is yaml.v3's node trees (~17 bytes per byte
+	// of YAML), garbage once a document is decoded; a parser per document
+	// added as much again (55 bytes per byte in all).
+	if allocated > 40 {
+		t.Errorf("decoding allocated %.1f bytes per input byte, want at most 40", allocated)
 	}
 }
