@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -40,6 +41,10 @@ type Document struct {
 	srcLine int
 	// node is the tree while Decode works on the document.
 	node *yaml.Node
+	// set is a CertificateSet's tree once parsed again: a pass asks for
+	// positions in it for each of its items, and re-parsing a large set per
+	// item would cost as much as the items.
+	set atomic.Pointer[yaml.Node]
 }
 
 // tree returns the document's YAML tree with the file's lines, or nil
@@ -48,12 +53,18 @@ func (d *Document) tree() *yaml.Node {
 	if d.node != nil || d.src == nil {
 		return d.node
 	}
+	if n := d.set.Load(); n != nil {
+		return n
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(d.src, &root); err != nil || len(root.Content) == 0 {
 		return nil // cannot happen: the same text was parsed before
 	}
 	n := root.Content[0]
 	shift(n, d.srcLine-1)
+	if d.Kind == KindCertificateSet {
+		d.set.Store(n) // two callers may both parse it; either tree is the same
+	}
 	return n
 }
 

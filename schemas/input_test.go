@@ -162,3 +162,31 @@ func TestDecodeLargeFileMemory(t *testing.T) {
 		t.Errorf("decoding allocated %.1f bytes per input byte, want at most 40", allocated)
 	}
 }
+
+func TestDocumentPositionsAfterDecode(t *testing.T) {
+	// Decoded documents do not keep their YAML trees; a position parses the
+	// document again, and a CertificateSet's is kept for its items.
+	src := posDoc + "---\n" + aliasedSet(3)
+	dec := Decode("f.yaml", []byte(src))
+	if len(dec.Errors) > 0 || len(dec.Documents) != 2 {
+		t.Fatalf("decoding: %v", dec.Errors)
+	}
+	cert, set := dec.Documents[0], dec.Documents[1]
+	if cert.node != nil || set.node != nil {
+		t.Errorf("a decoded document keeps its tree")
+	}
+	if line, col := cert.Pos("spec.dnsNames[2]"); line != 13 || col != 9 {
+		t.Errorf("spec.dnsNames[2] at %d:%d, want 13:9", line, col)
+	}
+	decl, errs := Declarations(set)
+	if len(errs) > 0 || len(decl) != 3 {
+		t.Fatalf("%d certificates, errors %v", len(decl), errs)
+	}
+	setLine := strings.Count(posDoc, "\n") + 2
+	if line, col := decl[2].Origin.Pos("spec.targets[1].kubernetes.secretName"); line != setLine+10 || col != 60 {
+		t.Errorf("an item's secretName at %d:%d, want %d:60", line, col, setLine+10)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { decl[1].Origin.Pos("spec.commonName") }); allocs > 20 {
+		t.Errorf("a position in a set allocates %.0f times: its tree is parsed again each time", allocs)
+	}
+}
