@@ -123,7 +123,7 @@ func decode(file string, data []byte, st *stream) Decoded {
 		if b.exceeded && !blank(chunk.data) {
 			// The file's budget is spent: parsing more would only add work.
 			out.Errors = append(out.Errors, &Error{File: file, Line: chunk.line, Column: 1,
-				Problem: fmt.Sprintf("not decoded: the documents above already expand to more than the file's limit of %d values", b.limit),
+				Problem: fmt.Sprintf("not decoded: a document above goes over the file's limit of %d values", b.limit),
 				Hint:    "fix the document the limit is reported on first"})
 			continue
 		}

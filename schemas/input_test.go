@@ -190,3 +190,16 @@ func TestDocumentPositionsAfterDecode(t *testing.T) {
 		t.Errorf("a position in a set allocates %.0f times: its tree is parsed again each time", allocs)
 	}
 }
+
+func TestDecodeStopsAfterTheFileBudget(t *testing.T) {
+	// The budget is the file's: once a document has spent it, the documents
+	// after it are not decoded (each would be another chance to expand).
+	src := aliasedSet(1000) + "---\n" + header + "  issuer: fleet\n"
+	secondLine := strings.Count(aliasedSet(1000), "\n") + 1
+	dec := Decode("set.yaml", []byte(src))
+	got := errorLines(dec.Errors)
+	if len(dec.Documents) != 0 || len(got) != 2 || !strings.Contains(got[0], "spec.items: 1000 items") ||
+		got[1] != fmt.Sprintf("set.yaml:%d:1: not decoded: a document above goes over the file's limit of 535776 values; fix the document the limit is reported on first", secondLine) {
+		t.Errorf("errors\n%s", strings.Join(got, "\n"))
+	}
+}
