@@ -621,15 +621,22 @@ func (e *errs) spend(n, k *yaml.Node, p *fieldPath) bool {
 // its item count rather than expanded for minutes later.
 func chargeExpansion(n *yaml.Node, set *CertificateSet, e *errs) {
 	b := e.budget
-	items, itemsKey := len(set.Spec.Items), (*yaml.Node)(nil)
+	items := len(set.Spec.Items)
 	if items == 0 {
 		return // Validate reports it
 	}
 	spec := mapValue(n, "spec")
-	itemsKey, _ = mapEntry(spec, "items")
+	itemsKey, _ := mapEntry(spec, "items")
 	tmplKey, tmpl := mapEntry(spec, "template")
 	left := b.left()
-	size := treeSize(tmpl, left)
+	var size int
+	if tmpl != nil {
+		size = treeSize(tmpl, left)
+	} else {
+		// The template came from a merge; expandSet encodes the decoded one.
+		size = valueSize(set.Spec.Template, left)
+		tmpl, tmplKey = n, nil
+	}
 	if size > left {
 		b.exceeded = true
 		p := fieldPath{key: "spec", index: -1}
@@ -650,7 +657,7 @@ func chargeExpansion(n *yaml.Node, set *CertificateSet, e *errs) {
 		}
 		p := fieldPath{key: "spec", index: -1}
 		fp := p.child("items")
-		line, col := at(n, itemsKey) // the set's line when items came from a merge
+		line, col := n.Line, n.Column // items came from a merge
 		if itemsKey != nil {
 			line, col = itemsKey.Line, itemsKey.Column
 		}
@@ -660,6 +667,29 @@ func chargeExpansion(n *yaml.Node, set *CertificateSet, e *errs) {
 		return
 	}
 	b.used += items * per
+}
+
+// valueSize counts the nodes a decoded free-form value encodes to, keys
+// included; it stops counting past limit.
+func valueSize(x any, limit int) int {
+	count := 1
+	switch x := x.(type) {
+	case map[string]any:
+		for _, v := range x {
+			if count > limit {
+				break
+			}
+			count += 1 + valueSize(v, limit-count)
+		}
+	case []any:
+		for _, v := range x {
+			if count > limit {
+				break
+			}
+			count += valueSize(v, limit-count)
+		}
+	}
+	return count
 }
 
 // treeSize counts the nodes of a tree, aliases followed, as substitute

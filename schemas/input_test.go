@@ -203,3 +203,23 @@ func TestDecodeStopsAfterTheFileBudget(t *testing.T) {
 		t.Errorf("errors\n%s", strings.Join(got, "\n"))
 	}
 }
+
+func TestCertificateSetFromAMergeIsCounted(t *testing.T) {
+	// A template merged in has no template key to count the tree from.
+	var b strings.Builder
+	b.WriteString("apiVersion: certfleet.dev/v1alpha1\nkind: CertificateSet\nmetadata: {name: fleet}\nspec:\n  nameTemplate: svc-${i}\n")
+	b.WriteString("  <<: {template: {issuer: fleet, commonName: \"svc-${i}\", targets: [&t {kubernetes: {cluster: a, namespace: b, secretName: \"s-${i}\", secretTemplate: {labels: &l {")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "k%d: v, ", i)
+	}
+	b.WriteString("k: v}, annotations: *l}}}")
+	b.WriteString(strings.Repeat(", *t", 9) + "]}}\n  items:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "    - {i: \"%d\"}\n", i)
+	}
+	var dec Decoded
+	within(t, 10*time.Second, func() { dec = Decode("set.yaml", []byte(b.String())) })
+	if got := errorLines(dec.Errors); len(got) != 1 || !strings.Contains(got[0], "set.yaml:7:3: CertificateSet \"fleet\": spec.items: 1000 items × 40198 values each") {
+		t.Errorf("errors\n%s", strings.Join(got, "\n"))
+	}
+}
