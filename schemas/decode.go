@@ -3,12 +3,14 @@ package schemas
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -30,7 +32,40 @@ type Document struct {
 	// Object is a pointer to the kind's type: *Certificate, *Authority, …
 	Object any
 
+	// src is the document's text, a slice of the file (not a copy), and
+	// srcLine the file's line it starts on. The YAML tree is parsed again
+	// from it when a position is asked for: trees take ~16 bytes per byte
+	// of YAML, and a pass needs positions only for the few documents with
+	// errors or changes.
+	src     []byte
+	srcLine int
+	// node is the tree while Decode works on the document.
 	node *yaml.Node
+	// set is a CertificateSet's tree once parsed again: a pass asks for
+	// positions in it for each of its items, and re-parsing a large set per
+	// item would cost as much as the items.
+	set atomic.Pointer[yaml.Node]
+}
+
+// tree returns the document's YAML tree with the file's lines, or nil
+// when the document was not decoded from YAML.
+func (d *Document) tree() *yaml.Node {
+	if d.node != nil || d.src == nil {
+		return d.node
+	}
+	if n := d.set.Load(); n != nil {
+		return n
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(d.src, &root); err != nil || len(root.Content) == 0 {
+		return nil // cannot happen: the same text was parsed before
+	}
+	n := root.Content[0]
+	shift(n, d.srcLine-1)
+	if d.Kind == KindCertificateSet {
+		d.set.Store(n) // two callers may both parse it; either tree is the same
+	}
+	return n
 }
 
 // Ignored is a document of another API group, left alone (a repository may
@@ -69,19 +104,46 @@ const apiGroup = "certfleet.dev"
 // types and YAML syntax errors are errors with their line and column. Each
 // document is parsed on its own, so one broken document never hides the
 // others. Decode does not validate; Validate does.
-func Decode(file string, data []byte) Decoded {
+//
+// The documents keep slices of data to place later errors; the caller must
+// not modify data afterwards.
+//
+// What a file decodes to, aliases followed and CertificateSets expanded, is
+// bounded by its size (see fileBudget): a small file cannot make the
+// checker decode billions of values.
+func Decode(file string, data []byte) Decoded { return decode(file, data, newStream(data)) }
+
+// decode is Decode with the documents taken from st where it has them; the
+// fuzz test compares it with a decode that parses every chunk on its own.
+func decode(file string, data []byte, st *stream) Decoded {
 	var out Decoded
-	for i, chunk := range splitDocuments(data) {
-		var root yaml.Node
-		if err := yaml.Unmarshal(chunk.data, &root); err != nil {
-			out.Errors = append(out.Errors, yamlSyntaxError(file, chunk, err))
+	b := fileBudget(len(data))
+	chunks := splitDocuments(data)
+	for i, chunk := range chunks {
+		if b.exceeded && !blank(chunk.data) {
+			// The file's budget is spent: parsing more would only add work.
+			out.Errors = append(out.Errors, &Error{File: file, Line: chunk.line, Column: 1,
+				Problem: fmt.Sprintf("not decoded: a document above goes over the file's limit of %d values", b.limit),
+				Hint:    "fix the document the limit is reported on first"})
 			continue
 		}
-		if len(root.Content) == 0 || root.Content[0].ShortTag() == "!!null" {
-			continue // empty document: only comments or whitespace
+		end := math.MaxInt
+		if i+1 < len(chunks) {
+			end = chunks[i+1].line
 		}
-		n := root.Content[0]
-		shift(n, chunk.line-1)
+		n := st.document(chunk.line, end)
+		if n == nil {
+			var root yaml.Node
+			if err := yaml.Unmarshal(chunk.data, &root); err != nil {
+				out.Errors = append(out.Errors, yamlSyntaxError(file, chunk, err))
+				continue
+			}
+			if len(root.Content) == 0 || root.Content[0].ShortTag() == "!!null" {
+				continue // empty document: only comments or whitespace
+			}
+			n = root.Content[0]
+			shift(n, chunk.line-1)
+		}
 		line := n.Line
 		if n.Kind != yaml.MappingNode {
 			out.Errors = append(out.Errors, &Error{File: file, Line: n.Line, Column: n.Column,
@@ -96,7 +158,7 @@ func Decode(file string, data []byte) Decoded {
 			out.Ignored = append(out.Ignored, Ignored{File: file, Line: line, APIVersion: apiVersion, Kind: kind})
 			continue
 		}
-		d := &Document{File: file, Index: i, Line: line, Kind: kind, node: n}
+		d := &Document{File: file, Index: i, Line: line, Kind: kind, node: n, src: chunk.data, srcLine: chunk.line}
 		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), scalar(mapValue(n, "metadata"), "namespace")
 		switch {
 		case apiVersion == "":
@@ -123,16 +185,91 @@ func Decode(file string, data []byte) Decoded {
 			continue
 		}
 		obj := newObject[kind]()
-		var e errs
+		e := errs{budget: b}
+		b.aliased = false
 		decodeNode(n, nil, reflect.ValueOf(obj).Elem(), nil, &e)
+		if set, ok := obj.(*CertificateSet); ok && len(e.list) == 0 {
+			chargeExpansion(n, set, &e)
+		}
 		if len(e.list) > 0 {
 			out.Errors = append(out.Errors, d.Locate(e.list)...)
 			continue
 		}
 		d.Object = obj
+		d.node = nil // parsed again if a position is needed
 		out.Documents = append(out.Documents, d)
 	}
 	return out
+}
+
+// stream parses a file's documents with one parser. A parser per document
+// allocates its buffers and token queue anew, more than the document's own
+// tree for small documents; a file of many small Certificates is parsed
+// this way at a third less. A document is taken from the stream only when
+// it lies within its chunk: anything else — a syntax error (which ends the
+// stream), an alias of another document's anchor (a parser per document
+// refuses it), a document that spans chunks — leaves the chunk, and the
+// rest, to be parsed on its own as before.
+type stream struct {
+	dec    *yaml.Decoder
+	next   *yaml.Node // a document parsed ahead, for a later chunk
+	lo, hi int        // the lines next spans, aliases' anchors included
+}
+
+func newStream(data []byte) *stream {
+	// Directives (%YAML, %TAG) belong to the document after them, which
+	// the cut at "---" separates from them; parse such files per chunk.
+	if bytes.HasPrefix(data, []byte("%")) || bytes.Contains(data, []byte("\n%")) {
+		return &stream{}
+	}
+	return &stream{dec: yaml.NewDecoder(bytes.NewReader(data))}
+}
+
+// document returns the tree of the chunk on lines [lo, hi), or nil when it
+// must be parsed on its own.
+func (s *stream) document(lo, hi int) *yaml.Node {
+	for s.dec != nil {
+		if s.next == nil {
+			var root yaml.Node
+			if err := s.dec.Decode(&root); err != nil {
+				s.dec = nil // the end, or an error the chunk's own parse reports
+				return nil
+			}
+			if len(root.Content) == 0 || root.Content[0].ShortTag() == "!!null" {
+				continue // an empty document
+			}
+			s.next = root.Content[0]
+			s.lo, s.hi = lineRange(s.next)
+		}
+		switch {
+		case s.lo >= hi:
+			return nil // the stream's next document is a later chunk's
+		case s.lo >= lo && s.hi < hi:
+			n := s.next
+			s.next = nil
+			return n
+		}
+		s.dec, s.next = nil, nil
+	}
+	return nil
+}
+
+// lineRange returns the first and last line of a tree's nodes and of the
+// anchors its aliases refer to.
+func lineRange(n *yaml.Node) (lo, hi int) {
+	lo, hi = n.Line, n.Line
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		lo, hi = min(lo, n.Line), max(hi, n.Line)
+		if n.Alias != nil {
+			lo, hi = min(lo, n.Alias.Line), max(hi, n.Alias.Line)
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return lo, hi
 }
 
 type chunk struct {
@@ -331,10 +468,15 @@ func scalar(n *yaml.Node, k string) string {
 // document, from their field paths. A path that does not exist (a missing
 // required field) points at its nearest parent.
 func (d *Document) Locate(list Errors) Errors {
+	var tree *yaml.Node
+	parsed := false
 	for _, e := range list {
 		e.File, e.Kind, e.Name = d.File, d.Kind, d.Name
 		if e.Line == 0 {
-			e.Line, e.Column = d.Pos(e.Field)
+			if !parsed {
+				tree, parsed = d.tree(), true
+			}
+			e.Line, e.Column = d.pos(tree, e.Field)
 		}
 	}
 	return list
@@ -344,8 +486,9 @@ func (d *Document) Locate(list Errors) Errors {
 // spec.targets[0].kubernetes.namespace, or of its nearest existing parent.
 // A scalar is placed at its value, a list item at the item, and a mapping
 // or list at its key, where the field is written.
-func (d *Document) Pos(path string) (line, col int) {
-	n := d.node
+func (d *Document) Pos(path string) (line, col int) { return d.pos(d.tree(), path) }
+
+func (d *Document) pos(n *yaml.Node, path string) (line, col int) {
 	if n == nil {
 		return d.Line, 1
 	}
@@ -424,9 +567,151 @@ func unquotePrefix(s string) (string, string, error) {
 
 var timeType = reflect.TypeOf(time.Time{})
 
-// maxNodes bounds the values one document may decode to; real manifests
-// have hundreds.
-const maxNodes = 100_000
+// A file may decode to maxNodes values plus nodesPerByte per byte of it,
+// counting every alias followed, every merge and every certificate a
+// CertificateSet makes. YAML without aliases has at most one value per two
+// bytes, so only repetition (anchors, or a set's items × its template) can
+// reach the limit, and the work a file causes stays linear in its size.
+const (
+	maxNodes     = 100_000
+	nodesPerByte = 16
+)
+
+// nodeBudget counts the values a file decodes to against its limit.
+type nodeBudget struct {
+	limit, size int // the limit and the file size it was made for
+	used        int
+	// aliased is set when the current document followed an alias or a merge.
+	aliased  bool
+	exceeded bool
+}
+
+func fileBudget(size int) *nodeBudget {
+	return &nodeBudget{limit: maxNodes + nodesPerByte*size, size: size}
+}
+
+func (b *nodeBudget) left() int { return max(b.limit-b.used, 0) }
+
+// spend counts one value, n of key k at p; once the budget is exceeded it
+// reports that once, naming the limit and what reached it, and returns false.
+func (e *errs) spend(n, k *yaml.Node, p *fieldPath) bool {
+	b := e.budget
+	if b == nil {
+		return true // a set's items: expandSet's cost was charged by Decode
+	}
+	if b.used++; b.used <= b.limit {
+		return true
+	}
+	if !b.exceeded {
+		b.exceeded = true
+		if b.aliased {
+			e.at(n, k, p, "write the values out instead of repeating large anchors",
+				"through its aliases, the document expands to more than %d values, the limit for a file of %d bytes", b.limit, b.size)
+		} else {
+			e.at(n, k, p, "split the file",
+				"the file has more than %d values, the limit for a file of %d bytes", b.limit, b.size)
+		}
+	}
+	return false
+}
+
+// chargeExpansion counts the values a CertificateSet's items will expand
+// to — each item copies the template, aliases followed, and the set's
+// labels — against the file's budget, so that a set is refused here with
+// its item count rather than expanded for minutes later.
+func chargeExpansion(n *yaml.Node, set *CertificateSet, e *errs) {
+	b := e.budget
+	items := len(set.Spec.Items)
+	if items == 0 {
+		return // Validate reports it
+	}
+	spec := mapValue(n, "spec")
+	itemsKey, _ := mapEntry(spec, "items")
+	tmplKey, tmpl := mapEntry(spec, "template")
+	left := b.left()
+	var size int
+	if tmpl != nil {
+		size = treeSize(tmpl, left)
+	} else {
+		// The template came from a merge; expandSet encodes the decoded one.
+		size = valueSize(set.Spec.Template, left)
+		tmpl, tmplKey = n, nil
+	}
+	if size > left {
+		b.exceeded = true
+		p := fieldPath{key: "spec", index: -1}
+		fp := p.child("template")
+		e.at(tmpl, tmplKey, &fp, "write the values out instead of repeating large anchors",
+			"through its aliases, each item's copy of the template expands to more than the %d values left of the file's limit (%d for %d bytes)", left, b.limit, b.size)
+		return
+	}
+	per := size + len(set.Metadata.Labels) + 1
+	if cost := items * per; cost > left || cost/per != items {
+		b.exceeded = true
+		hint := "make the template smaller"
+		if fit := left / per; fit > 0 {
+			hint = fmt.Sprintf("split the set into sets of at most %d items", fit)
+		}
+		if b.aliased {
+			hint += ", or write the template's values out instead of repeating large anchors"
+		}
+		p := fieldPath{key: "spec", index: -1}
+		fp := p.child("items")
+		line, col := n.Line, n.Column // items came from a merge
+		if itemsKey != nil {
+			line, col = itemsKey.Line, itemsKey.Column
+		}
+		e.list = append(e.list, &Error{Line: line, Column: col, Field: fp.String(), Hint: hint,
+			Problem: fmt.Sprintf("%d items × %d values each (the template and the labels) make %d values, more than the %d left of the file's limit (%d for %d bytes)",
+				items, per, cost, left, b.limit, b.size)})
+		return
+	}
+	b.used += items * per
+}
+
+// valueSize counts the nodes a decoded free-form value encodes to, keys
+// included; it stops counting past limit.
+func valueSize(x any, limit int) int {
+	count := 1
+	switch x := x.(type) {
+	case map[string]any:
+		for _, v := range x {
+			if count > limit {
+				break
+			}
+			count += 1 + valueSize(v, limit-count)
+		}
+	case []any:
+		for _, v := range x {
+			if count > limit {
+				break
+			}
+			count += valueSize(v, limit-count)
+		}
+	}
+	return count
+}
+
+// treeSize counts the nodes of a tree, aliases followed, as substitute
+// copies them; it stops counting past limit.
+func treeSize(n *yaml.Node, limit int) int {
+	count := 0
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil || count > limit {
+			return
+		}
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		count++
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return count
+}
 
 // fieldPath is a field path that is only written out when an error needs
 // it: decoding thousands of documents must not format a path per node.
@@ -477,13 +762,11 @@ func (e *errs) at(n, k *yaml.Node, p *fieldPath, hint, format string, args ...an
 func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+		e.followed()
 	}
 	// Aliases of aliases can make a small file expand into a huge tree (the
 	// "billion laughs"); a manifest under review must not exhaust the checker.
-	if e.nodes++; e.nodes > maxNodes {
-		if e.nodes == maxNodes+1 {
-			e.at(n, k, p, "write the values out instead of repeating large anchors", "the document expands to more than %d values through its aliases", maxNodes)
-		}
+	if !e.spend(n, k, p) {
 		return
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
@@ -598,6 +881,13 @@ func forEachPair(n *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
 			merge(n.Content[i+1], kn, p, e, f)
 		}
 	}
+	// A short mapping is searched for an earlier key; a long one (a labels
+	// map of thousands of keys) keeps them in a map, so that the check stays
+	// linear.
+	var seen map[string]*yaml.Node
+	if len(n.Content) > 2*16 {
+		seen = make(map[string]*yaml.Node, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
 		if kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge" {
@@ -609,9 +899,15 @@ func forEachPair(n *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
 			continue
 		}
 		var first *yaml.Node
-		for j := 0; j < i && first == nil; j += 2 {
-			if n.Content[j].Kind == yaml.ScalarNode && n.Content[j].Value == kn.Value {
-				first = n.Content[j]
+		if seen != nil {
+			if first = seen[kn.Value]; first == nil {
+				seen[kn.Value] = kn
+			}
+		} else {
+			for j := 0; j < i && first == nil; j += 2 {
+				if n.Content[j].Kind == yaml.ScalarNode && n.Content[j].Value == kn.Value {
+					first = n.Content[j]
+				}
 			}
 		}
 		if first != nil {
@@ -629,6 +925,11 @@ func forEachPair(n *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
 func merge(v, k *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
 	if v.Kind == yaml.AliasNode && v.Alias != nil {
 		v = v.Alias
+		e.followed()
+	}
+	// Merges of merges repeat keys without decoding values; each counts.
+	if !e.spend(v, k, p) {
+		return
 	}
 	switch v.Kind {
 	case yaml.MappingNode:
@@ -659,11 +960,9 @@ func merge(v, k *yaml.Node, p *fieldPath, e *errs, f func(k, v *yaml.Node)) {
 func anyNode(n, k *yaml.Node, p *fieldPath, e *errs) any {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+		e.followed()
 	}
-	if e.nodes++; e.nodes > maxNodes {
-		if e.nodes == maxNodes+1 {
-			e.at(n, k, p, "write the values out instead of repeating large anchors", "the document expands to more than %d values through its aliases", maxNodes)
-		}
+	if !e.spend(n, k, p) {
 		return nil
 	}
 	switch n.Kind {

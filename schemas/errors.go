@@ -91,8 +91,17 @@ func (es Errors) Sort() {
 // afterwards from the document the object came from.
 type errs struct {
 	list Errors
-	// nodes counts the YAML nodes decoded, aliases expanded, against maxNodes.
-	nodes int
+	// budget counts the values decoded, aliases followed, against the
+	// file's limit; nil when the cost was counted before.
+	budget *nodeBudget
+}
+
+// followed records that the document being decoded followed an alias, so
+// that exceeding the budget is blamed on the aliases.
+func (e *errs) followed() {
+	if e.budget != nil {
+		e.budget.aliased = true
+	}
 }
 
 func (e *errs) add(field, problem, hint string) {

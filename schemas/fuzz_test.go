@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,9 +33,31 @@ func FuzzDecodeValidate(f *testing.F) {
 	f.Add([]byte(setHeader + "  template:\n    issuer: fleet\n    dnsNames: [\"${service}.svc\"]\n    privateKey: {size: 256}\n  items:\n    - {service: api}\n"))
 	f.Add([]byte("---\n--- {a: 1}\n...\n---\nkind: Certificate\n"))
 	f.Add([]byte("apiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata: &m {name: a}\nspec:\n  <<: {issuer: x}\n  commonName: *m\n"))
+	// Files that a single stream parser reads differently from a parser
+	// per document: anchors across documents, directives, markers, errors.
+	cert := "apiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata: {name: a}\nspec: {issuer: &i x, commonName: y}\n"
+	f.Add([]byte(cert + "---\napiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata: {name: b}\nspec: {issuer: *i, commonName: y}\n"))
+	f.Add([]byte("%YAML 1.2\n---\n" + cert + "---\n%TAG ! tag:example.com,2000:\n---\n" + cert))
+	f.Add([]byte("# head\n---\n" + cert + "---\n# nothing\n---\n" + cert + "...\n# between\n...\n" + cert + "--- {a: 1}\n--- |\n  text\n"))
+	f.Add([]byte(cert + "---\nfoo: [\n---\n" + cert + "---\n\tbad: tab\n---\n" + cert))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dec := Decode("fuzz.yaml", data)
+		// Parsing the file as one stream is only a saving: it must decode
+		// exactly what a parser per document does.
+		alone := decode("fuzz.yaml", data, &stream{})
+		if got, want := errorLines(slices.Clone(dec.Errors)), errorLines(slices.Clone(alone.Errors)); !slices.Equal(got, want) {
+			t.Fatalf("parsed as a stream, errors\n%s\nparsed per document\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if len(dec.Documents) != len(alone.Documents) || !reflect.DeepEqual(dec.Ignored, alone.Ignored) {
+			t.Fatalf("parsed as a stream, %d documents and %v ignored; per document %d and %v", len(dec.Documents), dec.Ignored, len(alone.Documents), alone.Ignored)
+		}
+		for i, d := range dec.Documents {
+			a := alone.Documents[i]
+			if d.Line != a.Line || d.Index != a.Index || d.Kind != a.Kind || d.Name != a.Name || !reflect.DeepEqual(d.Object, a.Object) {
+				t.Fatalf("document %d parsed as a stream %+v, per document %+v", i, d, a)
+			}
+		}
 		all := dec.Errors
 		for _, d := range dec.Documents {
 			if d.Object == nil {

@@ -97,7 +97,8 @@ func expandSet(d *Document, set *CertificateSet) ([]Declared, Errors) {
 	if errs := Validate(set); len(errs) > 0 {
 		return nil, d.Locate(errs)
 	}
-	tmpl := mapValue(mapValue(d.node, "spec"), "template")
+	// Decode counted what the items expand to against the file's budget.
+	tmpl := mapValue(mapValue(d.tree(), "spec"), "template")
 	if tmpl == nil {
 		// A set built in Go rather than decoded: make the tree from the map.
 		tmpl = &yaml.Node{}
