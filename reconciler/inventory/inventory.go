@@ -41,15 +41,15 @@ type Entry struct {
 	LastError    string     `json:"lastError,omitempty"`
 	// Attempts counts failed attempts in a row; RetryAt is when the daemon
 	// tries again (capped exponential backoff).
-	Attempts  int        `json:"attempts,omitempty"`
-	RetryAt   *time.Time `json:"retryAt,omitempty"`
+	Attempts int        `json:"attempts,omitempty"`
+	RetryAt  *time.Time `json:"retryAt,omitempty"`
 	// FailureKind is Permanent (the issuer refused; retrying cannot help)
 	// or Transient (retried with backoff) while the certificate fails.
 	FailureKind string `json:"failureKind,omitempty"`
 	// PermanentFor is what a permanent failure was for (decide.FailureKey):
 	// the certificate is not tried again until that changes.
-	PermanentFor string `json:"permanentFor,omitempty"`
-	UpdatedAt time.Time  `json:"updatedAt"`
+	PermanentFor string    `json:"permanentFor,omitempty"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // Target is a place the certificate was delivered.
