@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/google/renameio/v2"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -111,29 +112,14 @@ func (l *Local) List(_ context.Context, prefix string) ([]string, error) {
 	return out, nil
 }
 
-// writeAtomic writes through a temporary file and a rename, so a reader
-// never sees half a file.
+// writeAtomic writes through a temporary file, fsynced, and a rename
+// (renameio): a reader never sees half a file, and a crash never leaves an
+// empty one where the old one was.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return renameio.WriteFile(path, data, mode)
 }
 
 // ---------------------------------------------------------------------------
