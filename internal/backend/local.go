@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/google/renameio/v2"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/google/renameio/v2"
 
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/schemas"
