@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/certfleet/certfleet/internal/backend"
 )
 
@@ -80,31 +82,26 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 		return nil, err
 	}
 	entries := make([]*Entry, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, loadConcurrency)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(loadConcurrency)
 	for i, n := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			var e Entry
-			if err := s.Get(ctx, prefix+n, &e); err != nil {
-				if !errors.Is(err, backend.ErrNotFound) { // deleted since the list: skip it
-					errs[i] = err
+			if err := s.Get(gctx, prefix+n, &e); err != nil {
+				if errors.Is(err, backend.ErrNotFound) {
+					return nil // deleted since the list: skip it
 				}
-				return
+				return err
 			}
 			entries[i] = &e
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	out := make(map[string]*Entry, len(names))
-	for i, e := range entries {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
+	for _, e := range entries {
 		if e != nil {
 			out[e.ID] = e
 		}
