@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
 
@@ -115,17 +116,12 @@ func DecodeCatalog(file string, data []byte) (*Catalog, Errors) {
 // ClustersMatching returns the clusters whose labels include every label of
 // the selector, sorted by name.
 func (c *Catalog) ClustersMatching(matchLabels map[string]string) []*Cluster {
+	// Kubernetes' own selector semantics, so a selector means here what it
+	// means to kubectl.
+	sel := labels.SelectorFromSet(matchLabels)
 	var out []*Cluster
 	for _, n := range slices.Sorted(maps.Keys(c.Clusters)) {
-		cl := c.Clusters[n]
-		ok := true
-		for k, v := range matchLabels {
-			if cl.Metadata.Labels[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if cl := c.Clusters[n]; sel.Matches(labels.Set(cl.Metadata.Labels)) {
 			out = append(out, cl)
 		}
 	}
