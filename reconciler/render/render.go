@@ -152,6 +152,11 @@ func NewRenderer(opts ...Option) *Renderer {
 // absolute and lies below it. Two spellings of one directory get one key,
 // so one directory has one owner.
 func DirectoryKey(outputDir, path string) string {
+	if outputDir != "" {
+		if abs, err := filepath.Abs(outputDir); err == nil {
+			outputDir = abs
+		}
+	}
 	p := filepath.Clean(path)
 	if filepath.IsAbs(p) && outputDir != "" {
 		if rel, err := filepath.Rel(outputDir, p); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") {
