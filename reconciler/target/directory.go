@@ -59,6 +59,10 @@ const (
 
 var bundleFiles = []string{"tls.crt", "tls.key", "ca.crt", metaFile}
 
+// ErrNotOwned is wrapped by the errors of Write and Delete refusing a
+// directory holding files certfleet did not write.
+var ErrNotOwned = errors.New("the directory holds files certfleet did not write")
+
 // dataDirName is the name of the data directories certfleet makes:
 // ..YYYY_MM_DD_HH_MM_SS.<digits>. A name must match it, whole, before
 // certfleet removes anything.
@@ -337,8 +341,8 @@ func (d *Directory) Write(t render.Target, b Bundle, m Meta) error {
 	dir := od.dir
 	st := inspect(dir)
 	if !st.owned() && len(st.present) > 0 && !d.Adopt {
-		return fmt.Errorf("directory %s holds %s that certfleet did not write (no ..data link to a data directory of its own with its marks): refusing to overwrite them; to take the directory over, run with --adopt, or move the files away",
-			d.Path(t), strings.Join(st.present, ", "))
+		return fmt.Errorf("directory %s holds %s (%w: no ..data link to a data directory of its own with its marks): refusing to overwrite them; to take the directory over, run with --adopt, or move the files away",
+			d.Path(t), strings.Join(st.present, ", "), ErrNotOwned)
 	}
 	now := d.now()
 	data, err := newDataDir(dir, now)
@@ -501,8 +505,8 @@ func (d *Directory) Delete(t render.Target) error {
 	dir := od.dir
 	st := inspect(dir)
 	if len(st.present) > 0 && !st.owned() {
-		return fmt.Errorf("directory %s holds %s that certfleet did not write: not deleting them; remove them by hand if they are no longer needed",
-			d.Path(t), strings.Join(st.present, ", "))
+		return fmt.Errorf("directory %s holds %s (%w): not deleting them; remove them by hand if they are no longer needed",
+			d.Path(t), strings.Join(st.present, ", "), ErrNotOwned)
 	}
 	for _, name := range bundleFiles {
 		// Only certfleet's links: a file someone put in their place stays.
