@@ -143,16 +143,23 @@ func (d *Directory) locate(dir string) (base, rel string, err error) {
 		}
 		for _, b := range bases {
 			r, err := filepath.Rel(b, clean)
-			if err != nil || r == "." || r == ".." || strings.HasPrefix(r, "../") {
+			if err != nil || r == ".." || strings.HasPrefix(r, "../") {
 				continue
+			}
+			if r == "." {
+				return "", "", bad("names the root %s itself; give a directory below it (a root holds targets, it is not one)", b)
 			}
 			if len(b) > len(base) {
 				base, rel = b, r
 			}
 		}
 		if base == "" {
+			allowed := "none is allowed"
+			if len(d.AllowedRoots) > 0 {
+				allowed = "allowed: " + strings.Join(d.AllowedRoots, ", ")
+			}
 			return "", "", bad("an absolute path outside the output root %s and every allowed root (%s): write it relative to the output root, or allow its parent with --allow-dir-root (allowedDirRoots in certfleet.yaml)",
-				root, strings.Join(d.AllowedRoots, ", "))
+				root, allowed)
 		}
 	} else {
 		base, rel = root, clean
@@ -162,9 +169,6 @@ func (d *Directory) locate(dir string) (base, rel string, err error) {
 		if rel == "." {
 			return "", "", bad("names the output root %s itself; give a directory below it, such as web/tls", root)
 		}
-	}
-	if rel == "." {
-		return "", "", bad("names the allowed root %s itself; give a directory below it", base)
 	}
 	for _, c := range strings.Split(rel, "/") {
 		if p := ReservedName(c); p != "" {
