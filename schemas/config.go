@@ -13,6 +13,8 @@ type ServeConfig struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	// OutputDir is where relative directory targets are written. Default: the working directory.
 	OutputDir string `json:"outputDir,omitempty"`
+	// AllowedDirRoots are absolute directories that absolute directory target paths may lie under. Default: none, so absolute paths outside outputDir are refused.
+	AllowedDirRoots []string `json:"allowedDirRoots,omitempty"`
 	// AuditLog is the JSON-lines audit log. Default: audit.log in the local backend's directory, else certfleet-audit.log.
 	AuditLog string `json:"auditLog,omitempty"`
 	// Prune deletes orphaned targets. Default false.

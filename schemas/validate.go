@@ -282,6 +282,18 @@ func validateDirectory(e *errs, path string, d *DirectoryTarget) {
 	if slices.Contains(strings.Split(d.Path, "/"), "..") {
 		e.add(path+".path", fmt.Sprintf("path %s contains \"..\"", quote(d.Path)), "write the directory without \"..\"")
 	}
+	// The names certfleet uses inside a target directory: a target named
+	// after one would write into another target's internals.
+	for _, c := range strings.Split(d.Path, "/") {
+		switch {
+		case strings.HasPrefix(c, "..") && c != "..":
+			e.add(path+".path", fmt.Sprintf("path %s has a component %s: names starting with \"..\" are reserved for certfleet's own entries (..data and its data directories)", quote(d.Path), quote(c)),
+				"choose a directory name that does not start with \"..\"")
+		case c == "tls.crt" || c == "tls.key" || c == "ca.crt" || c == ".certfleet.json":
+			e.add(path+".path", fmt.Sprintf("path %s has a component %s: it is one of the files certfleet writes into a target directory", quote(d.Path), quote(c)),
+				"choose another directory name")
+		}
+	}
 }
 
 func validateClusterRef(e *errs, path, cluster string, sel *LabelSelector) {

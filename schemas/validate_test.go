@@ -294,6 +294,12 @@ func TestValidateCertificate(t *testing.T) {
 		{name: "errors in the second target name its index", change: func(c *Certificate) {
 			c.Spec.Targets = append(c.Spec.Targets, Target{Directory: &DirectoryTarget{Path: "../x"}})
 		}, want: []fieldErr{{"spec.targets[1].directory.path", `contains ".."`}}},
+		{name: "a directory path naming certfleet's ..data inside a target is an error", change: func(c *Certificate) {
+			c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "web/www/..data"}}}
+		}, want: []fieldErr{{"spec.targets[0].directory.path", `component "..data": names starting with ".." are reserved`}}},
+		{name: "a directory path naming a bundle file of a target is an error", change: func(c *Certificate) {
+			c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "web/tls.crt/x"}}}
+		}, want: []fieldErr{{"spec.targets[0].directory.path", `component "tls.crt": it is one of the files certfleet writes`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -525,6 +531,8 @@ func TestValidateTrustBundle(t *testing.T) {
 			want: []fieldErr{{"spec.targets[0].kubernetes.kind", `unknown kind "Deployment"; use ConfigMap or Secret`}}},
 		{name: "a directory with dot-dot is an error", spec: TrustBundleSpec{Authorities: []string{"root"}, Targets: []TrustBundleTarget{{Directory: &DirectoryTarget{Path: "/etc/../root"}}}},
 			want: []fieldErr{{"spec.targets[0].directory.path", `contains ".."`}}},
+		{name: "a directory naming a certificate's data directory is an error", spec: TrustBundleSpec{Authorities: []string{"root"}, Targets: []TrustBundleTarget{{Directory: &DirectoryTarget{Path: "web/..2026_01_01_00_00_00.1"}}}},
+			want: []fieldErr{{"spec.targets[0].directory.path", `names starting with ".." are reserved`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/target"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -28,6 +29,7 @@ type passFlags struct {
 	ref         string
 	kubeconfig  string
 	outputDir   string
+	dirRoots    []string
 	auditLog    string
 	concurrency int
 	jitter      time.Duration
@@ -40,6 +42,7 @@ func (f *passFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.ref, "ref", "", "the branch, tag or commit (default: the working tree of a local --source, main of a URL)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for clusters with kubeconfigContext credentials (default: $KUBECONFIG, then ~/.kube/config)")
 	fl.StringVar(&f.outputDir, "output-dir", ".", "where relative directory targets are written")
+	fl.StringArrayVar(&f.dirRoots, "allow-dir-root", nil, "an absolute directory that absolute directory target paths may lie under; repeatable (default: none, so absolute paths outside --output-dir are refused)")
 	fl.StringVar(&f.auditLog, "audit-log", "", "JSON-lines audit log, appended to; - for standard output (default: audit.log in the local backend's directory, else certfleet-audit.log)")
 	fl.IntVar(&f.concurrency, "concurrency", 8, "parallel issuances and writes")
 	fl.DurationVar(&f.jitter, "renewal-jitter", schemas.MaxJitter, "spread renewals over at most this long (a tenth of renewBefore at most); 0 disables it")
@@ -61,6 +64,11 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if f.cat.catalogFile != "" {
 		return nil, fmt.Errorf("--catalog is for validate and plan; reconcile issues through a backend: use --backend")
 	}
+	for _, r := range f.dirRoots {
+		if !filepath.IsAbs(r) {
+			return nil, fmt.Errorf("--allow-dir-root %q is not absolute: give an absolute directory, such as /etc/tls", r)
+		}
+	}
 	b, err := f.cat.openBackend(ctx)
 	if err != nil {
 		return nil, err
@@ -73,7 +81,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := render.Render(snap, cat)
+	res := render.NewRenderer(render.WithOutputDir(f.outputDir)).Render(snap, cat)
 	ev := evaluate.New(cat, time.Now(), evaluate.WithCatalogMount(f.cat.vault.CatalogMount))
 	verdicts := ev.ByID(res.Desired)
 	notes(cmd, res, ev)
@@ -82,7 +90,8 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, f.outputDir, audit)
+	dir := &target.Directory{Root: f.outputDir, AllowedRoots: f.dirRoots}
+	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, dir, audit)
 	p.Actor, p.MaxJitter, p.Concurrency = actor(), f.jitter, f.concurrency
 	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {
@@ -168,7 +177,7 @@ manifests or denied certificates were left out.`,
 			}
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
-			p.pass.Adopt = adopt
+			p.pass.Adopt, p.pass.Dir.Adopt = adopt, adopt
 			rep, err := p.pass.Run(cmd.Context(), p.result, p.verdicts)
 			if err != nil {
 				return err

@@ -83,3 +83,18 @@ func TestReconcileFromAGitServerIntoAClusterAndADirectory(t *testing.T) {
 		t.Errorf("a failed fetch removed a certificate: %v", err)
 	}
 }
+
+func TestAllowDirRootMustBeAbsolute(t *testing.T) {
+	for _, cmd := range []string{"reconcile", "drift"} {
+		t.Run(cmd, func(t *testing.T) {
+			args := []string{cmd, "--source", t.TempDir(), "--backend", "local", "--state-dir", t.TempDir(), "--allow-dir-root", "/etc/tls", "--allow-dir-root", "certs"}
+			if cmd == "reconcile" {
+				args = append(args, "--once")
+			}
+			code, _, stderr := run(t, args...)
+			if code == 0 || !strings.Contains(stderr, `--allow-dir-root "certs" is not absolute`) {
+				t.Errorf("exit %d, stderr %q; want a refusal naming the relative root", code, stderr)
+			}
+		})
+	}
+}

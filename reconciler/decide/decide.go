@@ -98,6 +98,11 @@ type Input struct {
 	// rendered (--path, .certfleetignore, shard): only the inventory entries
 	// of such files can be orphaned. Nil means the whole repository.
 	InScope func(file string) bool
+	// OutputDir is the root of relative directory targets. An inventory
+	// record of a directory is matched by render.DirectoryKey of its path,
+	// so one recorded under another spelling ("./web", or its absolute form
+	// under OutputDir) is not taken for an orphan and deleted.
+	OutputDir string
 }
 
 // Target is the decision for one target.
@@ -238,12 +243,16 @@ func Decide(in Input) Decisions {
 	for _, id := range ids {
 		e := in.Inventory[id]
 		for _, t := range e.Targets {
+			key := t.Key
+			if t.Kind == string(render.Directory) && t.Path != "" {
+				key = render.DirectoryKey(in.OutputDir, t.Path)
+			}
 			// Two entries can name one place (a target moved between
 			// certificates): it is one orphan, pruned once.
-			if desiredKeys[t.Key] || ours[t.Key] {
+			if desiredKeys[key] || ours[key] {
 				continue
 			}
-			ours[t.Key] = true
+			ours[key] = true
 			o, observed := in.Observed[t.Key]
 			switch {
 			case in.InScope != nil && !in.InScope(e.File):

@@ -772,6 +772,28 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 			t.Errorf("orphans %v, want [%s]", got, oldDir.Key)
 		}
 	})
+	t.Run("a directory the inventory recorded under another spelling of a declared one is not an orphan", func(t *testing.T) {
+		// Keys used to keep the path as written; pruning the old spelling
+		// would delete the directory the declared certificate is in.
+		for _, recorded := range []string{"/srv/current/", "/srv//current", "/srv/./current"} {
+			rec := render.Target{Kind: render.Directory, Dir: recorded, Key: "directory/" + strings.TrimRight(recorded, "/")}
+			in := in
+			in.Inventory = map[string]*inventory.Entry{old.ID: entry(old.ID, rec)}
+			in.Observed = observedBy(oldIn(rec))
+			if dec := decide.Decide(in); len(dec.Orphans) != 0 {
+				t.Errorf("recorded as %s: orphans %v", recorded, keys(dec.Orphans))
+			}
+		}
+		rel := desired("team-a/api", nil, render.Target{Kind: render.Directory, Dir: "web", Key: render.DirectoryKey("/srv/tls", "web")})
+		in := in
+		in.Desired, in.OutputDir = []*render.Desired{rel}, "/srv/tls"
+		abs := render.Target{Kind: render.Directory, Dir: "/srv/tls/web", Key: "directory//srv/tls/web"}
+		in.Inventory = map[string]*inventory.Entry{old.ID: entry(old.ID, abs)}
+		in.Observed = observedBy(oldIn(abs))
+		if dec := decide.Decide(in); len(dec.Orphans) != 0 {
+			t.Errorf("recorded by its absolute path under the output root: orphans %v", keys(dec.Orphans))
+		}
+	})
 	t.Run("an inventory target whose marks were removed by hand is not unmanaged, not orphaned: TakenOver", func(t *testing.T) {
 		in := in
 		in.Observed = observedBy(observed(oldSecret, f.fresh(), nil, false), f.delivered(desired("team-z/other", nil), oldDir, f.fresh()))

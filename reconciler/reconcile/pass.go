@@ -131,8 +131,12 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	inv = maps.Clone(inv)
 	p.progress("observing %d certificates' targets", len(res.Desired))
 	obs := p.observe(ctx, res.Desired, inv, res.Scope.Covers)
+	dirRoot := ""
+	if p.Dir != nil {
+		dirRoot = p.Dir.Root
+	}
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
-		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter,
+		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers})
 	rep := newReport(res, start, p.DryRun)
 	rep.addObservationFailures(obs.unobservable)

@@ -14,9 +14,10 @@ import (
 )
 
 // NewPass wires a pass to its targets: the catalog's clusters through conn,
-// Vault KV through the backend when it is Vault, directories under
-// outputDir. The command line and the daemon both build passes here.
-func NewPass(b backend.Backend, cat *schemas.Catalog, conn *cluster.Connector, outputDir string, audit *inventory.Audit) *Pass {
+// Vault KV through the backend when it is Vault, directories through dir
+// (its output root and allowed roots). The command line and the daemon both
+// build passes here.
+func NewPass(b backend.Backend, cat *schemas.Catalog, conn *cluster.Connector, dir *target.Directory, audit *inventory.Audit) *Pass {
 	vkv := &target.VaultKV{}
 	if v, ok := b.(*backend.Vault); ok {
 		vkv.Client = v.Client()
@@ -32,5 +33,5 @@ func NewPass(b backend.Backend, cat *schemas.Catalog, conn *cluster.Connector, o
 		return conn.Client(ctx, cl)
 	}
 	return &Pass{Backend: b, Catalog: cat, Kube: &target.Kube{Clients: clients}, Vault: vkv,
-		Dir: &target.Directory{Root: outputDir}, Audit: audit}
+		Dir: dir, Audit: audit}
 }

@@ -7,6 +7,7 @@ package render
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -29,7 +30,7 @@ type Target struct {
 	// Index is the target's place in spec.targets, for messages.
 	Index int
 	// Key identifies the place: kubernetes/<cluster>/<namespace>/<secret>,
-	// vault-kv/<mount>/<path> or directory/<path>.
+	// vault-kv/<mount>/<path> or directory/<path> (see DirectoryKey).
 	Key  string
 	Kind TargetKind
 
@@ -80,6 +81,9 @@ type Result struct {
 	Documents int
 	// Unresolved counts clusterSelector targets left unresolved because no catalog was given.
 	Unresolved int
+
+	// bundleDocs are the documents of TrustBundles, index for index.
+	bundleDocs []*schemas.Document
 }
 
 // Render reads a snapshot with a fresh Renderer.
@@ -97,6 +101,8 @@ type Renderer struct {
 	// generation counts renders; a file unused by the last two is forgotten,
 	// so a daemon that runs for months holds two revisions, not all of them.
 	generation int
+	// outputDir is the absolute directory relative directory targets are under.
+	outputDir string
 }
 
 type fileKey struct{ path, content string }
@@ -105,10 +111,11 @@ type fileKey struct{ path, content string }
 type fileResult struct {
 	lastUsed int // the generation that last read the file
 
-	decoded  schemas.Decoded
-	declared []declared
-	errs     schemas.Errors
-	bundles  []*schemas.TrustBundle
+	decoded    schemas.Decoded
+	declared   []declared
+	errs       schemas.Errors
+	bundles    []*schemas.TrustBundle
+	bundleDocs []*schemas.Document
 }
 
 type declared struct {
@@ -116,8 +123,51 @@ type declared struct {
 	issueHash string
 }
 
+// Option configures a Renderer.
+type Option func(*Renderer)
+
+// WithOutputDir names the directory relative directory targets are written
+// under (the reconciler's --output-dir), so an absolute path below it is the
+// same target as its relative spelling. Default (and with ""): none;
+// absolute and relative paths are then never the same target.
+func WithOutputDir(dir string) Option {
+	return func(rr *Renderer) {
+		if dir == "" {
+			return
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			rr.outputDir = abs
+		}
+	}
+}
+
 // NewRenderer returns a Renderer with an empty cache.
-func NewRenderer() *Renderer { return &Renderer{files: map[fileKey]*fileResult{}} }
+func NewRenderer(opts ...Option) *Renderer {
+	rr := &Renderer{files: map[fileKey]*fileResult{}}
+	for _, o := range opts {
+		o(rr)
+	}
+	return rr
+}
+
+// DirectoryKey is the key of a directory target: "directory/" and its
+// path cleaned ("./web//www/" is web/www), relative to outputDir when it is
+// absolute and lies below it. Two spellings of one directory get one key,
+// so one directory has one owner.
+func DirectoryKey(outputDir, path string) string {
+	if outputDir != "" {
+		if abs, err := filepath.Abs(outputDir); err == nil {
+			outputDir = abs
+		}
+	}
+	p := filepath.Clean(path)
+	if filepath.IsAbs(p) && outputDir != "" {
+		if rel, err := filepath.Rel(outputDir, p); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") {
+			p = rel
+		}
+	}
+	return "directory/" + filepath.ToSlash(p)
+}
 
 // Parsed counts the files parsed since the Renderer was made (cache misses).
 func (rr *Renderer) Parsed() int { return rr.parsed }
@@ -143,6 +193,7 @@ func (rr *Renderer) file(f source.File) *fileResult {
 				continue
 			}
 			fr.bundles = append(fr.bundles, d.Object.(*schemas.TrustBundle))
+			fr.bundleDocs = append(fr.bundleDocs, d)
 		default:
 			fr.errs = append(fr.errs, d.Locate(schemas.Errors{{Field: "kind",
 				Problem: fmt.Sprintf("%s is a catalog kind and does not belong in the repository", d.Kind),
@@ -179,11 +230,13 @@ func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result 
 		r.Ignored = append(r.Ignored, fr.decoded.Ignored...)
 		r.Documents += len(fr.decoded.Documents)
 		r.TrustBundles = append(r.TrustBundles, fr.bundles...)
+		r.bundleDocs = append(r.bundleDocs, fr.bundleDocs...)
 		for _, decl := range fr.declared {
-			r.add(decl, cat, byID)
+			r.add(decl, cat, byID, rr.outputDir)
 		}
 	}
 	r.checkTargets()
+	r.checkTrustBundles(rr.outputDir)
 	sort.Slice(r.Desired, func(i, j int) bool { return r.Desired[i].ID < r.Desired[j].ID })
 	r.Errors.Sort()
 	return r
@@ -197,7 +250,7 @@ func ID(c *schemas.Certificate) string {
 	return c.Metadata.Name
 }
 
-func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desired) {
+func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desired, outputDir string) {
 	c := decl.Certificate
 	id := ID(c)
 	if prev, dup := byID[id]; dup {
@@ -209,7 +262,7 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desir
 	d := &Desired{ID: id, Certificate: c, Origin: decl.Origin, IssueHash: decl.issueHash}
 	var errs schemas.Errors
 	for i, t := range c.Spec.Targets {
-		resolved, es := resolve(i, t, cat, r)
+		resolved, es := resolve(i, t, cat, r, outputDir)
 		errs = append(errs, es...)
 		for _, rt := range resolved {
 			rt.TemplateHash = schemas.TemplateHash(&c.Spec, t)
@@ -225,7 +278,7 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desir
 }
 
 // resolve turns a declared target into resolved ones.
-func resolve(i int, t schemas.Target, cat *schemas.Catalog, r *Result) ([]Target, schemas.Errors) {
+func resolve(i int, t schemas.Target, cat *schemas.Catalog, r *Result, outputDir string) ([]Target, schemas.Errors) {
 	field := fmt.Sprintf("spec.targets[%d]", i)
 	switch {
 	case t.Kubernetes != nil:
@@ -264,7 +317,7 @@ func resolve(i int, t schemas.Target, cat *schemas.Catalog, r *Result) ([]Target
 			Key: "vault-kv/" + t.VaultKV.Mount + "/" + strings.Trim(t.VaultKV.Path, "/")}}, nil
 	case t.Directory != nil:
 		return []Target{{Index: i, Kind: Directory, Dir: t.Directory.Path,
-			Key: "directory/" + strings.TrimRight(t.Directory.Path, "/")}}, nil
+			Key: DirectoryKey(outputDir, t.Directory.Path)}}, nil
 	}
 	return nil, nil
 }
@@ -326,4 +379,61 @@ func (r *Result) checkTargets() {
 		kept = append(kept, d)
 	}
 	r.Desired = kept
+}
+
+// checkTrustBundles rejects a TrustBundle writing into a directory a
+// certificate (or an earlier TrustBundle) writes: its ca.crt would replace
+// the certificate's, or the two bundles would fight. The TrustBundle is left
+// out; the certificate keeps its directory.
+func (r *Result) checkTrustBundles(outputDir string) {
+	certs := map[string]*Desired{}
+	for _, d := range r.Desired {
+		for _, t := range d.Targets {
+			if t.Kind == Directory {
+				certs[t.Key] = d
+			}
+		}
+	}
+	type owner struct {
+		name string
+		doc  *schemas.Document
+	}
+	bundles := map[string]owner{}
+	var kept []*schemas.TrustBundle
+	var keptDocs []*schemas.Document
+	for i, tb := range r.TrustBundles {
+		doc := r.bundleDocs[i]
+		var errs schemas.Errors
+		mine := map[string]bool{}
+		for j, t := range tb.Spec.Targets {
+			if t.Directory == nil {
+				continue
+			}
+			key := DirectoryKey(outputDir, t.Directory.Path)
+			field := fmt.Sprintf("spec.targets[%d].directory.path", j)
+			if d, taken := certs[key]; taken {
+				errs = append(errs, &schemas.Error{Field: field,
+					Problem: fmt.Sprintf("target %s is certificate %s's directory (%s:%d): a trust bundle and a certificate cannot share a directory", key, d.ID, d.File(), d.Line()),
+					Hint:    "give the trust bundle a directory of its own: its ca.crt would replace the certificate's"})
+			} else if o, taken := bundles[key]; taken {
+				errs = append(errs, &schemas.Error{Field: field,
+					Problem: fmt.Sprintf("target %s is also written by trust bundle %s (%s:%d)", key, o.name, o.doc.File, o.doc.Line),
+					Hint:    "give each trust bundle its own directory"})
+			} else if mine[key] {
+				errs = append(errs, &schemas.Error{Field: field,
+					Problem: fmt.Sprintf("target %s is written twice by this trust bundle", key),
+					Hint:    "write each directory from one target only"})
+			}
+			mine[key] = true
+		}
+		if len(errs) > 0 {
+			r.Errors = append(r.Errors, doc.Locate(errs)...)
+			continue
+		}
+		for key := range mine {
+			bundles[key] = owner{tb.Metadata.Name, doc}
+		}
+		kept, keptDocs = append(kept, tb), append(keptDocs, doc)
+	}
+	r.TrustBundles, r.bundleDocs = kept, keptDocs
 }

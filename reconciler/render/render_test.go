@@ -74,6 +74,19 @@ spec:
 ` + targets
 }
 
+// bundle writes a TrustBundle manifest publishing into one directory.
+func bundle(name, path string) string {
+	return `apiVersion: certfleet.dev/v1alpha1
+kind: TrustBundle
+metadata:
+  name: ` + name + `
+spec:
+  authorities: [fleet]
+  targets:
+    - directory: {path: ` + path + `}
+`
+}
+
 func TestRender(t *testing.T) {
 	type want struct {
 		// targets maps each desired certificate's ID to its target keys.
@@ -89,7 +102,9 @@ func TestRender(t *testing.T) {
 		name  string
 		files []file
 		cat   string // catalog YAML; "" for none
-		want  want
+		// outputDir is the renderer's output root; "" for none.
+		outputDir string
+		want      want
 	}{
 		{
 			name:  "a namespaced certificate's ID is its namespace and name",
@@ -160,6 +175,70 @@ func TestRender(t *testing.T) {
 			want: want{
 				targets:   map[string][]string{"api": {"directory//etc/tls/shared"}},
 				errors:    [][]string{{"b.yaml:9:7", "target directory//etc/tls/shared is also written by certificate api (a.yaml:1)"}},
+				documents: 2,
+			},
+		},
+		{
+			name: "two certificates writing ./web/www and web//www conflict",
+			files: []file{
+				{"a.yaml", cert("", "api", "    - directory: {path: ./web/www}\n")},
+				{"b.yaml", cert("", "web", "    - directory: {path: web//www}\n")},
+			},
+			want: want{
+				targets:   map[string][]string{"api": {"directory/web/www"}},
+				errors:    [][]string{{"b.yaml:9:7", "target directory/web/www is also written by certificate api (a.yaml:1)"}},
+				documents: 2,
+			},
+		},
+		{
+			name: "a relative directory and its absolute spelling under the output root conflict",
+			files: []file{
+				{"a.yaml", cert("", "api", "    - directory: {path: web/www}\n")},
+				{"b.yaml", cert("", "web", "    - directory: {path: /srv/tls/web/www/}\n")},
+			},
+			outputDir: "/srv/tls",
+			want: want{
+				targets:   map[string][]string{"api": {"directory/web/www"}},
+				errors:    [][]string{{"b.yaml:9:7", "target directory/web/www is also written by certificate api (a.yaml:1)"}},
+				documents: 2,
+			},
+		},
+		{
+			name: "an absolute directory outside the output root keeps its absolute key",
+			files: []file{
+				{"a.yaml", cert("", "api", "    - directory: {path: /srv/tls-other/web}\n")},
+				{"b.yaml", cert("", "web", "    - directory: {path: web}\n")},
+			},
+			outputDir: "/srv/tls",
+			want: want{
+				targets:   map[string][]string{"api": {"directory//srv/tls-other/web"}, "web": {"directory/web"}},
+				documents: 2,
+			},
+		},
+		{
+			name: "a trust bundle writing a certificate's directory is left out, naming the certificate",
+			files: []file{
+				{"a.yaml", cert("", "api", "    - directory: {path: web/www}\n")},
+				{"b.yaml", bundle("fleet-ca", "./web/www/") + "---\n" + bundle("other-ca", "trust")},
+			},
+			want: want{
+				targets: map[string][]string{"api": {"directory/web/www"}},
+				bundles: []string{"other-ca"},
+				errors: [][]string{{"b.yaml:8:", "spec.targets[0].directory.path", "target directory/web/www is certificate api's directory (a.yaml:1)",
+					"a trust bundle and a certificate cannot share a directory"}},
+				documents: 3,
+			},
+		},
+		{
+			name: "two trust bundles writing one directory: the second names the first",
+			files: []file{
+				{"a.yaml", bundle("fleet-ca", "/etc/ssl/fleet")},
+				{"b.yaml", bundle("other-ca", "/etc/ssl//fleet/")},
+			},
+			want: want{
+				targets:   map[string][]string{},
+				bundles:   []string{"fleet-ca"},
+				errors:    [][]string{{"b.yaml:8:", "target directory//etc/ssl/fleet is also written by trust bundle fleet-ca (a.yaml:1)"}},
 				documents: 2,
 			},
 		},
@@ -331,7 +410,7 @@ metadata:
 			if tc.cat != "" {
 				cat = catalog(t, tc.cat)
 			}
-			r := render.Render(snapshot(tc.files...), cat)
+			r := render.NewRenderer(render.WithOutputDir(tc.outputDir)).Render(snapshot(tc.files...), cat)
 
 			got := map[string][]string{}
 			var ids []string

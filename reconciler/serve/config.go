@@ -10,6 +10,7 @@ package serve
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -64,6 +65,11 @@ func check(c *schemas.ServeConfig) error {
 	case "", "local", "vault":
 	default:
 		problems = append(problems, fmt.Sprintf("backend.type is %q; use vault or local", c.Backend.Type))
+	}
+	for i, r := range c.AllowedDirRoots {
+		if !filepath.IsAbs(r) {
+			problems = append(problems, fmt.Sprintf("allowedDirRoots[%d] is %q; give an absolute directory, such as /etc/tls", i, r))
+		}
 	}
 	if c.MaxPruneShare < 0 || c.MaxPruneShare > 1 {
 		problems = append(problems, "maxPruneShare must be between 0 and 1")

@@ -18,6 +18,7 @@ import (
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/source"
+	"github.com/certfleet/certfleet/reconciler/target"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -115,7 +116,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
 	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig}, srcOpts: opts,
-		audit: inventory.NewAudit(f), renderer: render.NewRenderer(), metrics: NewMetrics(), log: log,
+		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewMetrics(), log: log,
 		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now, Grace: 25 * time.Second}
 	return d, nil
 }
@@ -242,7 +243,8 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 		return next // nothing has ever rendered: nothing to reconcile yet
 	}
 	verdicts := evaluate.New(cat, start).ByID(res.Desired)
-	p := reconcile.NewPass(d.backend, cat, d.conn, d.cfg.OutputDir, d.audit)
+	dir := &target.Directory{Root: d.cfg.OutputDir, AllowedRoots: d.cfg.AllowedDirRoots}
+	p := reconcile.NewPass(d.backend, cat, d.conn, dir, d.audit)
 	p.Actor, p.Now, p.Log = d.Actor, d.Now, d.log
 	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
 	p.Concurrency = d.cfg.Concurrency

@@ -505,3 +505,37 @@ func TestStoppingMidPassLeavesEveryTargetValid(t *testing.T) {
 		return true
 	})
 }
+
+func TestConfigAllowedDirRoots(t *testing.T) {
+	tests := []struct {
+		name, roots string
+		// wantErr is a substring of LoadConfig's error; "" for none.
+		wantErr string
+	}{
+		{name: "absolute allowed roots are read", roots: "[/etc/tls, /srv/certs]"},
+		{name: "a relative allowed root is an error naming its index", roots: "[/etc/tls, certs]",
+			wantErr: `allowedDirRoots[1] is "certs"; give an absolute directory`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "certfleet.yaml")
+			data := "apiVersion: certfleet.dev/v1alpha1\nkind: ServeConfig\nsource: {url: ./repo}\nallowedDirRoots: " + tt.roots + "\n"
+			if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := serve.LoadConfig(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.AllowedDirRoots) != 2 || cfg.AllowedDirRoots[1] != "/srv/certs" {
+				t.Errorf("AllowedDirRoots = %v", cfg.AllowedDirRoots)
+			}
+		})
+	}
+}

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,38 +24,299 @@ import (
 //
 //	<dir>/tls.crt -> ..data/tls.crt
 //	<dir>/..data  -> ..2026_11_22_20_15_00.123456789
+//
+// Every access goes through an os.Root opened at the output root (or at an
+// allowed root, for absolute paths) and then at the target directory, so
+// neither a "..", nor a symlinked parent, nor a planted ..data link can
+// lead a read, write or delete outside it. certfleet only ever removes what
+// it can prove it made: a data directory whose name matches its own pattern,
+// that is a real directory (not a link) directly inside the target.
 type Directory struct {
 	// Root resolves relative target paths (the reconciler's --output-dir).
+	// Default: the working directory.
 	Root string
+	// AllowedRoots are the directories absolute target paths may lie under
+	// (--allow-dir-root, allowedDirRoots in certfleet.yaml). The output root
+	// is always allowed. Default: none, so other absolute paths are refused.
+	AllowedRoots []string
+	// Adopt lets Write replace files certfleet did not write (a directory
+	// whose tls.crt, tls.key, ca.crt, .certfleet.json or ..data is not its
+	// own). Default false: such a directory is refused.
+	Adopt bool
+	// Now is the clock that names data directories and ages stale ones.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 const (
 	dataLink = "..data"
 	metaFile = ".certfleet.json"
+	// staleAfter is how old a data directory ..data does not point at must
+	// be before a write removes it: a younger one may be another writer's
+	// (a CLI run beside the daemon) between its mkdir and its swap.
+	staleAfter = time.Minute
 )
 
 var bundleFiles = []string{"tls.crt", "tls.key", "ca.crt", metaFile}
 
-// Path is where a directory target is on disk.
-func (d *Directory) Path(t render.Target) string {
-	if filepath.IsAbs(t.Dir) {
-		return t.Dir
+// ErrNotOwned is wrapped by the errors of Write and Delete refusing a
+// directory holding files certfleet did not write.
+var ErrNotOwned = errors.New("the directory holds files certfleet did not write")
+
+// dataDirName is the name of the data directories certfleet makes:
+// ..YYYY_MM_DD_HH_MM_SS.<digits>. A name must match it, whole, before
+// certfleet removes anything.
+var dataDirName = regexp.MustCompile(`^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$`)
+
+// tempLinkName is the name of the temporary links replaceLink renames over
+// the real ones; a crash between the two steps leaves one behind.
+var tempLinkName = regexp.MustCompile(`^(\.\.data|tls\.crt|tls\.key|ca\.crt|\.certfleet\.json)\.tmp-\d+-\d+$`)
+
+// ReservedName says why a path component cannot be part of a directory
+// target's path ("" when it can): the names certfleet uses inside a target
+// directory would make one target write into another's internals.
+func ReservedName(name string) string {
+	switch {
+	case strings.HasPrefix(name, "..") && name != "..":
+		return fmt.Sprintf("%q is reserved: names starting with \"..\" are certfleet's own entries (..data and its data directories)", name)
+	case slices.Contains(bundleFiles, name):
+		return fmt.Sprintf("%q is reserved: it is one of the files certfleet writes into a target directory", name)
 	}
-	return filepath.Join(d.Root, t.Dir)
+	return ""
 }
 
-// Observe reads one target.
-func (d *Directory) Observe(t render.Target) (*Observed, error) {
-	dir := d.Path(t)
-	o := &Observed{Target: t}
-	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return b, err
+func (d *Directory) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
 	}
-	var err error
+	return time.Now()
+}
+
+func (d *Directory) root() (string, error) {
+	r := d.Root
+	if r == "" {
+		r = "."
+	}
+	abs, err := filepath.Abs(r)
+	if err != nil {
+		return "", fmt.Errorf("the output root %s: %w", r, err)
+	}
+	return abs, nil
+}
+
+// Path is where a directory target is on disk, for messages: reads and
+// writes resolve it inside its root, never through this string.
+func (d *Directory) Path(t render.Target) string {
+	if filepath.IsAbs(t.Dir) {
+		return filepath.Clean(t.Dir)
+	}
+	root := d.Root
+	if root == "" {
+		root = "."
+	}
+	return filepath.Join(root, t.Dir)
+}
+
+// locate splits a target path into the root it must stay in and the
+// cleaned path below it. A relative path is under the output root; an
+// absolute one must lie under the output root or an allowed root (the
+// deepest that holds it, so it is confined as tightly as configured).
+func (d *Directory) locate(dir string) (base, rel string, err error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("directory target %q: %s", dir, fmt.Sprintf(format, args...))
+	}
+	if dir == "" {
+		return "", "", bad("the path is empty; give a directory below the output root, such as web/tls")
+	}
+	root, err := d.root()
+	if err != nil {
+		return "", "", err
+	}
+	clean := filepath.Clean(dir)
+	if filepath.IsAbs(clean) {
+		bases := []string{root}
+		for _, a := range d.AllowedRoots {
+			if !filepath.IsAbs(a) {
+				return "", "", fmt.Errorf("allowed directory root %q is not absolute: give an absolute path", a)
+			}
+			bases = append(bases, filepath.Clean(a))
+		}
+		for _, b := range bases {
+			r, err := filepath.Rel(b, clean)
+			if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+				continue
+			}
+			if r == "." {
+				return "", "", bad("names the root %s itself; give a directory below it (a root holds targets, it is not one)", b)
+			}
+			if len(b) > len(base) {
+				base, rel = b, r
+			}
+		}
+		if base == "" {
+			allowed := "none is allowed"
+			if len(d.AllowedRoots) > 0 {
+				allowed = "allowed: " + strings.Join(d.AllowedRoots, ", ")
+			}
+			return "", "", bad("an absolute path outside the output root %s and every allowed root (%s): write it relative to the output root, or allow its parent with --allow-dir-root (allowedDirRoots in certfleet.yaml)",
+				root, allowed)
+		}
+	} else {
+		base, rel = root, clean
+		if rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", "", bad("leads outside the output root %s; write a path below it without \"..\"", root)
+		}
+		if rel == "." {
+			return "", "", bad("names the output root %s itself; give a directory below it, such as web/tls", root)
+		}
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if p := ReservedName(c); p != "" {
+			return "", "", bad("%s; choose another directory name", p)
+		}
+	}
+	return base, rel, nil
+}
+
+// opened is a target directory opened inside its root.
+type opened struct {
+	base, rel string
+	root      *os.Root // the output root or allowed root
+	dir       *os.Root // the target directory
+}
+
+func (o *opened) Close() {
+	o.dir.Close()
+	o.root.Close()
+}
+
+// open opens a target's directory inside its root; with create, it makes
+// the directory (and the output root) first. Without create, a directory
+// that is not there is (nil, nil).
+func (d *Directory) open(dir string, create bool) (*opened, error) {
+	base, rel, err := d.locate(dir)
+	if err != nil {
+		return nil, err
+	}
+	where := func(err error) error {
+		return fmt.Errorf("directory target %q (%s under %s): %w", dir, rel, base, err)
+	}
+	if create {
+		// The root itself is configuration, trusted as given.
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return nil, where(err)
+		}
+	}
+	root, err := os.OpenRoot(base)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, where(err)
+	}
+	if create {
+		// Root.MkdirAll refuses a component that is a symlink leading out of
+		// the root: the directory is made where the path says, or nowhere.
+		if err := root.MkdirAll(rel, 0o755); err != nil {
+			root.Close()
+			return nil, where(err)
+		}
+	}
+	tdir, err := root.OpenRoot(rel)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		root.Close()
+		return nil, nil
+	}
+	if err != nil {
+		root.Close()
+		return nil, where(err)
+	}
+	return &opened{base: base, rel: rel, root: root, dir: tdir}, nil
+}
+
+// state is what a target directory holds of certfleet's names.
+type state struct {
+	// present are certfleet's names (bundle files, ..data) found in it.
+	present []string
+	// data is the data directory ..data points at, when it is one
+	// certfleet made: a matching name, a real directory inside the target.
+	data string
+	// meta is certfleet's metadata in that data directory.
+	meta map[string]string
+}
+
+// owned reports whether certfleet wrote what the directory holds.
+func (s state) owned() bool {
+	return s.data != "" && s.meta[LabelManagedBy] == ManagedByValue
+}
+
+func inspect(dir *os.Root) state {
+	var s state
+	for _, name := range append(slices.Clone(bundleFiles), dataLink) {
+		if _, err := dir.Lstat(name); err == nil {
+			s.present = append(s.present, name)
+		}
+	}
+	s.data = verifiedData(dir)
+	if s.data != "" {
+		if b, err := dir.ReadFile(s.data + "/" + metaFile); err == nil {
+			var m map[string]string
+			if json.Unmarshal(b, &m) == nil {
+				s.meta = m
+			}
+		}
+	}
+	return s
+}
+
+// verifiedData is the data directory ..data points at, or "" when the link
+// is missing or points anywhere but at a directory certfleet made.
+func verifiedData(dir *os.Root) string {
+	l, err := dir.Readlink(dataLink)
+	if err != nil || !isDataDir(dir, l) {
+		return ""
+	}
+	return l
+}
+
+// isDataDir reports whether name is one of certfleet's data directories:
+// its pattern (so no separator, no ".."), and a real directory, not a link.
+func isDataDir(dir *os.Root, name string) bool {
+	if !dataDirName.MatchString(name) {
+		return false
+	}
+	fi, err := dir.Lstat(name)
+	return err == nil && fi.IsDir()
+}
+
+// Observe reads one target. A directory holding certfleet's file names
+// that certfleet did not write exists but is not managed.
+func (d *Directory) Observe(t render.Target) (*Observed, error) {
+	o := &Observed{Target: t}
+	od, err := d.open(t.Dir, false)
+	if err != nil {
+		return nil, err
+	}
+	if od == nil {
+		return o, nil
+	}
+	defer od.Close()
+	st := inspect(od.dir)
+	owned := st.owned()
+	read := func(name string) ([]byte, error) {
+		b, err := od.dir.ReadFile(name)
+		switch {
+		case err == nil:
+			return b, nil
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil
+		case owned:
+			return nil, fmt.Errorf("reading %s: %w", filepath.Join(d.Path(t), name), err)
+		}
+		// Someone else's file that cannot be read (a link out of the
+		// directory, say): it exists, and is not ours.
+		return nil, nil
+	}
 	if o.Bundle.Cert, err = read("tls.crt"); err != nil {
 		return nil, err
 	}
@@ -61,131 +326,260 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	if o.Bundle.CA, err = read("ca.crt"); err != nil {
 		return nil, err
 	}
-	meta, err := read(metaFile)
-	if err != nil {
-		return nil, err
-	}
-	o.Exists = len(o.Bundle.Cert)+len(o.Bundle.Key)+len(o.Bundle.CA) > 0
-	if len(meta) > 0 && json.Unmarshal(meta, &o.Annotations) == nil {
-		o.Managed = o.Annotations[LabelManagedBy] == ManagedByValue
+	o.Exists = len(st.present) > 0
+	if owned {
+		o.Managed, o.Annotations = true, st.meta
 	}
 	o.parse()
 	return o, nil
 }
 
-// Write swaps a new set of files in.
+// Write swaps a new set of files in. A directory holding files certfleet
+// did not write is refused unless d.Adopt is set.
 func (d *Directory) Write(t render.Target, b Bundle, m Meta) error {
-	dir := d.Path(t)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	data, err := os.MkdirTemp(dir, ".."+time.Now().UTC().Format("2006_01_02_15_04_05.")+"*")
+	od, err := d.open(t.Dir, true)
 	if err != nil {
 		return err
 	}
-	// MkdirTemp makes it 0700, which would hide tls.crt and ca.crt (0644)
-	// from a server running as another user; tls.key stays 0600.
-	if err := os.Chmod(data, 0o755); err != nil {
-		os.RemoveAll(data)
-		return err
+	defer od.Close()
+	dir := od.dir
+	st := inspect(dir)
+	if !st.owned() && len(st.present) > 0 && !d.Adopt {
+		return fmt.Errorf("directory %s holds %s (%w: no ..data link to a data directory of its own with its marks): refusing to overwrite them; to take the directory over, run with --adopt, or move the files away",
+			d.Path(t), strings.Join(st.present, ", "), ErrNotOwned)
+	}
+	now := d.now()
+	data, err := newDataDir(dir, now)
+	if err != nil {
+		return fmt.Errorf("directory %s: %w", d.Path(t), err)
+	}
+	fail := func(err error) error {
+		dir.RemoveAll(data)
+		return fmt.Errorf("directory %s: %w", d.Path(t), err)
 	}
 	meta := map[string]string{LabelManagedBy: ManagedByValue}
 	for k, v := range m.Annotations(b) {
 		meta[k] = v
 	}
 	metaJSON, _ := json.MarshalIndent(meta, "", "  ")
-	files := map[string]struct {
+	files := []struct {
+		name string
 		data []byte
 		mode os.FileMode
 	}{
-		"tls.crt": {b.Cert, 0o644}, "tls.key": {b.Key, 0o600}, "ca.crt": {b.CA, 0o644}, metaFile: {metaJSON, 0o644},
+		{"tls.crt", b.Cert, 0o644}, {"tls.key", b.Key, 0o600}, {"ca.crt", b.CA, 0o644}, {metaFile, metaJSON, 0o644},
 	}
-	for name, f := range files {
-		if err := os.WriteFile(filepath.Join(data, name), f.data, f.mode); err != nil {
-			os.RemoveAll(data)
-			return err
-		}
-		if err := os.Chmod(filepath.Join(data, name), f.mode); err != nil {
-			os.RemoveAll(data)
-			return err
+	for _, f := range files {
+		if err := writeNew(dir, data+"/"+f.name, f.data, f.mode); err != nil {
+			return fail(err)
 		}
 	}
-	// The swap: a new link, renamed over the old one (rename is atomic).
-	old, _ := os.Readlink(filepath.Join(dir, dataLink))
-	if err := replaceLink(filepath.Base(data), filepath.Join(dir, dataLink)); err != nil {
-		os.RemoveAll(data)
-		return err
+	// The data directory was made 0700 so nobody reads it half written;
+	// now it must be traversable, or the 0644 of tls.crt would mean nothing
+	// to a server running as another user (the kubelet chmods it too).
+	if err := syncChmod(dir, data, 0o755); err != nil {
+		return fail(err)
+	}
+	// The swap: a new link, renamed over the old one (rename is atomic, and
+	// replaces the link itself, never what it pointed at).
+	if err := replaceLink(dir, data, dataLink); err != nil {
+		return fail(err)
 	}
 	for _, name := range bundleFiles {
-		p := filepath.Join(dir, name)
-		if target, err := os.Readlink(p); err == nil && target == filepath.Join(dataLink, name) {
+		if l, err := dir.Readlink(name); err == nil && l == dataLink+"/"+name {
 			continue
 		}
 		// A first write, or a directory that held plain files: link them once,
 		// renamed over the file so it is never missing.
-		if err := replaceLink(filepath.Join(dataLink, name), p); err != nil {
-			return err
+		if err := replaceLink(dir, dataLink+"/"+name, name); err != nil {
+			return fmt.Errorf("directory %s: %w", d.Path(t), err)
 		}
 	}
-	if old != "" && old != filepath.Base(data) && strings.HasPrefix(old, "..") {
-		os.RemoveAll(filepath.Join(dir, old))
+	if err := syncDir(dir, "."); err != nil {
+		return fmt.Errorf("directory %s: %w", d.Path(t), err)
 	}
-	return nil
+	// The previous data directory, only when it was proven ours before the
+	// swap and still is one of ours now.
+	if st.data != "" && st.data != data && isDataDir(dir, st.data) {
+		if err := dir.RemoveAll(st.data); err != nil {
+			return fmt.Errorf("directory %s: removing the previous data directory %s: %w", d.Path(t), st.data, err)
+		}
+	}
+	return removeStale(dir, data, now)
 }
 
-// Delete removes what certfleet wrote; other files in the directory stay.
-func (d *Directory) Delete(t render.Target) error {
-	dir := d.Path(t)
-	old, _ := os.Readlink(filepath.Join(dir, dataLink))
-	for _, name := range append(bundleFiles, dataLink) {
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	if strings.HasPrefix(old, "..") {
-		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
-			return err
-		}
-	}
-	os.Remove(dir) // only when empty
-	return nil
-}
-
-// WriteFile writes one file of a directory target atomically (a temporary
-// file renamed over it): trust bundles are a single ca.crt.
-func (d *Directory) WriteFile(dir, name string, data []byte) error {
-	path := filepath.Join(d.Path(render.Target{Dir: dir}), name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+// removeStale removes what an interrupted write left: data directories
+// ..data does not point at, and temporary links, older than staleAfter.
+// Only entries matching certfleet's own patterns are touched.
+func removeStale(dir *os.Root, current string, now time.Time) error {
+	f, err := dir.Open(".")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
+	for _, name := range names {
+		if name == current {
+			continue
+		}
+		fi, err := dir.Lstat(name)
+		if err != nil || now.Sub(fi.ModTime()) < staleAfter {
+			continue
+		}
+		switch {
+		case dataDirName.MatchString(name) && fi.IsDir():
+			if err := dir.RemoveAll(name); err != nil {
+				return fmt.Errorf("removing the stale data directory %s: %w", name, err)
+			}
+		case tempLinkName.MatchString(name) && fi.Mode()&fs.ModeSymlink != 0:
+			dir.Remove(name)
+		}
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
-// replaceLink points path at target through a uniquely named temporary link
-// renamed over it: atomic, and safe with another writer in the directory.
-func replaceLink(target, path string) error {
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", path, os.Getpid(), time.Now().UnixNano())
-	if err := os.Symlink(target, tmp); err != nil {
+// newDataDir makes a fresh data directory, 0700 until it is complete.
+func newDataDir(dir *os.Root, now time.Time) (string, error) {
+	prefix := ".." + now.UTC().Format("2006_01_02_15_04_05.")
+	for range 100 {
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		err := dir.Mkdir(name, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return name, err
+	}
+	return "", fmt.Errorf("could not make a data directory named %s*: every try existed", prefix)
+}
+
+// writeNew creates a file that must not exist yet, with mode exactly (not
+// reduced by the umask), and flushes it to disk.
+func writeNew(dir *os.Root, name string, data []byte, mode os.FileMode) error {
+	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	// Chmod and Sync on the open file: no path is resolved again.
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncChmod sets a directory's mode through its open handle and flushes it.
+func syncChmod(dir *os.Root, name string, mode os.FileMode) error {
+	f, err := dir.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func syncDir(dir *os.Root, name string) error {
+	f, err := dir.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// Delete removes what certfleet wrote; other files in the directory stay,
+// and a directory whose files certfleet did not write is refused.
+func (d *Directory) Delete(t render.Target) error {
+	od, err := d.open(t.Dir, false)
+	if err != nil || od == nil {
+		return err
+	}
+	defer od.Close()
+	dir := od.dir
+	st := inspect(dir)
+	if len(st.present) > 0 && !st.owned() {
+		return fmt.Errorf("directory %s holds %s (%w): not deleting them; remove them by hand if they are no longer needed",
+			d.Path(t), strings.Join(st.present, ", "), ErrNotOwned)
+	}
+	for _, name := range bundleFiles {
+		// Only certfleet's links: a file someone put in their place stays.
+		if l, err := dir.Readlink(name); err == nil && l == dataLink+"/"+name {
+			if err := dir.Remove(name); err != nil {
+				return fmt.Errorf("directory %s: %w", d.Path(t), err)
+			}
+		}
+	}
+	if st.data != "" {
+		if err := dir.Remove(dataLink); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("directory %s: %w", d.Path(t), err)
+		}
+		if isDataDir(dir, st.data) {
+			if err := dir.RemoveAll(st.data); err != nil {
+				return fmt.Errorf("directory %s: %w", d.Path(t), err)
+			}
+		}
+	}
+	if err := removeStale(dir, "", d.now()); err != nil {
+		return fmt.Errorf("directory %s: %w", d.Path(t), err)
+	}
+	od.root.Remove(od.rel) // only when empty
+	return nil
+}
+
+// WriteFile writes one file of a directory target atomically: trust
+// bundles are a single ca.crt. It is renameio's recipe (a temporary file,
+// fsync, rename, fsync of the directory) done through the os.Root:
+// renameio takes paths and resolves them afresh, so a symlinked parent
+// could send it outside the root.
+func (d *Directory) WriteFile(dir, name string, data []byte) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, "..") {
+		return fmt.Errorf("directory target %q: file name %q must be one plain name, such as ca.crt", dir, name)
+	}
+	od, err := d.open(dir, true)
+	if err != nil {
+		return err
+	}
+	defer od.Close()
+	where := filepath.Join(d.Path(render.Target{Dir: dir}), name)
+	if _, err := od.dir.Lstat(dataLink); err == nil {
+		return fmt.Errorf("writing %s: the directory is a certificate's directory (it holds ..data); a trust bundle cannot share it: give the trust bundle its own directory", where)
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", name, os.Getpid(), rand.Uint64())
+	if err := writeNew(od.dir, tmp, data, 0o644); err != nil {
+		od.dir.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", where, err)
+	}
+	if err := od.dir.Rename(tmp, name); err != nil {
+		od.dir.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", where, err)
+	}
+	if err := syncDir(od.dir, "."); err != nil {
+		return fmt.Errorf("writing %s: %w", where, err)
+	}
+	return nil
+}
+
+// replaceLink points name at target through a uniquely named temporary
+// link renamed over it: atomic, and safe with another writer in the
+// directory.
+func replaceLink(dir *os.Root, target, name string) error {
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", name, os.Getpid(), time.Now().UnixNano())
+	if err := dir.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := dir.Rename(tmp, name); err != nil {
+		dir.Remove(tmp)
 		return err
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,16 +96,25 @@ func TestDirectoryWriteObserve(t *testing.T) {
 		name string
 		// dir is the target's path, want where the files must land, both from a temporary directory.
 		dir, want func(tmp string) string
+		// allowed are the allowed roots, under the temporary directory.
+		allowed []string
 	}{
 		{name: "a relative path lands under the root",
 			dir: func(string) string { return "svc/api" }, want: func(tmp string) string { return filepath.Join(tmp, "root", "svc/api") }},
-		{name: "an absolute path is used as it is",
-			dir: func(tmp string) string { return filepath.Join(tmp, "abs") }, want: func(tmp string) string { return filepath.Join(tmp, "abs") }},
+		{name: "an absolute path under an allowed root is used as it is", allowed: []string{"abs"},
+			dir: func(tmp string) string { return filepath.Join(tmp, "abs", "api") }, want: func(tmp string) string { return filepath.Join(tmp, "abs", "api") }},
+		{name: "an absolute path under the output root needs no allowed root",
+			dir: func(tmp string) string { return filepath.Join(tmp, "root", "api") }, want: func(tmp string) string { return filepath.Join(tmp, "root", "api") }},
+		{name: "a path spelt with ./ and // lands where its clean form does",
+			dir: func(string) string { return "./svc//api/" }, want: func(tmp string) string { return filepath.Join(tmp, "root", "svc/api") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tmp := t.TempDir()
 			d := &target.Directory{Root: filepath.Join(tmp, "root")}
+			for _, a := range tt.allowed {
+				d.AllowedRoots = append(d.AllowedRoots, filepath.Join(tmp, a))
+			}
 			tg := render.Target{Kind: render.Directory, Key: "directory/x", Dir: tt.dir(tmp)}
 			if got := d.Path(tg); got != tt.want(tmp) {
 				t.Fatalf("Path = %s, want %s", got, tt.want(tmp))
@@ -286,7 +296,7 @@ func TestDirectorySwap(t *testing.T) {
 
 func TestDirectoryTakesOverPlainFiles(t *testing.T) {
 	is := newIssuer(t)
-	d := &target.Directory{Root: t.TempDir()}
+	d := &target.Directory{Root: t.TempDir(), Adopt: true}
 	tg := render.Target{Kind: render.Directory, Dir: "site"}
 	dir := d.Path(tg)
 	old := is.bundle(t, pki.Request{CommonName: "old.example.com"})
@@ -530,5 +540,347 @@ func TestDirectoryConcurrentReader(t *testing.T) {
 			}
 			t.Logf("%d reads checked, %d retried", checked, retried)
 		})
+	}
+}
+
+// plant makes the files of a test directory: a name ending in "/" is a
+// directory, "-> x" a symlink to x, anything else a file with that content.
+func plant(t testing.TB, dir string, entries map[string]string) {
+	t.Helper()
+	for name, what := range entries {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case strings.HasSuffix(name, "/"):
+			err = os.MkdirAll(p, 0o755)
+		case strings.HasPrefix(what, "-> "):
+			err = os.Symlink(strings.TrimPrefix(what, "-> "), p)
+		default:
+			err = os.WriteFile(p, []byte(what), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mustExist fails unless every path exists (without following a last link).
+func mustExist(t testing.TB, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s is gone: %v", p, err)
+		}
+	}
+}
+
+// TestDirectoryPlantedDataLink plants a ..data link certfleet did not make
+// in a target directory. Old code removed whatever it pointed at when its
+// name started with "..": a victim directory outside the output root, or
+// the output root itself with every sibling target in it.
+func TestDirectoryPlantedDataLink(t *testing.T) {
+	is := newIssuer(t)
+	tests := []struct {
+		name string
+		// link is what the planted <root>/site/..data points at.
+		link string
+		// extra are entries planted in site/ besides the link.
+		extra map[string]string
+	}{
+		{name: "..data pointing at ../../victim outside the root", link: "../../victim"},
+		{name: "..data pointing at .. (the output root with its sibling targets)", link: ".."},
+		{name: "..data pointing at a data-directory name that is a link to the victim", link: "..2020_01_01_00_00_00.1",
+			extra: map[string]string{"..2020_01_01_00_00_00.1": "-> ../../victim"}},
+	}
+	ops := []struct {
+		name string
+		do   func(d *target.Directory, tg render.Target) error
+		// wantErr is a substring of the error; "" for none.
+		wantErr string
+	}{
+		{name: "a write is refused and says how to adopt", do: func(d *target.Directory, tg render.Target) error {
+			return d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a"))
+		}, wantErr: "--adopt"},
+		{name: "an adopting write replaces the link, never what it pointed at", do: func(d *target.Directory, tg render.Target) error {
+			d.Adopt = true
+			return d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a"))
+		}},
+		{name: "a delete is refused", do: func(d *target.Directory, tg render.Target) error { return d.Delete(tg) },
+			wantErr: "certfleet did not write"},
+	}
+	for _, tt := range tests {
+		for _, op := range ops {
+			t.Run(tt.name+": "+op.name, func(t *testing.T) {
+				tmp := t.TempDir()
+				plant(t, tmp, map[string]string{"victim/important": "precious"})
+				d := &target.Directory{Root: filepath.Join(tmp, "root")}
+				sibling := render.Target{Kind: render.Directory, Dir: "other"}
+				if err := d.Write(sibling, is.bundle(t, pki.Request{CommonName: "b.example.com"}), meta("b")); err != nil {
+					t.Fatal(err)
+				}
+				tg := render.Target{Kind: render.Directory, Dir: "site"}
+				dir := d.Path(tg)
+				plant(t, dir, map[string]string{"..data": "-> " + tt.link})
+				plant(t, dir, tt.extra)
+
+				o, err := d.Observe(tg)
+				if err != nil {
+					t.Fatalf("Observe: %v", err)
+				}
+				if !o.Exists || o.Managed {
+					t.Errorf("Observe: Exists %v Managed %v, want an existing directory certfleet does not manage", o.Exists, o.Managed)
+				}
+				err = op.do(d, tg)
+				switch {
+				case op.wantErr == "" && err != nil:
+					t.Fatal(err)
+				case op.wantErr != "" && (err == nil || !strings.Contains(err.Error(), op.wantErr) || !errors.Is(err, target.ErrNotOwned)):
+					t.Fatalf("err = %v, want ErrNotOwned saying %q", err, op.wantErr)
+				}
+				mustExist(t, filepath.Join(tmp, "victim", "important"), filepath.Join(tmp, "root", "other", "tls.crt"),
+					filepath.Join(tmp, "root", "other", "..data"))
+				if o, err := d.Observe(sibling); err != nil || !o.Managed || !o.KeyMatches {
+					t.Errorf("the sibling target was damaged: %v", err)
+				}
+				if op.wantErr == "" {
+					if o, err := d.Observe(tg); err != nil || !o.Managed || !o.KeyMatches {
+						t.Errorf("after adopting, the target is not certfleet's: %v", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDirectoryConfinement checks that no target path, however spelt, and
+// no symlink in it, makes certfleet read, write or delete outside the output
+// root (or an allowed root).
+func TestDirectoryConfinement(t *testing.T) {
+	is := newIssuer(t)
+	b := is.bundle(t, pki.Request{CommonName: "a.example.com"})
+	tests := []struct {
+		name string
+		// dir is the target path; {tmp} stands for the temporary directory.
+		dir string
+		// allowed are allowed roots, with {tmp}.
+		allowed []string
+		// setup is planted under the temporary directory (see plant).
+		setup map[string]string
+		// want is where the files land, under the temporary directory; ""
+		// when the path must be refused with an error holding wantErr.
+		want, wantErr string
+		// lands is where a refused path leads (under the temporary
+		// directory): a certificate planted there must be neither read nor
+		// deleted.
+		lands string
+	}{
+		{name: "a relative path climbing out with ../ is refused", dir: "../escape", wantErr: "leads outside the output root", lands: "escape"},
+		{name: "a path that climbs out after going down is refused", dir: "a/../../escape", wantErr: "leads outside the output root", lands: "escape"},
+		{name: "a symlinked subdirectory leading outside the root is refused", dir: "link/site",
+			setup: map[string]string{"outside/": "", "root/link": "-> ../outside"}, wantErr: "escapes", lands: "outside/site"},
+		{name: "an absolute symlinked subdirectory is refused", dir: "link/site",
+			setup: map[string]string{"outside/": "", "root/link": "-> {tmp}/outside"}, wantErr: "escapes", lands: "outside/site"},
+		{name: "a symlinked target directory leading outside the root is refused", dir: "site",
+			setup: map[string]string{"outside/": "", "root/site": "-> ../outside"}, wantErr: "escapes", lands: "outside"},
+		{name: "a symlinked subdirectory inside the root is followed", dir: "alias/site",
+			setup: map[string]string{"root/real/": "", "root/alias": "-> real"}, want: "root/real/site"},
+		{name: "an absolute path outside every allowed root is refused", dir: "{tmp}/outside/site",
+			wantErr: "allow its parent with --allow-dir-root", lands: "outside/site"},
+		{name: "an absolute path under an allowed root is written", dir: "{tmp}/allowed/site", allowed: []string{"{tmp}/allowed"},
+			want: "allowed/site"},
+		{name: "an absolute path next to an allowed root is refused", dir: "{tmp}/allowed-not/site", allowed: []string{"{tmp}/allowed"},
+			wantErr: "--allow-dir-root", lands: "allowed-not/site"},
+		{name: "a symlink under an allowed root cannot lead out of it", dir: "{tmp}/allowed/link/site", allowed: []string{"{tmp}/allowed"},
+			setup: map[string]string{"outside/": "", "allowed/link": "-> ../outside"}, wantErr: "escapes", lands: "outside/site"},
+		{name: "an allowed root itself is not a target", dir: "{tmp}/allowed", allowed: []string{"{tmp}/allowed"},
+			setup: map[string]string{"allowed/": ""}, wantErr: "itself; give a directory below it", lands: "allowed"},
+		{name: "the output root itself is not a target", dir: ".", wantErr: "names the output root", lands: "root"},
+		{name: "a path naming ..data inside another target is refused", dir: "web/..data", wantErr: "reserved", lands: "root/web/..data"},
+		{name: "a path naming tls.crt inside another target is refused", dir: "web/tls.crt", wantErr: "reserved", lands: "root/web/tls.crt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			sub := func(s string) string { return strings.ReplaceAll(s, "{tmp}", tmp) }
+			setup := map[string]string{"root/": ""}
+			for k, v := range tt.setup {
+				setup[k] = sub(v)
+			}
+			plant(t, tmp, setup)
+			d := &target.Directory{Root: filepath.Join(tmp, "root")}
+			for _, a := range tt.allowed {
+				d.AllowedRoots = append(d.AllowedRoots, sub(a))
+			}
+			tg := render.Target{Kind: render.Directory, Dir: sub(tt.dir)}
+			before := tree(t, tmp)
+			err := d.Write(tg, b, meta("a"))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Write: err = %v, want one saying %q", err, tt.wantErr)
+				}
+				if err := d.WriteFile(sub(tt.dir), "ca.crt", []byte("bundle")); err == nil {
+					t.Errorf("WriteFile: no error")
+				}
+				if after := tree(t, tmp); !slices.Equal(after, before) {
+					t.Errorf("the refused writes changed the disk:\nbefore %v\nafter  %v", before, after)
+				}
+				// A certificate planted where the path leads must neither be
+				// read nor deleted.
+				plant(t, tmp, map[string]string{tt.lands + "/tls.crt": string(b.Cert), tt.lands + "/..data": "-> .."})
+				if o, err := d.Observe(tg); err == nil {
+					t.Errorf("Observe: no error (Exists %v)", o.Exists)
+				}
+				if err := d.Delete(tg); err == nil {
+					t.Errorf("Delete: no error")
+				}
+				mustExist(t, filepath.Join(tmp, tt.lands, "tls.crt"), filepath.Join(tmp, tt.lands, "..data"))
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustExist(t, filepath.Join(tmp, tt.want, "tls.crt"), filepath.Join(tmp, tt.want, "..data"))
+			if o, err := d.Observe(tg); err != nil || !o.Managed {
+				t.Errorf("Observe: %v", err)
+			}
+			if err := d.Delete(tg); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(tmp, tt.want)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("Delete left the directory: %v", err)
+			}
+		})
+	}
+}
+
+// tree lists every path under dir, for before/after comparisons.
+func tree(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		out = append(out, strings.TrimPrefix(p, dir))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDirectoryForeignFiles checks a directory holding certfleet's file
+// names that certfleet did not write: it exists, is not managed, and is only
+// overwritten by an adopting write.
+func TestDirectoryForeignFiles(t *testing.T) {
+	is := newIssuer(t)
+	old := is.bundle(t, pki.Request{CommonName: "old.example.com"})
+	forged := `{"app.kubernetes.io/managed-by": "certfleet"}`
+	tests := []struct {
+		name  string
+		files map[string]string
+	}{
+		{name: "plain files written by hand", files: map[string]string{"tls.crt": string(old.Cert), "tls.key": string(old.Key)}},
+		{name: "a .certfleet.json claiming certfleet beside plain files", files: map[string]string{
+			"tls.crt": string(old.Cert), "tls.key": string(old.Key), ".certfleet.json": forged}},
+		{name: "a ..data link into a directory that is not certfleet's pattern", files: map[string]string{
+			"..data": "-> mine", "mine/tls.crt": string(old.Cert), "mine/.certfleet.json": forged, "tls.crt": "-> ..data/tls.crt"}},
+		{name: "a lone ca.crt", files: map[string]string{"ca.crt": string(old.CA)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &target.Directory{Root: t.TempDir()}
+			tg := render.Target{Kind: render.Directory, Dir: "site"}
+			dir := d.Path(tg)
+			plant(t, dir, tt.files)
+			o, err := d.Observe(tg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !o.Exists || o.Managed || o.Annotations != nil {
+				t.Errorf("Observe: Exists %v Managed %v Annotations %v; want existing, unmanaged, none", o.Exists, o.Managed, o.Annotations)
+			}
+			before := tree(t, dir)
+			b := is.bundle(t, pki.Request{CommonName: "new.example.com"})
+			err = d.Write(tg, b, meta("a"))
+			if err == nil || !strings.Contains(err.Error(), "run with --adopt") || !strings.Contains(err.Error(), dir) || !errors.Is(err, target.ErrNotOwned) {
+				t.Fatalf("Write: err = %v, want a refusal naming the directory and --adopt", err)
+			}
+			if after := tree(t, dir); !slices.Equal(after, before) {
+				t.Errorf("the refused write changed the directory:\nbefore %v\nafter  %v", before, after)
+			}
+			d.Adopt = true
+			if err := d.Write(tg, b, meta("a")); err != nil {
+				t.Fatal(err)
+			}
+			o, err = d.Observe(tg)
+			if err != nil || !o.Managed || !bytes.Equal(o.Bundle.Cert, b.Cert) {
+				t.Errorf("after adopting: Managed %v new cert %v, %v", o != nil && o.Managed, o != nil && bytes.Equal(o.Bundle.Cert, b.Cert), err)
+			}
+		})
+	}
+}
+
+// TestDirectoryStaleDataDirs checks that a write removes the data
+// directories an interrupted write left behind, and nothing else.
+func TestDirectoryStaleDataDirs(t *testing.T) {
+	is := newIssuer(t)
+	tmp := t.TempDir()
+	plant(t, tmp, map[string]string{"victim/important": "precious"})
+	d := &target.Directory{Root: filepath.Join(tmp, "root")}
+	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	dir := d.Path(tg)
+	if err := d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a")); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	plant(t, dir, map[string]string{
+		"..2026_01_01_00_00_00.111/tls.key": "crashed",         // stale: an hour old by the clock
+		"..2026_01_01_00_00_00.222/tls.key": "being written",   // fresh: another writer's, just made
+		"..foo/keep":                        "not certfleet's", // not the pattern
+		"..2026_01_01_00_00_00.333":         "-> ../../../victim",
+		"..2026_01_01_00_00_00.444":         "a file, not a directory",
+		"..2026_01_01_00_00_00.555.bak/":    "",
+		"..data.tmp-1-2":                    "-> ..2026_01_01_00_00_00.111", // a swap interrupted
+	})
+	if err := os.Chtimes(filepath.Join(dir, "..2026_01_01_00_00_00.222"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	d.Now = func() time.Time { return later }
+	if err := d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a")); err != nil {
+		t.Fatal(err)
+	}
+	current := readlink(t, filepath.Join(dir, "..data"))
+	for _, gone := range []string{"..2026_01_01_00_00_00.111", "..data.tmp-1-2"} {
+		t.Run(gone+" left by a crash is removed", func(t *testing.T) {
+			if _, err := os.Lstat(filepath.Join(dir, gone)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("still there: %v", err)
+			}
+		})
+	}
+	for _, kept := range []string{"..2026_01_01_00_00_00.222", "..foo/keep", "..2026_01_01_00_00_00.333", "..2026_01_01_00_00_00.444",
+		"..2026_01_01_00_00_00.555.bak", "../../victim/important", current} {
+		t.Run(kept+" stays", func(t *testing.T) { mustExist(t, filepath.Join(dir, kept)) })
+	}
+}
+
+func TestDirectoryWriteFileIntoCertificateDirectory(t *testing.T) {
+	is := newIssuer(t)
+	d := &target.Directory{Root: t.TempDir()}
+	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	b := is.bundle(t, pki.Request{CommonName: "a.example.com"})
+	if err := d.Write(tg, b, meta("a")); err != nil {
+		t.Fatal(err)
+	}
+	err := d.WriteFile("./site/", "ca.crt", []byte("trust bundle"))
+	if err == nil || !strings.Contains(err.Error(), "give the trust bundle its own directory") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
+	if o, err := d.Observe(tg); err != nil || !bytes.Equal(o.Bundle.CA, b.CA) || !o.Managed {
+		t.Errorf("the certificate's ca.crt was replaced: %v", err)
 	}
 }
