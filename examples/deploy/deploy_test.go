@@ -635,7 +635,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 		tgt := render.Target{Kind: render.Kubernetes, Key: target.KubeKey("local", "payments", "api-tls"),
 			Cluster: "local", Namespace: "payments", SecretName: "api-tls"}
 		md := target.Meta{CertificateID: "payments/api", Issuer: "mtls", RenewAt: time.Now().Add(time.Hour), Revision: "main@sha1:0"}
-		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM, CA: certPEM}, md); err != nil {
+		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM, CA: certPEM}, md, nil); err != nil {
 			t.Fatalf("writing a Secret as the service account: %v", err)
 		}
 		observed, err := kube.ObserveCluster(ctx, "local")
@@ -648,10 +648,10 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 		if o := observed[target.KubeKey("local", "legacy", "hand-made-tls")]; o == nil || o.Managed {
 			t.Errorf("the hand-made Secret in another namespace observed as %+v; want unmanaged", o)
 		}
-		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM}, md); err != nil {
+		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM}, md, observed[tgt.Key]); err != nil {
 			t.Errorf("updating the Secret as the service account: %v", err)
 		}
-		if err := kube.Delete(ctx, tgt); err != nil {
+		if err := kube.Delete(ctx, tgt, md.CertificateID, nil); err != nil {
 			t.Errorf("pruning the Secret as the service account: %v", err)
 		}
 

@@ -249,9 +249,9 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		var err error
 		switch td.Target.Kind {
 		case render.Kubernetes:
-			err = p.Kube.Write(ctx, td.Target, o.bundle, m)
+			err = p.Kube.Write(ctx, td.Target, o.bundle, m, td.Observed)
 		case render.VaultKV:
-			err = p.Vault.Write(ctx, td.Target, o.bundle, m)
+			err = p.Vault.Write(ctx, td.Target, o.bundle, m, td.Observed)
 		case render.Directory:
 			err = p.Dir.Write(td.Target, o.bundle, m)
 		}

@@ -54,18 +54,18 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 	pruned := map[string]bool{}
 	for i := range dec.Orphans {
 		o := &dec.Orphans[i]
-		var err error
-		switch o.Target.Kind {
-		case render.Kubernetes:
-			err = p.Kube.Delete(ctx, o.Target)
-		case render.VaultKV:
-			err = p.Vault.Delete(ctx, o.Target)
-		case render.Directory:
-			err = p.Dir.Delete(o.Target)
-		}
 		id := ""
 		if o.Observed != nil {
 			id = o.Observed.Annotations[target.AnnCertificateID]
+		}
+		var err error
+		switch o.Target.Kind {
+		case render.Kubernetes:
+			err = p.Kube.Delete(ctx, o.Target, id, o.Observed)
+		case render.VaultKV:
+			err = p.Vault.Delete(ctx, o.Target, id, o.Observed)
+		case render.Directory:
+			err = p.Dir.Delete(o.Target)
 		}
 		ev := inventory.Event{Time: now, Action: "prune", Certificate: id, Target: o.Target.Key, Reason: string(decide.Orphaned),
 			Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}

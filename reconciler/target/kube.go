@@ -7,8 +7,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/csaupgrade"
 
 	"github.com/certfleet/certfleet/reconciler/render"
 )
@@ -19,6 +22,10 @@ type Clients func(ctx context.Context, cluster string) (kubernetes.Interface, er
 // Kube reads and writes kubernetes.io/tls Secrets.
 type Kube struct {
 	Clients Clients
+	// Adopt lets Write overwrite an existing Secret that does not carry
+	// certfleet's marks for the certificate (default false: refused with
+	// ErrNotOwned).
+	Adopt bool
 }
 
 // KubeKey is the key of a Secret target, as render makes it.
@@ -47,6 +54,8 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 				Target: render.Target{Kind: render.Kubernetes, Key: KubeKey(cluster, s.Namespace, s.Name),
 					Cluster: cluster, Namespace: s.Namespace, SecretName: s.Name},
 				Exists:  true,
+				UID:     string(s.UID),
+				Version: s.ResourceVersion,
 				Bundle:  Bundle{Cert: s.Data[corev1.TLSCertKey], Key: s.Data[corev1.TLSPrivateKeyKey], CA: s.Data["ca.crt"]},
 				Managed: s.Labels[LabelManagedBy] == ManagedByValue,
 			}
@@ -63,9 +72,23 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 	}
 }
 
-// Write server-side applies the Secret with field manager certfleet: the
-// fields certfleet owns are set, others' fields are left alone.
-func (k *Kube) Write(ctx context.Context, t render.Target, b Bundle, m Meta) error {
+// Write delivers the bundle to a Secret, provided the Secret is still what
+// prev (the observation the decision was based on; nil when the Secret was
+// absent) says it is:
+//
+//   - absent: a Create, which fails when a Secret of that name exists —
+//     one that appeared since, or one that is not of type kubernetes.io/tls
+//     and so was never listed. Server-side apply cannot say "only if absent"
+//     (a resourceVersion is refused on create, a uid alone does not stop one),
+//     so the create is a plain one, and its field ownership is then handed to
+//     certfleet's apply manager (csaupgrade) so later applies can drop
+//     template labels it no longer sets.
+//   - present: server-side apply (field manager certfleet) carrying the
+//     observed metadata.uid and metadata.resourceVersion, which the API
+//     server checks: a Secret changed, deleted or replaced since is not
+//     written (ErrConflict). A Secret without certfleet's marks for
+//     m.CertificateID is refused (ErrNotOwned) unless k.Adopt.
+func (k *Kube) Write(ctx context.Context, t render.Target, b Bundle, m Meta, prev *Observed) error {
 	c, err := k.Clients(ctx, t.Cluster)
 	if err != nil {
 		return err
@@ -85,26 +108,103 @@ func (k *Kube) Write(ctx context.Context, t render.Target, b Bundle, m Meta) err
 	for k, v := range m.Annotations(b) {
 		annotations[k] = v
 	}
+	data := map[string][]byte{corev1.TLSCertKey: b.Cert, corev1.TLSPrivateKeyKey: b.Key, "ca.crt": b.CA}
+	where := fmt.Sprintf("Secret %s/%s in cluster %s", t.Namespace, t.SecretName, t.Cluster)
+	if prev == nil || !prev.Exists {
+		return k.create(ctx, c, where, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: t.SecretName, Namespace: t.Namespace, Labels: labels, Annotations: annotations},
+			Type:       corev1.SecretTypeTLS,
+			Data:       data,
+		})
+	}
+	if !prev.OwnedBy(m.CertificateID) && !k.Adopt {
+		return fmt.Errorf("%s: not overwritten: it %w", where, ErrNotOwned)
+	}
+	if prev.UID == "" || prev.Version == "" {
+		// Without them the apply would be unconditional.
+		return fmt.Errorf("%s: the observation has no uid or resourceVersion to make the write conditional on", where)
+	}
 	ac := corev1ac.Secret(t.SecretName, t.Namespace).
+		WithUID(types.UID(prev.UID)).
+		WithResourceVersion(prev.Version).
 		WithType(corev1.SecretTypeTLS).
 		WithLabels(labels).
 		WithAnnotations(annotations).
-		WithData(map[string][]byte{corev1.TLSCertKey: b.Cert, corev1.TLSPrivateKeyKey: b.Key, "ca.crt": b.CA})
-	if _, err := c.CoreV1().Secrets(t.Namespace).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-		return fmt.Errorf("applying Secret %s/%s in cluster %s: %w", t.Namespace, t.SecretName, t.Cluster, err)
+		WithData(data)
+	// Force takes over fields other managers set (a hand edit of tls.crt):
+	// the preconditions already say the decision saw them.
+	_, err = c.CoreV1().Secrets(t.Namespace).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	switch {
+	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		return fmt.Errorf("%s: not overwritten: it %w (uid %s, resourceVersion %s): %v", where, ErrConflict, prev.UID, prev.Version, err)
+	case err != nil:
+		return fmt.Errorf("applying %s: %w", where, err)
 	}
 	return nil
 }
 
-// Delete removes a Secret certfleet manages; a Secret that is gone already is fine.
-func (k *Kube) Delete(ctx context.Context, t render.Target) error {
+// create creates s, failing if anything holds its name.
+func (k *Kube) create(ctx context.Context, c kubernetes.Interface, where string, s *corev1.Secret) error {
+	created, err := c.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{FieldManager: FieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("%s: it was absent when observed and exists now (it appeared since, or is not of type %s); not overwritten: %w",
+			where, corev1.SecretTypeTLS, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", where, err)
+	}
+	// A create records its fields as an Update by certfleet; a later apply
+	// would then share them with that entry and never remove one certfleet
+	// stops setting. Moving them to the Apply entry avoids that. The patch
+	// carries the created resourceVersion: if someone changed the Secret
+	// meanwhile, it is left as it is (the certificate was delivered).
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(created, sets.New(FieldManager), FieldManager)
+	if err != nil || patch == nil {
+		return err
+	}
+	_, err = c.CoreV1().Secrets(s.Namespace).Patch(ctx, s.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("created %s, then recording certfleet's field ownership: %w", where, err)
+	}
+	return nil
+}
+
+// Delete prunes a Secret of certificate id. It re-reads the Secret and
+// deletes it only if it still carries certfleet's marks for id (else
+// ErrTakenOver, and it stays) and, when prev (the observation the prune was
+// decided on) is given, is the same object unchanged since (else
+// ErrConflict). The delete carries the uid and resourceVersion it checked
+// as preconditions, so a change between the re-read and the delete stops
+// it too. A Secret that is gone already is fine.
+func (k *Kube) Delete(ctx context.Context, t render.Target, id string, prev *Observed) error {
 	c, err := k.Clients(ctx, t.Cluster)
 	if err != nil {
 		return err
 	}
-	err = c.CoreV1().Secrets(t.Namespace).Delete(ctx, t.SecretName, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting Secret %s/%s in cluster %s: %w", t.Namespace, t.SecretName, t.Cluster, err)
+	where := fmt.Sprintf("Secret %s/%s in cluster %s", t.Namespace, t.SecretName, t.Cluster)
+	s, err := c.CoreV1().Secrets(t.Namespace).Get(ctx, t.SecretName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s before pruning it: %w", where, err)
+	}
+	if !owned(s.Labels, s.Annotations, id) {
+		return fmt.Errorf("%s: not pruned: it %w (certificate %s)", where, ErrTakenOver, id)
+	}
+	if prev != nil && prev.Exists && (string(s.UID) != prev.UID || s.ResourceVersion != prev.Version) {
+		return fmt.Errorf("%s: not pruned: it %w (uid %s, resourceVersion %s; now %s, %s)", where, ErrConflict, prev.UID, prev.Version, s.UID, s.ResourceVersion)
+	}
+	uid, rv := s.UID, s.ResourceVersion
+	err = c.CoreV1().Secrets(t.Namespace).Delete(ctx, t.SecretName, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("%s: not pruned: it %w: %v", where, ErrConflict, err)
+	case err != nil:
+		return fmt.Errorf("deleting %s: %w", where, err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
 
@@ -126,9 +127,45 @@ type Observed struct {
 	KeyMatches bool
 	// Annotations are certfleet's metadata on the target (nil when unmanaged).
 	Annotations map[string]string
-	// Managed is true when certfleet's marks are on the target.
+	// Managed is true when certfleet's managed-by mark is on the target;
+	// OwnedBy also checks which certificate it is for.
 	Managed bool
+	// UID and Version are what a write or delete based on this observation
+	// makes its precondition: a Secret's metadata.uid and resourceVersion,
+	// a Vault KV secret's current version (UID empty; "0" when there never
+	// was a version). Empty for directories.
+	UID, Version string
 }
+
+// OwnedBy reports whether the target carries certfleet's marks for the
+// certificate id: the managed-by mark and id in its certificate-id
+// annotation. Only such a target is certfleet's to overwrite or prune.
+func (o *Observed) OwnedBy(id string) bool {
+	return o != nil && o.Managed && id != "" && o.Annotations[AnnCertificateID] == id
+}
+
+// owned is OwnedBy on raw metadata: labels (the managed-by mark; for Vault
+// KV the custom metadata) and annotations.
+func owned(labels map[string]string, annotations map[string]string, id string) bool {
+	return labels[LabelManagedBy] == ManagedByValue && id != "" && annotations[AnnCertificateID] == id
+}
+
+// Errors a write or prune returns instead of touching a target that is not
+// (or no longer) what the decision was based on. Test them with errors.Is.
+var (
+	// ErrConflict: the target changed, appeared or was replaced since it
+	// was observed. Nothing was written or deleted; the next pass observes
+	// it again and decides afresh.
+	ErrConflict = errors.New("changed since it was observed")
+	// ErrNotOwned: a write found the target without certfleet's marks for
+	// the certificate (someone else's, or another certificate's) and
+	// adoption was not asked for. Nothing was written.
+	ErrNotOwned = errors.New("does not carry certfleet's marks for this certificate (adopt it to overwrite)")
+	// ErrTakenOver: a prune re-read the target and found it no longer
+	// carries certfleet's marks for the certificate: someone took it over.
+	// It was left alone; report it, it is not a failure.
+	ErrTakenOver = errors.New("no longer carries certfleet's marks for this certificate: taken over, left alone")
+)
 
 // observe fills the parsed fields of o from its bundle.
 func (o *Observed) parse() {

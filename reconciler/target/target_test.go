@@ -120,3 +120,29 @@ func TestMetaAnnotations(t *testing.T) {
 		}
 	})
 }
+
+func TestObservedOwnedBy(t *testing.T) {
+	marked := func(id string) *target.Observed {
+		return &target.Observed{Managed: true, Annotations: map[string]string{target.AnnCertificateID: id}}
+	}
+	tests := []struct {
+		name string
+		o    *target.Observed
+		id   string
+		want bool
+	}{
+		{name: "certfleet's marks for the certificate own it", o: marked("team-a/api"), id: "team-a/api", want: true},
+		{name: "another certificate's marks do not", o: marked("team-b/api"), id: "team-a/api"},
+		{name: "a certificate-id without the managed-by mark does not", o: &target.Observed{Annotations: map[string]string{target.AnnCertificateID: "team-a/api"}}, id: "team-a/api"},
+		{name: "the managed-by mark without a certificate-id does not", o: &target.Observed{Managed: true}, id: "team-a/api"},
+		{name: "an empty ID matches nothing, not a missing annotation", o: &target.Observed{Managed: true}, id: ""},
+		{name: "no observation owns nothing", o: nil, id: "team-a/api"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.o.OwnedBy(tt.id); got != tt.want {
+				t.Errorf("OwnedBy(%q) = %v, want %v", tt.id, got, tt.want)
+			}
+		})
+	}
+}
