@@ -177,7 +177,7 @@ manifests or denied certificates were left out.`,
 			}
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
-			p.pass.Adopt, p.pass.Dir.Adopt = adopt, adopt
+			p.pass.Adopt = adopt
 			rep, err := p.pass.Run(cmd.Context(), p.result, p.verdicts)
 			if err != nil {
 				return err

@@ -112,6 +112,13 @@ type Target struct {
 	Observed *target.Observed
 	// Write is true when the target must be (re)written.
 	Write bool
+	// TakeOver is true when the write replaces something without this
+	// certificate's marks: adoption was asked for, or the inventory records
+	// the target under another certificate (it moved between declarations).
+	TakeOver bool
+	// Certificate is the ID the inventory records an orphan or a taken-over
+	// target under.
+	Certificate string
 }
 
 // Certificate is the decision for one desired certificate.
@@ -264,10 +271,10 @@ func Decide(in Input) Decisions {
 			case !observed && t.Kind == string(render.Kubernetes):
 				continue // its cluster was listed and the Secret is not there
 			case !owned(o, e.ID, in.Inventory):
-				out.TakenOver = append(out.TakenOver, Target{Target: FromInventory(t), Reason: TakenOver, Observed: o})
+				out.TakenOver = append(out.TakenOver, Target{Target: FromInventory(t), Reason: TakenOver, Observed: o, Certificate: e.ID})
 				continue
 			}
-			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Observed: o})
+			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Observed: o, Certificate: e.ID})
 		}
 	}
 	for key, o := range in.Observed {
@@ -361,6 +368,10 @@ func decideCertificate(in Input, d *render.Desired) Certificate {
 		default:
 			td.Write = c.Issue || td.Reason != InSync
 		}
+	}
+	for i := range c.Targets {
+		td := &c.Targets[i]
+		td.TakeOver = td.Write && td.Observed != nil && td.Observed.Exists && !td.Observed.OwnedBy(d.ID)
 	}
 	if c.Issue && d.Certificate.Spec.Key().RotationPolicy == schemas.RotationNever {
 		c.ReuseKey = reusableKey(in, c, entry)

@@ -249,11 +249,17 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		var err error
 		switch td.Target.Kind {
 		case render.Kubernetes:
-			err = p.Kube.Write(ctx, td.Target, o.bundle, m, td.Observed)
+			k := *p.Kube
+			k.Adopt = k.Adopt || td.TakeOver
+			err = k.Write(ctx, td.Target, o.bundle, m, td.Observed)
 		case render.VaultKV:
-			err = p.Vault.Write(ctx, td.Target, o.bundle, m, td.Observed)
+			v := *p.Vault
+			v.Adopt = v.Adopt || td.TakeOver
+			err = v.Write(ctx, td.Target, o.bundle, m, td.Observed)
 		case render.Directory:
-			err = p.Dir.Write(td.Target, o.bundle, m)
+			dir := *p.Dir
+			dir.Adopt = dir.Adopt || td.TakeOver
+			err = dir.Write(td.Target, o.bundle, m)
 		}
 		o.written[td.Target.Key] = err
 	}

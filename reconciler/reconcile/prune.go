@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/certfleet/certfleet/reconciler/decide"
@@ -54,10 +55,7 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 	pruned := map[string]bool{}
 	for i := range dec.Orphans {
 		o := &dec.Orphans[i]
-		id := ""
-		if o.Observed != nil {
-			id = o.Observed.Annotations[target.AnnCertificateID]
-		}
+		id := o.Certificate // the inventory's: a prune deletes only what still carries its marks
 		var err error
 		switch o.Target.Kind {
 		case render.Kubernetes:
@@ -69,10 +67,16 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 		}
 		ev := inventory.Event{Time: now, Action: "prune", Certificate: id, Target: o.Target.Key, Reason: string(decide.Orphaned),
 			Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}
-		if err != nil {
+		switch {
+		case errors.Is(err, target.ErrTakenOver):
+			// Someone took it over between observe and prune: left alone, reported, never retried as a failure.
+			ev.Action, ev.Reason, ev.Error = "prune-skipped", string(decide.TakenOver), err.Error()
+			rep.Reasons[string(decide.TakenOver)]++
+			rep.Notes = append(rep.Notes, fmt.Sprintf("not pruned, taken over: %s: %v", o.Target.Key, err))
+		case err != nil:
 			ev.Action, ev.Error = "prune-failed", err.Error()
 			rep.Failures = append(rep.Failures, fmt.Sprintf("pruning %s: %v", o.Target.Key, err))
-		} else {
+		default:
 			rep.Pruned++
 			pruned[o.Target.Key] = true
 		}

@@ -108,7 +108,7 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 		}
 		r.State = append(r.State, statesOf(c, o, inv[c.Desired.ID], now, jitter)...)
 		action := ""
-		if c.Issue || anyWrite(&c) {
+		if c.Issue || c.Record || anyWrite(&c) {
 			action = actionOf(&c)
 			if o != nil && o.err == nil {
 				r.Actions[action]++
@@ -168,8 +168,8 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 	}
 	for _, t := range dec.TakenOver {
 		r.Reasons[string(decide.TakenOver)]++
-		r.Items = append(r.Items, Item{Target: t.Target.Key, Reason: string(decide.TakenOver)})
-		r.State = append(r.State, observedState(t, "", now))
+		r.Items = append(r.Items, Item{Target: t.Target.Key, Reason: string(decide.TakenOver), Certificate: t.Certificate})
+		r.State = append(r.State, observedState(t, t.Certificate, now))
 	}
 }
 
@@ -224,12 +224,7 @@ func observedState(t decide.Target, id string, now time.Time) TargetState {
 	return s
 }
 
-func orphanID(o decide.Target) string {
-	if o.Observed != nil {
-		return o.Observed.Annotations[target.AnnCertificateID]
-	}
-	return ""
-}
+func orphanID(o decide.Target) string { return o.Certificate }
 
 func (r *Report) refusePrune(msg string) {
 	r.PruneRefused = msg

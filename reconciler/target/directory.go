@@ -59,10 +59,6 @@ const (
 
 var bundleFiles = []string{"tls.crt", "tls.key", "ca.crt", metaFile}
 
-// ErrNotOwned is wrapped by the errors of Write and Delete refusing a
-// directory holding files certfleet did not write.
-var ErrNotOwned = errors.New("the directory holds files certfleet did not write")
-
 // dataDirName is the name of the data directories certfleet makes:
 // ..YYYY_MM_DD_HH_MM_SS.<digits>. A name must match it, whole, before
 // certfleet removes anything.
@@ -509,8 +505,8 @@ func (d *Directory) Delete(t render.Target) error {
 	dir := od.dir
 	st := inspect(dir)
 	if len(st.present) > 0 && !st.owned() {
-		return fmt.Errorf("directory %s holds %s (%w): not deleting them; remove them by hand if they are no longer needed",
-			d.Path(t), strings.Join(st.present, ", "), ErrNotOwned)
+		return fmt.Errorf("directory %s holds %s, which certfleet did not write (%w): not deleting them; remove them by hand if they are no longer needed",
+			d.Path(t), strings.Join(st.present, ", "), ErrTakenOver)
 	}
 	for _, name := range bundleFiles {
 		// Only certfleet's links: a file someone put in their place stays.
