@@ -104,8 +104,8 @@ func (e *Evaluator) Verdict(d *render.Desired) schemas.CertificateVerdict {
 // or nil when the catalog lacks the issuer or its authority.
 func (e *Evaluator) effective(d *render.Desired) *schemas.Effective {
 	spec := d.Certificate.Spec
-	iss, a, ok := e.issuer(spec.Issuer)
-	if !ok {
+	iss, a, _ := e.issuer(spec.Issuer)
+	if a == nil {
 		return nil
 	}
 	out := &schemas.Effective{Usages: iss.Spec.Usages(),
@@ -129,14 +129,14 @@ func (e *Evaluator) effective(d *render.Desired) *schemas.Effective {
 	return out
 }
 
-// issuer returns an issuer and its authority from the catalog.
-func (e *Evaluator) issuer(name string) (*schemas.Issuer, *schemas.Authority, bool) {
-	iss, ok := e.cat.Issuers[name]
-	if !ok {
+// issuer returns an issuer and its authority (nil when the catalog lacks
+// it) from the catalog; found is false when the catalog lacks the issuer.
+func (e *Evaluator) issuer(name string) (iss *schemas.Issuer, a *schemas.Authority, found bool) {
+	iss, found = e.cat.Issuers[name]
+	if !found {
 		return nil, nil, false
 	}
-	a, ok := e.cat.Authorities[iss.Spec.Authority]
-	return iss, a, ok
+	return iss, e.cat.Authorities[iss.Spec.Authority], true
 }
 
 func sameUsages(asked, got []schemas.KeyUsage) bool {
@@ -399,8 +399,8 @@ func checkSignatureAlgorithm(e *Evaluator, d *render.Desired) []schemas.Violatio
 	if spec.SignatureAlgorithm == "" {
 		return nil
 	}
-	iss, a, ok := e.issuer(spec.Issuer)
-	if !ok {
+	iss, a, _ := e.issuer(spec.Issuer)
+	if a == nil {
 		return nil
 	}
 	got := a.Spec.LeafSignatureAlgorithm(iss.Spec.KeyType, spec.Key().Algorithm)

@@ -2,6 +2,7 @@ package evaluate_test
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -255,5 +256,11 @@ func TestNoEffectiveValuesWithoutTheIssuerAndItsAuthority(t *testing.T) {
 		if v := ev.Verdict(desired(t, "teams/payments/api.yaml", cert(issuer, "240h"))); v.Effective != nil {
 			t.Errorf("issuer %s: effective = %+v, want none: the catalog cannot say", issuer, v.Effective)
 		}
+	}
+	// The issuer alone decides the usages: they are checked without its authority.
+	manifest := strings.Replace(cert("lost", "240h"), "  duration:", "  usages: [code signing]\n  duration:", 1)
+	v := ev.Verdict(desired(t, "teams/payments/api.yaml", manifest))
+	if got := reasons(v.Violations); !slices.Contains(got, evaluate.ReasonUsageNotProduced) || !slices.Contains(got, evaluate.ReasonAuthorityUnavailable) {
+		t.Errorf("violations = %v, want UsageNotProduced beside AuthorityUnavailable", got)
 	}
 }
