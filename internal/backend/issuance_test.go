@@ -180,12 +180,19 @@ func TestBothBackendsSignAlike(t *testing.T) {
 					t.Fatal(err)
 				}
 				signed, err := b.Sign(ctx, iss, a, csr, time.Hour)
+				predicted := iss.Spec.KeyRefusal(c.keyAlg, c.keySize)
 				if c.want == "" {
 					if err == nil {
 						t.Fatalf("signed; want a refusal")
 					}
+					if strings.HasPrefix(c.name, "a role for") && predicted == "" {
+						t.Errorf("the role refused the key, but the catalog checks predict it signs (%v)", err)
+					}
 					results[c.name] = "refused"
 					return
+				}
+				if predicted != "" {
+					t.Errorf("the role signed the key, but the catalog checks predict a refusal: %s", predicted)
 				}
 				if err != nil {
 					t.Fatalf("signing: %v", err)
