@@ -98,6 +98,25 @@ type CertificateVerdict struct {
 	Policies   []string           `json:"policies"`
 	Violations []LocatedViolation `json:"violations,omitempty"`
 	Warnings   []LocatedViolation `json:"warnings,omitempty"`
+	// Effective is what the issued certificate will carry, as the catalog
+	// shows the issuer's role and authority decide it; absent when the
+	// catalog does not know the issuer or its authority.
+	Effective *Effective `json:"effective,omitempty"`
+}
+
+// Effective is what a certificate signed through its issuer carries, where
+// that can differ from what the certificate asked for.
+type Effective struct {
+	// TTL is the lifetime: the requested duration, capped by the issuer's max TTL.
+	TTL string `json:"ttl"`
+	// Usages are the key usages and extended key usages the issuer's role gives every certificate.
+	Usages []KeyUsage `json:"usages"`
+	// Subject is the distinguished name (RFC 4514): the common name only, as the role keeps nothing else of a request.
+	Subject string `json:"subject"`
+	// SignatureAlgorithm is decided by the authority's key.
+	SignatureAlgorithm string `json:"signatureAlgorithm"`
+	// Changed names the fields (ttl, usages, subject, signatureAlgorithm) whose effective value differs from what was asked.
+	Changed []string `json:"changed,omitempty"`
 }
 
 // LocatedViolation is a violation with the line and column of its field.

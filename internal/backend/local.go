@@ -331,7 +331,10 @@ func (l *Local) DeleteRole(_ context.Context, iss *schemas.Issuer, a *schemas.Au
 }
 
 // Sign signs with the authority's default issuer under the role as stored,
-// with Vault's role semantics (pki.Profile).
+// with Vault's role semantics (pki.Profile, pki.CA.Sign): the same key
+// checks, subject (the common name alone), key usage, extended key usages
+// and signature algorithm as Vault's pki/sign/<role>. The role's noStore
+// has no effect here: the local backend never stores issued certificates.
 func (l *Local) Sign(_ context.Context, iss *schemas.Issuer, a *schemas.Authority, csrPEM []byte, ttl time.Duration) (*Signed, error) {
 	b, err := os.ReadFile(l.roleFile(iss, a))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -358,6 +361,7 @@ func (l *Local) Sign(_ context.Context, iss *schemas.Issuer, a *schemas.Authorit
 		AllowedDomains: role.AllowedDomains, AllowSubdomains: role.AllowSubdomains, AllowGlobDomains: role.AllowGlobDomains,
 		AllowBareDomains: role.AllowBareDomains, AllowWildcardCertificates: role.AllowWildcardCertificates,
 		AllowAnyName: role.AllowAnyName, AllowedURISANs: role.AllowedURISANs, AllowIPSANs: role.AllowIPSANs,
+		KeyType: role.KeyType, KeyBits: role.KeyBits,
 		ServerFlag: role.Server(), ClientFlag: role.Client(), ExtKeyUsage: role.ExtKeyUsage, TTL: roleTTL, MaxTTL: maxTTL,
 	}, ttl, l.now())
 	if err != nil {

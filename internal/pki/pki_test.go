@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -480,8 +479,8 @@ func TestSign(t *testing.T) {
 			profile: pki.Profile{AllowedDomains: domains, AllowSubdomains: true}, wantNotAllowed: true},
 		{name: "a common name that is not a DNS SAN is checked too", req: pki.Request{CommonName: "evil.org", DNSNames: []string{"api.example.com"}},
 			profile: pki.Profile{AllowedDomains: domains, AllowSubdomains: true}, wantNotAllowed: true},
-		{name: "a common name with a space is not a host name and is not checked", req: pki.Request{CommonName: "My Service", DNSNames: []string{"api.example.com"}},
-			profile: pki.Profile{AllowedDomains: domains, AllowSubdomains: true}, ttl: time.Hour, wantTTL: time.Hour},
+		{name: "a common name that is not a host name is refused, as Vault's enforce_hostnames refuses it", req: pki.Request{CommonName: "My Service", DNSNames: []string{"api.example.com"}},
+			profile: pki.Profile{AllowAnyName: true}, wantNotAllowed: true},
 		{name: "a glob domain matches with allowGlobDomains", req: pki.Request{DNSNames: []string{"web-1.prod.example.com"}},
 			profile: pki.Profile{AllowedDomains: []string{"web-*.prod.example.com"}, AllowGlobDomains: true}, ttl: time.Hour, wantTTL: time.Hour},
 		{name: "a glob domain is literal without allowGlobDomains", req: pki.Request{DNSNames: []string{"web-1.prod.example.com"}},
@@ -495,6 +494,26 @@ func TestSign(t *testing.T) {
 		{name: "a wildcard is refused with only bare domains allowed", req: pki.Request{DNSNames: []string{"*.example.com"}},
 			profile: pki.Profile{AllowedDomains: domains, AllowBareDomains: true, AllowWildcardCertificates: true}, wantNotAllowed: true},
 		{name: "any name is signed with allowAnyName", req: pki.Request{CommonName: "whatever.internal", DNSNames: []string{"*.anything.test"}},
+			profile: pki.Profile{AllowAnyName: true, AllowWildcardCertificates: true}, ttl: time.Hour, wantTTL: time.Hour},
+		{name: "allowAnyName does not override allowWildcardCertificates, as in Vault", req: pki.Request{DNSNames: []string{"*.anything.test"}},
+			profile: pki.Profile{AllowAnyName: true}, wantNotAllowed: true},
+		{name: "an e-mail SAN in an allowed domain is signed", req: pki.Request{DNSNames: []string{"a.example.com"}, EmailAddresses: []string{"ops@example.com"}},
+			profile: pki.Profile{AllowedDomains: domains, AllowSubdomains: true, AllowBareDomains: true}, ttl: time.Hour, wantTTL: time.Hour},
+		{name: "an e-mail SAN is judged by its domain, as Vault judges it", req: pki.Request{DNSNames: []string{"a.example.com"}, EmailAddresses: []string{"ops@evil.org"}},
+			profile: pki.Profile{AllowedDomains: domains, AllowSubdomains: true, AllowBareDomains: true}, wantNotAllowed: true},
+		{name: "an e-mail common name is judged by its domain too", req: pki.Request{CommonName: "ops@evil.org"},
+			profile: pki.Profile{AllowedDomains: domains, AllowSubdomains: true, AllowBareDomains: true}, wantNotAllowed: true},
+		{name: "a role for RSA keys refuses an ECDSA key", req: pki.Request{DNSNames: []string{"a.example.com"}},
+			profile: pki.Profile{AllowAnyName: true, KeyType: "rsa"}, wantNotAllowed: true},
+		{name: "a role for RSA keys of 3072 bits refuses 2048", req: pki.Request{DNSNames: []string{"a.example.com"}}, key: rsaKey,
+			profile: pki.Profile{AllowAnyName: true, KeyType: "rsa", KeyBits: 3072}, wantNotAllowed: true},
+		{name: "a role for P-384 refuses P-256", req: pki.Request{DNSNames: []string{"a.example.com"}},
+			profile: pki.Profile{AllowAnyName: true, KeyType: "ec", KeyBits: 384}, wantNotAllowed: true},
+		{name: "a role for ed25519 refuses ECDSA", req: pki.Request{DNSNames: []string{"a.example.com"}},
+			profile: pki.Profile{AllowAnyName: true, KeyType: "ed25519"}, wantNotAllowed: true},
+		{name: "a role for P-256 signs P-256", req: pki.Request{DNSNames: []string{"a.example.com"}},
+			profile: pki.Profile{AllowAnyName: true, KeyType: "ec"}, ttl: time.Hour, wantTTL: time.Hour},
+		{name: "the request's subject beyond the common name is dropped", req: pki.Request{CommonName: "a.example.com", Organizations: []string{"Example"}, Countries: []string{"DE"}},
 			profile: pki.Profile{AllowAnyName: true}, ttl: time.Hour, wantTTL: time.Hour},
 		{name: "IP SANs are signed with allowIPSANs", req: pki.Request{IPAddresses: []string{"10.1.2.3"}},
 			profile: pki.Profile{AllowIPSANs: true}, ttl: time.Hour, wantTTL: time.Hour},
@@ -509,13 +528,16 @@ func TestSign(t *testing.T) {
 		{name: "the server and client flags and named usages add up", req: pki.Request{DNSNames: []string{"a.example.com"}},
 			profile: pki.Profile{AllowAnyName: true, ServerFlag: true, ClientFlag: true, ExtKeyUsage: []string{"CodeSigning", "bogus"}}, ttl: time.Hour, wantTTL: time.Hour,
 			wantEKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageCodeSigning}},
+		{name: "extended key usages come in Vault's order, each once", req: pki.Request{DNSNames: []string{"a.example.com"}},
+			profile: pki.Profile{AllowAnyName: true, ClientFlag: true, ExtKeyUsage: []string{"timestamping", "ClientAuth", "Any", " codesigning "}}, ttl: time.Hour, wantTTL: time.Hour,
+			wantEKU: []x509.ExtKeyUsage{x509.ExtKeyUsageAny, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageCodeSigning, x509.ExtKeyUsageTimeStamping}},
 		{name: "no TTL asked takes the profile's", req: pki.Request{DNSNames: []string{"a.example.com"}},
 			profile: pki.Profile{AllowAnyName: true, TTL: 3 * time.Hour}, wantTTL: 3 * time.Hour},
 		{name: "no TTL anywhere is 30 days", req: pki.Request{DNSNames: []string{"a.example.com"}},
 			profile: pki.Profile{AllowAnyName: true}, wantTTL: 30 * 24 * time.Hour},
 		{name: "a TTL over the profile's maximum is capped", req: pki.Request{DNSNames: []string{"a.example.com"}},
 			profile: pki.Profile{AllowAnyName: true, MaxTTL: 2 * time.Hour}, ttl: 48 * time.Hour, wantTTL: 2 * time.Hour},
-		{name: "an RSA key also gets key encipherment", req: pki.Request{DNSNames: []string{"a.example.com"}}, key: rsaKey,
+		{name: "an RSA key gets the same key usage", req: pki.Request{DNSNames: []string{"a.example.com"}}, key: rsaKey,
 			profile: pki.Profile{AllowAnyName: true}, ttl: time.Hour, wantTTL: time.Hour},
 		{name: "a lifetime past the CA's expiry is refused, not as a role refusal", req: pki.Request{DNSNames: []string{"a.example.com"}},
 			profile: pki.Profile{AllowAnyName: true}, ttl: 31 * 24 * time.Hour, wantErr: "after the CA certificate expires"},
@@ -553,18 +575,29 @@ func TestSign(t *testing.T) {
 			if !slices.Equal(leaf.ExtKeyUsage, tt.wantEKU) {
 				t.Errorf("ExtKeyUsage = %v, want %v", leaf.ExtKeyUsage, tt.wantEKU)
 			}
-			if !slices.Equal(leaf.DNSNames, tt.req.DNSNames) || leaf.Subject.CommonName != tt.req.CommonName || len(leaf.IPAddresses) != len(tt.req.IPAddresses) || len(leaf.URIs) != len(tt.req.URIs) {
-				t.Errorf("names = %q %v %v %v, want the CSR's", leaf.Subject.CommonName, leaf.DNSNames, leaf.IPAddresses, leaf.URIs)
+			// Vault adds a host-name common name to the DNS SANs, sorted and each once.
+			wantDNS := slices.Clone(tt.req.DNSNames)
+			if tt.req.CommonName != "" {
+				wantDNS = append(wantDNS, tt.req.CommonName)
+			}
+			slices.Sort(wantDNS)
+			wantDNS = slices.Compact(wantDNS)
+			if !slices.Equal(leaf.DNSNames, wantDNS) || len(leaf.IPAddresses) != len(tt.req.IPAddresses) || len(leaf.URIs) != len(tt.req.URIs) ||
+				!slices.Equal(leaf.EmailAddresses, tt.req.EmailAddresses) {
+				t.Errorf("names = %v %v %v %v, want the CSR's and the common name", leaf.DNSNames, leaf.IPAddresses, leaf.URIs, leaf.EmailAddresses)
+			}
+			if got := leaf.Subject.String(); got != "CN="+tt.req.CommonName && !(tt.req.CommonName == "" && got == "") {
+				t.Errorf("subject = %s, want the common name %q alone", got, tt.req.CommonName)
 			}
 			if leaf.IsCA {
 				t.Error("a leaf is a CA")
 			}
-			wantKU := x509.KeyUsageDigitalSignature
-			if _, ok := key.(*rsa.PrivateKey); ok {
-				wantKU |= x509.KeyUsageKeyEncipherment
+			// Vault's role default key_usage, whatever the key.
+			if want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement | x509.KeyUsageKeyEncipherment; leaf.KeyUsage != want {
+				t.Errorf("KeyUsage = %b, want %b", leaf.KeyUsage, want)
 			}
-			if leaf.KeyUsage != wantKU {
-				t.Errorf("KeyUsage = %b, want %b", leaf.KeyUsage, wantKU)
+			if leaf.SignatureAlgorithm != x509.ECDSAWithSHA256 {
+				t.Errorf("signature algorithm = %s, want the P-256 CA's ECDSAWithSHA256", leaf.SignatureAlgorithm)
 			}
 		})
 	}
@@ -577,6 +610,35 @@ func TestSign(t *testing.T) {
 		}
 		if _, ok := leaf.PublicKey.(ed25519.PublicKey); !ok || !pki.KeyMatches(key, leaf) {
 			t.Errorf("public key %T does not match", leaf.PublicKey)
+		}
+	})
+	t.Run("the CA's key decides the signature algorithm, not the request", func(t *testing.T) {
+		for _, c := range []struct {
+			caType   string
+			caBits   int
+			role     string
+			key      crypto.Signer
+			wantAlgo x509.SignatureAlgorithm
+		}{
+			{"ec", 256, "", ecKey, x509.ECDSAWithSHA256},
+			{"ec", 384, "", ecKey, x509.ECDSAWithSHA384},
+			{"ec", 521, "any", rsaKey, x509.ECDSAWithSHA256}, // a role for an RSA key carries signature_bits 256
+			{"ec", 521, "ec", ecKey, x509.ECDSAWithSHA512},
+			{"ec", 384, "rsa", rsaKey, x509.ECDSAWithSHA256},
+			{"rsa", 3072, "", ecKey, x509.SHA256WithRSA},
+			{"ed25519", 0, "", rsaKey, x509.PureEd25519},
+		} {
+			ca, err := pki.NewRoot(pki.CAOptions{Subject: pki.Request{CommonName: "Root"}, KeyType: c.caType, KeyBits: c.caBits, TTL: 24 * time.Hour, MaxPathLength: -1, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := ca.Sign(mustCSR(t, c.key, pki.Request{DNSNames: []string{"a.example.com"}}), pki.Profile{AllowAnyName: true, KeyType: c.role}, time.Hour, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if leaf.SignatureAlgorithm != c.wantAlgo {
+				t.Errorf("%s %d CA, role %q, %T: %s, want %s", c.caType, c.caBits, c.role, c.key, leaf.SignatureAlgorithm, c.wantAlgo)
+			}
 		}
 	})
 	t.Run("two leaves have different serials", func(t *testing.T) {
