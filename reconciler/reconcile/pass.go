@@ -140,7 +140,13 @@ type outcome struct {
 	renewAt time.Time
 }
 
-// act issues and delivers, certificates in parallel, and records.
+// recordTimeout bounds recording one certificate's outcome after the pass
+// was cancelled: long enough for a backend write, short enough to exit.
+const recordTimeout = 5 * time.Second
+
+// act issues and delivers, certificates in parallel, and records. Once ctx
+// is cancelled no certificate starts, and one in progress starts no
+// further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Report) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	var wg sync.WaitGroup
@@ -155,10 +161,20 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return // cancelled: left, unrecorded, for the next pass
+			}
 			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
 			o := p.actOn(ctx, res, c)
-			o.entry, o.retryAt, o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
+			// What was done is recorded even when the pass was cancelled meanwhile.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+			defer cancel()
+			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, o, inv[c.Desired.ID])
 			outcomes[i] = o
 		}()
 	}
@@ -191,6 +207,10 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	d := c.Desired
 	spec := d.Certificate.Spec
 	if c.Issue {
+		if err := ctx.Err(); err != nil {
+			o.err = fmt.Errorf("not issued: the pass was cancelled (%w)", context.Cause(ctx))
+			return o
+		}
 		o.bundle, o.err = p.issue(ctx, c)
 		if o.err != nil {
 			return o
@@ -212,6 +232,10 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
 	for _, td := range c.Targets {
 		if !td.Write {
+			continue
+		}
+		if ctx.Err() != nil {
+			o.written[td.Target.Key] = fmt.Errorf("not written: the pass was cancelled (%w)", context.Cause(ctx))
 			continue
 		}
 		m := target.Meta{CertificateID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, TemplateHash: td.Target.TemplateHash,

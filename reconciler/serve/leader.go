@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,13 @@ type Elector struct {
 	identity string
 	leading  atomic.Bool
 	started  atomic.Bool
+
+	// client-go starts OnStartedLeading in a goroutine of its own and
+	// returns without waiting for it; Run waits on running so the process
+	// does not exit under a pass. done (under mu) refuses a late start.
+	mu      sync.Mutex
+	done    bool
+	running sync.WaitGroup
 }
 
 // NewElector prepares leader election for d; identity names this replica.
@@ -57,12 +65,19 @@ func (e *Elector) client() (kubernetes.Interface, error) {
 }
 
 // Run campaigns for the lease until ctx is done; while leading it runs
-// the daemon with a context that ends the moment the lease is lost.
+// the daemon with a context that ends the moment the lease is lost. It
+// returns once the daemon's pass in flight, if any, has returned.
 func (e *Elector) Run(ctx context.Context) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
+	defer func() {
+		e.mu.Lock()
+		e.done = true
+		e.mu.Unlock()
+		e.running.Wait()
+	}()
 	le := e.d.cfg.LeaderElection
 	ns, name := le.Namespace, le.Name
 	if ns == "" {
@@ -87,6 +102,14 @@ func (e *Elector) Run(ctx context.Context) error {
 			Name:            name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(leadCtx context.Context) {
+					e.mu.Lock()
+					if e.done {
+						e.mu.Unlock()
+						return
+					}
+					e.running.Add(1)
+					e.mu.Unlock()
+					defer e.running.Done()
 					e.leading.Store(true)
 					e.d.log.Info("leading", "lease", ns+"/"+name, "identity", e.identity)
 					// No grace: a lost lease stops the pass in flight at once.
