@@ -207,7 +207,7 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	d := c.Desired
 	spec := d.Certificate.Spec
 	if c.Issue {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			o.err = fmt.Errorf("not issued: the pass was cancelled (%w)", context.Cause(ctx))
 			return o
 		}
@@ -230,6 +230,11 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	}
 	o.leaf, o.serial, o.notAfter = leaf, pki.Serial(leaf.SerialNumber), leaf.NotAfter
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
+	if ctx.Err() != nil {
+		// Nothing delivered: the certificate is dropped, not counted or recorded as issued.
+		o.err = fmt.Errorf("not delivered: the pass was cancelled (%w)", context.Cause(ctx))
+		return o
+	}
 	for _, td := range c.Targets {
 		if !td.Write {
 			continue
