@@ -176,13 +176,15 @@ func (d *Daemon) Trigger(why string) {
 // the interval, the next renewal and the next retry, or on Trigger. When ctx
 // ends, a pass in flight has Grace to finish, no new pass starts, and Run
 // returns once the pass has.
-func (d *Daemon) Run(ctx context.Context) error { return d.run(ctx, d.Grace) }
+func (d *Daemon) Run(ctx context.Context) error { return d.run(ctx, context.Background(), d.Grace) }
 
 // reloadEvery is how many passes reuse the daemon's copy of the inventory
 // before reading it from the backend again.
 const reloadEvery = 10
 
-func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
+// run is Run; hard, when it ends, cancels a pass at once (a lost lease),
+// where the end of ctx gives it grace. ctx must end when hard does.
+func (d *Daemon) run(ctx, hard context.Context, grace time.Duration) error {
 	d.inventory = nil
 	d.setLeader(true)
 	defer d.setLeader(false)
@@ -207,7 +209,7 @@ func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
 				}
 			}
 		}
-		next := d.passWithGrace(ctx, grace)
+		next := d.passWithGrace(ctx, hard, grace)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -221,8 +223,8 @@ func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
 // lets it finish; past the grace its context is cancelled, which reaches
 // every call in flight, and the pass returns without starting another
 // issuance or write.
-func (d *Daemon) passWithGrace(ctx context.Context, grace time.Duration) time.Time {
-	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+func (d *Daemon) passWithGrace(ctx, hard context.Context, grace time.Duration) time.Time {
+	passCtx, cancel := context.WithCancel(hard)
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)

@@ -72,12 +72,25 @@ func (e *Elector) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
+	// The lease is held while a pass in flight uses its grace after ctx
+	// ends (SIGTERM), as without election, and released only then: a
+	// released lease lets another replica act at once.
+	leCtx, stopLeading := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLeading()
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-quit: // Run failed
+		}
 		e.mu.Lock()
-		e.done = true
+		e.done = true // no new term starts
 		e.mu.Unlock()
 		e.running.Wait()
+		stopLeading()
 	}()
+	defer func() { close(quit); <-stopped }()
 	le := e.d.cfg.LeaderElection
 	ns, name := le.Namespace, le.Name
 	if ns == "" {
@@ -92,7 +105,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.identity},
 	}
 	e.started.Store(true)
-	for ctx.Err() == nil {
+	for leCtx.Err() == nil {
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			ReleaseOnCancel: true,
@@ -112,8 +125,12 @@ func (e *Elector) Run(ctx context.Context) error {
 					defer e.running.Done()
 					e.leading.Store(true)
 					e.d.log.Info("leading", "lease", ns+"/"+name, "identity", e.identity)
-					// No grace: a lost lease stops the pass in flight at once.
-					_ = e.d.run(leadCtx, 0)
+					// A lost lease stops the pass in flight at once; ctx's
+					// end (SIGTERM) gives it the grace, holding the lease.
+					runCtx, cancel := context.WithCancel(leadCtx)
+					defer cancel()
+					defer context.AfterFunc(ctx, cancel)()
+					_ = e.d.run(runCtx, leadCtx, e.d.Grace)
 				},
 				OnStoppedLeading: func() {
 					e.leading.Store(false)
@@ -127,7 +144,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		elector.Run(ctx) // returns when leadership is lost or ctx ends; campaign again
+		elector.Run(leCtx) // returns when leadership is lost or leCtx ends; campaign again
 	}
 	return nil
 }
