@@ -171,10 +171,16 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 				return
 			}
 			o := p.actOn(ctx, res, c)
+			rec := o
+			if ctx.Err() != nil {
+				if rec = withoutCancelled(o); rec == nil {
+					return // the cancellation came before anything happened
+				}
+			}
 			// What was done is recorded even when the pass was cancelled meanwhile.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 			defer cancel()
-			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, o, inv[c.Desired.ID])
+			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID])
 			outcomes[i] = o
 		}()
 	}
@@ -188,6 +194,29 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			inv[o.entry.ID] = o.entry
 		}
 	}
+}
+
+// withoutCancelled is o without what a cancellation stopped, which is no
+// failure of the certificate (no backoff, no failed audit line); nil when
+// nothing happened.
+func withoutCancelled(o *outcome) *outcome {
+	if o.err != nil {
+		if errors.Is(o.err, context.Canceled) {
+			return nil
+		}
+		return o
+	}
+	r := *o
+	r.written = map[string]error{}
+	for key, err := range o.written {
+		if !errors.Is(err, context.Canceled) {
+			r.written[key] = err
+		}
+	}
+	if len(r.written) == 0 {
+		return nil
+	}
+	return &r
 }
 
 func anyWrite(c *decide.Certificate) bool {
