@@ -37,6 +37,26 @@ type ServeConfig struct {
 	RetryBackoff Duration `json:"retryBackoff,omitempty"`
 	// MaxRetryBackoff caps the retry delay. Default 1h.
 	MaxRetryBackoff Duration `json:"maxRetryBackoff,omitempty"`
+	// ShutdownGrace is how long a pass in flight may go on after SIGTERM before it is cancelled; no new issuance or write starts after that, and the process exits. Default 25s (under Kubernetes' default terminationGracePeriodSeconds of 30).
+	ShutdownGrace Duration `json:"shutdownGrace,omitempty"`
+	// HTTP bounds the listener of Listen, so slow or stalled clients cannot hold the daemon's connections.
+	HTTP ServeHTTP `json:"http,omitempty"`
+}
+
+// ServeHTTP bounds the daemon's HTTP listener.
+type ServeHTTP struct {
+	// ReadHeaderTimeout is how long a client may take to send a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
+	// ReadTimeout is how long a client may take to send a whole request, headers and body. Default 30s.
+	ReadTimeout Duration `json:"readTimeout,omitempty"`
+	// WriteTimeout is how long writing a response may take, counted from the end of the request's headers. Default 60s.
+	WriteTimeout Duration `json:"writeTimeout,omitempty"`
+	// IdleTimeout is how long a kept-alive connection may wait for its next request. Default 60s.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// MaxConnections is how many connections are served at once; more wait to be accepted. Default 256.
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// MaxBodyBytes is the largest webhook body accepted; a larger one is refused with 413 and never verified. Default 26214400 (25 MiB, GitHub's cap on webhook payloads).
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 }
 
 // ServeSource is the watched repository.

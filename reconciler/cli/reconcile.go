@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -171,16 +172,17 @@ manifests or denied certificates were left out.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("unknown output format %q: use text or json", output)
 			}
+			ctx := cmd.Context()
 			p, err := f.prepare(cmd)
 			if err != nil {
-				return err
+				return interrupted(ctx, err)
 			}
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
 			p.pass.Adopt = adopt
-			rep, err := p.pass.Run(cmd.Context(), p.result, p.verdicts)
+			rep, err := p.pass.Run(ctx, p.result, p.verdicts)
 			if err != nil {
-				return err
+				return interrupted(ctx, err)
 			}
 			for _, e := range p.result.Errors {
 				rep.Notes = append(rep.Notes, "left out, invalid: "+e.Error())
@@ -195,6 +197,8 @@ manifests or denied certificates were left out.`,
 				return err
 			}
 			switch {
+			case ctx.Err() != nil:
+				return interrupted(ctx, nil)
 			case len(rep.Failures) > 0:
 				return WithExitCode(ExitError)
 			case len(p.result.Errors) > 0 || denied > 0:
@@ -213,6 +217,16 @@ manifests or denied certificates were left out.`,
 	fl.BoolVar(&adopt, "adopt", false, "write over declared targets that hold something certfleet did not write (TakenOver); without it they are left alone (default false)")
 	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+// interrupted explains a pass cut short by a signal (SIGTERM, Ctrl-C); err
+// is returned as it is when the command was not interrupted.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("interrupted (%v): the pass stopped before it finished; every target it wrote is complete, "+
+		"and no issuance or write started after the signal; run it again to finish", context.Cause(ctx))
 }
 
 func writeReport(w io.Writer, format string, v any, text func(io.Writer) error) error {

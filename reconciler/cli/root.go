@@ -54,8 +54,14 @@ func Execute(root *cobra.Command) int { return executeTo(root, os.Stderr) }
 
 func executeTo(root *cobra.Command, stderr io.Writer) int {
 	// SIGTERM and Ctrl-C end the command's context: passes stop cleanly.
+	// After the first, the signals are the runtime's again, so a second
+	// one ends a process that does not stop in time at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK

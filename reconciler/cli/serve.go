@@ -3,11 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,8 +28,10 @@ webhook.secretFile), and schedules each next pass at the earliest of the
 interval, the earliest renewal and the earliest retry of a failing
 certificate (capped exponential backoff). It keeps the last good revision when
 a fetch fails or a revision does not render, and says so in /report and the
-metrics. SIGTERM lets the pass in flight finish (25 s), then abandons it; every
-write is atomic, so no target is left half-written.
+metrics. SIGTERM lets the pass in flight go on for shutdownGrace (25 s), then
+cancels it: calls in flight return, no issuance or write starts, no new pass
+starts, and the process exits. Every write is atomic, so no target is left
+half-written.
 
 With --leader-elect (or leaderElection.enabled), replicas share a Kubernetes
 Lease and only its holder acts; one that loses the lease stops at once.
@@ -77,15 +76,27 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 				elector = serve.NewElector(d, serve.Identity())
 				standby = elector.Standby
 			}
-			ln, err := net.Listen("tcp", cfg.Listen)
+			ln, err := serve.Listen(cfg.Listen, cfg.HTTP)
 			if err != nil {
-				return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+				return err
 			}
-			srv := &http.Server{Handler: d.Handler([]byte(secret), standby), ReadHeaderTimeout: 10 * time.Second}
+			srv := serve.NewServer(d.Handler([]byte(secret), standby), cfg.HTTP)
 			go func() {
 				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					log.Error("http server", "err", err)
 				}
+			}()
+			// On the signal the listener closes at once and open requests
+			// have the pass's grace to finish, so stopping the server adds
+			// nothing to the time the process takes to exit.
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				<-ctx.Done()
+				log.Info("stopping", "cause", context.Cause(ctx).Error(), "grace", d.Grace.String())
+				shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.Grace)
+				defer cancel()
+				_ = srv.Shutdown(shutdown)
 			}()
 			log.Info("certfleet serve", "listen", ln.Addr().String(), "source", cfg.Source.URL, "leaderElection", cfg.LeaderElection.Enabled)
 			if elector != nil {
@@ -93,9 +104,11 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 			} else {
 				err = d.Run(ctx)
 			}
-			shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(shutdown)
+			select {
+			case <-stopped:
+			default:
+				_ = srv.Close() // the pass is over: cut the requests still open
+			}
 			log.Info("stopped")
 			return err
 		},

@@ -145,9 +145,15 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
 	}
-	p.prune(ctx, res, dec, inv, rep)
+	// A cancelled pass (SIGTERM past the grace, a lost lease or lock) starts
+	// no delete and no further write.
+	if ctx.Err() == nil {
+		p.prune(ctx, res, dec, inv, rep)
+	}
 	rep.Inventory = inv
-	p.trustBundles(ctx, res, rep)
+	if ctx.Err() == nil {
+		p.trustBundles(ctx, res, rep)
+	}
 	rep.finish(p.now())
 	return rep, nil
 }
@@ -170,7 +176,13 @@ type outcome struct {
 	renewAt time.Time
 }
 
-// act issues and delivers, certificates in parallel, and records.
+// recordTimeout bounds recording one certificate's outcome after the pass
+// was cancelled: long enough for a backend write, short enough to exit.
+const recordTimeout = 5 * time.Second
+
+// act issues and delivers, certificates in parallel, and records. Once ctx
+// is cancelled no certificate starts, and one in progress starts no
+// further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Report) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	var wg sync.WaitGroup
@@ -185,10 +197,26 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return // cancelled: left, unrecorded, for the next pass
+			}
 			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
 			o := p.actOn(ctx, res, c)
-			o.entry, o.retryAt, o.recordErr = p.record(ctx, res, c, o, inv[c.Desired.ID])
+			rec := o
+			if ctx.Err() != nil {
+				if rec = withoutCancelled(o); rec == nil {
+					return // the cancellation came before anything happened
+				}
+			}
+			// What was done is recorded even when the pass was cancelled meanwhile.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+			defer cancel()
+			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID])
 			outcomes[i] = o
 		}()
 	}
@@ -202,6 +230,29 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			inv[o.entry.ID] = o.entry
 		}
 	}
+}
+
+// withoutCancelled is o without what a cancellation stopped, which is no
+// failure of the certificate (no backoff, no failed audit line); nil when
+// nothing happened.
+func withoutCancelled(o *outcome) *outcome {
+	if o.err != nil {
+		if errors.Is(o.err, context.Canceled) {
+			return nil
+		}
+		return o
+	}
+	r := *o
+	r.written = map[string]error{}
+	for key, err := range o.written {
+		if !errors.Is(err, context.Canceled) {
+			r.written[key] = err
+		}
+	}
+	if len(r.written) == 0 {
+		return nil
+	}
+	return &r
 }
 
 func anyWrite(c *decide.Certificate) bool {
@@ -221,6 +272,10 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	d := c.Desired
 	spec := d.Certificate.Spec
 	if c.Issue {
+		if ctx.Err() != nil {
+			o.err = fmt.Errorf("not issued: the pass was cancelled (%w)", context.Cause(ctx))
+			return o
+		}
 		o.bundle, o.err = p.issue(ctx, c)
 		if o.err != nil {
 			return o
@@ -240,8 +295,17 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	}
 	o.leaf, o.serial, o.notAfter = leaf, pki.Serial(leaf.SerialNumber), leaf.NotAfter
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
+	if ctx.Err() != nil {
+		// Nothing delivered: the certificate is dropped, not counted or recorded as issued.
+		o.err = fmt.Errorf("not delivered: the pass was cancelled (%w)", context.Cause(ctx))
+		return o
+	}
 	for _, td := range c.Targets {
 		if !td.Write {
+			continue
+		}
+		if ctx.Err() != nil {
+			o.written[td.Target.Key] = fmt.Errorf("not written: the pass was cancelled (%w)", context.Cause(ctx))
 			continue
 		}
 		m := target.Meta{CertificateID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, TemplateHash: td.Target.TemplateHash,

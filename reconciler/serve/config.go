@@ -27,6 +27,19 @@ const (
 	DefaultMaxRetryBackoff = time.Hour
 	DefaultLeaseNamespace  = "certfleet-system"
 	DefaultLeaseName       = "certfleet"
+	// DefaultShutdownGrace fits under Kubernetes' default
+	// terminationGracePeriodSeconds (30 s), leaving time to exit.
+	DefaultShutdownGrace = 25 * time.Second
+
+	// The listener's bounds (http in certfleet.yaml). A webhook or a scrape
+	// takes milliseconds: these only cut off clients that stall.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxConnections    = 256
+	// DefaultMaxBodyBytes is GitHub's cap on a webhook payload (25 MB).
+	DefaultMaxBodyBytes = 25 << 20
 )
 
 // LoadConfig reads certfleet.yaml strictly: an unknown field is an error
@@ -56,7 +69,9 @@ func check(c *schemas.ServeConfig) error {
 	}
 	for field, d := range map[string]schemas.Duration{"source.interval": c.Source.Interval, "renewalJitter": c.RenewalJitter,
 		"retryBackoff": c.RetryBackoff, "maxRetryBackoff": c.MaxRetryBackoff, "leaderElection.leaseDuration": c.LeaderElection.LeaseDuration,
-		"leaderElection.renewDeadline": c.LeaderElection.RenewDeadline, "leaderElection.retryPeriod": c.LeaderElection.RetryPeriod} {
+		"leaderElection.renewDeadline": c.LeaderElection.RenewDeadline, "leaderElection.retryPeriod": c.LeaderElection.RetryPeriod,
+		"shutdownGrace": c.ShutdownGrace, "http.readHeaderTimeout": c.HTTP.ReadHeaderTimeout, "http.readTimeout": c.HTTP.ReadTimeout,
+		"http.writeTimeout": c.HTTP.WriteTimeout, "http.idleTimeout": c.HTTP.IdleTimeout} {
 		if _, err := d.Parse(); err != nil {
 			problems = append(problems, field+": "+err.Error())
 		}
@@ -70,6 +85,12 @@ func check(c *schemas.ServeConfig) error {
 		if !filepath.IsAbs(r) {
 			problems = append(problems, fmt.Sprintf("allowedDirRoots[%d] is %q; give an absolute directory, such as /etc/tls", i, r))
 		}
+	}
+	if c.HTTP.MaxConnections < 0 {
+		problems = append(problems, fmt.Sprintf("http.maxConnections is %d; use a positive number (default %d)", c.HTTP.MaxConnections, DefaultMaxConnections))
+	}
+	if c.HTTP.MaxBodyBytes < 0 {
+		problems = append(problems, fmt.Sprintf("http.maxBodyBytes is %d; use a positive number of bytes (default %d)", c.HTTP.MaxBodyBytes, DefaultMaxBodyBytes))
 	}
 	if c.MaxPruneShare < 0 || c.MaxPruneShare > 1 {
 		problems = append(problems, "maxPruneShare must be between 0 and 1")

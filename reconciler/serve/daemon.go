@@ -36,9 +36,11 @@ type Daemon struct {
 	Actor string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Grace is how long a pass in flight may finish after the daemon is
-	// told to stop (SIGTERM); past it, the pass is abandoned. Every single
-	// write is atomic, so an abandoned pass leaves every target valid.
+	// Grace is how long a pass in flight may go on after the daemon is
+	// told to stop (SIGTERM); past it, the pass's context is cancelled: the
+	// calls in flight return, and no issuance or write starts. Every single
+	// write is atomic, so a cancelled pass leaves every target valid.
+	// Default: shutdownGrace of certfleet.yaml.
 	Grace time.Duration
 
 	trigger chan string
@@ -117,7 +119,8 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 	}
 	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig}, srcOpts: opts,
 		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewMetrics(), log: log,
-		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now, Grace: 25 * time.Second}
+		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now,
+		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace)}
 	return d, nil
 }
 
@@ -172,20 +175,28 @@ func (d *Daemon) Trigger(why string) {
 
 // Run reconciles until ctx is done: a pass at once, then at the earliest of
 // the interval, the next renewal and the next retry, or on Trigger. When ctx
-// ends, a pass in flight has Grace to finish.
-func (d *Daemon) Run(ctx context.Context) error { return d.run(ctx, d.Grace) }
+// ends, a pass in flight has Grace to finish, no new pass starts, and Run
+// returns once the pass has.
+func (d *Daemon) Run(ctx context.Context) error { return d.run(ctx, context.Background(), d.Grace) }
 
 // reloadEvery is how many passes reuse the daemon's copy of the inventory
 // before reading it from the backend again.
 const reloadEvery = 10
 
-func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
+// run is Run; hard, when it ends, cancels a pass at once (a lost lease),
+// where the end of ctx gives it grace. ctx must end when hard does.
+func (d *Daemon) run(ctx, hard context.Context, grace time.Duration) error {
 	d.inventory = nil
 	d.setLeader(true)
 	defer d.setLeader(false)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		// A due timer and a done ctx may both be ready; select picks at
+		// random, so the stop is checked first: no pass starts after it.
+		if ctx.Err() != nil {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -199,17 +210,22 @@ func (d *Daemon) run(ctx context.Context, grace time.Duration) error {
 				}
 			}
 		}
-		next := d.passWithGrace(ctx, grace)
+		next := d.passWithGrace(ctx, hard, grace)
+		if ctx.Err() != nil {
+			return nil
+		}
 		wait := max(next.Sub(d.Now()), 0)
 		d.log.Info("next pass scheduled", "at", next.UTC().Format(time.RFC3339), "in", wait.Round(time.Second).String())
 		timer.Reset(wait)
 	}
 }
 
-// passWithGrace runs a pass that survives ctx's end by Grace, so a SIGTERM
-// lets it finish (or abandons it after the grace).
-func (d *Daemon) passWithGrace(ctx context.Context, grace time.Duration) time.Time {
-	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+// passWithGrace runs a pass that survives ctx's end by grace, so a SIGTERM
+// lets it finish; past the grace its context is cancelled, which reaches
+// every call in flight, and the pass returns without starting another
+// issuance or write.
+func (d *Daemon) passWithGrace(ctx, hard context.Context, grace time.Duration) time.Time {
+	passCtx, cancel := context.WithCancel(hard)
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
@@ -220,7 +236,7 @@ func (d *Daemon) passWithGrace(ctx context.Context, grace time.Duration) time.Ti
 			select {
 			case <-done:
 			case <-time.After(grace):
-				d.log.Warn("abandoning the pass in flight", "grace", grace.String())
+				d.log.Warn("cancelling the pass in flight: the grace is over", "grace", grace.String())
 				cancel()
 			}
 		}
@@ -231,6 +247,7 @@ func (d *Daemon) passWithGrace(ctx context.Context, grace time.Duration) time.Ti
 // Pass runs one pass and returns when the next one is due.
 func (d *Daemon) Pass(ctx context.Context) time.Time {
 	start := d.Now()
+	d.log.Info("pass started")
 	interval := durationOr(d.cfg.Source.Interval, DefaultInterval)
 	next := start.Add(interval)
 	cat, err := backend.LoadCatalog(ctx, d.backend)
@@ -239,6 +256,10 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 		return start.Add(min(interval, 30*time.Second))
 	}
 	res := d.revision(ctx, cat)
+	if ctx.Err() != nil {
+		d.log.Warn("pass cancelled before it acted", "cause", context.Cause(ctx).Error())
+		return next
+	}
 	if res == nil {
 		return next // nothing has ever rendered: nothing to reconcile yet
 	}
@@ -259,6 +280,14 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	if err != nil {
 		d.log.Error("pass failed", "err", err)
 		return start.Add(min(interval, 30*time.Second))
+	}
+	if ctx.Err() != nil {
+		// What was done is recorded; what was not is left for the next
+		// process. The inventory copy is dropped: the next run reloads it.
+		d.inventory = nil
+		d.log.Warn("pass cancelled: no issuance or write started after the cancellation", "took", d.Now().Sub(start).Round(time.Millisecond).String(),
+			"actions", fmt.Sprint(rep.Actions), "failures", len(rep.Failures))
+		return next
 	}
 	d.inventory = rep.Inventory
 	took := d.Now().Sub(start)

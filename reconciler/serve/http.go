@@ -5,17 +5,55 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+
+	"github.com/certfleet/certfleet/schemas"
 )
+
+// Listen opens the daemon's listener on addr, serving at most
+// http.maxConnections connections at once: further clients wait in the
+// kernel's backlog instead of each holding a goroutine and a buffer.
+func Listen(addr string, c schemas.ServeHTTP) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	n := c.MaxConnections
+	if n <= 0 {
+		n = DefaultMaxConnections
+	}
+	return netutil.LimitListener(ln, n), nil
+}
+
+// NewServer is the daemon's HTTP server with every timeout of http set:
+// a client that stalls in its headers, its body or between requests is
+// disconnected, so it cannot hold one of the limited connections for long.
+func NewServer(h http.Handler, c schemas.ServeHTTP) *http.Server {
+	return &http.Server{Handler: h,
+		ReadHeaderTimeout: durationOr(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       durationOr(c.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      durationOr(c.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout:       durationOr(c.IdleTimeout, DefaultIdleTimeout),
+	}
+}
 
 // Handler serves the daemon's endpoints. webhookSecret enables /hooks/git
 // (GitHub's X-Hub-Signature-256 HMAC); standby says the replica waits for
 // the lease, which counts as ready so a rollout does not stall on it.
 func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler {
+	limit := d.cfg.HTTP.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -56,12 +94,20 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 			http.Error(w, "the webhook is off: set webhook.secretFile", http.StatusNotFound)
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 10<<20))
-		if err != nil {
+		// The MAC is computed as the body streams in (the daemon needs only
+		// the verdict, not the payload), and judged only once the whole body
+		// is read: a body over the limit is refused, never verified on a
+		// prefix, which a LimitReader would silently cut it to.
+		mac := hmac.New(sha256.New, webhookSecret)
+		if _, err := io.Copy(mac, http.MaxBytesReader(w, r.Body, limit)); err != nil {
+			if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+				http.Error(w, fmt.Sprintf("the body is larger than http.maxBodyBytes (%d bytes)", limit), http.StatusRequestEntityTooLarge)
+				return
+			}
 			http.Error(w, "cannot read the body", http.StatusBadRequest)
 			return
 		}
-		if !validSignature(webhookSecret, body, r.Header.Get("X-Hub-Signature-256")) {
+		if !validMAC(mac, r.Header.Get("X-Hub-Signature-256")) {
 			http.Error(w, "bad or missing X-Hub-Signature-256", http.StatusUnauthorized)
 			return
 		}
@@ -72,8 +118,9 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 	return mux
 }
 
-// validSignature checks "sha256=<hex HMAC-SHA256 of the body>" in constant time.
-func validSignature(secret, body []byte, header string) bool {
+// validMAC checks "sha256=<hex HMAC-SHA256 of the body>" against mac, fed
+// the whole body, in constant time.
+func validMAC(mac hash.Hash, header string) bool {
 	got, ok := strings.CutPrefix(header, "sha256=")
 	if !ok {
 		return false
@@ -82,8 +129,6 @@ func validSignature(secret, body []byte, header string) bool {
 	if err != nil {
 		return false
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
 	return hmac.Equal(sig, mac.Sum(nil))
 }
 

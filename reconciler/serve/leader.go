@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,13 @@ type Elector struct {
 	identity string
 	leading  atomic.Bool
 	started  atomic.Bool
+
+	// client-go starts OnStartedLeading in a goroutine of its own and
+	// returns without waiting for it; Run waits on running so the process
+	// does not exit under a pass. done (under mu) refuses a late start.
+	mu      sync.Mutex
+	done    bool
+	running sync.WaitGroup
 }
 
 // NewElector prepares leader election for d; identity names this replica.
@@ -57,12 +65,32 @@ func (e *Elector) client() (kubernetes.Interface, error) {
 }
 
 // Run campaigns for the lease until ctx is done; while leading it runs
-// the daemon with a context that ends the moment the lease is lost.
+// the daemon with a context that ends the moment the lease is lost. It
+// returns once the daemon's pass in flight, if any, has returned.
 func (e *Elector) Run(ctx context.Context) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
+	// The lease is held while a pass in flight uses its grace after ctx
+	// ends (SIGTERM), as without election, and released only then: a
+	// released lease lets another replica act at once.
+	leCtx, stopLeading := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLeading()
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-quit: // Run failed
+		}
+		e.mu.Lock()
+		e.done = true // no new term starts
+		e.mu.Unlock()
+		e.running.Wait()
+		stopLeading()
+	}()
+	defer func() { close(quit); <-stopped }()
 	le := e.d.cfg.LeaderElection
 	ns, name := le.Namespace, le.Name
 	if ns == "" {
@@ -77,7 +105,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.identity},
 	}
 	e.started.Store(true)
-	for ctx.Err() == nil {
+	for leCtx.Err() == nil {
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			ReleaseOnCancel: true,
@@ -87,10 +115,22 @@ func (e *Elector) Run(ctx context.Context) error {
 			Name:            name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(leadCtx context.Context) {
+					e.mu.Lock()
+					if e.done {
+						e.mu.Unlock()
+						return
+					}
+					e.running.Add(1)
+					e.mu.Unlock()
+					defer e.running.Done()
 					e.leading.Store(true)
 					e.d.log.Info("leading", "lease", ns+"/"+name, "identity", e.identity)
-					// No grace: a lost lease stops the pass in flight at once.
-					_ = e.d.run(leadCtx, 0)
+					// A lost lease stops the pass in flight at once; ctx's
+					// end (SIGTERM) gives it the grace, holding the lease.
+					runCtx, cancel := context.WithCancel(leadCtx)
+					defer cancel()
+					defer context.AfterFunc(ctx, cancel)()
+					_ = e.d.run(runCtx, leadCtx, e.d.Grace)
 				},
 				OnStoppedLeading: func() {
 					e.leading.Store(false)
@@ -104,7 +144,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		elector.Run(ctx) // returns when leadership is lost or ctx ends; campaign again
+		elector.Run(leCtx) // returns when leadership is lost or leCtx ends; campaign again
 	}
 	return nil
 }

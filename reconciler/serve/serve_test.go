@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	vaultServer, alpha, beta, kubeconfig = w.Vault, w.Clusters[0], w.Clusters[1], w.Kubeconfig
 	code := m.Run()
 	w.Stop()
+	if binary.path != "" {
+		os.RemoveAll(filepath.Dir(binary.path))
+	}
 	os.Exit(code)
 }
 
