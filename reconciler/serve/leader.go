@@ -30,6 +30,8 @@ type Elector struct {
 	mu      sync.Mutex
 	done    bool
 	running sync.WaitGroup
+	// term is held by the pass loop of one leadership term at a time.
+	term sync.Mutex
 }
 
 // NewElector prepares leader election for d; identity names this replica.
@@ -123,6 +125,20 @@ func (e *Elector) Run(ctx context.Context) error {
 					e.running.Add(1)
 					e.mu.Unlock()
 					defer e.running.Done()
+					// client-go runs this in a goroutine of its own and
+					// returns from Run without waiting for it, so the loop
+					// above may campaign, win and start another term while
+					// this one is still stopping: the terms take turns, so
+					// two pass loops never share the inventory, counters and
+					// render cache.
+					e.term.Lock()
+					defer e.term.Unlock()
+					if leadCtx.Err() != nil {
+						return // lost before it began
+					}
+					// A standby reports no fleet: the leader does. Stale series
+					// from this term's last pass would double (or contradict) the leader's.
+					defer e.d.standby()
 					e.leading.Store(true)
 					e.d.log.Info("leading", "lease", ns+"/"+name, "identity", e.identity)
 					// A lost lease stops the pass in flight at once; ctx's
@@ -134,9 +150,6 @@ func (e *Elector) Run(ctx context.Context) error {
 				},
 				OnStoppedLeading: func() {
 					e.leading.Store(false)
-					// A standby reports no fleet: the leader does. Stale series
-					// from its last pass would double (or contradict) the leader's.
-					e.d.standby()
 					e.d.log.Info("stopped leading", "lease", ns+"/"+name, "identity", e.identity)
 				},
 			},
