@@ -41,6 +41,18 @@ type ServeConfig struct {
 	ShutdownGrace Duration `json:"shutdownGrace,omitempty"`
 	// HTTP bounds the listener of Listen, so slow or stalled clients cannot hold the daemon's connections.
 	HTTP ServeHTTP `json:"http,omitempty"`
+	// Timeouts bound every call to an outside server, so a hung one fails that call, never the daemon.
+	Timeouts ServeTimeouts `json:"timeouts,omitempty"`
+}
+
+// ServeTimeouts bound the daemon's calls to the servers it talks to.
+type ServeTimeouts struct {
+	// Git bounds one fetch of the repository (the ref listing and the clone). Default 2m.
+	Git Duration `json:"git,omitempty"`
+	// Vault bounds one request to Vault. Default 30s.
+	Vault Duration `json:"vault,omitempty"`
+	// Kubernetes bounds one request to a cluster's API server. Default 30s.
+	Kubernetes Duration `json:"kubernetes,omitempty"`
 }
 
 // ServeHTTP bounds the daemon's HTTP listener.
@@ -71,6 +83,8 @@ type ServeSource struct {
 	Interval Duration `json:"interval,omitempty"`
 	// Auth names the files holding credentials.
 	Auth ServeSourceAuth `json:"auth,omitempty"`
+	// Verify, when set, applies only revisions signed by a trusted key. Default: off.
+	Verify *ServeSourceVerify `json:"verify,omitempty"`
 }
 
 // ServeSourceAuth names credential files.
@@ -83,6 +97,12 @@ type ServeSourceAuth struct {
 	CAFile         string `json:"caFile,omitempty"`
 	// InsecureHTTP allows credentials over plain HTTP to hosts other than loopback. Default false.
 	InsecureHTTP bool `json:"insecureHTTP,omitempty"`
+}
+
+// ServeSourceVerify requires signed revisions.
+type ServeSourceVerify struct {
+	// TrustedKeyFiles are armored OpenPGP public key rings or authorized_keys files of SSH keys. A revision whose head commit none of them signed is never applied; the daemon keeps the last good one and reports why.
+	TrustedKeyFiles []string `json:"trustedKeyFiles"`
 }
 
 // ServeBackend selects the backend.

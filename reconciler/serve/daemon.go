@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 	}
 	bcfg := backend.Config{Type: cfg.Backend.Type, Local: backend.LocalConfig{Path: cfg.Backend.StateDir},
 		Vault: backend.VaultConfig{Address: cfg.Backend.Vault.Address, Namespace: cfg.Backend.Vault.Namespace,
-			CatalogMount: cfg.Backend.Vault.CatalogMount, CACert: cfg.Backend.Vault.CACert}}
+			CatalogMount: cfg.Backend.Vault.CatalogMount, CACert: cfg.Backend.Vault.CACert, Timeout: durationOr(cfg.Timeouts.Vault, 0)}}
 	if cfg.Backend.Type == "vault" {
 		tok, err := readFile(cfg.Backend.Vault.TokenFile)
 		if err != nil {
@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
-	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig}, srcOpts: opts,
+	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig, Timeout: durationOr(cfg.Timeouts.Kubernetes, 0)}, srcOpts: opts,
 		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewMetrics(), log: log,
 		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now,
 		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace)}
@@ -137,7 +137,13 @@ func readFile(path string) (string, error) {
 
 func sourceOptions(cfg *schemas.ServeConfig) (source.Options, error) {
 	a := cfg.Source.Auth
-	o := source.Options{Path: cfg.Source.Path}
+	o := source.Options{Path: cfg.Source.Path, Timeout: durationOr(cfg.Timeouts.Git, 0)}
+	if v := cfg.Source.Verify; v != nil {
+		var err error
+		if o.Verify, err = source.ReadVerification(v.TrustedKeyFiles); err != nil {
+			return o, fmt.Errorf("source.verify in certfleet.yaml: %w", err)
+		}
+	}
 	o.Auth.Username, o.Auth.InsecureHTTP = a.Username, a.InsecureHTTP
 	var err error
 	if o.Auth.Password, err = readFile(a.PasswordFile); err != nil {

@@ -73,7 +73,16 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
 		st, _, drift, _ := d.Snapshot()
 		if drift == nil {
-			http.Error(w, "no pass has completed yet", http.StatusServiceUnavailable)
+			// No pass yet: the status still says why (a source that cannot be
+			// fetched or verified, a revision that does not render).
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(struct {
+				Status any    `json:"status"`
+				Note   string `json:"note"`
+			}{st, "no pass has completed yet"})
 			return
 		}
 		if r.URL.Query().Get("format") == "markdown" {
