@@ -34,6 +34,8 @@ resource "certfleet_policy" "internal" {
   required_usages  = ["client auth"]
   max_sans         = 10
   namespaces       = ["team-*"]
+  vault_kv_paths   = ["secret/tls/**"]
+  directory_paths  = ["teams/*/tls"]
 }
 `)
 		}
@@ -48,6 +50,8 @@ resource "certfleet_policy" "internal" {
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("enforcement"), knownvalue.StringExact("deny")),
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("allow_wildcards"), knownvalue.Bool(false)),
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("key_algorithms").AtSliceIndex(1).AtMapKey("min_size"), knownvalue.Int64Exact(3072)),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("vault_kv_paths"), knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("secret/tls/**")})),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("directory_paths"), knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("teams/*/tls")})),
 					},
 				},
 				{ResourceName: name, ImportState: true, ImportStateId: "internal-" + e.id, ImportStateVerify: true},
