@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 )
 
 // crashPKI is a local backend's catalog: one root, one issuer.
@@ -40,7 +41,7 @@ spec: {dnsNames: ["**.svc.cluster.local"]}
 // finish, and expects drift to find nothing: crashes between delivery and
 // record are repaired, stale data directories are cleaned.
 func TestKillNineDuringIssuanceLeavesEveryTargetValidAndDriftClean(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	work := t.TempDir()
 	state, out, repo := filepath.Join(work, "state"), filepath.Join(work, "tls"), filepath.Join(work, "repo")
 	write(t, filepath.Join(work, "pki.yaml"), crashPKI)

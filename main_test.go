@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,38 +16,9 @@ import (
 	"github.com/certfleet/certfleet/internal/testbed"
 )
 
-var binary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// buildBinary builds certfleet once per test run, under the name Terraform
-// looks for.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "certfleet-bin-")
-		if err != nil {
-			binary.err = err
-			return
-		}
-		binary.path = filepath.Join(dir, "terraform-provider-certfleet")
-		if out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput(); err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
-	}
-	return binary.path
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.path != "" {
-		os.RemoveAll(filepath.Dir(binary.path))
-	}
+	testbed.RemoveCertfleet()
 	os.Exit(code)
 }
 
@@ -56,7 +26,7 @@ func TestMain(m *testing.M) {
 // install`: point dev_overrides at the binary and plan a configuration that
 // names the provider, with both terraform and OpenTofu.
 func TestTerraformPlansWithDevOverrides(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	for _, cli := range testbed.MustCLIs(t) {
 		t.Run(cli.Name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -94,7 +64,7 @@ provider "certfleet" {}
 }
 
 func TestProviderDebugModePrintsReattachSettings(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	cmd := exec.Command(bin, "provider", "--debug")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -126,7 +96,7 @@ func TestProviderDebugModePrintsReattachSettings(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
-	out, err := exec.Command(buildBinary(t), "version").CombinedOutput()
+	out, err := exec.Command(testbed.Certfleet(t), "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("certfleet version: %v\n%s", err, out)
 	}
@@ -146,7 +116,7 @@ func write(t *testing.T, path, content string) {
 // on the local backend with the real terraform, and checks that a second
 // plan has nothing to do.
 func TestExamplePKIApplies(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	cli := testbed.MustCLIs(t)[0]
 	dir := t.TempDir()
 	example, err := os.ReadFile("examples/pki/main.tf")
@@ -192,7 +162,7 @@ func TestExamplePKIApplies(t *testing.T) {
 // main job on the local backend, the inventory, and drift catching a
 // tampered file that the next pass heals.
 func TestQuickstartDemo(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	cmd := exec.Command("examples/quickstart/demo.sh")
 	cmd.Env = append(os.Environ(), "CERTFLEET="+bin, "DEMO_DIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
@@ -213,7 +183,7 @@ func TestQuickstartDemo(t *testing.T) {
 // on the quickstart, waits for its first pass, and sends SIGTERM: it must
 // exit 0 and leave every certificate in sync.
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	if out, err := exec.Command(bin, "catalog", "apply", "-f", "examples/quickstart/pki.yaml", "--state-dir", state).CombinedOutput(); err != nil {

@@ -42,9 +42,7 @@ func TestMain(m *testing.M) {
 	vaultServer, alpha, beta, kubeconfig = w.Vault, w.Clusters[0], w.Clusters[1], w.Kubeconfig
 	code := m.Run()
 	w.Stop()
-	if binary.path != "" {
-		os.RemoveAll(filepath.Dir(binary.path))
-	}
+	testbed.RemoveCertfleet()
 	os.Exit(code)
 }
 

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,35 +17,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/schemas"
 )
-
-// binary is certfleet, built once for the tests that run it as a process.
-var binary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	binary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "certfleet-serve-bin-")
-		if err != nil {
-			binary.err = err
-			return
-		}
-		binary.path = filepath.Join(dir, "certfleet")
-		if out, err := exec.Command("go", "build", "-o", binary.path, "../..").CombinedOutput(); err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
-	}
-	return binary.path
-}
 
 // manyCertificates is enough directory certificates that one pass through
 // Vault takes several seconds at concurrency 2.
@@ -193,7 +167,7 @@ func (w *world) checkStoppedMidPass(audit string, atExit []byte, exited time.Tim
 }
 
 func TestServeStopsWithinTheGraceOnSIGTERMMidPass(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	w := newWorld(t)
 	w.pushMany()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -242,7 +216,7 @@ func TestServeStopsWithinTheGraceOnSIGTERMMidPass(t *testing.T) {
 }
 
 func TestReconcileOnceStopsOnSIGTERMAndSaysItWasInterrupted(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbed.Certfleet(t)
 	w := newWorld(t)
 	w.pushMany()
 	cmd := exec.Command(bin, "reconcile", "--once", "--source", w.url, "--ref", "main",
