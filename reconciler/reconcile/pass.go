@@ -142,6 +142,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, rep)
+		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
 	}
@@ -156,6 +157,24 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	}
 	rep.finish(p.now())
 	return rep, nil
+}
+
+// sweep cleans what interrupted writes left in the directories this pass
+// did not write (a crash between a data directory and its swap).
+func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Report) {
+	for _, c := range dec.Certificates {
+		for _, t := range c.Targets {
+			if ctx.Err() != nil {
+				return
+			}
+			if t.Target.Kind != render.Directory || t.Write || t.Observed == nil || !t.Observed.Managed {
+				continue
+			}
+			if err := p.Dir.Sweep(t.Target); err != nil {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("cleaning %s: %v", t.Target.Key, err))
+			}
+		}
+	}
 }
 
 // outcome is what acting on one certificate did.

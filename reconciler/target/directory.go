@@ -52,9 +52,11 @@ const (
 	dataLink = "..data"
 	metaFile = ".certfleet.json"
 	// staleAfter is how old a data directory ..data does not point at must
-	// be before a write removes it: a younger one may be another writer's
-	// (a CLI run beside the daemon) between its mkdir and its swap.
-	staleAfter = time.Minute
+	// be before it is removed: a younger one may be another writer's
+	// between its mkdir and its swap (milliseconds apart). Passes on one
+	// backend are exclusive, so that writer could only be a misconfigured
+	// second instance; the margin is generous all the same.
+	staleAfter = 10 * time.Second
 )
 
 var bundleFiles = []string{"tls.crt", "tls.key", "ca.crt", metaFile}
@@ -492,6 +494,26 @@ func syncDir(dir *os.Root, name string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// Sweep removes what an interrupted write left in a directory certfleet
+// owns (stale data directories, temporary links) without writing anything
+// else: a pass sweeps the directories it did not need to write, so a crash
+// leaves no garbage behind even where the next write is months away.
+func (d *Directory) Sweep(t render.Target) error {
+	od, err := d.open(t.Dir, false)
+	if err != nil || od == nil {
+		return err
+	}
+	defer od.Close()
+	st := inspect(od.dir)
+	if !st.owned() {
+		return nil // not ours: nothing of it is touched
+	}
+	if err := removeStale(od.dir, st.data, d.now()); err != nil {
+		return fmt.Errorf("directory %s: %w", d.Path(t), err)
+	}
+	return nil
 }
 
 // Delete removes what certfleet wrote; other files in the directory stay,
