@@ -79,9 +79,9 @@ func issuedOK(events []inventory.Event) map[string]inventory.Event {
 }
 
 // signalMidPass starts cmd, waits until its audit log shows a few
-// issuances, and sends SIGTERM. It returns when the process exited: its
-// error, how long it took after the signal, and the log's bytes at exit.
-func (w *world) signalMidPass(cmd *exec.Cmd, audit string, stderr *strings.Builder) (error, time.Duration, []byte) {
+// issuances, and sends SIGTERM. It returns when the process exited: how
+// long it took after the signal, the log's bytes at exit, and its error.
+func (w *world) signalMidPass(cmd *exec.Cmd, audit string, stderr *strings.Builder) (time.Duration, []byte, error) {
 	w.t.Helper()
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -113,12 +113,12 @@ func (w *world) signalMidPass(cmd *exec.Cmd, audit string, stderr *strings.Build
 	case err := <-done:
 		took := time.Since(sent)
 		at, _ := os.ReadFile(audit)
-		return err, took, at
+		return took, at, err
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		w.t.Fatalf("still running 60 s after SIGTERM:\n%s", stderr.String())
 	}
-	return nil, 0, nil
+	return 0, nil, nil
 }
 
 // checkStoppedMidPass checks what an interrupted pass left: it stopped
@@ -190,7 +190,7 @@ func TestServeStopsWithinTheGraceOnSIGTERMMidPass(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--config", conf)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	err, took, atExit := w.signalMidPass(cmd, cfg.AuditLog, &stderr)
+	took, atExit, err := w.signalMidPass(cmd, cfg.AuditLog, &stderr)
 	exited := time.Now()
 	if err != nil {
 		t.Errorf("serve exited with %v after SIGTERM; want 0", err)
@@ -226,7 +226,7 @@ func TestReconcileOnceStopsOnSIGTERMAndSaysItWasInterrupted(t *testing.T) {
 		"--concurrency", "2", "--renewal-jitter", "1s")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	err, took, atExit := w.signalMidPass(cmd, w.cfg.AuditLog, &stderr)
+	took, atExit, err := w.signalMidPass(cmd, w.cfg.AuditLog, &stderr)
 	exited := time.Now()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
