@@ -82,7 +82,7 @@ resource "certfleet_policy" "ingress" {
   allow_wildcards = true
   max_duration    = "2160h"
   max_sans        = 20
-  allowed_usages  = ["digital signature", "key encipherment", "server auth"]
+  allowed_usages  = ["digital signature", "key encipherment", "key agreement", "server auth"]
   namespaces      = ["ingress-*", "istio-system"]
 }
 
