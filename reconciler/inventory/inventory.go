@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 // Entry is what the inventory knows of one certificate.
@@ -48,6 +49,9 @@ type Entry struct {
 	// FailureKind is Permanent (the issuer refused; retrying cannot help)
 	// or Transient (retried with backoff) while the certificate fails.
 	FailureKind string `json:"failureKind,omitempty"`
+	// Effective is what the issuer makes of the request (TTL, usages,
+	// subject, signature algorithm), where it differs from what was asked.
+	Effective *schemas.Effective `json:"effective,omitempty"`
 	// PermanentFor is what a permanent failure was for (decide.FailureKey):
 	// the certificate is not tried again until that changes.
 	PermanentFor string    `json:"permanentFor,omitempty"`

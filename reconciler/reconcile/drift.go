@@ -38,6 +38,8 @@ type DriftEntry struct {
 	DeliveredSerial string    `json:"deliveredSerial,omitempty"`
 	NotAfter        time.Time `json:"notAfter,omitzero"`
 	Message         string    `json:"message"`
+	// Effective is what the issuer makes of the declaration (requested vs effective).
+	Effective *schemas.Effective `json:"effective,omitempty"`
 }
 
 // driftNames renames decide's reasons where drift has its own word.
@@ -51,7 +53,13 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 	if err != nil {
 		return nil, err
 	}
-	return DriftOf(rep), nil
+	d := DriftOf(rep)
+	for i := range d.Entries {
+		if v, ok := verdicts[d.Entries[i].Certificate]; ok {
+			d.Entries[i].Effective = v.Effective
+		}
+	}
+	return d, nil
 }
 
 // DriftOf reads the drift out of a pass's report (the state after it).

@@ -141,7 +141,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep := newReport(res, start, p.DryRun)
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
-		p.act(ctx, res, dec, inv, rep)
+		p.act(ctx, res, dec, inv, verdicts, rep)
 		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
@@ -202,7 +202,8 @@ const recordTimeout = 5 * time.Second
 // act issues and delivers, certificates in parallel, and records. Once ctx
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
-func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Report) {
+func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
+	verdicts map[string]schemas.CertificateVerdict, rep *Report) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, p.concurrency())
@@ -235,7 +236,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			// What was done is recorded even when the pass was cancelled meanwhile.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 			defer cancel()
-			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID])
+			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID], verdicts[c.Desired.ID].Effective)
 			outcomes[i] = o
 		}()
 	}
@@ -437,14 +438,15 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 }
 
 // record writes the inventory entry and the audit events of one certificate.
-func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry) (*inventory.Entry, time.Time, error) {
+func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry,
+	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
 	d := c.Desired
 	spec := d.Certificate.Spec
 	now := p.now()
 	e := &inventory.Entry{ID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, File: d.File(),
 		Revision: res.Revision.String(), Author: res.Revision.Author, CommonName: spec.CommonName,
 		DNSNames: spec.DNSNames, IPAddresses: spec.IPAddresses, URIs: spec.URIs, EmailAddresses: spec.EmailAddresses,
-		UpdatedAt: now}
+		UpdatedAt: now, Effective: effective}
 	if prev != nil && !c.Issue {
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision

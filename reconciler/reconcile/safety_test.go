@@ -337,3 +337,28 @@ func drifted(d *reconcile.DriftReport) bool {
 	}
 	return false
 }
+
+func TestDriftAndTheInventoryShowTheEffectiveValues(t *testing.T) {
+	e := newEnv(t)
+	d := e.drift(e.api())
+	found := false
+	for _, en := range d.Entries {
+		if en.Certificate == "payments/api" {
+			found = true
+			if en.Effective == nil || en.Effective.TTL == "" || len(en.Effective.Usages) == 0 || en.Effective.SignatureAlgorithm == "" {
+				t.Errorf("drift entry %s: effective %+v", en.Target, en.Effective)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no drift entry for payments/api: %+v", d.Entries)
+	}
+	e.run(e.api())
+	inv, err := inventory.Load(context.Background(), e.backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eff := inv["payments/api"].Effective; eff == nil || eff.Subject == "" || len(eff.Usages) == 0 {
+		t.Errorf("inventory effective values: %+v", eff)
+	}
+}
