@@ -125,8 +125,11 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 		}
 		if o != nil && c.Issue {
 			result := "success"
-			if o.err != nil {
-				result = "failure"
+			switch {
+			case backend.Permanent(o.err):
+				result = "refused" // permanent: not retried until something changes
+			case o.err != nil:
+				result = "failure" // transient: retried with backoff
 			}
 			if r.Issuances == nil {
 				r.Issuances = map[[2]string]int{}

@@ -34,7 +34,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		issuances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certfleet_issuance_total",
-			Help: "Certificates issued (first issuance, renewal, reissue), by issuer and result."}, []string{"issuer", "result"}),
+			Help: "Certificates issued (first issuance, renewal, reissue), by issuer and result: success, failure (transient, retried with backoff) or refused (permanent: the issuer's role refused it; not retried until the declaration or the catalog changes)."}, []string{"issuer", "result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certfleet_reconcile_duration_seconds",
 			Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		fetchFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "certfleet_source_fetch_failures_total",
