@@ -3,6 +3,8 @@ package reconcile
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -91,8 +93,8 @@ func newReport(res *render.Result, start time.Time, dry bool) *Report {
 }
 
 func (r *Report) addObservationFailures(errs map[string]error) {
-	for key, err := range errs {
-		f := fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), err)
+	for _, key := range slices.Sorted(maps.Keys(errs)) {
+		f := fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), errs[key])
 		r.Failures = append(r.Failures, f)
 		r.Unobservable = append(r.Unobservable, f)
 	}
