@@ -2,8 +2,11 @@ package reconcile
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
@@ -49,37 +52,25 @@ func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[s
 	}
 	res := observed{byKey: map[string]*target.Observed{}, unobservable: map[string]error{}}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, p.concurrency())
-	names := make([]string, 0, len(clusters))
-	for c := range clusters {
-		names = append(names, c)
-	}
-	sort.Strings(names)
-	for _, c := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+	g := new(errgroup.Group)
+	g.SetLimit(p.concurrency())
+	for _, c := range slices.Sorted(maps.Keys(clusters)) {
+		g.Go(func() error {
 			got, err := p.Kube.ObserveCluster(ctx, c)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				res.unobservable["kubernetes/"+c+"/"] = err
-				return
+				return nil // one unreachable cluster never stops the others
 			}
 			for k, o := range got {
 				res.byKey[k] = o
 			}
-		}()
+			return nil
+		})
 	}
 	for _, t := range singles {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			var o *target.Observed
 			var err error
 			switch t.Kind {
@@ -92,11 +83,12 @@ func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[s
 			defer mu.Unlock()
 			if err != nil {
 				res.unobservable[t.Key] = err
-				return
+				return nil
 			}
 			res.byKey[t.Key] = o
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // failures are recorded per cluster or target
 	return res
 }

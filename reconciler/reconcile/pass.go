@@ -17,8 +17,9 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
@@ -205,32 +206,35 @@ const recordTimeout = 5 * time.Second
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
 	verdicts map[string]schemas.CertificateVerdict, rep *Report) {
 	outcomes := make([]*outcome, len(dec.Certificates))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, p.concurrency())
+	acts := func(c *decide.Certificate) bool { return c.Issue || c.Record || anyWrite(c) }
 	todo := 0
 	for i := range dec.Certificates {
+		if acts(&dec.Certificates[i]) {
+			todo++
+		}
+	}
+	if todo > 0 {
+		p.progress("issuing or delivering %d certificates", todo)
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(p.concurrency())
+	for i := range dec.Certificates {
 		c := &dec.Certificates[i]
-		if !c.Issue && !c.Record && !anyWrite(c) {
+		if !acts(c) {
 			continue
 		}
-		todo++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return // cancelled: left, unrecorded, for the next pass
-			}
-			defer func() { <-sem }()
+		if ctx.Err() != nil {
+			break // cancelled: the rest is left, unrecorded, for the next pass
+		}
+		g.Go(func() error {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			o := p.actOn(ctx, res, c)
 			rec := o
 			if ctx.Err() != nil {
 				if rec = withoutCancelled(o); rec == nil {
-					return // the cancellation came before anything happened
+					return nil // the cancellation came before anything happened
 				}
 			}
 			// What was done is recorded even when the pass was cancelled meanwhile.
@@ -238,12 +242,10 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			defer cancel()
 			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID], verdicts[c.Desired.ID].Effective)
 			outcomes[i] = o
-		}()
+			return nil
+		})
 	}
-	if todo > 0 {
-		p.progress("issuing or delivering %d certificates", todo)
-	}
-	wg.Wait()
+	_ = g.Wait() // every failure is the certificate's own, in its outcome
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {

@@ -7,10 +7,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
 	"k8s.io/client-go/util/csaupgrade"
 
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -42,34 +44,37 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 		return nil, err
 	}
 	out := map[string]*Observed{}
-	opts := metav1.ListOptions{FieldSelector: "type=" + string(corev1.SecretTypeTLS), Limit: 500}
-	for {
-		list, err := c.CoreV1().Secrets("").List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %s: listing TLS Secrets: %w", cluster, err)
+	// client-go's pager: pages of 500, and a full LIST should a continue
+	// token expire mid-way (410 Gone), rather than a failed observation.
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.CoreV1().Secrets("").List(ctx, opts)
+	})
+	p.PageSize = 500
+	err = p.EachListItem(ctx, metav1.ListOptions{FieldSelector: "type=" + string(corev1.SecretTypeTLS)}, func(obj runtime.Object) error {
+		s, ok := obj.(*corev1.Secret)
+		if !ok {
+			return fmt.Errorf("listing TLS Secrets returned a %T", obj)
 		}
-		for i := range list.Items {
-			s := &list.Items[i]
-			o := &Observed{
-				Target: render.Target{Kind: render.Kubernetes, Key: KubeKey(cluster, s.Namespace, s.Name),
-					Cluster: cluster, Namespace: s.Namespace, SecretName: s.Name},
-				Exists:  true,
-				UID:     string(s.UID),
-				Version: s.ResourceVersion,
-				Bundle:  Bundle{Cert: s.Data[corev1.TLSCertKey], Key: s.Data[corev1.TLSPrivateKeyKey], CA: s.Data["ca.crt"]},
-				Managed: s.Labels[LabelManagedBy] == ManagedByValue,
-			}
-			if o.Managed {
-				o.Annotations = s.Annotations
-			}
-			o.parse()
-			out[o.Target.Key] = o
+		o := &Observed{
+			Target: render.Target{Kind: render.Kubernetes, Key: KubeKey(cluster, s.Namespace, s.Name),
+				Cluster: cluster, Namespace: s.Namespace, SecretName: s.Name},
+			Exists:  true,
+			UID:     string(s.UID),
+			Version: s.ResourceVersion,
+			Bundle:  Bundle{Cert: s.Data[corev1.TLSCertKey], Key: s.Data[corev1.TLSPrivateKeyKey], CA: s.Data["ca.crt"]},
+			Managed: s.Labels[LabelManagedBy] == ManagedByValue,
 		}
-		if list.Continue == "" {
-			return out, nil
+		if o.Managed {
+			o.Annotations = s.Annotations
 		}
-		opts.Continue = list.Continue
+		o.parse()
+		out[o.Target.Key] = o
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: listing TLS Secrets: %w", cluster, err)
 	}
+	return out, nil
 }
 
 // Write delivers the bundle to a Secret, provided the Secret is still what
