@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -96,4 +97,18 @@ func Open(ctx context.Context, c Config) (Backend, error) {
 		return OpenLocal(path)
 	}
 	return nil, fmt.Errorf("unknown backend %q: use vault or local", c.Type)
+}
+
+// ReadSecretFile reads a token or password from a file (a Vault agent sink,
+// a mounted Secret), trimmed; "" for no file. Secrets come from files, never
+// from flag values, which other users could read in the process list.
+func ReadSecretFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

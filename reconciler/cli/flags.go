@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -45,17 +46,6 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.trustedKeys, "trusted-keys", nil, "with --verify-signatures: an armored OpenPGP public key ring or an authorized_keys file of SSH keys (repeatable)")
 }
 
-func readSecretFile(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 func (f *sourceFlags) options() (source.Options, error) {
 	o := source.Options{Path: f.path, Timeout: f.timeout}
 	switch {
@@ -69,16 +59,16 @@ func (f *sourceFlags) options() (source.Options, error) {
 		return o, fmt.Errorf("--trusted-keys is given without --verify-signatures: add --verify-signatures to check signatures")
 	}
 	a := &o.Auth
-	a.Username = firstNonEmpty(f.username, os.Getenv("CERTFLEET_GIT_USERNAME"))
+	a.Username = cmp.Or(f.username, os.Getenv("CERTFLEET_GIT_USERNAME"))
 	var err error
-	if a.Password, err = readSecretFile(f.passwordFile); err != nil {
+	if a.Password, err = backend.ReadSecretFile(f.passwordFile); err != nil {
 		return o, err
 	}
-	a.Password = firstNonEmpty(a.Password, os.Getenv("CERTFLEET_GIT_PASSWORD"))
-	if a.BearerToken, err = readSecretFile(f.tokenFile); err != nil {
+	a.Password = cmp.Or(a.Password, os.Getenv("CERTFLEET_GIT_PASSWORD"))
+	if a.BearerToken, err = backend.ReadSecretFile(f.tokenFile); err != nil {
 		return o, err
 	}
-	a.BearerToken = firstNonEmpty(a.BearerToken, os.Getenv("CERTFLEET_GIT_TOKEN"))
+	a.BearerToken = cmp.Or(a.BearerToken, os.Getenv("CERTFLEET_GIT_TOKEN"))
 	for _, x := range []struct {
 		path string
 		dst  *[]byte
@@ -92,15 +82,6 @@ func (f *sourceFlags) options() (source.Options, error) {
 	}
 	a.InsecureHTTP = f.insecureHTTP
 	return o, nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 func (f *sourceFlags) fetch(ctx context.Context, ref string) (*source.Snapshot, error) {
@@ -138,7 +119,7 @@ func (f *catalogFlags) register(cmd *cobra.Command, backendDefault string) {
 func (f *catalogFlags) openBackend(ctx context.Context) (backend.Backend, error) {
 	cfg := backend.Config{Type: f.backend, Local: backend.LocalConfig{Path: f.stateDir}, Vault: f.vault}
 	if f.backend == "vault" {
-		tok, err := readSecretFile(f.tokenFile)
+		tok, err := backend.ReadSecretFile(f.tokenFile)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -132,7 +133,7 @@ func inventoryCommand() *cobra.Command {
 					status = " (failing since " + e.FailingSince.UTC().Format(time.RFC3339) + ")"
 				}
 				fmt.Fprintf(w, "%s%s\t%s\t%s (%s)\t%s\t%s\t%s\t%s\n", e.ID, status, e.Issuer, e.NotAfter.UTC().Format("2006-01-02 15:04"),
-					until(e.NotAfter, f.now), e.RenewAt.UTC().Format("2006-01-02 15:04"), firstNonEmpty(e.Author, "-"),
+					until(e.NotAfter, f.now), e.RenewAt.UTC().Format("2006-01-02 15:04"), cmp.Or(e.Author, "-"),
 					strings.Join(targets, ","), e.File)
 			}
 			if err := w.Flush(); err != nil {

@@ -102,14 +102,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 }
 
 func (f *passFlags) openAudit(cmd *cobra.Command, b backend.Backend) (*inventory.Audit, func(), error) {
-	path := f.auditLog
-	if path == "" {
-		if l, ok := b.(*backend.Local); ok {
-			path = filepath.Join(l.Root(), "audit.log")
-		} else {
-			path = "certfleet-audit.log"
-		}
-	}
+	path := inventory.AuditPath(f.auditLog, b)
 	if path == "-" {
 		return inventory.NewAudit(cmd.OutOrStdout()), func() {}, nil
 	}

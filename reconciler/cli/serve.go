@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/reconciler/serve"
 )
 
@@ -66,7 +67,7 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 			}
 			defer d.Close()
 			d.Actor = actor()
-			secret, err := readSecretFile(cfg.Webhook.SecretFile)
+			secret, err := backend.ReadSecretFile(cfg.Webhook.SecretFile)
 			if err != nil {
 				return err
 			}

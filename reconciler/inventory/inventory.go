@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -118,6 +119,19 @@ func Put(ctx context.Context, s backend.Store, e *Entry) error { return s.Put(ct
 
 // Delete removes an entry.
 func Delete(ctx context.Context, s backend.Store, id string) error { return s.Delete(ctx, key(id)) }
+
+// AuditPath is where the audit log goes when none is configured: beside
+// the local backend's state, else certfleet-audit.log in the working
+// directory.
+func AuditPath(configured string, b backend.Backend) string {
+	if configured != "" {
+		return configured
+	}
+	if l, ok := b.(*backend.Local); ok {
+		return filepath.Join(l.Root(), "audit.log")
+	}
+	return "certfleet-audit.log"
+}
 
 // Event is one line of the audit log: who did what, where and why.
 type Event struct {

@@ -6,6 +6,7 @@ package reconcile
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -457,7 +458,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	for _, t := range d.Targets {
 		declared[t.Key] = true
 		e.Targets = append(e.Targets, inventory.Target{Key: t.Key, Kind: string(t.Kind), Cluster: t.Cluster,
-			Namespace: t.Namespace, Name: t.SecretName, Mount: t.Mount, Path: firstNonEmpty(t.Path, t.Dir)})
+			Namespace: t.Namespace, Name: t.SecretName, Mount: t.Mount, Path: cmp.Or(t.Path, t.Dir)})
 	}
 	if prev != nil {
 		// Targets dropped from the declaration stay recorded until pruned:
@@ -566,15 +567,6 @@ func actionOf(c *decide.Certificate) string {
 		return "issue"
 	}
 	return "reissue"
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

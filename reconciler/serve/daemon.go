@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -87,7 +85,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 		Vault: backend.VaultConfig{Address: cfg.Backend.Vault.Address, Namespace: cfg.Backend.Vault.Namespace,
 			CatalogMount: cfg.Backend.Vault.CatalogMount, CACert: cfg.Backend.Vault.CACert, Timeout: durationOr(cfg.Timeouts.Vault, 0)}}
 	if cfg.Backend.Type == "vault" {
-		tok, err := readFile(cfg.Backend.Vault.TokenFile)
+		tok, err := backend.ReadSecretFile(cfg.Backend.Vault.TokenFile)
 		if err != nil {
 			return nil, err
 		}
@@ -105,14 +103,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 	if err != nil {
 		return nil, err
 	}
-	auditPath := cfg.AuditLog
-	if auditPath == "" {
-		if l, ok := b.(*backend.Local); ok {
-			auditPath = filepath.Join(l.Root(), "audit.log")
-		} else {
-			auditPath = "certfleet-audit.log"
-		}
-	}
+	auditPath := inventory.AuditPath(cfg.AuditLog, b)
 	f, err := os.OpenFile(auditPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
@@ -122,17 +113,6 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now,
 		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace)}
 	return d, nil
-}
-
-func readFile(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 func sourceOptions(cfg *schemas.ServeConfig) (source.Options, error) {
@@ -146,10 +126,10 @@ func sourceOptions(cfg *schemas.ServeConfig) (source.Options, error) {
 	}
 	o.Auth.Username, o.Auth.InsecureHTTP = a.Username, a.InsecureHTTP
 	var err error
-	if o.Auth.Password, err = readFile(a.PasswordFile); err != nil {
+	if o.Auth.Password, err = backend.ReadSecretFile(a.PasswordFile); err != nil {
 		return o, err
 	}
-	if o.Auth.BearerToken, err = readFile(a.TokenFile); err != nil {
+	if o.Auth.BearerToken, err = backend.ReadSecretFile(a.TokenFile); err != nil {
 		return o, err
 	}
 	for _, x := range []struct {
@@ -373,7 +353,7 @@ func (d *Daemon) revision(ctx context.Context, cat *schemas.Catalog) *render.Res
 	d.status.RenderErrors = nil
 	if len(res.Errors) == 0 {
 		d.good = res
-		d.metrics.setRevision(snap.Revision.String(), refOr(ref), "latest")
+		d.metrics.setRevision(snap.Revision.String(), source.RefOrDefault(ref), "latest")
 		return res
 	}
 	for _, e := range res.Errors {
@@ -382,20 +362,13 @@ func (d *Daemon) revision(ctx context.Context, cat *schemas.Catalog) *render.Res
 	if d.good != nil {
 		d.log.Warn("the latest revision does not render; keeping the last good one",
 			"latest", snap.Revision.String(), "kept", d.good.Revision.String(), "errors", len(res.Errors))
-		d.metrics.setRevision(d.good.Revision.String(), refOr(ref), "last-good")
+		d.metrics.setRevision(d.good.Revision.String(), source.RefOrDefault(ref), "last-good")
 		return d.good
 	}
 	// Nothing rendered cleanly yet: reconcile the valid certificates (pruning
 	// is refused while manifests are invalid).
-	d.metrics.setRevision(snap.Revision.String(), refOr(ref), "partial")
+	d.metrics.setRevision(snap.Revision.String(), source.RefOrDefault(ref), "partial")
 	return res
-}
-
-func refOr(ref string) string {
-	if ref == "" {
-		return "main"
-	}
-	return ref
 }
 
 func (d *Daemon) setLeader(on bool) {

@@ -116,7 +116,7 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 			}
 			continue
 		}
-		rev := Revision{Ref: refOrHead(ref), Hash: commit.Hash.String(), Author: commit.Author.Name,
+		rev := Revision{Ref: RefOrDefault(ref), Hash: commit.Hash.String(), Author: commit.Author.Name,
 			AuthorEmail: commit.Author.Email, Message: strings.TrimSpace(commit.Message), Time: commit.Author.When.UTC()}
 		if o.Verify != nil {
 			// Before a single manifest is read: an unverified revision is never applied.
@@ -131,7 +131,7 @@ func fetchRemote(ctx context.Context, raw, ref string, o Options) (*Snapshot, er
 		snap.Revision = rev
 		return snap, nil
 	}
-	return nil, fmt.Errorf("fetching %s at %q: %s", u, refOrHead(ref), sanitizeErr(lastErr, raw))
+	return nil, fmt.Errorf("fetching %s at %q: %s", u, RefOrDefault(ref), sanitizeErr(lastErr, raw))
 }
 
 // lastObserved is the revision fluxcd's client compares the remote ref
@@ -153,7 +153,8 @@ func lastObserved(s repository.CheckoutStrategy, hash string) string {
 	return "" // a commit is its own revision: there is nothing to poll
 }
 
-func refOrHead(ref string) string {
+// RefOrDefault is the ref a remote fetch reads: ref, or main when none is given.
+func RefOrDefault(ref string) string {
 	if ref == "" {
 		return "main"
 	}
