@@ -32,7 +32,7 @@ func dataFrom(data any, diags *diag.Diagnostics) (backend.Backend, func() time.T
 	return d.backend, d.now
 }
 
-// strings reads a list of strings; null and unknown give nil.
+// listStrings reads a list of strings; null and unknown give nil.
 func listStrings(ctx context.Context, l types.List, diags *diag.Diagnostics) []string {
 	if l.IsNull() || l.IsUnknown() {
 		return nil

@@ -23,7 +23,7 @@ const (
 	ExitError = 1 // the command could not run
 )
 
-// ExitError lets a command end with a specific code after it printed its own
+// exitCode lets a command end with a specific code after it printed its own
 // report, instead of cobra printing an error.
 type exitCode struct{ code int }
 

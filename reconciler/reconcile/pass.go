@@ -31,7 +31,8 @@ import (
 	"github.com/certfleet/certfleet/schemas"
 )
 
-// Pass holds what a pass needs; its zero values are safe defaults.
+// Pass holds what a pass needs. Backend, Catalog, Kube, Vault, Dir and Audit
+// are required (NewPass wires them); the other fields have safe defaults.
 type Pass struct {
 	Backend backend.Backend
 	Catalog *schemas.Catalog

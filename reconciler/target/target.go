@@ -167,7 +167,7 @@ var (
 	ErrTakenOver = errors.New("no longer carries certfleet's marks for this certificate: taken over, left alone")
 )
 
-// observe fills the parsed fields of o from its bundle.
+// parse fills the parsed fields of o (Cert, KeyMatches) from its bundle.
 func (o *Observed) parse() {
 	if o.Bundle.Empty() {
 		return
