@@ -522,3 +522,75 @@ func (c *Certificate) TargetReason(t Target) Reason {
 	}
 	return t.Reason
 }
+
+// Action names what a decision does, for reports and the audit log: issue
+// (the first certificate), renew, reissue (the spec changed or the delivered
+// copy is broken), update (a healthy copy delivered), record (a delivered
+// certificate the inventory had missed), or "" (nothing).
+func (c *Certificate) Action() string {
+	switch {
+	case c.Issue:
+	case anyWrite(c.Targets):
+		return "update"
+	case c.Record:
+		return "record"
+	default:
+		return ""
+	}
+	switch c.Reason {
+	case Renewing, Expired:
+		return "renew"
+	case Missing:
+		for _, t := range c.Targets {
+			if t.Observed != nil && t.Observed.Exists {
+				return "reissue"
+			}
+		}
+		return "issue"
+	}
+	return "reissue"
+}
+
+// RetryDelay is how long a certificate that failed attempts times in a row
+// waits before the next attempt: base doubled per failure, capped at max
+// (0: no cap); 0 when base is 0 (retry on every pass).
+func RetryDelay(attempts int, base, max time.Duration) time.Duration {
+	if base <= 0 || attempts <= 0 {
+		return 0
+	}
+	delay := base << min(attempts-1, 20)
+	if max > 0 && delay > max {
+		delay = max
+	}
+	return delay
+}
+
+// DefaultMaxPruneShare is the largest share of managed targets one pass
+// prunes unless forced.
+const DefaultMaxPruneShare = 0.5
+
+// RefusePrune says why deleting d's orphans looks like an accident ("" when
+// it does not): nothing rendered, invalid manifests (their certificates look
+// undeclared), or more than maxShare of the managed targets at once. force
+// overrides all three.
+func RefusePrune(d Decisions, rendered, invalid int, maxShare float64, force bool) string {
+	orphans := len(d.Orphans)
+	managed := orphans
+	for _, c := range d.Certificates {
+		managed += len(c.Targets)
+	}
+	if maxShare == 0 {
+		maxShare = DefaultMaxPruneShare
+	}
+	switch {
+	case force || orphans == 0:
+		return ""
+	case rendered == 0:
+		return fmt.Sprintf("refusing to prune %d targets: the revision renders no certificate at all (use --force if that is intended)", orphans)
+	case invalid > 0:
+		return fmt.Sprintf("refusing to prune %d targets: %d manifests are invalid, and their certificates would look orphaned (fix them, or use --force)", orphans, invalid)
+	case float64(orphans) > maxShare*float64(managed):
+		return fmt.Sprintf("refusing to prune %d of %d managed targets (more than %.0f%%): use --force if that is intended", orphans, managed, maxShare*100)
+	}
+	return ""
+}

@@ -870,3 +870,90 @@ func TestAPermanentFailureWaitsForTheDeclarationOrTheCatalogToChange(t *testing.
 		t.Errorf("a changed issuer is not tried again: %s", c.Reason)
 	}
 }
+
+func TestRetryDelayDoublesUpToTheCap(t *testing.T) {
+	tests := []struct {
+		name      string
+		attempts  int
+		base, max time.Duration
+		want      time.Duration
+	}{
+		{name: "no base retries on every pass", attempts: 3, want: 0},
+		{name: "the first failure waits the base", attempts: 1, base: 30 * time.Second, max: time.Hour, want: 30 * time.Second},
+		{name: "each failure doubles it", attempts: 4, base: 30 * time.Second, max: time.Hour, want: 4 * time.Minute},
+		{name: "the cap holds", attempts: 10, base: 30 * time.Second, max: time.Hour, want: time.Hour},
+		{name: "no cap keeps doubling, bounded in shift", attempts: 100, base: time.Nanosecond, want: time.Nanosecond << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decide.RetryDelay(tt.attempts, tt.base, tt.max); got != tt.want {
+				t.Errorf("RetryDelay(%d, %s, %s) = %s, want %s", tt.attempts, tt.base, tt.max, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestActionNamesWhatADecisionDoes(t *testing.T) {
+	f := newFixture(t)
+	tg := dirTarget("/srv/a")
+	d := desired("a/b", nil, tg)
+	held := f.delivered(d, tg, f.fresh())
+	tests := []struct {
+		name string
+		c    decide.Certificate
+		want string
+	}{
+		{name: "nothing to do", c: decide.Certificate{Desired: d, Reason: decide.InSync, Targets: []decide.Target{{Reason: decide.InSync}}}, want: ""},
+		{name: "a first certificate is issued", c: decide.Certificate{Desired: d, Reason: decide.Missing, Issue: true,
+			Targets: []decide.Target{{Reason: decide.Missing, Write: true}}}, want: "issue"},
+		{name: "a missing target beside a broken one is a reissue", c: decide.Certificate{Desired: d, Reason: decide.Missing, Issue: true,
+			Targets: []decide.Target{{Reason: decide.Missing, Write: true, Observed: held}}}, want: "reissue"},
+		{name: "a renewal", c: decide.Certificate{Desired: d, Reason: decide.Renewing, Issue: true, Targets: []decide.Target{{Write: true}}}, want: "renew"},
+		{name: "a spec change is a reissue", c: decide.Certificate{Desired: d, Reason: decide.SpecChanged, Issue: true, Targets: []decide.Target{{Write: true}}}, want: "reissue"},
+		{name: "a healthy copy delivered is an update", c: decide.Certificate{Desired: d, Reason: decide.Missing, Targets: []decide.Target{{Write: true}}}, want: "update"},
+		{name: "a delivery the inventory missed is recorded", c: decide.Certificate{Desired: d, Reason: decide.NotRecorded, Record: true,
+			Targets: []decide.Target{{Reason: decide.NotRecorded}}}, want: "record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.c.Action(); got != tt.want {
+				t.Errorf("Action() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRefusePrune(t *testing.T) {
+	certs := func(n int) []decide.Certificate {
+		out := make([]decide.Certificate, n)
+		for i := range out {
+			out[i].Targets = []decide.Target{{}}
+		}
+		return out
+	}
+	orphans := func(n int) []decide.Target { return make([]decide.Target, n) }
+	tests := []struct {
+		name              string
+		d                 decide.Decisions
+		rendered, invalid int
+		share             float64
+		force             bool
+		want              string // a substring of the refusal; "" allowed
+	}{
+		{name: "no orphans: nothing to refuse", d: decide.Decisions{Certificates: certs(2)}, rendered: 2},
+		{name: "half the managed targets is allowed", d: decide.Decisions{Certificates: certs(2), Orphans: orphans(2)}, rendered: 2},
+		{name: "more than half is refused", d: decide.Decisions{Certificates: certs(1), Orphans: orphans(2)}, rendered: 1, want: "2 of 3 managed targets (more than 50%)"},
+		{name: "a configured share applies", d: decide.Decisions{Certificates: certs(3), Orphans: orphans(1)}, rendered: 3, share: 0.2, want: "more than 20%"},
+		{name: "an empty render is refused", d: decide.Decisions{Orphans: orphans(1)}, want: "renders no certificate"},
+		{name: "invalid manifests are refused", d: decide.Decisions{Certificates: certs(9), Orphans: orphans(1)}, rendered: 9, invalid: 1, want: "1 manifests are invalid"},
+		{name: "force overrides", d: decide.Decisions{Orphans: orphans(5)}, force: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decide.RefusePrune(tt.d, tt.rendered, tt.invalid, tt.share, tt.force)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("RefusePrune = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

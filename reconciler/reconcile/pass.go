@@ -208,7 +208,7 @@ const recordTimeout = 5 * time.Second
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
 	verdicts map[string]schemas.CertificateVerdict, rep *Report) {
 	outcomes := make([]*outcome, len(dec.Certificates))
-	acts := func(c *decide.Certificate) bool { return c.Issue || c.Record || anyWrite(c) }
+	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0
 	for i := range dec.Certificates {
 		if acts(&dec.Certificates[i]) {
@@ -279,14 +279,6 @@ func withoutCancelled(o *outcome) *outcome {
 	return &r
 }
 
-func anyWrite(c *decide.Certificate) bool {
-	for _, t := range c.Targets {
-		if t.Write {
-			return true
-		}
-	}
-	return false
-}
 
 // actOn issues (when needed) and writes every target that needs it. A
 // failed issuance writes nothing: a working certificate is never replaced
@@ -496,11 +488,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		if backend.Permanent(o.err) {
 			// Retrying cannot help: wait for the declaration or the catalog to change.
 			e.FailureKind, e.PermanentFor = "Permanent", decide.FailureKey(d, p.Catalog)
-		} else if p.RetryBackoff > 0 {
-			delay := p.RetryBackoff << min(e.Attempts-1, 20)
-			if p.MaxRetryBackoff > 0 && delay > p.MaxRetryBackoff {
-				delay = p.MaxRetryBackoff
-			}
+		} else if delay := decide.RetryDelay(e.Attempts, p.RetryBackoff, p.MaxRetryBackoff); delay > 0 {
 			retry := now.Add(delay)
 			e.RetryAt = &retry
 		}
@@ -511,7 +499,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
 		recorded = nil
 	}
-	action := actionOf(c)
+	action := c.Action()
 	for _, td := range c.Targets {
 		werr, tried := o.written[td.Target.Key]
 		recordOnly := c.Record && td.Reason == decide.NotRecorded && !tried
@@ -544,30 +532,6 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		retry = *e.RetryAt
 	}
 	return recorded, retry, errors.Join(recordErrs...)
-}
-
-// actionOf names what a decision does: issue (first time), renew, reissue
-// (the spec changed or the delivered copy is broken), update (a copy) or
-// record (a delivered certificate the inventory missed).
-func actionOf(c *decide.Certificate) string {
-	if !c.Issue {
-		if c.Record && !anyWrite(c) {
-			return "record"
-		}
-		return "update"
-	}
-	switch c.Reason {
-	case decide.Renewing, decide.Expired:
-		return "renew"
-	case decide.Missing:
-		for _, t := range c.Targets {
-			if t.Observed != nil && t.Observed.Exists {
-				return "reissue"
-			}
-		}
-		return "issue"
-	}
-	return "reissue"
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

@@ -22,26 +22,8 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d orphaned targets kept: run with --prune to delete them", len(dec.Orphans)))
 		return
 	}
-	managed := len(dec.Orphans)
-	for _, c := range dec.Certificates {
-		managed += len(c.Targets)
-	}
-	share := p.MaxPruneShare
-	if share == 0 {
-		share = 0.5
-	}
-	switch {
-	case p.Force:
-	case len(res.Desired) == 0:
-		rep.refusePrune(fmt.Sprintf("refusing to prune %d targets: the revision renders no certificate at all (use --force if that is intended)", len(dec.Orphans)))
-		return
-	case len(res.Errors) > 0:
-		// A broken file's certificates look undeclared: pruning them would
-		// delete working certificates because of a typo.
-		rep.refusePrune(fmt.Sprintf("refusing to prune %d targets: %d manifests are invalid, and their certificates would look orphaned (fix them, or use --force)", len(dec.Orphans), len(res.Errors)))
-		return
-	case float64(len(dec.Orphans)) > share*float64(managed):
-		rep.refusePrune(fmt.Sprintf("refusing to prune %d of %d managed targets (more than %.0f%%): use --force if that is intended", len(dec.Orphans), managed, share*100))
+	if refused := decide.RefusePrune(dec, len(res.Desired), len(res.Errors), p.MaxPruneShare, p.Force); refused != "" {
+		rep.refusePrune(refused)
 		return
 	}
 	if p.DryRun {

@@ -109,12 +109,9 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			o = outcomes[i]
 		}
 		r.State = append(r.State, statesOf(c, o, inv[c.Desired.ID], now, jitter)...)
-		action := ""
-		if c.Issue || c.Record || anyWrite(&c) {
-			action = actionOf(&c)
-			if o != nil && o.err == nil {
-				r.Actions[action]++
-			}
+		action := c.Action()
+		if action != "" && o != nil && o.err == nil {
+			r.Actions[action]++
 		}
 		if o != nil && o.err != nil {
 			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.err))
