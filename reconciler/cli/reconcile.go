@@ -128,6 +128,7 @@ func reconcileCommand() *cobra.Command {
 		once, dry     bool
 		prune, force  bool
 		adopt         bool
+		destroyKV     bool
 		maxPruneShare float64
 		output        string
 	)
@@ -172,7 +173,7 @@ manifests or denied certificates were left out.`,
 			}
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
-			p.pass.Adopt = adopt
+			p.pass.Adopt, p.pass.Vault.DestroyHistory = adopt, destroyKV
 			rep, err := p.pass.Run(ctx, p.result, p.verdicts)
 			if err != nil {
 				return interrupted(ctx, err)
@@ -207,6 +208,7 @@ manifests or denied certificates were left out.`,
 	fl.BoolVar(&prune, "prune", false, "delete orphaned targets (default false)")
 	fl.BoolVar(&force, "force", false, "prune even when the safety limits refuse (default false)")
 	fl.Float64Var(&maxPruneShare, "max-prune-share", 0.5, "the largest share of managed targets one pass may prune without --force")
+	fl.BoolVar(&destroyKV, "prune-kv-history", false, "pruning a Vault KV target destroys its metadata and every version; without it only the checked current version is soft-deleted, and Vault keeps the history (default false)")
 	fl.BoolVar(&adopt, "adopt", false, "write over declared targets that hold something certfleet did not write (TakenOver); without it they are left alone (default false)")
 	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
