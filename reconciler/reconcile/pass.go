@@ -279,7 +279,6 @@ func withoutCancelled(o *outcome) *outcome {
 	return &r
 }
 
-
 // actOn issues (when needed) and writes every target that needs it. A
 // failed issuance writes nothing: a working certificate is never replaced
 // by a failure.
