@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -21,21 +20,7 @@ import (
 func TestLosingAndRegainingTheLeaseRunsOnePassLoopAtATime(t *testing.T) {
 	w := newWorld(t)
 	const n = 120
-	files := map[string]string{}
-	for i := range n {
-		name := fmt.Sprintf("r%03d", i)
-		files["apps/"+name+".yaml"] = fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
-kind: Certificate
-metadata: {name: %[1]s, namespace: apps}
-spec:
-  issuer: mtls
-  dnsNames: [%[1]s.apps.svc.cluster.local]
-  duration: 24h
-  targets:
-    - directory: {path: %[1]s}
-`, name)
-	}
-	w.push(files)
+	w.pushMany("r", n)
 	_, e := w.startElected("r.log")
 	leases := clientset(t).CoordinationV1().Leases(w.ns)
 	ctx := context.Background()

@@ -26,12 +26,12 @@ import (
 // Vault takes several seconds at concurrency 2.
 const manyCertificates = 400
 
-// pushMany pushes manyCertificates certificates, each to a directory.
-func (w *world) pushMany() {
+// pushMany pushes n certificates named <prefix>000…, each to a directory.
+func (w *world) pushMany(prefix string, n int) {
 	w.t.Helper()
 	files := map[string]string{}
-	for i := 0; i < manyCertificates; i++ {
-		name := fmt.Sprintf("m%03d", i)
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s%03d", prefix, i)
 		files["apps/"+name+".yaml"] = fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
 kind: Certificate
 metadata: {name: %[1]s, namespace: apps}
@@ -169,7 +169,7 @@ func (w *world) checkStoppedMidPass(audit string, atExit []byte, exited time.Tim
 func TestServeStopsWithinTheGraceOnSIGTERMMidPass(t *testing.T) {
 	bin := testbed.Certfleet(t)
 	w := newWorld(t)
-	w.pushMany()
+	w.pushMany("m", manyCertificates)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +218,7 @@ func TestServeStopsWithinTheGraceOnSIGTERMMidPass(t *testing.T) {
 func TestReconcileOnceStopsOnSIGTERMAndSaysItWasInterrupted(t *testing.T) {
 	bin := testbed.Certfleet(t)
 	w := newWorld(t)
-	w.pushMany()
+	w.pushMany("m", manyCertificates)
 	cmd := exec.Command(bin, "reconcile", "--once", "--source", w.url, "--ref", "main",
 		"--git-username", "ci", "--git-password-file", w.cfg.Source.Auth.PasswordFile,
 		"--backend", "vault", "--vault-addr", vaultServer.Addr, "--vault-token-file", w.cfg.Backend.Vault.TokenFile,
