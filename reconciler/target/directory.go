@@ -59,7 +59,10 @@ const (
 	staleAfter = 10 * time.Second
 )
 
-var bundleFiles = []string{"tls.crt", "tls.key", "ca.crt", metaFile}
+// bundleFiles are linked in this order on a first write: tls.crt last, so
+// a crash (or a failed link) between two links never leaves a certificate
+// without its key for a server that reloads on tls.crt to read.
+var bundleFiles = []string{"ca.crt", "tls.key", metaFile, "tls.crt"}
 
 // dataDirName is the name of the data directories certfleet makes:
 // ..YYYY_MM_DD_HH_MM_SS.<digits>. A name must match it, whole, before
@@ -530,7 +533,9 @@ func (d *Directory) Delete(t render.Target) error {
 		return fmt.Errorf("directory %s holds %s, which certfleet did not write (%w): not deleting them; remove them by hand if they are no longer needed",
 			d.Path(t), strings.Join(st.present, ", "), ErrTakenOver)
 	}
-	for _, name := range bundleFiles {
+	// tls.crt first: a crash midway leaves a key without its certificate,
+	// never a certificate without its key.
+	for _, name := range slices.Backward(bundleFiles) {
 		// Only certfleet's links: a file someone put in their place stays.
 		if l, err := dir.Readlink(name); err == nil && l == dataLink+"/"+name {
 			if err := dir.Remove(name); err != nil {

@@ -885,3 +885,24 @@ func TestDirectoryWriteFileIntoCertificateDirectory(t *testing.T) {
 		t.Errorf("the certificate's ca.crt was replaced: %v", err)
 	}
 }
+
+// A first write interrupted between two links (kill -9, or a link that
+// cannot be made) must never leave tls.crt without the tls.key it goes
+// with: a server that reloads on tls.crt would load a certificate without
+// its key. The crash test caught tls.crt linked before tls.key.
+func TestDirectoryFirstWriteLinksTheCertificateLast(t *testing.T) {
+	is := newIssuer(t)
+	d := &target.Directory{Root: t.TempDir(), Adopt: true}
+	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	dir := d.Path(tg)
+	// A non-empty directory named tls.key: the link cannot be renamed over it.
+	if err := os.MkdirAll(filepath.Join(dir, "tls.key", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a")); err == nil {
+		t.Fatal("Write succeeded though tls.key could not be linked")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "tls.crt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("tls.crt is there (%v) though its key could not be delivered", err)
+	}
+}
