@@ -39,8 +39,8 @@ const (
 	SpecChanged Reason = "SpecChanged"
 	// Expired: the delivered certificate has expired.
 	Expired Reason = "Expired"
-	// Renewing: the renewal time (with the certificate's jitter) has passed.
-	Renewing Reason = "Renewing"
+	// Expiring: the renewal time (with the certificate's jitter) has passed.
+	Expiring Reason = "Expiring"
 	// TemplateChanged: only the delivered object's labels, annotations or key encoding changed.
 	TemplateChanged Reason = "TemplateChanged"
 	// InSync: nothing to do.
@@ -73,7 +73,7 @@ const (
 
 // needsNewCertificate lists the reasons a target's certificate cannot be
 // kept; the others can be fixed by copying a healthy certificate.
-var needsNewCertificate = map[Reason]bool{IssuerChanged: true, SpecChanged: true, Expired: true, Renewing: true}
+var needsNewCertificate = map[Reason]bool{IssuerChanged: true, SpecChanged: true, Expired: true, Expiring: true}
 
 // Input is everything a decision depends on.
 type Input struct {
@@ -107,8 +107,10 @@ type Input struct {
 
 // Target is the decision for one target.
 type Target struct {
-	Target   render.Target
-	Reason   Reason
+	Target render.Target
+	Reason Reason
+	// Message explains Reason to people (drift, the report, the page).
+	Message  string
 	Observed *target.Observed
 	// Write is true when the target must be (re)written.
 	Write bool
@@ -125,7 +127,9 @@ type Target struct {
 type Certificate struct {
 	Desired *render.Desired
 	// Reason is the certificate's own state: the most urgent of its targets'.
-	Reason  Reason
+	Reason Reason
+	// Message explains Reason.
+	Message string
 	Targets []Target
 	// Issue is true when a new certificate is needed.
 	Issue bool
@@ -185,33 +189,79 @@ func owned(o *target.Observed, id string, inv map[string]*inventory.Entry) bool 
 	return false
 }
 
-// check is one link of the chain: it returns its reason when it applies.
-type check func(in targetInput) (Reason, bool)
+// check is one link of the chain: when it applies it returns its reason
+// and the sentence that explains it to people.
+type check func(in targetInput) (Reason, string, bool)
 
 // chain is ordered: the first check that applies names the target's state.
 var chain = []check{
-	func(in targetInput) (Reason, bool) { return Missing, in.o == nil || !in.o.Exists },
-	func(in targetInput) (Reason, bool) { return TakenOver, !in.adopt && !owned(in.o, in.d.ID, in.inv) },
-	func(in targetInput) (Reason, bool) { return MissingData, in.o.Cert == nil || len(in.o.Bundle.Key) == 0 },
-	func(in targetInput) (Reason, bool) { return KeyMismatch, !in.o.KeyMatches },
-	func(in targetInput) (Reason, bool) {
-		return ModifiedOutOfBand, !owned(in.o, in.d.ID, in.inv) || in.o.Annotations[target.AnnDataHash] != in.o.Bundle.DataHash()
+	func(in targetInput) (Reason, string, bool) {
+		if in.o != nil && in.o.Exists {
+			return "", "", false
+		}
+		return Missing, "declared in " + in.d.File() + " but not delivered", true
 	},
-	func(in targetInput) (Reason, bool) {
-		return IssuerChanged, in.o.Annotations[target.AnnIssuer] != in.d.Certificate.Spec.Issuer
+	func(in targetInput) (Reason, string, bool) {
+		return TakenOver, takenOverMessage, !in.adopt && !owned(in.o, in.d.ID, in.inv)
 	},
-	func(in targetInput) (Reason, bool) {
-		return SpecChanged, in.o.Annotations[target.AnnSpecHash] != in.d.IssueHash
+	func(in targetInput) (Reason, string, bool) {
+		return MissingData, "the target lacks a readable tls.crt or tls.key", in.o.Cert == nil || len(in.o.Bundle.Key) == 0
 	},
-	func(in targetInput) (Reason, bool) { return Expired, !in.now.Before(in.o.Cert.NotAfter) },
-	func(in targetInput) (Reason, bool) { return Renewing, !in.now.Before(in.renewAt) },
-	func(in targetInput) (Reason, bool) {
-		return TemplateChanged, in.o.Annotations[target.AnnTemplateHash] != in.t.TemplateHash
+	func(in targetInput) (Reason, string, bool) {
+		return KeyMismatch, "tls.key does not belong to tls.crt", !in.o.KeyMatches
+	},
+	func(in targetInput) (Reason, string, bool) {
+		return ModifiedOutOfBand, modifiedMessage,
+			!owned(in.o, in.d.ID, in.inv) || in.o.Annotations[target.AnnDataHash] != in.o.Bundle.DataHash()
+	},
+	func(in targetInput) (Reason, string, bool) {
+		if in.o.Annotations[target.AnnIssuer] == in.d.Certificate.Spec.Issuer {
+			return "", "", false
+		}
+		return IssuerChanged, "the certificate now names issuer " + in.d.Certificate.Spec.Issuer, true
+	},
+	func(in targetInput) (Reason, string, bool) {
+		return SpecChanged, "the declaration changed since the delivered certificate was issued",
+			in.o.Annotations[target.AnnSpecHash] != in.d.IssueHash
+	},
+	func(in targetInput) (Reason, string, bool) {
+		if in.now.Before(in.o.Cert.NotAfter) {
+			return "", "", false
+		}
+		return Expired, "expired " + in.o.Cert.NotAfter.UTC().Format(time.RFC3339), true
+	},
+	func(in targetInput) (Reason, string, bool) {
+		if in.now.Before(in.renewAt) {
+			return "", "", false
+		}
+		na := in.o.Cert.NotAfter
+		return Expiring, fmt.Sprintf("past its renewal time; expires %s (in %s)", na.UTC().Format(time.RFC3339), na.Sub(in.now).Round(time.Minute)), true
+	},
+	func(in targetInput) (Reason, string, bool) {
+		return TemplateChanged, "the Secret's labels or annotations (or the key's encoding) changed in Git",
+			in.o.Annotations[target.AnnTemplateHash] != in.t.TemplateHash
 	},
 }
 
+// The messages of reasons found in more than one place.
+const (
+	modifiedMessage    = "the delivered data is not what certfleet wrote (edited by hand, or written by something else)"
+	takenOverMessage   = "the target does not carry certfleet's marks for this certificate any more; it is left alone (`--adopt` takes it back)"
+	unreachableMessage = "could not be observed"
+	orphanedMessage    = "certfleet manages this target but no certificate declares it; `certfleet reconcile --prune` deletes it"
+)
+
+// certificateWide are the reasons that hold for every target of a
+// certificate, whatever each one holds, with their messages.
+var certificateWide = map[Reason]string{
+	PolicyViolation:  "policies deny the declaration; the delivered certificate is left alone",
+	Suspended:        "suspended in Git",
+	BackingOff:       "the last attempts failed; retrying after a backoff",
+	PermanentFailure: "the issuer refused this certificate; it is not tried again until the declaration, the issuer or its authority changes",
+}
+
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, Renewing, TemplateChanged, NotRecorded, TakenOver, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, Expiring, TemplateChanged, NotRecorded, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -271,15 +321,17 @@ func Decide(in Input) Decisions {
 			case !observed && t.Kind == string(render.Kubernetes):
 				continue // its cluster was listed and the Secret is not there
 			case !owned(o, e.ID, in.Inventory):
-				out.TakenOver = append(out.TakenOver, Target{Target: FromInventory(t), Reason: TakenOver, Observed: o, Certificate: e.ID})
+				out.TakenOver = append(out.TakenOver, Target{Target: FromInventory(t), Reason: TakenOver, Message: takenOverMessage,
+					Observed: o, Certificate: e.ID})
 				continue
 			}
-			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Observed: o, Certificate: e.ID})
+			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Message: orphanedMessage,
+				Observed: o, Certificate: e.ID})
 		}
 	}
 	for key, o := range in.Observed {
 		if !desiredKeys[key] && !ours[key] && !o.Managed && o.Target.Kind == render.Kubernetes {
-			out.Unmanaged = append(out.Unmanaged, Target{Target: o.Target, Reason: Unmanaged, Observed: o})
+			out.Unmanaged = append(out.Unmanaged, Target{Target: o.Target, Reason: Unmanaged, Message: unmanagedMessage(o), Observed: o})
 		}
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].Target.Key < out.Orphans[j].Target.Key })
@@ -294,6 +346,20 @@ func FromInventory(t inventory.Target) render.Target {
 		SecretName: t.Name, Mount: t.Mount, Path: t.Path, Dir: t.Path}
 }
 
+func unmanagedMessage(o *target.Observed) string {
+	if o.Cert == nil {
+		return "a TLS Secret certfleet does not manage, without a readable certificate"
+	}
+	return "a TLS Secret certfleet does not manage, expiring " + o.Cert.NotAfter.UTC().Format(time.RFC3339)
+}
+
+func notRecordedMessage(delivered, recorded string) string {
+	if recorded == "" {
+		return fmt.Sprintf("the target holds serial %s, which the inventory does not record; the next pass records it", delivered)
+	}
+	return fmt.Sprintf("the target holds serial %s but the inventory records %s; the next pass repairs it", delivered, recorded)
+}
+
 func unobservable(in Input, t render.Target) bool {
 	if _, ok := in.Unobservable[t.Key]; ok {
 		return true
@@ -305,23 +371,24 @@ func unobservable(in Input, t render.Target) bool {
 	return false
 }
 
-func decideCertificate(in Input, d *render.Desired) Certificate {
-	c := Certificate{Desired: d, Reason: InSync}
+func decideCertificate(in Input, d *render.Desired) (c Certificate) {
+	c = Certificate{Desired: d, Reason: InSync}
+	defer func() { c.Message = certificateMessage(c) }()
 	entry := in.Inventory[d.ID]
 	var healthy []int // targets holding a usable copy of a current certificate
 	for _, t := range d.Targets {
 		o := in.Observed[t.Key]
 		td := Target{Target: t, Observed: o, Reason: InSync}
 		if unobservable(in, t) {
-			td.Reason = Unreachable
+			td.Reason, td.Message = Unreachable, unreachableMessage
 		} else {
 			ti := targetInput{d: d, t: t, o: o, inv: in.Inventory, adopt: in.Adopt, now: in.Now}
 			if o != nil && o.Cert != nil {
 				ti.renewAt = RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter)
 			}
 			for _, ch := range chain {
-				if r, applies := ch(ti); applies {
-					td.Reason = r
+				if r, msg, applies := ch(ti); applies {
+					td.Reason, td.Message = r, msg
 					break
 				}
 			}
@@ -420,7 +487,7 @@ func chooseSource(in Input, c *Certificate, entry *inventory.Entry, healthy []in
 	if !recorded && !issuedBy(in.Catalog, c.Desired.Certificate.Spec.Issuer, src.Cert) {
 		for _, i := range healthy {
 			if pki.Serial(c.Targets[i].Observed.Cert.SerialNumber) == serial {
-				c.Targets[i].Reason = ModifiedOutOfBand
+				c.Targets[i].Reason, c.Targets[i].Message = ModifiedOutOfBand, modifiedMessage
 			}
 		}
 		return
@@ -433,7 +500,11 @@ func chooseSource(in Input, c *Certificate, entry *inventory.Entry, healthy []in
 		// stopped halfway through a delivery) gets the source's copy.
 		if s := pki.Serial(td.Observed.Cert.SerialNumber); s != serial || !recorded {
 			if td.Reason == InSync {
-				td.Reason = NotRecorded
+				var inventorySerial string
+				if entry != nil {
+					inventorySerial = entry.Serial
+				}
+				td.Reason, td.Message = NotRecorded, notRecordedMessage(s, inventorySerial)
 			}
 		}
 	}
@@ -510,17 +581,28 @@ func FailureKey(d *render.Desired, cat *schemas.Catalog) string {
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
-// certificateWide are the reasons that hold for every target of a
-// certificate, whatever each one holds.
-var certificateWide = map[Reason]bool{PolicyViolation: true, Suspended: true, BackingOff: true, PermanentFailure: true}
-
-// TargetReason is what a target of c is reported as: the certificate's own
-// reason when it holds for all its targets, else the target's.
-func (c *Certificate) TargetReason(t Target) Reason {
-	if certificateWide[c.Reason] {
-		return c.Reason
+// certificateMessage explains a certificate's own reason: a
+// certificate-wide one's, else that of its first target in that state.
+func certificateMessage(c Certificate) string {
+	if msg, ok := certificateWide[c.Reason]; ok {
+		return msg
 	}
-	return t.Reason
+	for _, t := range c.Targets {
+		if t.Reason == c.Reason {
+			return t.Message
+		}
+	}
+	return ""
+}
+
+// TargetReason is what a target of c is reported as, with its message: the
+// certificate's own reason when it holds for all its targets, else the
+// target's.
+func (c *Certificate) TargetReason(t Target) (Reason, string) {
+	if msg, ok := certificateWide[c.Reason]; ok {
+		return c.Reason, msg
+	}
+	return t.Reason, t.Message
 }
 
 // Action names what a decision does, for reports and the audit log: issue
@@ -538,7 +620,7 @@ func (c *Certificate) Action() string {
 		return ""
 	}
 	switch c.Reason {
-	case Renewing, Expired:
+	case Expiring, Expired:
 		return "renew"
 	case Missing:
 		for _, t := range c.Targets {

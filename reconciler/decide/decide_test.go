@@ -186,12 +186,14 @@ func TestChain(t *testing.T) {
 		name string
 		obs  func() *target.Observed
 		want decide.Reason
+		// msg is a part of the message the link returns with its reason.
+		msg string
 		// issue: a new certificate is needed; write: the target is written;
 		// source: the target's own certificate is kept and copied.
 		issue, write, source bool
 	}{
 		{name: "a target that holds nothing is Missing",
-			obs: func() *target.Observed { return nil }, want: decide.Missing, issue: true, write: true},
+			obs: func() *target.Observed { return nil }, want: decide.Missing, msg: "but not delivered", issue: true, write: true},
 		{name: "a target observed as absent is Missing",
 			obs: func() *target.Observed { return &target.Observed{Target: tg} }, want: decide.Missing, issue: true, write: true},
 		{name: "a tls.crt without tls.key is MissingData, before a key mismatch",
@@ -203,7 +205,7 @@ func TestChain(t *testing.T) {
 				b := f.fresh()
 				b.Cert = []byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
 				return observed(tg, b, nil, false)
-			}, want: decide.TakenOver},
+			}, want: decide.TakenOver, msg: "does not carry certfleet's marks"},
 		{name: "an unreadable tls.crt is MissingData",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) {
@@ -213,7 +215,7 @@ func TestChain(t *testing.T) {
 		{name: "a key of another certificate is KeyMismatch, before data certfleet did not write",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key, o.KeyMatches = other.Key, false })
-			}, want: decide.KeyMismatch, issue: true, write: true},
+			}, want: decide.KeyMismatch, msg: "tls.key does not belong to tls.crt", issue: true, write: true},
 		{name: "certfleet's marks on a certificate it did not write is ModifiedOutOfBand",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle = other; o.Cert, _ = pki.ParseCertificate(other.Cert) })
@@ -232,7 +234,7 @@ func TestChain(t *testing.T) {
 					o.Annotations[target.AnnIssuer] = "old-issuer"
 					o.Annotations[target.AnnSpecHash] = "old-spec"
 				})
-			}, want: decide.IssuerChanged, issue: true, write: true},
+			}, want: decide.IssuerChanged, msg: "now names issuer " + d.Certificate.Spec.Issuer, issue: true, write: true},
 		{name: "another spec hash is SpecChanged, before expiry",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.issue(now.Add(-lifetime-day), lifetime)), func(o *target.Observed) {
@@ -247,13 +249,13 @@ func TestChain(t *testing.T) {
 			}, want: decide.Expired, issue: true, write: true},
 		{name: "a certificate expiring this very second is Expired",
 			obs:  func() *target.Observed { return f.delivered(d, tg, f.issue(now.Add(-time.Hour), time.Hour)) },
-			want: decide.Expired, issue: true, write: true},
-		{name: "a certificate past its renewal time is Renewing, before a template change",
+			want: decide.Expired, msg: "expired " + now.UTC().Format(time.RFC3339), issue: true, write: true},
+		{name: "a certificate past its renewal time is Expiring, before a template change",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.issue(now.Add(-61*day), lifetime)), func(o *target.Observed) {
 					o.Annotations[target.AnnTemplateHash] = "template-0"
 				})
-			}, want: decide.Renewing, issue: true, write: true},
+			}, want: decide.Expiring, msg: "past its renewal time; expires " + now.Add(-61*day+lifetime).UTC().Format(time.RFC3339) + " (in 696h0m0s)", issue: true, write: true},
 		{name: "only another template is TemplateChanged: rewritten with the same certificate",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Annotations[target.AnnTemplateHash] = "template-0" })
@@ -277,6 +279,9 @@ func TestChain(t *testing.T) {
 			td := c.Targets[0]
 			if td.Reason != tt.want || c.Reason != tt.want {
 				t.Errorf("target %s, certificate %s; want %s", td.Reason, c.Reason, tt.want)
+			}
+			if !strings.Contains(td.Message, tt.msg) || c.Message != td.Message || (td.Reason != decide.InSync) != (td.Message != "") {
+				t.Errorf("target message %q, certificate message %q; want one message containing %q (none when InSync)", td.Message, c.Message, tt.msg)
 			}
 			if c.Issue != tt.issue || td.Write != tt.write {
 				t.Errorf("Issue %v Write %v; want %v %v", c.Issue, td.Write, tt.issue, tt.write)
@@ -366,14 +371,14 @@ func TestRenewalTime(t *testing.T) {
 		wantRenewAt time.Time
 	}{
 		{name: "a second before the renewal time is InSync", d: d, now: plain.Add(-time.Second), want: decide.InSync, wantRenewAt: plain},
-		{name: "at the renewal time is Renewing", d: d, now: plain, want: decide.Renewing},
+		{name: "at the renewal time is Expiring", d: d, now: plain, want: decide.Expiring},
 		{name: "with no jitter, a second before the jittered time is InSync", d: d, now: jittered.Add(-time.Second), want: decide.InSync, wantRenewAt: plain},
-		{name: "with jitter, a second before the plain renewal time is already Renewing", d: d, now: plain.Add(-time.Second), maxJitter: time.Hour, want: decide.Renewing},
+		{name: "with jitter, a second before the plain renewal time is already Expiring", d: d, now: plain.Add(-time.Second), maxJitter: time.Hour, want: decide.Expiring},
 		{name: "with jitter, a second before the jittered time is InSync", d: d, now: jittered.Add(-time.Second), maxJitter: time.Hour, want: decide.InSync, wantRenewAt: jittered},
-		{name: "with jitter, at the jittered time is Renewing", d: d, now: jittered, maxJitter: time.Hour, want: decide.Renewing},
+		{name: "with jitter, at the jittered time is Expiring", d: d, now: jittered, maxJitter: time.Hour, want: decide.Expiring},
 		{name: "renewBefore moves the renewal later: past two thirds is still InSync", d: renewBefore, now: plain.Add(time.Hour), want: decide.InSync,
 			wantRenewAt: o.Cert.NotAfter.Add(-240 * time.Hour)},
-		{name: "renewBefore: inside its window is Renewing", d: renewBefore, now: o.Cert.NotAfter.Add(-240 * time.Hour), want: decide.Renewing},
+		{name: "renewBefore: inside its window is Expiring", d: renewBefore, now: o.Cert.NotAfter.Add(-240 * time.Hour), want: decide.Expiring},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,7 +388,7 @@ func TestRenewalTime(t *testing.T) {
 			if c.Reason != tt.want {
 				t.Fatalf("reason %s, want %s", c.Reason, tt.want)
 			}
-			if c.Issue != (tt.want == decide.Renewing) {
+			if c.Issue != (tt.want == decide.Expiring) {
 				t.Errorf("Issue = %v", c.Issue)
 			}
 			if !c.RenewAt.Equal(tt.wantRenewAt) {
@@ -483,7 +488,7 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a renewal on one target issues and rewrites every target, the healthy ones too",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, renewing), f.delivered(d, c, healthy))},
-			want: want{reason: decide.Renewing, targets: []decide.Reason{decide.InSync, decide.Renewing, decide.InSync},
+			want: want{reason: decide.Expiring, targets: []decide.Reason{decide.InSync, decide.Expiring, decide.InSync},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a spec change issues and rewrites every target",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(
@@ -498,7 +503,7 @@ func TestCertificate(t *testing.T) {
 		{name: "an unreachable target (by key) is never written; the others are issued for",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing), f.delivered(d, c, renewing)),
 				Unobservable: map[string]error{b.Key: errDown}},
-			want: want{reason: decide.Renewing, targets: []decide.Reason{decide.Renewing, decide.Unreachable, decide.Renewing},
+			want: want{reason: decide.Expiring, targets: []decide.Reason{decide.Expiring, decide.Unreachable, decide.Expiring},
 				writes: []bool{true, false, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a target in an unreachable cluster is Unreachable and never written",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
@@ -518,7 +523,7 @@ func TestCertificate(t *testing.T) {
 		{name: "a certificate the policies deny acts on nothing",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, renewing)),
 				Verdicts: map[string]schemas.CertificateVerdict{d.ID: {ID: d.ID, Allowed: false}}},
-			want: want{reason: decide.PolicyViolation, targets: []decide.Reason{decide.InSync, decide.Renewing, decide.Missing},
+			want: want{reason: decide.PolicyViolation, targets: []decide.Reason{decide.InSync, decide.Expiring, decide.Missing},
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate the policies allow is decided as usual",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
@@ -531,12 +536,12 @@ func TestCertificate(t *testing.T) {
 				return decide.Input{Desired: []*render.Desired{s}, Observed: observedBy(f.delivered(s, a, renewing)),
 					Verdicts: map[string]schemas.CertificateVerdict{s.ID: {ID: s.ID}}}
 			}(),
-			want: want{reason: decide.Suspended, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+			want: want{reason: decide.Suspended, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate backing off does not issue or write before its retry time",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing)),
 				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &future}}},
-			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate backing off does not copy a healthy certificate before its retry time",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
@@ -546,7 +551,7 @@ func TestCertificate(t *testing.T) {
 		{name: "a certificate whose retry time has passed is issued",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing)),
 				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &past}}},
-			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a certificate with a retry time but nothing to do stays InSync",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, healthy), f.delivered(d, c, healthy)),
@@ -557,7 +562,7 @@ func TestCertificate(t *testing.T) {
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
 				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }), f.delivered(dNever, b, renewing)),
 				Inventory: recorded(dNever, renewing)},
-			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Renewing, decide.Missing},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Expiring, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
 		{name: "rotationPolicy Never with no matching key anywhere makes a new one",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
@@ -566,12 +571,12 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "rotationPolicy Always never reuses a key",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing))},
-			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "rotationPolicy Never never reuses a key planted in a target without certfleet's marks (with --adopt)",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Adopt: true, Observed: observedBy(
 				observed(a, f.fresh(), nil, false), f.delivered(dNever, b, renewing)), Inventory: recorded(dNever, renewing)},
-			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Renewing, decide.Missing},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Expiring, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
 		{name: "rotationPolicy Never never reuses a planted key under copied marks (the data is not what certfleet wrote)",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
@@ -585,7 +590,7 @@ func TestCertificate(t *testing.T) {
 		{name: "rotationPolicy Never never reuses the key of a certificate the inventory does not record",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(f.delivered(dNever, a, renewing)),
 				Inventory: recorded(dNever, healthy)},
-			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Renewing, decide.Missing, decide.Missing},
+			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a target holding something without certfleet's marks is TakenOver: never written, the others are",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), observed(b, f.fresh(), nil, false))},
@@ -908,7 +913,7 @@ func TestActionNamesWhatADecisionDoes(t *testing.T) {
 			Targets: []decide.Target{{Reason: decide.Missing, Write: true}}}, want: "issue"},
 		{name: "a missing target beside a broken one is a reissue", c: decide.Certificate{Desired: d, Reason: decide.Missing, Issue: true,
 			Targets: []decide.Target{{Reason: decide.Missing, Write: true, Observed: held}}}, want: "reissue"},
-		{name: "a renewal", c: decide.Certificate{Desired: d, Reason: decide.Renewing, Issue: true, Targets: []decide.Target{{Write: true}}}, want: "renew"},
+		{name: "a renewal", c: decide.Certificate{Desired: d, Reason: decide.Expiring, Issue: true, Targets: []decide.Target{{Write: true}}}, want: "renew"},
 		{name: "a spec change is a reissue", c: decide.Certificate{Desired: d, Reason: decide.SpecChanged, Issue: true, Targets: []decide.Target{{Write: true}}}, want: "reissue"},
 		{name: "a healthy copy delivered is an update", c: decide.Certificate{Desired: d, Reason: decide.Missing, Targets: []decide.Target{{Write: true}}}, want: "update"},
 		{name: "a delivery the inventory missed is recorded", c: decide.Certificate{Desired: d, Reason: decide.NotRecorded, Record: true,

@@ -53,7 +53,7 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 		case errors.Is(err, target.ErrTakenOver):
 			// Someone took it over between observe and prune: left alone, reported, never retried as a failure.
 			ev.Action, ev.Reason, ev.Error = "prune-skipped", string(decide.TakenOver), err.Error()
-			rep.Reasons[string(decide.TakenOver)]++
+			rep.Reasons[decide.TakenOver]++
 			rep.Notes = append(rep.Notes, fmt.Sprintf("not pruned, taken over: %s: %v", o.Target.Key, err))
 		case err != nil:
 			ev.Action, ev.Error = "prune-failed", err.Error()

@@ -26,7 +26,7 @@ type Report struct {
 	// Certificates is the number of desired certificates.
 	Certificates int `json:"certificates"`
 	// Reasons counts targets by their state before the pass acted.
-	Reasons map[string]int `json:"reasons"`
+	Reasons map[decide.Reason]int `json:"reasons"`
 	// Actions counts certificates by what was done: issue, renew, reissue, update.
 	Actions map[string]int `json:"actions"`
 	Pruned  int            `json:"pruned"`
@@ -62,8 +62,10 @@ type TargetState struct {
 	Namespace   string
 	Issuer      string
 	File        string
-	// Reason is decide's, after the pass: InSync once a write succeeded.
-	Reason string
+	// Reason is decide's, after the pass: InSync once a write succeeded;
+	// Message explains it.
+	Reason  decide.Reason
+	Message string
 	// Serial is what the target holds; IssuedSerial what the inventory records.
 	Serial, IssuedSerial         string
 	NotBefore, NotAfter, RenewAt time.Time
@@ -74,14 +76,16 @@ type TargetState struct {
 
 // Item is one target's state and what happened to it.
 type Item struct {
-	Certificate string    `json:"certificate"`
-	Issuer      string    `json:"issuer,omitempty"`
-	Target      string    `json:"target"`
-	Reason      string    `json:"reason"`
-	Action      string    `json:"action,omitempty"`
-	Serial      string    `json:"serial,omitempty"`
-	NotAfter    time.Time `json:"notAfter,omitzero"`
-	Error       string    `json:"error,omitempty"`
+	Certificate string        `json:"certificate"`
+	Issuer      string        `json:"issuer,omitempty"`
+	Target      string        `json:"target"`
+	Reason      decide.Reason `json:"reason"`
+	// Message explains Reason.
+	Message  string    `json:"message,omitempty"`
+	Action   string    `json:"action,omitempty"`
+	Serial   string    `json:"serial,omitempty"`
+	NotAfter time.Time `json:"notAfter,omitzero"`
+	Error    string    `json:"error,omitempty"`
 	// ErrorKind is Permanent (not retried until the declaration or the
 	// catalog changes) or Transient (retried with backoff).
 	ErrorKind string `json:"errorKind,omitempty"`
@@ -89,7 +93,7 @@ type Item struct {
 
 func newReport(res *render.Result, start time.Time, dry bool) *Report {
 	return &Report{Revision: res.Revision.String(), Started: start, DryRun: dry, Certificates: len(res.Desired),
-		Reasons: map[string]int{}, Actions: map[string]int{}, Failures: []string{}, Items: []Item{}}
+		Reasons: map[decide.Reason]int{}, Actions: map[string]int{}, Failures: []string{}, Items: []Item{}}
 }
 
 func (r *Report) addObservationFailures(errs map[string]error) {
@@ -136,12 +140,12 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			r.Issuances[[2]string{c.Desired.Certificate.Spec.Issuer, result}]++
 		}
 		for _, t := range c.Targets {
-			reason := c.TargetReason(t)
-			r.Reasons[string(reason)]++
+			reason, msg := c.TargetReason(t)
+			r.Reasons[reason]++
 			if reason == decide.InSync && !t.Write {
 				continue
 			}
-			it := Item{Certificate: c.Desired.ID, Issuer: c.Desired.Certificate.Spec.Issuer, Target: t.Target.Key, Reason: string(reason)}
+			it := Item{Certificate: c.Desired.ID, Issuer: c.Desired.Certificate.Spec.Issuer, Target: t.Target.Key, Reason: reason, Message: msg}
 			if t.Write {
 				it.Action = action
 			}
@@ -160,18 +164,15 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			r.Items = append(r.Items, it)
 		}
 	}
-	for _, o := range dec.Orphans {
-		r.Reasons[string(decide.Orphaned)]++
-		r.Items = append(r.Items, Item{Target: o.Target.Key, Reason: string(decide.Orphaned), Certificate: orphanID(o)})
-		r.State = append(r.State, observedState(o, orphanID(o), now))
-	}
-	for _, u := range dec.Unmanaged {
-		r.State = append(r.State, observedState(u, "", now))
-	}
-	for _, t := range dec.TakenOver {
-		r.Reasons[string(decide.TakenOver)]++
-		r.Items = append(r.Items, Item{Target: t.Target.Key, Reason: string(decide.TakenOver), Certificate: t.Certificate})
-		r.State = append(r.State, observedState(t, t.Certificate, now))
+	// Unmanaged targets are not certfleet's: in the state (drift, metrics), not counted or listed.
+	for _, ts := range [][]decide.Target{dec.Orphans, dec.Unmanaged, dec.TakenOver} {
+		for _, t := range ts {
+			if t.Reason != decide.Unmanaged {
+				r.Reasons[t.Reason]++
+				r.Items = append(r.Items, Item{Target: t.Target.Key, Reason: t.Reason, Message: t.Message, Certificate: t.Certificate})
+			}
+			r.State = append(r.State, observedState(t, now))
+		}
 	}
 }
 
@@ -181,7 +182,8 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 	var out []TargetState
 	for _, t := range c.Targets {
 		s := TargetState{Certificate: d.ID, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
-			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Reason: string(c.TargetReason(t))}
+			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File()}
+		s.Reason, s.Message = c.TargetReason(t)
 		if entry != nil {
 			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
 		}
@@ -189,12 +191,12 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 			// Recorded by this pass (a copy, or a delivery the inventory had missed).
 			s.IssuedSerial = o.serial
 			if t.Reason == decide.NotRecorded && !t.Write {
-				s.Reason = string(decide.InSync)
+				s.Reason, s.Message = decide.InSync, ""
 			}
 		}
 		written := o != nil && o.err == nil && t.Write && o.written[t.Target.Key] == nil
 		if written {
-			s.Reason, s.Serial, s.IssuedSerial = string(decide.InSync), o.serial, o.serial
+			s.Reason, s.Message, s.Serial, s.IssuedSerial = decide.InSync, "", o.serial, o.serial
 			s.NotBefore, s.NotAfter, s.RenewAt = o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
 			s.Ready, s.FailingSince = true, nil
 		} else if ob := t.Observed; ob != nil && ob.Cert != nil {
@@ -212,10 +214,10 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 	return out
 }
 
-// observedState is an orphaned or unmanaged target as observed.
-func observedState(t decide.Target, id string, now time.Time) TargetState {
-	s := TargetState{Certificate: id, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
-		Namespace: t.Target.Namespace, Reason: string(t.Reason)}
+// observedState is an orphaned, taken-over or unmanaged target as observed.
+func observedState(t decide.Target, now time.Time) TargetState {
+	s := TargetState{Certificate: t.Certificate, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
+		Namespace: t.Target.Namespace, Reason: t.Reason, Message: t.Message}
 	if ob := t.Observed; ob != nil && ob.Cert != nil {
 		s.Serial, s.NotBefore, s.NotAfter = pki.Serial(ob.Cert.SerialNumber), ob.Cert.NotBefore, ob.Cert.NotAfter
 		s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
@@ -225,8 +227,6 @@ func observedState(t decide.Target, id string, now time.Time) TargetState {
 	}
 	return s
 }
-
-func orphanID(o decide.Target) string { return o.Certificate }
 
 func (r *Report) refusePrune(msg string) {
 	r.PruneRefused = msg
@@ -296,9 +296,8 @@ func (r *Report) summary() string {
 		parts = append(parts, "nothing to do")
 	}
 	var reasons []string
-	for k, v := range r.Reasons {
-		reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+	for _, k := range slices.Sorted(maps.Keys(r.Reasons)) {
+		reasons = append(reasons, fmt.Sprintf("%s %d", k, r.Reasons[k]))
 	}
-	sort.Strings(reasons)
 	return "actions: " + strings.Join(parts, ", ") + "; targets: " + strings.Join(reasons, ", ")
 }

@@ -55,8 +55,14 @@ type Desired struct {
 	IssueHash string
 }
 
-// File is the repository path the certificate was declared in.
-func (d *Desired) File() string { return d.Origin.Doc.File }
+// File is the repository path the certificate was declared in ("" when
+// it was not read from a file).
+func (d *Desired) File() string {
+	if d.Origin.Doc == nil {
+		return ""
+	}
+	return d.Origin.Doc.File
+}
 
 // Line is the line of the certificate's declaration (the document start).
 func (d *Desired) Line() int { return d.Origin.Doc.Line }

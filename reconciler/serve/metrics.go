@@ -113,7 +113,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	failing := map[string]reconcile.TargetState{}
 	for _, s := range c.state {
 		labels := []string{s.Certificate, s.Target, s.Cluster, s.Namespace, s.Issuer}
-		declared := s.Reason != string(decide.Orphaned) && s.Reason != string(decide.Unmanaged)
+		declared := s.Reason != decide.Orphaned && s.Reason != decide.Unmanaged
 		if declared {
 			if !s.NotAfter.IsZero() {
 				ch <- prometheus.MustNewConstMetric(c.notAfter, prometheus.GaugeValue, unix(s.NotAfter), labels...)
@@ -131,12 +131,8 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 				failing[s.Certificate] = s
 			}
 		}
-		if s.Reason != string(decide.InSync) {
-			reason := s.Reason
-			if reason == string(decide.Renewing) {
-				reason = "Expiring"
-			}
-			ch <- prometheus.MustNewConstMetric(c.drift, prometheus.GaugeValue, 1, append(labels, reason)...)
+		if s.Reason != decide.InSync {
+			ch <- prometheus.MustNewConstMetric(c.drift, prometheus.GaugeValue, 1, append(labels, string(s.Reason))...)
 		}
 	}
 	for id, s := range failing {
