@@ -49,7 +49,7 @@ type Entry struct {
 	RetryAt  *time.Time `json:"retryAt,omitempty"`
 	// FailureKind is Permanent (the issuer refused; retrying cannot help)
 	// or Transient (retried with backoff) while the certificate fails.
-	FailureKind string `json:"failureKind,omitempty"`
+	FailureKind FailureKind `json:"failureKind,omitempty"`
 	// Effective is what the issuer makes of the request (TTL, usages,
 	// subject, signature algorithm), where it differs from what was asked.
 	Effective *schemas.Effective `json:"effective,omitempty"`
@@ -57,6 +57,28 @@ type Entry struct {
 	// the certificate is not tried again until that changes.
 	PermanentFor string    `json:"permanentFor,omitempty"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// FailureKind says whether trying an issuance or a delivery again can help.
+type FailureKind string
+
+const (
+	// Transient failures (a timeout, a 5xx, a sealed Vault) are retried with backoff.
+	Transient FailureKind = "Transient"
+	// Permanent failures (the issuer's role refused, or it is gone) wait
+	// for the declaration, the issuer or its authority to change.
+	Permanent FailureKind = "Permanent"
+)
+
+// KindOf classifies an error ("" when there is none).
+func KindOf(err error) FailureKind {
+	switch {
+	case err == nil:
+		return ""
+	case backend.Permanent(err):
+		return Permanent
+	}
+	return Transient
 }
 
 // Target is a place the certificate was delivered.

@@ -25,7 +25,7 @@ type DriftReport struct {
 	Counts  map[decide.Reason]int `json:"counts"`
 	Entries []DriftEntry          `json:"entries"`
 	// Failures are targets or clusters that could not be observed.
-	Failures []string `json:"failures"`
+	Failures []Failure `json:"failures"`
 }
 
 // DriftEntry is one target that differs.
@@ -62,7 +62,7 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 
 // DriftOf reads the drift out of a pass's report (the state after it).
 func DriftOf(rep *Report) *DriftReport {
-	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: []string{}}
+	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: []Failure{}}
 	r.Failures = append(r.Failures, rep.Unobservable...)
 	for _, s := range rep.State {
 		if s.Reason == decide.InSync {

@@ -16,7 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,7 +174,7 @@ func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Report) {
 				continue
 			}
 			if err := p.Dir.Sweep(t.Target); err != nil {
-				rep.Failures = append(rep.Failures, fmt.Sprintf("cleaning %s: %v", t.Target.Key, err))
+				rep.Failures = append(rep.Failures, failed("cleaning "+t.Target.Key, err))
 			}
 		}
 	}
@@ -461,16 +461,15 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			}
 		}
 	}
-	var failures []string
+	var failures Failures
 	if o.err != nil {
-		failures = append(failures, o.err.Error())
+		failures = append(failures, Failure{Err: o.err.Error()})
 	}
-	for key, err := range o.written {
-		if err != nil {
-			failures = append(failures, key+": "+err.Error())
+	for _, key := range slices.Sorted(maps.Keys(o.written)) {
+		if err := o.written[key]; err != nil {
+			failures = append(failures, failed(key, err))
 		}
 	}
-	sort.Strings(failures)
 	if o.err == nil {
 		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
 	} else if prev != nil {
@@ -481,12 +480,12 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 		if prev != nil && prev.FailingSince != nil {
 			since, e.Attempts = *prev.FailingSince, prev.Attempts
 		}
-		e.FailingSince, e.LastError = &since, strings.Join(failures, "; ")
+		e.FailingSince, e.LastError = &since, failures.String()
 		e.Attempts++
-		e.FailureKind = "Transient"
-		if backend.Permanent(o.err) {
+		e.FailureKind = cmp.Or(inventory.KindOf(o.err), inventory.Transient) // a failed write is transient
+		if e.FailureKind == inventory.Permanent {
 			// Retrying cannot help: wait for the declaration or the catalog to change.
-			e.FailureKind, e.PermanentFor = "Permanent", decide.FailureKey(d, p.Catalog)
+			e.PermanentFor = decide.FailureKey(d, p.Catalog)
 		} else if delay := decide.RetryDelay(e.Attempts, p.RetryBackoff, p.MaxRetryBackoff); delay > 0 {
 			retry := now.Add(delay)
 			e.RetryAt = &retry

@@ -57,13 +57,13 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 			rep.Notes = append(rep.Notes, fmt.Sprintf("not pruned, taken over: %s: %v", o.Target.Key, err))
 		case err != nil:
 			ev.Action, ev.Error = "prune-failed", err.Error()
-			rep.Failures = append(rep.Failures, fmt.Sprintf("pruning %s: %v", o.Target.Key, err))
+			rep.Failures = append(rep.Failures, failed("pruning "+o.Target.Key, err))
 		default:
 			rep.Pruned++
 			pruned[o.Target.Key] = true
 		}
 		if err := p.Audit.Log(ev); err != nil {
-			rep.Failures = append(rep.Failures, "writing the audit log: "+err.Error())
+			rep.Failures = append(rep.Failures, failed("writing the audit log", err))
 		}
 	}
 	// What was pruned is gone: it leaves the state (and the daemon's metrics).
@@ -100,7 +100,7 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 			}
 		}
 		if err != nil {
-			rep.Failures = append(rep.Failures, fmt.Sprintf("updating %s in the inventory: %v", id, err))
+			rep.Failures = append(rep.Failures, failed("updating "+id+" in the inventory", err))
 		}
 	}
 }

@@ -555,7 +555,7 @@ func TestOneClusterDownTheOtherStillConverges(t *testing.T) {
 	e.dirLeaf("api")
 	named := false
 	for _, f := range rep.Failures {
-		named = named || strings.Contains(f, "kubernetes/beta")
+		named = named || strings.Contains(f.String(), "kubernetes/beta")
 	}
 	if !named || rep.Reasons["Unreachable"] != 1 {
 		t.Errorf("the report does not name the unreachable cluster: failures %v reasons %v", rep.Failures, rep.Reasons)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
@@ -35,8 +34,8 @@ type Report struct {
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.
-	Failures []string `json:"failures"`
-	Notes    []string `json:"notes,omitempty"`
+	Failures []Failure `json:"failures"`
+	Notes    []string  `json:"notes,omitempty"`
 	// PruneRefused is set when pruning was refused for safety.
 	PruneRefused string `json:"pruneRefused,omitempty"`
 	// State is every target after the pass: what drift reports and the
@@ -44,13 +43,13 @@ type Report struct {
 	State []TargetState `json:"-"`
 	// Unobservable lists the targets and clusters that could not be read
 	// (also among Failures): drift cannot say anything about them.
-	Unobservable []string `json:"-"`
+	Unobservable []Failure `json:"-"`
 	// NextRetry is the earliest time a failing certificate is retried (zero: none).
 	NextRetry time.Time `json:"-"`
 	// Inventory is the inventory after the pass, for the next one (see Pass.Inventory).
 	Inventory map[string]*inventory.Entry `json:"-"`
-	// Issuances counts certificates issued (issue, renew, reissue) per issuer and result (success, failure).
-	Issuances map[[2]string]int `json:"-"`
+	// Issuances counts certificates issued (issue, renew, reissue) per issuer and result.
+	Issuances map[Issuance]int `json:"-"`
 }
 
 // TargetState is one target after a pass.
@@ -88,17 +87,17 @@ type Item struct {
 	Error    string    `json:"error,omitempty"`
 	// ErrorKind is Permanent (not retried until the declaration or the
 	// catalog changes) or Transient (retried with backoff).
-	ErrorKind string `json:"errorKind,omitempty"`
+	ErrorKind inventory.FailureKind `json:"errorKind,omitempty"`
 }
 
 func newReport(res *render.Result, start time.Time, dry bool) *Report {
 	return &Report{Revision: res.Revision.String(), Started: start, DryRun: dry, Certificates: len(res.Desired),
-		Reasons: map[decide.Reason]int{}, Actions: map[string]int{}, Failures: []string{}, Items: []Item{}}
+		Reasons: map[decide.Reason]int{}, Actions: map[string]int{}, Failures: []Failure{}, Items: []Item{}}
 }
 
 func (r *Report) addObservationFailures(errs map[string]error) {
 	for _, key := range slices.Sorted(maps.Keys(errs)) {
-		f := fmt.Sprintf("observing %s: %v", strings.TrimSuffix(key, "/"), errs[key])
+		f := failed("observing "+strings.TrimSuffix(key, "/"), errs[key])
 		r.Failures = append(r.Failures, f)
 		r.Unobservable = append(r.Unobservable, f)
 	}
@@ -118,26 +117,19 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			r.Actions[action]++
 		}
 		if o != nil && o.err != nil {
-			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.err))
+			r.Failures = append(r.Failures, failed(c.Desired.ID, o.err))
 		}
 		if o != nil && o.recordErr != nil {
-			r.Failures = append(r.Failures, fmt.Sprintf("%s: %v", c.Desired.ID, o.recordErr))
+			r.Failures = append(r.Failures, failed(c.Desired.ID, o.recordErr))
 		}
 		if o != nil && !o.retryAt.IsZero() && (r.NextRetry.IsZero() || o.retryAt.Before(r.NextRetry)) {
 			r.NextRetry = o.retryAt
 		}
 		if o != nil && c.Issue {
-			result := "success"
-			switch {
-			case backend.Permanent(o.err):
-				result = "refused" // permanent: not retried until something changes
-			case o.err != nil:
-				result = "failure" // transient: retried with backoff
-			}
 			if r.Issuances == nil {
-				r.Issuances = map[[2]string]int{}
+				r.Issuances = map[Issuance]int{}
 			}
-			r.Issuances[[2]string{c.Desired.Certificate.Spec.Issuer, result}]++
+			r.Issuances[Issuance{Issuer: c.Desired.Certificate.Spec.Issuer, Result: resultOf(o.err)}]++
 		}
 		for _, t := range c.Targets {
 			reason, msg := c.TargetReason(t)
@@ -152,13 +144,10 @@ func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			if o != nil {
 				it.Serial, it.NotAfter = o.serial, o.notAfter
 				if o.err != nil {
-					it.Error, it.ErrorKind = o.err.Error(), "Transient"
-					if backend.Permanent(o.err) {
-						it.ErrorKind = "Permanent"
-					}
+					it.Error, it.ErrorKind = o.err.Error(), inventory.KindOf(o.err)
 				} else if err := o.written[t.Target.Key]; err != nil {
 					it.Error = err.Error()
-					r.Failures = append(r.Failures, fmt.Sprintf("%s → %s: %v", c.Desired.ID, t.Target.Key, err))
+					r.Failures = append(r.Failures, failed(c.Desired.ID+" → "+t.Target.Key, err))
 				}
 			}
 			r.Items = append(r.Items, it)
@@ -230,12 +219,12 @@ func observedState(t decide.Target, now time.Time) TargetState {
 
 func (r *Report) refusePrune(msg string) {
 	r.PruneRefused = msg
-	r.Failures = append(r.Failures, msg)
+	r.Failures = append(r.Failures, Failure{Err: msg})
 }
 
 func (r *Report) finish(end time.Time) {
 	r.Duration = end.Sub(r.Started).Round(time.Millisecond).String()
-	sort.Strings(r.Failures)
+	slices.SortFunc(r.Failures, func(a, b Failure) int { return strings.Compare(a.String(), b.String()) })
 	sort.SliceStable(r.Items, func(i, j int) bool {
 		if r.Items[i].Certificate != r.Items[j].Certificate {
 			return r.Items[i].Certificate < r.Items[j].Certificate

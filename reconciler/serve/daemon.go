@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,8 +73,8 @@ type Status struct {
 	LastPass     time.Time `json:"lastPass"`
 	NextPass     time.Time `json:"nextPass"`
 	// Failing lists certificates failing since a time, with their last error.
-	Failing []string `json:"failing,omitempty"`
-	Leader  bool     `json:"leader"`
+	Failing []reconcile.Failure `json:"failing,omitempty"`
+	Leader  bool                `json:"leader"`
 }
 
 // New opens the backend and prepares the daemon.
@@ -279,7 +280,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	took := d.Now().Sub(start)
 	d.metrics.observePass(rep, took, cat)
 	for _, f := range rep.Failures {
-		d.log.Warn("pass failure", "failure", f)
+		d.log.Warn("pass failure", "failure", f.String())
 	}
 	// The next pass: the interval, the earliest renewal, the earliest retry.
 	now := d.Now()
@@ -298,7 +299,8 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	d.status.Failing = nil
 	for _, s := range rep.State {
 		if s.FailingSince != nil {
-			d.status.Failing = append(d.status.Failing, fmt.Sprintf("%s → %s failing since %s", s.Certificate, s.Target, s.FailingSince.UTC().Format(time.RFC3339)))
+			d.status.Failing = append(d.status.Failing, reconcile.Failure{What: s.Certificate + " → " + s.Target,
+				Err: "failing since " + s.FailingSince.UTC().Format(time.RFC3339)})
 		}
 	}
 	d.status.Failing = append(d.status.Failing, rep.Failures...)
@@ -382,7 +384,7 @@ func (d *Daemon) Snapshot() (Status, *reconcile.Report, *reconcile.DriftReport, 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.status
-	st.Failing = append([]string(nil), st.Failing...)
+	st.Failing = slices.Clone(st.Failing)
 	st.RenderErrors = append([]string(nil), st.RenderErrors...)
 	return st, d.report, d.drift, d.ready
 }

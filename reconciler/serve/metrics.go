@@ -52,7 +52,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) observePass(rep *reconcile.Report, took time.Duration, cat *schemas.Catalog) {
 	m.duration.Observe(took.Seconds())
 	for k, n := range rep.Issuances {
-		m.issuances.WithLabelValues(k[0], k[1]).Add(float64(n))
+		m.issuances.WithLabelValues(k.Issuer, string(k.Result)).Add(float64(n))
 	}
 	m.fleet.set(rep.State, cat)
 }
