@@ -632,8 +632,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		kube := &target.Kube{Clients: func(context.Context, string) (kubernetes.Interface, error) { return client, nil }}
-		tgt := render.Target{Kind: render.Kubernetes, Key: target.KubeKey("local", "payments", "api-tls"),
-			Cluster: "local", Namespace: "payments", SecretName: "api-tls"}
+		tgt := render.Target{Address: render.KubernetesAddress("local", "payments", "api-tls")}
 		md := target.Meta{CertificateID: "payments/api", Issuer: "mtls", RenewAt: time.Now().Add(time.Hour), Revision: "main@sha1:0"}
 		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM, CA: certPEM}, md, nil); err != nil {
 			t.Fatalf("writing a Secret as the service account: %v", err)
@@ -645,7 +644,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 		if o := observed[tgt.Key]; o == nil || !o.Managed || !o.KeyMatches {
 			t.Errorf("the written Secret observed as %+v; want managed, with its key", o)
 		}
-		if o := observed[target.KubeKey("local", "legacy", "hand-made-tls")]; o == nil || o.Managed {
+		if o := observed[render.KubernetesAddress("local", "legacy", "hand-made-tls").Key]; o == nil || o.Managed {
 			t.Errorf("the hand-made Secret in another namespace observed as %+v; want unmanaged", o)
 		}
 		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM}, md, observed[tgt.Key]); err != nil {

@@ -301,7 +301,7 @@ func Decide(in Input) Decisions {
 		e := in.Inventory[id]
 		for _, t := range e.Targets {
 			key := t.Key
-			if t.Kind == string(render.Directory) && t.Path != "" {
+			if t.Kind == render.Directory && t.Path != "" {
 				key = render.DirectoryKey(in.OutputDir, t.Path)
 			}
 			// Two entries can name one place (a target moved between
@@ -314,18 +314,18 @@ func Decide(in Input) Decisions {
 			switch {
 			case in.InScope != nil && !in.InScope(e.File):
 				continue // declared outside what this pass rendered: not its to judge
-			case unobservable(in, FromInventory(t)):
+			case unobservable(in, render.Target{Address: t}):
 				continue // cannot tell this pass
 			case observed && !o.Exists:
 				continue // already gone
-			case !observed && t.Kind == string(render.Kubernetes):
+			case !observed && t.Kind == render.Kubernetes:
 				continue // its cluster was listed and the Secret is not there
 			case !owned(o, e.ID, in.Inventory):
-				out.TakenOver = append(out.TakenOver, Target{Target: FromInventory(t), Reason: TakenOver, Message: takenOverMessage,
+				out.TakenOver = append(out.TakenOver, Target{Target: render.Target{Address: t}, Reason: TakenOver, Message: takenOverMessage,
 					Observed: o, Certificate: e.ID})
 				continue
 			}
-			out.Orphans = append(out.Orphans, Target{Target: FromInventory(t), Reason: Orphaned, Message: orphanedMessage,
+			out.Orphans = append(out.Orphans, Target{Target: render.Target{Address: t}, Reason: Orphaned, Message: orphanedMessage,
 				Observed: o, Certificate: e.ID})
 		}
 	}
@@ -338,12 +338,6 @@ func Decide(in Input) Decisions {
 	sort.Slice(out.Unmanaged, func(i, j int) bool { return out.Unmanaged[i].Target.Key < out.Unmanaged[j].Target.Key })
 	sort.Slice(out.TakenOver, func(i, j int) bool { return out.TakenOver[i].Target.Key < out.TakenOver[j].Target.Key })
 	return out
-}
-
-// FromInventory turns an inventory record of a target back into an address.
-func FromInventory(t inventory.Target) render.Target {
-	return render.Target{Key: t.Key, Kind: render.TargetKind(t.Kind), Cluster: t.Cluster, Namespace: t.Namespace,
-		SecretName: t.Name, Mount: t.Mount, Path: t.Path, Dir: t.Path}
 }
 
 func unmanagedMessage(o *target.Observed) string {

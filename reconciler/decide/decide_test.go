@@ -126,12 +126,11 @@ func with(o *target.Observed, change func(o *target.Observed)) *target.Observed 
 }
 
 func dirTarget(path string) render.Target {
-	return render.Target{Kind: render.Directory, Dir: path, Key: "directory/" + path, TemplateHash: "template-1"}
+	return render.Target{Address: render.Address{Kind: render.Directory, Path: path, Key: "directory/" + path}, TemplateHash: "template-1"}
 }
 
 func kubeTarget(cluster, namespace, name string) render.Target {
-	return render.Target{Kind: render.Kubernetes, Cluster: cluster, Namespace: namespace, SecretName: name,
-		Key: target.KubeKey(cluster, namespace, name), TemplateHash: "template-1"}
+	return render.Target{Address: render.KubernetesAddress(cluster, namespace, name), TemplateHash: "template-1"}
 }
 
 // desired is a certificate of ID id ("namespace/name" or "name") issued by
@@ -659,7 +658,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 	old := desired("team-a/old", nil)
 	// inv records a delivery of the old certificate at t.
 	inv := func(t render.Target) inventory.Target {
-		return inventory.Target{Key: t.Key, Kind: string(t.Kind), Cluster: t.Cluster, Namespace: t.Namespace, Name: t.SecretName, Path: t.Dir}
+		return t.Address
 	}
 	entry := func(id string, ts ...render.Target) *inventory.Entry {
 		e := &inventory.Entry{ID: id}
@@ -675,7 +674,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 	handDir := dirTarget("/srv/handmade")
 	oldIn := func(t render.Target) *target.Observed {
 		o := f.delivered(old, t, f.fresh())
-		o.Target = decide.FromInventory(inv(t)) // what observing an inventory record gives
+		o.Target = render.Target{Address: inv(t)} // what observing an inventory record gives
 		return o
 	}
 
@@ -728,7 +727,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 				want = oldSecret
 			}
 			if o.Target.Kind != want.Kind || o.Target.Cluster != want.Cluster || o.Target.Namespace != want.Namespace ||
-				o.Target.SecretName != want.SecretName || o.Target.Dir != want.Dir {
+				o.Target.Name != want.Name || o.Target.Path != want.Path {
 				t.Errorf("orphan target %+v, want %+v", o.Target, want)
 			}
 		}
@@ -781,7 +780,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 		// Keys used to keep the path as written; pruning the old spelling
 		// would delete the directory the declared certificate is in.
 		for _, recorded := range []string{"/srv/current/", "/srv//current", "/srv/./current"} {
-			rec := render.Target{Kind: render.Directory, Dir: recorded, Key: "directory/" + strings.TrimRight(recorded, "/")}
+			rec := render.Target{Address: render.Address{Kind: render.Directory, Path: recorded, Key: "directory/" + strings.TrimRight(recorded, "/")}}
 			in := in
 			in.Inventory = map[string]*inventory.Entry{old.ID: entry(old.ID, rec)}
 			in.Observed = observedBy(oldIn(rec))
@@ -789,10 +788,10 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 				t.Errorf("recorded as %s: orphans %v", recorded, keys(dec.Orphans))
 			}
 		}
-		rel := desired("team-a/api", nil, render.Target{Kind: render.Directory, Dir: "web", Key: render.DirectoryKey("/srv/tls", "web")})
+		rel := desired("team-a/api", nil, render.Target{Address: render.Address{Kind: render.Directory, Path: "web", Key: render.DirectoryKey("/srv/tls", "web")}})
 		in := in
 		in.Desired, in.OutputDir = []*render.Desired{rel}, "/srv/tls"
-		abs := render.Target{Kind: render.Directory, Dir: "/srv/tls/web", Key: "directory//srv/tls/web"}
+		abs := render.Target{Address: render.Address{Kind: render.Directory, Path: "/srv/tls/web", Key: "directory//srv/tls/web"}}
 		in.Inventory = map[string]*inventory.Entry{old.ID: entry(old.ID, abs)}
 		in.Observed = observedBy(oldIn(abs))
 		if dec := decide.Decide(in); len(dec.Orphans) != 0 {

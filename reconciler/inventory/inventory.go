@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -81,16 +82,9 @@ func KindOf(err error) FailureKind {
 	return Transient
 }
 
-// Target is a place the certificate was delivered.
-type Target struct {
-	Key       string `json:"key"`
-	Kind      string `json:"kind"`
-	Cluster   string `json:"cluster,omitempty"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name,omitempty"`
-	Mount     string `json:"mount,omitempty"`
-	Path      string `json:"path,omitempty"`
-}
+// Target is a place the certificate was delivered: the address render
+// resolved.
+type Target = render.Address
 
 // prefix is where entries live in the backend's store.
 const prefix = "inventory/"

@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
@@ -34,7 +33,7 @@ func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[s
 			continue // another scope's certificate: this pass neither judges nor prunes it
 		}
 		for _, t := range e.Targets {
-			all = append(all, decide.FromInventory(t))
+			all = append(all, render.Target{Address: t})
 		}
 	}
 	clusters := map[string]bool{}

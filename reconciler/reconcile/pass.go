@@ -449,8 +449,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	declared := map[string]bool{}
 	for _, t := range d.Targets {
 		declared[t.Key] = true
-		e.Targets = append(e.Targets, inventory.Target{Key: t.Key, Kind: string(t.Kind), Cluster: t.Cluster,
-			Namespace: t.Namespace, Name: t.SecretName, Mount: t.Mount, Path: cmp.Or(t.Path, t.Dir)})
+		e.Targets = append(e.Targets, t.Address)
 	}
 	if prev != nil {
 		// Targets dropped from the declaration stay recorded until pruned:

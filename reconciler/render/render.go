@@ -24,21 +24,49 @@ const (
 	Directory  TargetKind = "directory"
 )
 
+// Address is where a certificate is delivered, one shape from the
+// declaration to the targets that read and write it and the inventory that
+// records it (as this JSON). Key identifies the place; KubernetesAddress,
+// VaultKVAddress and DirectoryAddress derive it, nothing else does.
+type Address struct {
+	// Key is kubernetes/<cluster>/<namespace>/<secret>,
+	// vault-kv/<mount>/<path> or directory/<path> (see DirectoryKey).
+	Key  string     `json:"key"`
+	Kind TargetKind `json:"kind"`
+	// Cluster, Namespace and Name address a Secret.
+	Cluster   string `json:"cluster,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// Mount and Path address a Vault KV secret; Path alone a directory.
+	Mount string `json:"mount,omitempty"`
+	Path  string `json:"path,omitempty"`
+}
+
+// KubernetesAddress is the address of a Secret.
+func KubernetesAddress(cluster, namespace, name string) Address {
+	return Address{Key: "kubernetes/" + cluster + "/" + namespace + "/" + name, Kind: Kubernetes,
+		Cluster: cluster, Namespace: namespace, Name: name}
+}
+
+// VaultKVAddress is the address of a Vault KV secret.
+func VaultKVAddress(mount, path string) Address {
+	return Address{Key: "vault-kv/" + mount + "/" + strings.Trim(path, "/"), Kind: VaultKV, Mount: mount, Path: path}
+}
+
+// DirectoryAddress is the address of a directory; a relative path is
+// below outputDir.
+func DirectoryAddress(outputDir, path string) Address {
+	return Address{Key: DirectoryKey(outputDir, path), Kind: Directory, Path: path}
+}
+
 // Target is one resolved place a certificate is delivered: a clusterSelector
 // becomes one Target per selected cluster.
 type Target struct {
+	Address
 	// Index is the target's place in spec.targets, for messages.
 	Index int
-	// Key identifies the place: kubernetes/<cluster>/<namespace>/<secret>,
-	// vault-kv/<mount>/<path> or directory/<path> (see DirectoryKey).
-	Key  string
-	Kind TargetKind
-
-	Cluster, Namespace, SecretName string
-	Template                       *schemas.SecretTemplate
-	Mount, Path                    string // Vault KV
-	Dir                            string
-
+	// Template is what a Secret carries besides the certificate.
+	Template *schemas.SecretTemplate
 	// TemplateHash changes when only the delivered object must be rewritten.
 	TemplateHash string
 }
@@ -290,8 +318,7 @@ func resolve(i int, t schemas.Target, cat *schemas.Catalog, r *Result, outputDir
 	case t.Kubernetes != nil:
 		k := t.Kubernetes
 		mk := func(cluster string) Target {
-			return Target{Index: i, Kind: Kubernetes, Cluster: cluster, Namespace: k.Namespace, SecretName: k.SecretName,
-				Template: k.SecretTemplate, Key: "kubernetes/" + cluster + "/" + k.Namespace + "/" + k.SecretName}
+			return Target{Address: KubernetesAddress(cluster, k.Namespace, k.SecretName), Index: i, Template: k.SecretTemplate}
 		}
 		if k.Cluster != "" {
 			if cat != nil {
@@ -319,11 +346,9 @@ func resolve(i int, t schemas.Target, cat *schemas.Catalog, r *Result, outputDir
 		}
 		return out, nil
 	case t.VaultKV != nil:
-		return []Target{{Index: i, Kind: VaultKV, Mount: t.VaultKV.Mount, Path: t.VaultKV.Path,
-			Key: "vault-kv/" + t.VaultKV.Mount + "/" + strings.Trim(t.VaultKV.Path, "/")}}, nil
+		return []Target{{Address: VaultKVAddress(t.VaultKV.Mount, t.VaultKV.Path), Index: i}}, nil
 	case t.Directory != nil:
-		return []Target{{Index: i, Kind: Directory, Dir: t.Directory.Path,
-			Key: DirectoryKey(outputDir, t.Directory.Path)}}, nil
+		return []Target{{Address: DirectoryAddress(outputDir, t.Directory.Path), Index: i}}, nil
 	}
 	return nil, nil
 }

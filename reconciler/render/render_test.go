@@ -482,9 +482,9 @@ func TestRenderTargets(t *testing.T) {
 	}
 	tmpl := &schemas.SecretTemplate{Labels: map[string]string{"team": "payments"}}
 	want := []render.Target{
-		{Index: 0, Key: "kubernetes/prod-eu/payments/api-tls", Kind: render.Kubernetes, Cluster: "prod-eu", Namespace: "payments", SecretName: "api-tls", Template: tmpl},
-		{Index: 0, Key: "kubernetes/staging/payments/api-tls", Kind: render.Kubernetes, Cluster: "staging", Namespace: "payments", SecretName: "api-tls", Template: tmpl},
-		{Index: 1, Key: "vault-kv/secret/tls/api", Kind: render.VaultKV, Mount: "secret", Path: "/tls/api"},
+		{Index: 0, Address: render.Address{Key: "kubernetes/prod-eu/payments/api-tls", Kind: render.Kubernetes, Cluster: "prod-eu", Namespace: "payments", Name: "api-tls"}, Template: tmpl},
+		{Index: 0, Address: render.Address{Key: "kubernetes/staging/payments/api-tls", Kind: render.Kubernetes, Cluster: "staging", Namespace: "payments", Name: "api-tls"}, Template: tmpl},
+		{Index: 1, Address: render.Address{Key: "vault-kv/secret/tls/api", Kind: render.VaultKV, Mount: "secret", Path: "/tls/api"}},
 	}
 	if len(d.Targets) != len(want) {
 		t.Fatalf("targets = %+v, want %+v", d.Targets, want)

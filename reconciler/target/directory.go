@@ -108,14 +108,14 @@ func (d *Directory) root() (string, error) {
 // Path is where a directory target is on disk, for messages: reads and
 // writes resolve it inside its root, never through this string.
 func (d *Directory) Path(t render.Target) string {
-	if filepath.IsAbs(t.Dir) {
-		return filepath.Clean(t.Dir)
+	if filepath.IsAbs(t.Path) {
+		return filepath.Clean(t.Path)
 	}
 	root := d.Root
 	if root == "" {
 		root = "."
 	}
-	return filepath.Join(root, t.Dir)
+	return filepath.Join(root, t.Path)
 }
 
 // locate splits a target path into the root it must stay in and the
@@ -294,7 +294,7 @@ func isDataDir(dir *os.Root, name string) bool {
 // that certfleet did not write exists but is not managed.
 func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	o := &Observed{Target: t}
-	od, err := d.open(t.Dir, false)
+	od, err := d.open(t.Path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +338,7 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 // Write swaps a new set of files in. A directory holding files certfleet
 // did not write is refused unless d.Adopt is set.
 func (d *Directory) Write(t render.Target, b Bundle, m Meta) error {
-	od, err := d.open(t.Dir, true)
+	od, err := d.open(t.Path, true)
 	if err != nil {
 		return err
 	}
@@ -504,7 +504,7 @@ func syncDir(dir *os.Root, name string) error {
 // else: a pass sweeps the directories it did not need to write, so a crash
 // leaves no garbage behind even where the next write is months away.
 func (d *Directory) Sweep(t render.Target) error {
-	od, err := d.open(t.Dir, false)
+	od, err := d.open(t.Path, false)
 	if err != nil || od == nil {
 		return err
 	}
@@ -522,7 +522,7 @@ func (d *Directory) Sweep(t render.Target) error {
 // Delete removes what certfleet wrote; other files in the directory stay,
 // and a directory whose files certfleet did not write is refused.
 func (d *Directory) Delete(t render.Target) error {
-	od, err := d.open(t.Dir, false)
+	od, err := d.open(t.Path, false)
 	if err != nil || od == nil {
 		return err
 	}
@@ -574,7 +574,7 @@ func (d *Directory) WriteFile(dir, name string, data []byte) error {
 		return err
 	}
 	defer od.Close()
-	where := filepath.Join(d.Path(render.Target{Dir: dir}), name)
+	where := filepath.Join(d.Path(render.Target{Address: render.Address{Path: dir}}), name)
 	if _, err := od.dir.Lstat(dataLink); err == nil {
 		return fmt.Errorf("writing %s: the directory is a certificate's directory (it holds ..data); a trust bundle cannot share it: give the trust bundle its own directory", where)
 	}

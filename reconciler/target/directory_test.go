@@ -115,7 +115,7 @@ func TestDirectoryWriteObserve(t *testing.T) {
 			for _, a := range tt.allowed {
 				d.AllowedRoots = append(d.AllowedRoots, filepath.Join(tmp, a))
 			}
-			tg := render.Target{Kind: render.Directory, Key: "directory/x", Dir: tt.dir(tmp)}
+			tg := render.Target{Address: render.Address{Kind: render.Directory, Key: "directory/x", Path: tt.dir(tmp)}}
 			if got := d.Path(tg); got != tt.want(tmp) {
 				t.Fatalf("Path = %s, want %s", got, tt.want(tmp))
 			}
@@ -177,7 +177,7 @@ func TestDirectoryObserveUnmanaged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &target.Directory{Root: t.TempDir()}
-			tg := render.Target{Kind: render.Directory, Dir: "site"}
+			tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 			if tt.files != nil {
 				if err := os.MkdirAll(d.Path(tg), 0o755); err != nil {
 					t.Fatal(err)
@@ -203,7 +203,7 @@ func TestDirectoryObserveUnmanaged(t *testing.T) {
 func TestDirectoryFileModes(t *testing.T) {
 	is := newIssuer(t)
 	d := &target.Directory{Root: t.TempDir()}
-	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 	if err := d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestDirectoryFileModes(t *testing.T) {
 func TestDirectorySwap(t *testing.T) {
 	is := newIssuer(t)
 	d := &target.Directory{Root: t.TempDir()}
-	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 	dir := d.Path(tg)
 	first := is.bundle(t, pki.Request{CommonName: "a.example.com"})
 	second := is.bundle(t, pki.Request{CommonName: "a.example.com"})
@@ -297,7 +297,7 @@ func TestDirectorySwap(t *testing.T) {
 func TestDirectoryTakesOverPlainFiles(t *testing.T) {
 	is := newIssuer(t)
 	d := &target.Directory{Root: t.TempDir(), Adopt: true}
-	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 	dir := d.Path(tg)
 	old := is.bundle(t, pki.Request{CommonName: "old.example.com"})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -351,7 +351,7 @@ func TestDirectoryDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &target.Directory{Root: t.TempDir()}
-			tg := render.Target{Kind: render.Directory, Dir: "site"}
+			tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 			dir := d.Path(tg)
 			if tt.write {
 				if err := d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a")); err != nil {
@@ -406,7 +406,7 @@ func TestDirectoryWriteFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &target.Directory{Root: t.TempDir()}
-			dir := d.Path(render.Target{Dir: "trust"})
+			dir := d.Path(render.Target{Address: render.Address{Path: "trust"}})
 			if tt.before != "" {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					t.Fatal(err)
@@ -483,7 +483,7 @@ func TestDirectoryConcurrentReader(t *testing.T) {
 	for _, rd := range readers {
 		t.Run(rd.name, func(t *testing.T) {
 			d := &target.Directory{Root: t.TempDir()}
-			tg := render.Target{Kind: render.Directory, Dir: "site"}
+			tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 			dir := d.Path(tg)
 			if err := d.Write(tg, bundles[0], meta("a")); err != nil {
 				t.Fatal(err)
@@ -617,11 +617,11 @@ func TestDirectoryPlantedDataLink(t *testing.T) {
 				tmp := t.TempDir()
 				plant(t, tmp, map[string]string{"victim/important": "precious"})
 				d := &target.Directory{Root: filepath.Join(tmp, "root")}
-				sibling := render.Target{Kind: render.Directory, Dir: "other"}
+				sibling := render.Target{Address: render.Address{Kind: render.Directory, Path: "other"}}
 				if err := d.Write(sibling, is.bundle(t, pki.Request{CommonName: "b.example.com"}), meta("b")); err != nil {
 					t.Fatal(err)
 				}
-				tg := render.Target{Kind: render.Directory, Dir: "site"}
+				tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 				dir := d.Path(tg)
 				plant(t, dir, map[string]string{"..data": "-> " + tt.link})
 				plant(t, dir, tt.extra)
@@ -715,7 +715,7 @@ func TestDirectoryConfinement(t *testing.T) {
 			for _, a := range tt.allowed {
 				d.AllowedRoots = append(d.AllowedRoots, sub(a))
 			}
-			tg := render.Target{Kind: render.Directory, Dir: sub(tt.dir)}
+			tg := render.Target{Address: render.Address{Kind: render.Directory, Path: sub(tt.dir)}}
 			before := tree(t, tmp)
 			err := d.Write(tg, b, meta("a"))
 			if tt.wantErr != "" {
@@ -795,7 +795,7 @@ func TestDirectoryForeignFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &target.Directory{Root: t.TempDir()}
-			tg := render.Target{Kind: render.Directory, Dir: "site"}
+			tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 			dir := d.Path(tg)
 			plant(t, dir, tt.files)
 			o, err := d.Observe(tg)
@@ -833,7 +833,7 @@ func TestDirectoryStaleDataDirs(t *testing.T) {
 	tmp := t.TempDir()
 	plant(t, tmp, map[string]string{"victim/important": "precious"})
 	d := &target.Directory{Root: filepath.Join(tmp, "root")}
-	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 	dir := d.Path(tg)
 	if err := d.Write(tg, is.bundle(t, pki.Request{CommonName: "a.example.com"}), meta("a")); err != nil {
 		t.Fatal(err)
@@ -872,7 +872,7 @@ func TestDirectoryStaleDataDirs(t *testing.T) {
 func TestDirectoryWriteFileIntoCertificateDirectory(t *testing.T) {
 	is := newIssuer(t)
 	d := &target.Directory{Root: t.TempDir()}
-	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 	b := is.bundle(t, pki.Request{CommonName: "a.example.com"})
 	if err := d.Write(tg, b, meta("a")); err != nil {
 		t.Fatal(err)
@@ -893,7 +893,7 @@ func TestDirectoryWriteFileIntoCertificateDirectory(t *testing.T) {
 func TestDirectoryFirstWriteLinksTheCertificateLast(t *testing.T) {
 	is := newIssuer(t)
 	d := &target.Directory{Root: t.TempDir(), Adopt: true}
-	tg := render.Target{Kind: render.Directory, Dir: "site"}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "site"}}
 	dir := d.Path(tg)
 	// A non-empty directory named tls.key: the link cannot be renamed over it.
 	if err := os.MkdirAll(filepath.Join(dir, "tls.key", "x"), 0o755); err != nil {

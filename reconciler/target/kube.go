@@ -30,11 +30,6 @@ type Kube struct {
 	Adopt bool
 }
 
-// KubeKey is the key of a Secret target, as render makes it.
-func KubeKey(cluster, namespace, name string) string {
-	return "kubernetes/" + cluster + "/" + namespace + "/" + name
-}
-
 // ObserveCluster lists every TLS Secret of a cluster, in pages, once per
 // pass: certfleet's (desired or orphaned) and the others (unmanaged: the
 // sprawl drift reports).
@@ -56,8 +51,7 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 			return fmt.Errorf("listing TLS Secrets returned a %T", obj)
 		}
 		o := &Observed{
-			Target: render.Target{Kind: render.Kubernetes, Key: KubeKey(cluster, s.Namespace, s.Name),
-				Cluster: cluster, Namespace: s.Namespace, SecretName: s.Name},
+			Target:  render.Target{Address: render.KubernetesAddress(cluster, s.Namespace, s.Name)},
 			Exists:  true,
 			UID:     string(s.UID),
 			Version: s.ResourceVersion,
@@ -114,10 +108,10 @@ func (k *Kube) Write(ctx context.Context, t render.Target, b Bundle, m Meta, pre
 		annotations[k] = v
 	}
 	data := map[string][]byte{corev1.TLSCertKey: b.Cert, corev1.TLSPrivateKeyKey: b.Key, "ca.crt": b.CA}
-	where := fmt.Sprintf("Secret %s/%s in cluster %s", t.Namespace, t.SecretName, t.Cluster)
+	where := fmt.Sprintf("Secret %s/%s in cluster %s", t.Namespace, t.Name, t.Cluster)
 	if prev == nil || !prev.Exists {
 		return k.create(ctx, c, where, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: t.SecretName, Namespace: t.Namespace, Labels: labels, Annotations: annotations},
+			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: t.Namespace, Labels: labels, Annotations: annotations},
 			Type:       corev1.SecretTypeTLS,
 			Data:       data,
 		})
@@ -129,7 +123,7 @@ func (k *Kube) Write(ctx context.Context, t render.Target, b Bundle, m Meta, pre
 		// Without them the apply would be unconditional.
 		return fmt.Errorf("%s: the observation has no uid or resourceVersion to make the write conditional on", where)
 	}
-	ac := corev1ac.Secret(t.SecretName, t.Namespace).
+	ac := corev1ac.Secret(t.Name, t.Namespace).
 		WithUID(types.UID(prev.UID)).
 		WithResourceVersion(prev.Version).
 		WithType(corev1.SecretTypeTLS).
@@ -186,8 +180,8 @@ func (k *Kube) Delete(ctx context.Context, t render.Target, id string, prev *Obs
 	if err != nil {
 		return err
 	}
-	where := fmt.Sprintf("Secret %s/%s in cluster %s", t.Namespace, t.SecretName, t.Cluster)
-	s, err := c.CoreV1().Secrets(t.Namespace).Get(ctx, t.SecretName, metav1.GetOptions{})
+	where := fmt.Sprintf("Secret %s/%s in cluster %s", t.Namespace, t.Name, t.Cluster)
+	s, err := c.CoreV1().Secrets(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -201,7 +195,7 @@ func (k *Kube) Delete(ctx context.Context, t render.Target, id string, prev *Obs
 		return fmt.Errorf("%s: not pruned: it %w (uid %s, resourceVersion %s; now %s, %s)", where, ErrConflict, prev.UID, prev.Version, s.UID, s.ResourceVersion)
 	}
 	uid, rv := s.UID, s.ResourceVersion
-	err = c.CoreV1().Secrets(t.Namespace).Delete(ctx, t.SecretName, metav1.DeleteOptions{
+	err = c.CoreV1().Secrets(t.Namespace).Delete(ctx, t.Name, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 	switch {
 	case apierrors.IsNotFound(err):

@@ -55,7 +55,7 @@ func (b *kubeBed) place(t *testing.T) render.Target {
 	if _, err := b.cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return render.Target{Kind: render.Kubernetes, Key: target.KubeKey("alpha", ns, "api-tls"), Cluster: "alpha", Namespace: ns, SecretName: "api-tls"}
+	return render.Target{Address: render.KubernetesAddress("alpha", ns, "api-tls")}
 }
 
 func (b *kubeBed) bundle(t *testing.T) target.Bundle {
@@ -74,9 +74,9 @@ func (b *kubeBed) observe(t *testing.T, tg render.Target) *target.Observed {
 
 func (b *kubeBed) get(t *testing.T, tg render.Target) *corev1.Secret {
 	t.Helper()
-	s, err := b.cs.CoreV1().Secrets(tg.Namespace).Get(context.Background(), tg.SecretName, metav1.GetOptions{})
+	s, err := b.cs.CoreV1().Secrets(tg.Namespace).Get(context.Background(), tg.Name, metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("reading Secret %s/%s: %v", tg.Namespace, tg.SecretName, err)
+		t.Fatalf("reading Secret %s/%s: %v", tg.Namespace, tg.Name, err)
 	}
 	return s
 }
@@ -85,7 +85,7 @@ func (b *kubeBed) get(t *testing.T, tg render.Target) *corev1.Secret {
 func (b *kubeBed) handMade(t *testing.T, tg render.Target, bundle target.Bundle, labels, annotations map[string]string) *corev1.Secret {
 	t.Helper()
 	s, err := b.cs.CoreV1().Secrets(tg.Namespace).Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: tg.SecretName, Labels: labels, Annotations: annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: tg.Name, Labels: labels, Annotations: annotations},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{corev1.TLSCertKey: bundle.Cert, corev1.TLSPrivateKeyKey: bundle.Key},
 	}, metav1.CreateOptions{FieldManager: "kubectl"})
@@ -201,7 +201,7 @@ func TestKubeWrite(t *testing.T) {
 		tg := b.place(t)
 		o := b.written(t, tg, b.bundle(t), "team-a/api")
 		old := b.get(t, tg)
-		if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.SecretName, metav1.DeleteOptions{}); err != nil {
+		if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.Name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		theirs := b.bundle(t)
@@ -218,14 +218,14 @@ func TestKubeWrite(t *testing.T) {
 	t.Run("a Secret deleted since observed is not created again", func(t *testing.T) {
 		tg := b.place(t)
 		o := b.written(t, tg, b.bundle(t), "team-a/api")
-		if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.SecretName, metav1.DeleteOptions{}); err != nil {
+		if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.Name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), o)
 		if !errors.Is(err, target.ErrConflict) {
 			t.Fatalf("Write = %v, want ErrConflict", err)
 		}
-		if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Get(ctx, tg.SecretName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Get(ctx, tg.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("the deleted Secret is back: %v", err)
 		}
 	})
@@ -279,7 +279,7 @@ func TestKubeDelete(t *testing.T) {
 	ctx := context.Background()
 	gone := func(t *testing.T, tg render.Target) bool {
 		t.Helper()
-		_, err := b.cs.CoreV1().Secrets(tg.Namespace).Get(ctx, tg.SecretName, metav1.GetOptions{})
+		_, err := b.cs.CoreV1().Secrets(tg.Namespace).Get(ctx, tg.Name, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			t.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func TestKubeDelete(t *testing.T) {
 		tg := b.place(t)
 		o := b.written(t, tg, b.bundle(t), "team-a/api")
 		old := b.get(t, tg)
-		if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.SecretName, metav1.DeleteOptions{}); err != nil {
+		if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.Name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		theirs := b.bundle(t)

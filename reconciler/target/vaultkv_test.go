@@ -40,7 +40,7 @@ func (b *kvBed) kv() *vaultapi.KVv2 { return b.client.KVv2(kvMount) }
 
 func (b *kvBed) place() render.Target {
 	p := fmt.Sprintf("tls/api-%d", b.n.Add(1))
-	return render.Target{Kind: render.VaultKV, Key: "vault/" + kvMount + "/" + p, Mount: kvMount, Path: p}
+	return render.Target{Address: render.Address{Kind: render.VaultKV, Key: "vault/" + kvMount + "/" + p, Mount: kvMount, Path: p}}
 }
 
 func (b *kvBed) bundle(t *testing.T, r pki.Request) target.Bundle {
