@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,13 +17,19 @@ type Config struct {
 	Type  string
 	Vault VaultConfig
 	Local LocalConfig
+	// Where names these settings in an error ("--vault-addr /
+	// --vault-token-file", "backend.vault in certfleet.yaml").
+	Where string
 }
 
 // VaultConfig reaches a Vault server. Empty fields fall back to the
 // environment variables Vault's own CLI reads.
 type VaultConfig struct {
-	Address       string // VAULT_ADDR
-	Token         string // VAULT_TOKEN
+	Address string // VAULT_ADDR
+	Token   string // VAULT_TOKEN
+	// TokenFile, when set, holds the token (read by Open): a token never
+	// comes from a flag value, which other users could read in the process list.
+	TokenFile     string
 	Namespace     string // VAULT_NAMESPACE
 	CACert        string // VAULT_CACERT: a PEM file
 	SkipTLSVerify bool
@@ -88,7 +95,19 @@ func DefaultLocalPath() string {
 func Open(ctx context.Context, c Config) (Backend, error) {
 	switch c.Type {
 	case "vault":
-		return OpenVault(ctx, c.Vault.WithEnv())
+		v := c.Vault
+		if v.TokenFile != "" {
+			tok, err := ReadSecretFile(v.TokenFile)
+			if err != nil {
+				return nil, err
+			}
+			v.Token = tok
+		}
+		v = v.WithEnv()
+		if err := v.Check(cmp.Or(c.Where, "the vault settings")); err != nil {
+			return nil, err
+		}
+		return OpenVault(ctx, v)
 	case "local", "":
 		path := c.Local.Path
 		if path == "" {

@@ -2,8 +2,10 @@ package testbed
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 )
 
 // World is a Vault and some clusters started together, with a kubeconfig
@@ -55,4 +57,20 @@ func (w *World) Stop() {
 	if w.dir != "" {
 		os.RemoveAll(w.dir)
 	}
+}
+
+// Main is a package's TestMain: it starts a World with the named clusters
+// once, hands it to set, runs the tests, stops the World, removes a
+// certfleet binary Certfleet built, and exits with the tests' code.
+func Main(m *testing.M, set func(*World), clusters ...string) {
+	w, err := StartWorld(context.Background(), clusters...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	set(w)
+	code := m.Run()
+	w.Stop()
+	RemoveCertfleet()
+	os.Exit(code)
 }

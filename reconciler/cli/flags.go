@@ -20,27 +20,24 @@ import (
 
 // sourceFlags say where the manifests are and how to reach them.
 type sourceFlags struct {
-	source, path                     string
-	username, passwordFile           string
-	tokenFile, sshKeyFile, knownHost string
-	caFile                           string
-	insecureHTTP                     bool
-	timeout                          time.Duration
-	verify                           bool
-	trustedKeys                      []string
+	source, path string
+	creds        source.Credentials
+	timeout      time.Duration
+	verify       bool
+	trustedKeys  []string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.source, "source", ".", "a local directory, or a Git URL (https://, ssh://)")
 	fl.StringVar(&f.path, "path", "", "only read manifests under this folder of the repository (default: all of it)")
-	fl.StringVar(&f.username, "git-username", "", "HTTPS basic-auth user (default: $CERTFLEET_GIT_USERNAME)")
-	fl.StringVar(&f.passwordFile, "git-password-file", "", "file holding the HTTPS password or token for basic auth (default: $CERTFLEET_GIT_PASSWORD)")
-	fl.StringVar(&f.tokenFile, "git-token-file", "", "file holding an HTTPS bearer token (default: $CERTFLEET_GIT_TOKEN)")
-	fl.StringVar(&f.sshKeyFile, "git-ssh-key-file", "", "PEM private key for ssh:// URLs")
-	fl.StringVar(&f.knownHost, "git-known-hosts-file", "", "known_hosts file for ssh:// URLs")
-	fl.StringVar(&f.caFile, "git-ca-file", "", "PEM CA certificate that verifies the Git server (default: the system's roots)")
-	fl.BoolVar(&f.insecureHTTP, "git-insecure-http", false, "allow credentials over plain HTTP to hosts other than loopback (default false)")
+	fl.StringVar(&f.creds.Username, "git-username", "", "HTTPS basic-auth user (default: $CERTFLEET_GIT_USERNAME)")
+	fl.StringVar(&f.creds.PasswordFile, "git-password-file", "", "file holding the HTTPS password or token for basic auth (default: $CERTFLEET_GIT_PASSWORD)")
+	fl.StringVar(&f.creds.TokenFile, "git-token-file", "", "file holding an HTTPS bearer token (default: $CERTFLEET_GIT_TOKEN)")
+	fl.StringVar(&f.creds.SSHKeyFile, "git-ssh-key-file", "", "PEM private key for ssh:// URLs")
+	fl.StringVar(&f.creds.KnownHostsFile, "git-known-hosts-file", "", "known_hosts file for ssh:// URLs")
+	fl.StringVar(&f.creds.CAFile, "git-ca-file", "", "PEM CA certificate that verifies the Git server (default: the system's roots)")
+	fl.BoolVar(&f.creds.InsecureHTTP, "git-insecure-http", false, "allow credentials over plain HTTP to hosts other than loopback (default false)")
 	fl.DurationVar(&f.timeout, "git-timeout", source.DefaultTimeout, "the longest one fetch of a remote repository may take")
 	fl.BoolVar(&f.verify, "verify-signatures", false, "read a revision only when its head commit is signed by a key of --trusted-keys (OpenPGP or SSH); default false")
 	fl.StringArrayVar(&f.trustedKeys, "trusted-keys", nil, "with --verify-signatures: an armored OpenPGP public key ring or an authorized_keys file of SSH keys (repeatable)")
@@ -58,29 +55,15 @@ func (f *sourceFlags) options() (source.Options, error) {
 	case len(f.trustedKeys) > 0:
 		return o, fmt.Errorf("--trusted-keys is given without --verify-signatures: add --verify-signatures to check signatures")
 	}
-	a := &o.Auth
-	a.Username = cmp.Or(f.username, os.Getenv("CERTFLEET_GIT_USERNAME"))
 	var err error
-	if a.Password, err = backend.ReadSecretFile(f.passwordFile); err != nil {
+	if o.Auth, err = f.creds.Read(); err != nil {
 		return o, err
 	}
+	// The environment stands in for what the flags leave unset.
+	a := &o.Auth
+	a.Username = cmp.Or(a.Username, os.Getenv("CERTFLEET_GIT_USERNAME"))
 	a.Password = cmp.Or(a.Password, os.Getenv("CERTFLEET_GIT_PASSWORD"))
-	if a.BearerToken, err = backend.ReadSecretFile(f.tokenFile); err != nil {
-		return o, err
-	}
 	a.BearerToken = cmp.Or(a.BearerToken, os.Getenv("CERTFLEET_GIT_TOKEN"))
-	for _, x := range []struct {
-		path string
-		dst  *[]byte
-	}{{f.sshKeyFile, &a.SSHKey}, {f.knownHost, &a.KnownHosts}, {f.caFile, &a.CA}} {
-		if x.path == "" {
-			continue
-		}
-		if *x.dst, err = os.ReadFile(x.path); err != nil {
-			return o, fmt.Errorf("reading %s: %w", x.path, err)
-		}
-	}
-	a.InsecureHTTP = f.insecureHTTP
 	return o, nil
 }
 
@@ -98,7 +81,6 @@ type catalogFlags struct {
 	backend     string
 	stateDir    string
 	vault       backend.VaultConfig
-	tokenFile   string
 }
 
 func (f *catalogFlags) register(cmd *cobra.Command, backendDefault string) {
@@ -110,26 +92,14 @@ func (f *catalogFlags) register(cmd *cobra.Command, backendDefault string) {
 	fl.StringVar(&f.vault.Namespace, "vault-namespace", "", "Vault namespace (default: $VAULT_NAMESPACE)")
 	fl.StringVar(&f.vault.CACert, "vault-cacert", "", "PEM CA file that verifies Vault (default: $VAULT_CACERT)")
 	fl.StringVar(&f.vault.CatalogMount, "catalog-mount", backend.DefaultCatalogMount, "the KV v2 mount of the catalog in Vault")
-	fl.StringVar(&f.tokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
+	fl.StringVar(&f.vault.TokenFile, "vault-token-file", "", "file holding the Vault token (default: $VAULT_TOKEN)")
 	fl.DurationVar(&f.vault.Timeout, "request-timeout", backend.DefaultRequestTimeout, "the longest one request to Vault or a Kubernetes API server may take")
 }
 
-// openBackend opens the configured backend (the token never comes from a
-// flag value, which other users could read in the process list).
+// openBackend opens the configured backend.
 func (f *catalogFlags) openBackend(ctx context.Context) (backend.Backend, error) {
-	cfg := backend.Config{Type: f.backend, Local: backend.LocalConfig{Path: f.stateDir}, Vault: f.vault}
-	if f.backend == "vault" {
-		tok, err := backend.ReadSecretFile(f.tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Vault.Token = tok
-		cfg.Vault = cfg.Vault.WithEnv()
-		if err := cfg.Vault.Check("--vault-addr / --vault-token-file"); err != nil {
-			return nil, err
-		}
-	}
-	return backend.Open(ctx, cfg)
+	return backend.Open(ctx, backend.Config{Type: f.backend, Local: backend.LocalConfig{Path: f.stateDir}, Vault: f.vault,
+		Where: "--vault-addr / --vault-token-file"})
 }
 
 // load returns the catalog, or nil when none was asked for.

@@ -44,15 +44,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	w, err := testbed.StartWorld(context.Background(), "alpha", "beta")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	vaultServer, alpha, beta, kubeconfig = w.Vault, w.Clusters[0], w.Clusters[1], w.Kubeconfig
-	code := m.Run()
-	w.Stop()
-	os.Exit(code)
+	testbed.Main(m, func(w *testbed.World) {
+		vaultServer, alpha, beta, kubeconfig = w.Vault, w.Clusters[0], w.Clusters[1], w.Kubeconfig
+	}, "alpha", "beta")
 }
 
 // fleetPKI is the catalog of every test: a root, an mTLS issuer, a policy,

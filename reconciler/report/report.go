@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/certfleet/certfleet/reconciler/source"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -57,21 +58,12 @@ func verdictWord(rep *schemas.Report) string {
 	return "passes"
 }
 
+// revisionString names a revision as the source does ("main@1a2b3c4d5e6f").
 func revisionString(r *schemas.ReportRevision) string {
 	if r == nil {
 		return ""
 	}
-	if r.Hash == "" {
-		return r.Ref
-	}
-	h := r.Hash
-	if len(h) > 12 {
-		h = h[:12]
-	}
-	if r.Ref == "" || r.Ref == r.Hash {
-		return h
-	}
-	return r.Ref + "@" + h
+	return source.Revision{Ref: r.Ref, Hash: r.Hash}.String()
 }
 
 func describeChange(f schemas.FieldChange) string {

@@ -82,21 +82,11 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bcfg := backend.Config{Type: cfg.Backend.Type, Local: backend.LocalConfig{Path: cfg.Backend.StateDir},
-		Vault: backend.VaultConfig{Address: cfg.Backend.Vault.Address, Namespace: cfg.Backend.Vault.Namespace,
-			CatalogMount: cfg.Backend.Vault.CatalogMount, CACert: cfg.Backend.Vault.CACert, Timeout: durationOr(cfg.Timeouts.Vault, 0)}}
-	if cfg.Backend.Type == "vault" {
-		tok, err := backend.ReadSecretFile(cfg.Backend.Vault.TokenFile)
-		if err != nil {
-			return nil, err
-		}
-		bcfg.Vault.Token = tok
-		bcfg.Vault = bcfg.Vault.WithEnv()
-		if err := bcfg.Vault.Check("backend.vault in certfleet.yaml"); err != nil {
-			return nil, err
-		}
-	}
-	b, err := backend.Open(ctx, bcfg)
+	v := cfg.Backend.Vault
+	b, err := backend.Open(ctx, backend.Config{Type: cfg.Backend.Type, Local: backend.LocalConfig{Path: cfg.Backend.StateDir},
+		Vault: backend.VaultConfig{Address: v.Address, Namespace: v.Namespace, CatalogMount: v.CatalogMount, CACert: v.CACert,
+			TokenFile: v.TokenFile, Timeout: durationOr(cfg.Timeouts.Vault, 0)},
+		Where: "backend.vault in certfleet.yaml"})
 	if err != nil {
 		return nil, err
 	}
@@ -125,25 +115,10 @@ func sourceOptions(cfg *schemas.ServeConfig) (source.Options, error) {
 			return o, fmt.Errorf("source.verify in certfleet.yaml: %w", err)
 		}
 	}
-	o.Auth.Username, o.Auth.InsecureHTTP = a.Username, a.InsecureHTTP
 	var err error
-	if o.Auth.Password, err = backend.ReadSecretFile(a.PasswordFile); err != nil {
-		return o, err
-	}
-	if o.Auth.BearerToken, err = backend.ReadSecretFile(a.TokenFile); err != nil {
-		return o, err
-	}
-	for _, x := range []struct {
-		path string
-		dst  *[]byte
-	}{{a.SSHKeyFile, &o.Auth.SSHKey}, {a.KnownHostsFile, &o.Auth.KnownHosts}, {a.CAFile, &o.Auth.CA}} {
-		if x.path != "" {
-			if *x.dst, err = os.ReadFile(x.path); err != nil {
-				return o, err
-			}
-		}
-	}
-	return o, nil
+	o.Auth, err = source.Credentials{Username: a.Username, PasswordFile: a.PasswordFile, TokenFile: a.TokenFile, SSHKeyFile: a.SSHKeyFile,
+		KnownHostsFile: a.KnownHostsFile, CAFile: a.CAFile, InsecureHTTP: a.InsecureHTTP}.Read()
+	return o, err
 }
 
 // Close releases the audit log.

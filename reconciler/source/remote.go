@@ -11,6 +11,8 @@ import (
 	"github.com/fluxcd/pkg/git"
 	"github.com/fluxcd/pkg/git/gogit"
 	"github.com/fluxcd/pkg/git/repository"
+
+	"github.com/certfleet/certfleet/internal/backend"
 )
 
 // Auth is how to reach a remote repository. It never appears in a message.
@@ -25,6 +27,40 @@ type Auth struct {
 	CA []byte
 	// InsecureHTTP allows credentials over plain HTTP to hosts other than loopback.
 	InsecureHTTP bool
+}
+
+// Credentials says where a remote repository's credentials are: a user
+// name, and files for the secrets (never flag values, which other users
+// could read in the process list).
+type Credentials struct {
+	Username                           string
+	PasswordFile, TokenFile            string
+	SSHKeyFile, KnownHostsFile, CAFile string
+	InsecureHTTP                       bool
+}
+
+// Read reads the files into an Auth (a password or token trimmed).
+func (c Credentials) Read() (Auth, error) {
+	a := Auth{Username: c.Username, InsecureHTTP: c.InsecureHTTP}
+	var err error
+	if a.Password, err = backend.ReadSecretFile(c.PasswordFile); err != nil {
+		return a, err
+	}
+	if a.BearerToken, err = backend.ReadSecretFile(c.TokenFile); err != nil {
+		return a, err
+	}
+	for _, f := range []struct {
+		path string
+		dst  *[]byte
+	}{{c.SSHKeyFile, &a.SSHKey}, {c.KnownHostsFile, &a.KnownHosts}, {c.CAFile, &a.CA}} {
+		if f.path == "" {
+			continue
+		}
+		if *f.dst, err = os.ReadFile(f.path); err != nil {
+			return a, fmt.Errorf("reading %s: %w", f.path, err)
+		}
+	}
+	return a, nil
 }
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
