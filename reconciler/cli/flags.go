@@ -13,7 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/certfleet/certfleet/internal/backend"
-	"github.com/certfleet/certfleet/reconciler/report"
+	"github.com/certfleet/certfleet/reconciler/plan"
 	"github.com/certfleet/certfleet/reconciler/source"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -129,16 +129,16 @@ func (f *catalogFlags) load(ctx context.Context) (*schemas.Catalog, error) {
 type outputFlag struct{ format string }
 
 func (o *outputFlag) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.format, "output", "o", "text", "output format: "+strings.Join(report.Formats, ", "))
+	cmd.Flags().StringVarP(&o.format, "output", "o", "text", "output format: "+strings.Join(plan.Formats, ", "))
 }
 
 func (o *outputFlag) check() error {
-	for _, f := range report.Formats {
+	for _, f := range plan.Formats {
 		if o.format == f {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown output format %q: use one of %s", o.format, strings.Join(report.Formats, ", "))
+	return fmt.Errorf("unknown output format %q: use one of %s", o.format, strings.Join(plan.Formats, ", "))
 }
 
 // colorFor says whether to color text written to w: only on a terminal,

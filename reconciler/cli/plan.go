@@ -8,7 +8,6 @@ import (
 	"github.com/certfleet/certfleet/reconciler/evaluate"
 	"github.com/certfleet/certfleet/reconciler/plan"
 	"github.com/certfleet/certfleet/reconciler/render"
-	"github.com/certfleet/certfleet/reconciler/report"
 )
 
 func planCommand() *cobra.Command {
@@ -56,7 +55,7 @@ Exit codes: 0 nothing changes, 2 changes, 3 violations (wins over 2), 1 could no
 			ev := evaluate.New(catalog, now(), evaluate.WithCatalogMount(cat.vault.CatalogMount))
 			notes(cmd, h, ev)
 			rep := plan.Plan(b, h, ev)
-			if err := report.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {
+			if err := plan.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {
 				return err
 			}
 			return WithExitCode(plan.ExitCode(rep))

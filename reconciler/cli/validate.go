@@ -6,7 +6,6 @@ import (
 	"github.com/certfleet/certfleet/reconciler/evaluate"
 	"github.com/certfleet/certfleet/reconciler/plan"
 	"github.com/certfleet/certfleet/reconciler/render"
-	"github.com/certfleet/certfleet/reconciler/report"
 )
 
 func validateCommand() *cobra.Command {
@@ -43,7 +42,7 @@ Exit codes: 0 clean, 3 any invalid manifest or policy violation, 1 could not run
 			ev := evaluate.New(catalog, now(), evaluate.WithCatalogMount(cat.vault.CatalogMount))
 			notes(cmd, head, ev)
 			rep := plan.Validate(head, ev)
-			if err := report.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {
+			if err := plan.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {
 				return err
 			}
 			return WithExitCode(plan.ExitCode(rep))

@@ -1,7 +1,8 @@
 // Package plan compares two rendered revisions: which certificates a merge
 // adds, removes, reissues (a field the certificate carries changed) or
 // updates (only the delivered objects change), field by field, and builds
-// the report validate and plan print.
+// and writes (text, JSON, Markdown, GitHub annotations) the report validate
+// and plan print.
 package plan
 
 import (

@@ -60,8 +60,8 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 	return d, nil
 }
 
-// DriftOf reads the drift out of a pass's report (the state after it).
-func DriftOf(rep *Report) *DriftReport {
+// DriftOf reads the drift out of a pass's result (the state after it).
+func DriftOf(rep *Result) *DriftReport {
 	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: []Failure{}}
 	r.Failures = append(r.Failures, rep.Unobservable...)
 	for _, s := range rep.State {

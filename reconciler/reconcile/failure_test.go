@@ -32,7 +32,7 @@ func TestFailureText(t *testing.T) {
 
 // TestFailureJSON: a report's failures stay one string each in JSON output.
 func TestFailureJSON(t *testing.T) {
-	b, err := json.Marshal(reconcile.Report{Failures: []reconcile.Failure{{What: "team-a/api → kubernetes/alpha/web/api-tls", Err: "forbidden"}}})
+	b, err := json.Marshal(reconcile.Result{Failures: []reconcile.Failure{{What: "team-a/api → kubernetes/alpha/web/api-tls", Err: "forbidden"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

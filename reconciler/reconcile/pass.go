@@ -1,7 +1,7 @@
 // Package reconcile runs one pass of certfleet's main job: observe every
 // target, decide (reconciler/decide, pure), act — issue through the
 // backend, deliver, prune — record in the inventory and the audit log, and
-// report. `certfleet reconcile`, `drift` and the daemon run it.
+// sum up what it did (Result). `certfleet reconcile`, `drift` and the daemon run it.
 package reconcile
 
 import (
@@ -100,7 +100,7 @@ func (p *Pass) progress(format string, args ...any) {
 
 // Run reconciles a rendered revision. verdicts come from evaluate; a
 // denied certificate is left as it is.
-func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*Report, error) {
+func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*Result, error) {
 	start := p.now()
 	if l, ok := p.Backend.(backend.Locker); ok && !p.DryRun {
 		// One acting pass per backend at a time: a second one would issue
@@ -141,7 +141,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers})
-	rep := newReport(res, start, p.DryRun)
+	rep := newResult(res, start, p.DryRun)
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, verdicts, rep)
@@ -164,7 +164,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 
 // sweep cleans what interrupted writes left in the directories this pass
 // did not write (a crash between a data directory and its swap).
-func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Report) {
+func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Result) {
 	for _, c := range dec.Certificates {
 		for _, t := range c.Targets {
 			if ctx.Err() != nil {
@@ -206,7 +206,7 @@ const recordTimeout = 5 * time.Second
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
-	verdicts map[string]schemas.CertificateVerdict, rep *Report) {
+	verdicts map[string]schemas.CertificateVerdict, rep *Result) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0

@@ -14,7 +14,7 @@ import (
 // prune deletes orphaned targets when asked to, and refuses when the pass
 // looks like an accident: nothing rendered, or more than MaxPruneShare of
 // the managed targets would go. Force overrides both.
-func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Report) {
+func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Result) {
 	if len(dec.Orphans) == 0 {
 		return
 	}

@@ -171,7 +171,7 @@ func (e *env) pass() *reconcile.Pass {
 }
 
 // run renders files and runs one pass.
-func (e *env) run(files map[string]string) *reconcile.Report {
+func (e *env) run(files map[string]string) *reconcile.Result {
 	e.t.Helper()
 	res := render.Render(e.snapshot(files), e.catalog)
 	if len(res.Errors) > 0 {

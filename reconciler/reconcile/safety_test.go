@@ -38,7 +38,7 @@ spec:
 
 // runScoped renders only the files under path, as `--path path` reads them,
 // and runs one pass.
-func (e *env) runScoped(path string, files map[string]string) *reconcile.Report {
+func (e *env) runScoped(path string, files map[string]string) *reconcile.Result {
 	e.t.Helper()
 	scoped := map[string]string{}
 	for p, c := range files {
@@ -118,7 +118,7 @@ func TestTwoPassesAtOnceIssueEachCertificateOnce(t *testing.T) {
 	res := render.Render(e.snapshot(files), e.catalog)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	reps := make([]*reconcile.Report, 2)
+	reps := make([]*reconcile.Result, 2)
 	for i := range 2 {
 		wg.Add(1)
 		go func() {

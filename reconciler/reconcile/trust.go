@@ -12,7 +12,7 @@ import (
 // authorities (during a rotation, old and new) as a ConfigMap or Secret in
 // its clusters, or a ca.crt in its directories. Applying the same content
 // again changes nothing, so each pass simply applies.
-func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Report) {
+func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result) {
 	for _, tb := range res.TrustBundles {
 		name := tb.Metadata.Name
 		certs, err := p.Catalog.TrustedCertificates(tb.Spec.Authorities, p.now())

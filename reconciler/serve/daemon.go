@@ -54,7 +54,7 @@ type Daemon struct {
 	snapshot  *source.Snapshot // the last fetched revision
 	good      *render.Result   // the last revision that rendered cleanly
 	status    Status
-	report    *reconcile.Report
+	report    *reconcile.Result
 	drift     *reconcile.DriftReport
 	ready     bool
 	closeFunc func()
@@ -355,7 +355,7 @@ func (d *Daemon) setLeader(on bool) {
 }
 
 // Snapshot returns the status, the latest report and drift, under the lock.
-func (d *Daemon) Snapshot() (Status, *reconcile.Report, *reconcile.DriftReport, bool) {
+func (d *Daemon) Snapshot() (Status, *reconcile.Result, *reconcile.DriftReport, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.status

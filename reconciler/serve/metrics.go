@@ -49,7 +49,7 @@ func NewMetrics() *Metrics {
 }
 
 // observePass records a pass.
-func (m *Metrics) observePass(rep *reconcile.Report, took time.Duration, cat *schemas.Catalog) {
+func (m *Metrics) observePass(rep *reconcile.Result, took time.Duration, cat *schemas.Catalog) {
 	m.duration.Observe(took.Seconds())
 	for k, n := range rep.Issuances {
 		m.issuances.WithLabelValues(k.Issuer, string(k.Result)).Add(float64(n))

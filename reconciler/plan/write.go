@@ -1,7 +1,9 @@
-// Package report writes validate and plan reports for people and machines:
-// text for terminals, JSON (schemas.Report, versioned), Markdown for a
-// pull-request comment, and GitHub workflow annotations.
-package report
+package plan
+
+// Write and the writers below print the report Validate and Plan build, for
+// people and machines: text for terminals, JSON (schemas.Report,
+// versioned), Markdown for a pull-request comment, and GitHub workflow
+// annotations.
 
 import (
 	"encoding/json"

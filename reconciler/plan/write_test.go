@@ -1,4 +1,4 @@
-package report_test
+package plan_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certfleet/certfleet/reconciler/report"
+	"github.com/certfleet/certfleet/reconciler/plan"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -70,7 +70,7 @@ func TestWrite(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			err := report.Write(&buf, planReport(), tc.format, false)
+			err := plan.Write(&buf, planReport(), tc.format, false)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("error = %v, want %q", err, tc.wantErr)
@@ -102,10 +102,10 @@ var escapeCode = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 func TestText(t *testing.T) {
 	var plain, colored bytes.Buffer
-	if err := report.Text(&plain, planReport(), false); err != nil {
+	if err := plan.Text(&plain, planReport(), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := report.Text(&colored, planReport(), true); err != nil {
+	if err := plan.Text(&colored, planReport(), true); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -142,7 +142,7 @@ func TestTextOfACleanValidate(t *testing.T) {
 	rep := &schemas.Report{Version: schemas.ReportVersion, Command: "validate", Head: schemas.ReportRevision{Ref: "working tree"},
 		Summary: schemas.ReportSummary{Certificates: 3, Unchanged: 3}, Errors: schemas.Errors{}}
 	var buf bytes.Buffer
-	if err := report.Text(&buf, rep, false); err != nil {
+	if err := plan.Text(&buf, rep, false); err != nil {
 		t.Fatal(err)
 	}
 	want := "certfleet validate: working tree\n\npasses: 3 certificates; 0 denied, 0 invalid, 0 warnings\n"
@@ -153,7 +153,7 @@ func TestTextOfACleanValidate(t *testing.T) {
 
 func TestMarkdown(t *testing.T) {
 	var buf bytes.Buffer
-	if err := report.Markdown(&buf, planReport()); err != nil {
+	if err := plan.Markdown(&buf, planReport()); err != nil {
 		t.Fatal(err)
 	}
 	md := buf.String()
@@ -190,7 +190,7 @@ func TestMarkdownOfAValidate(t *testing.T) {
 	rep := &schemas.Report{Version: schemas.ReportVersion, Command: "validate", Head: schemas.ReportRevision{Ref: "main", Hash: "abc"},
 		Summary: schemas.ReportSummary{Certificates: 4, Unchanged: 4, Warnings: 0}, Errors: schemas.Errors{}}
 	var buf bytes.Buffer
-	if err := report.Markdown(&buf, rep); err != nil {
+	if err := plan.Markdown(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
 	want := "### ✅ certfleet validate passes\n\n`main@abc`\n\n| certificates | denied | invalid | warnings |\n|---:|---:|---:|---:|\n| 4 | 0 | 0 | 0 |\n\n"
@@ -201,7 +201,7 @@ func TestMarkdownOfAValidate(t *testing.T) {
 
 func TestGitHub(t *testing.T) {
 	var buf bytes.Buffer
-	if err := report.GitHub(&buf, planReport()); err != nil {
+	if err := plan.GitHub(&buf, planReport()); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -242,7 +242,7 @@ func TestGitHubErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := report.GitHub(&buf, &schemas.Report{Command: "validate", Errors: schemas.Errors{tc.err}}); err != nil {
+			if err := plan.GitHub(&buf, &schemas.Report{Command: "validate", Errors: schemas.Errors{tc.err}}); err != nil {
 				t.Fatal(err)
 			}
 			if first := strings.SplitN(buf.String(), "\n", 2)[0]; first != tc.want {
@@ -265,7 +265,7 @@ func TestJSONRoundTrips(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := report.Write(&buf, tc.rep, "json", true); err != nil {
+			if err := plan.Write(&buf, tc.rep, "json", true); err != nil {
 				t.Fatal(err)
 			}
 			if bytes.Contains(buf.Bytes(), []byte("\x1b")) {

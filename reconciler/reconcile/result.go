@@ -16,8 +16,8 @@ import (
 	"github.com/certfleet/certfleet/reconciler/target"
 )
 
-// Report is what a pass did (or, dry, would do), by reason, with counts.
-type Report struct {
+// Result is what a pass did (or, dry, would do), by reason, with counts.
+type Result struct {
 	Revision string    `json:"revision"`
 	Started  time.Time `json:"started"`
 	Duration string    `json:"duration"`
@@ -90,12 +90,12 @@ type Item struct {
 	ErrorKind inventory.FailureKind `json:"errorKind,omitempty"`
 }
 
-func newReport(res *render.Result, start time.Time, dry bool) *Report {
-	return &Report{Revision: res.Revision.String(), Started: start, DryRun: dry, Certificates: len(res.Desired),
+func newResult(res *render.Result, start time.Time, dry bool) *Result {
+	return &Result{Revision: res.Revision.String(), Started: start, DryRun: dry, Certificates: len(res.Desired),
 		Reasons: map[decide.Reason]int{}, Actions: map[string]int{}, Failures: []Failure{}, Items: []Item{}}
 }
 
-func (r *Report) addObservationFailures(errs map[string]error) {
+func (r *Result) addObservationFailures(errs map[string]error) {
 	for _, key := range slices.Sorted(maps.Keys(errs)) {
 		f := failed("observing "+strings.TrimSuffix(key, "/"), errs[key])
 		r.Failures = append(r.Failures, f)
@@ -105,7 +105,7 @@ func (r *Report) addObservationFailures(errs map[string]error) {
 
 // addDecisions counts the decisions and, when the pass acted, their
 // outcomes, and records every target's state after the pass.
-func (r *Report) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map[string]*inventory.Entry, now time.Time, jitter time.Duration) {
+func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map[string]*inventory.Entry, now time.Time, jitter time.Duration) {
 	for i, c := range dec.Certificates {
 		var o *outcome
 		if outcomes != nil {
@@ -217,12 +217,12 @@ func observedState(t decide.Target, now time.Time) TargetState {
 	return s
 }
 
-func (r *Report) refusePrune(msg string) {
+func (r *Result) refusePrune(msg string) {
 	r.PruneRefused = msg
 	r.Failures = append(r.Failures, Failure{Err: msg})
 }
 
-func (r *Report) finish(end time.Time) {
+func (r *Result) finish(end time.Time) {
 	r.Duration = end.Sub(r.Started).Round(time.Millisecond).String()
 	slices.SortFunc(r.Failures, func(a, b Failure) int { return strings.Compare(a.String(), b.String()) })
 	sort.SliceStable(r.Items, func(i, j int) bool {
@@ -233,8 +233,8 @@ func (r *Report) finish(end time.Time) {
 	})
 }
 
-// Text writes the report for people.
-func (r *Report) Text(w io.Writer) error {
+// Text writes the result for people.
+func (r *Result) Text(w io.Writer) error {
 	b := &strings.Builder{}
 	verb := "reconciled"
 	if r.DryRun {
@@ -271,7 +271,7 @@ func (r *Report) Text(w io.Writer) error {
 	return err
 }
 
-func (r *Report) summary() string {
+func (r *Result) summary() string {
 	var parts []string
 	for _, a := range []string{"issue", "renew", "reissue", "update", "record"} {
 		if n := r.Actions[a]; n > 0 {
