@@ -435,9 +435,34 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 // record writes the inventory entry and the audit events of one certificate.
 func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry,
 	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
+	now := p.now()
+	e := entryOf(res, c, o, prev, effective, now)
+	failures := failuresOf(o)
+	if len(failures) > 0 {
+		p.markFailing(e, prev, c.Desired, o.err, failures, now)
+	}
+	var recordErrs []error
+	recorded := e
+	if err := inventory.Put(ctx, p.Backend, e); err != nil {
+		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
+		recorded = nil
+	}
+	recordErrs = append(recordErrs, p.audit(res, c, o, now)...)
+	p.log().Debug("certificate reconciled", "certificate", c.Desired.ID, "action", c.Action(), "serial", o.serial, "failures", len(failures))
+	var retry time.Time
+	if e.RetryAt != nil {
+		retry = *e.RetryAt
+	}
+	return recorded, retry, errors.Join(recordErrs...)
+}
+
+// entryOf is the inventory entry of a certificate after acting on it: the
+// declaration, its targets (and those dropped from it, until pruned) and
+// the certificate delivered — or, when issuing failed, the one before.
+func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry, effective *schemas.Effective,
+	now time.Time) *inventory.Entry {
 	d := c.Desired
 	spec := d.Certificate.Spec
-	now := p.now()
 	e := &inventory.Entry{ID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, File: d.File(),
 		Revision: res.Revision.String(), Author: res.Revision.Author, CommonName: spec.CommonName,
 		DNSNames: spec.DNSNames, IPAddresses: spec.IPAddresses, URIs: spec.URIs, EmailAddresses: spec.EmailAddresses,
@@ -460,6 +485,16 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			}
 		}
 	}
+	if o.err == nil {
+		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
+	} else if prev != nil {
+		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = prev.Serial, prev.NotBefore, prev.NotAfter, prev.RenewAt
+	}
+	return e
+}
+
+// failuresOf is what acting on a certificate failed to do, by target key.
+func failuresOf(o *outcome) Failures {
 	var failures Failures
 	if o.err != nil {
 		failures = append(failures, Failure{Err: o.err.Error()})
@@ -469,34 +504,33 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			failures = append(failures, failed(key, err))
 		}
 	}
-	if o.err == nil {
-		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
-	} else if prev != nil {
-		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = prev.Serial, prev.NotBefore, prev.NotAfter, prev.RenewAt
+	return failures
+}
+
+// markFailing records a failure on e: since when, how often, and when to
+// try again — never, for a permanent failure, until what it was for changes.
+func (p *Pass) markFailing(e, prev *inventory.Entry, d *render.Desired, issueErr error, failures Failures, now time.Time) {
+	since := now
+	if prev != nil && prev.FailingSince != nil {
+		since, e.Attempts = *prev.FailingSince, prev.Attempts
 	}
-	if len(failures) > 0 {
-		since := now
-		if prev != nil && prev.FailingSince != nil {
-			since, e.Attempts = *prev.FailingSince, prev.Attempts
-		}
-		e.FailingSince, e.LastError = &since, failures.String()
-		e.Attempts++
-		e.FailureKind = cmp.Or(inventory.KindOf(o.err), inventory.Transient) // a failed write is transient
-		if e.FailureKind == inventory.Permanent {
-			// Retrying cannot help: wait for the declaration or the catalog to change.
-			e.PermanentFor = decide.FailureKey(d, p.Catalog)
-		} else if delay := decide.RetryDelay(e.Attempts, p.RetryBackoff, p.MaxRetryBackoff); delay > 0 {
-			retry := now.Add(delay)
-			e.RetryAt = &retry
-		}
+	e.FailingSince, e.LastError = &since, failures.String()
+	e.Attempts++
+	e.FailureKind = cmp.Or(inventory.KindOf(issueErr), inventory.Transient) // a failed write is transient
+	if e.FailureKind == inventory.Permanent {
+		// Retrying cannot help: wait for the declaration or the catalog to change.
+		e.PermanentFor = decide.FailureKey(d, p.Catalog)
+	} else if delay := decide.RetryDelay(e.Attempts, p.RetryBackoff, p.MaxRetryBackoff); delay > 0 {
+		retry := now.Add(delay)
+		e.RetryAt = &retry
 	}
-	var recordErrs []error
-	recorded := e
-	if err := inventory.Put(ctx, p.Backend, e); err != nil {
-		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
-		recorded = nil
-	}
+}
+
+// audit logs one event per target acted on: what was done, or what failed.
+func (p *Pass) audit(res *render.Result, c *decide.Certificate, o *outcome, now time.Time) []error {
+	d := c.Desired
 	action := c.Action()
+	var errs []error
 	for _, td := range c.Targets {
 		werr, tried := o.written[td.Target.Key]
 		recordOnly := c.Record && td.Reason == decide.NotRecorded && !tried
@@ -504,7 +538,7 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			continue
 		}
 		ev := inventory.Event{Time: now, Action: action, Certificate: d.ID, Target: td.Target.Key, Reason: string(td.Reason),
-			Serial: o.serial, Issuer: spec.Issuer, Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}
+			Serial: o.serial, Issuer: d.Certificate.Spec.Issuer, Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}
 		if o.err == nil {
 			na := o.notAfter
 			ev.NotAfter = &na
@@ -520,15 +554,10 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 			ev.Action = "update"
 		}
 		if err := p.Audit.Log(ev); err != nil {
-			recordErrs = append(recordErrs, fmt.Errorf("writing the audit log: %w", err))
+			errs = append(errs, fmt.Errorf("writing the audit log: %w", err))
 		}
 	}
-	p.log().Debug("certificate reconciled", "certificate", d.ID, "action", action, "serial", o.serial, "failures", len(failures))
-	var retry time.Time
-	if e.RetryAt != nil {
-		retry = *e.RetryAt
-	}
-	return recorded, retry, errors.Join(recordErrs...)
+	return errs
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

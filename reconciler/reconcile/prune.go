@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
@@ -11,9 +13,9 @@ import (
 	"github.com/certfleet/certfleet/reconciler/target"
 )
 
-// prune deletes orphaned targets when asked to, and refuses when the pass
-// looks like an accident: nothing rendered, or more than MaxPruneShare of
-// the managed targets would go. Force overrides both.
+// prune deletes orphaned targets when asked to, unless decide.RefusePrune
+// finds the pass looks like an accident (nothing rendered, invalid
+// manifests, or more than MaxPruneShare of the managed targets at once).
 func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry, rep *Result) {
 	if len(dec.Orphans) == 0 {
 		return
@@ -29,10 +31,16 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 	if p.DryRun {
 		return
 	}
-	desired := map[string]bool{}
-	for _, d := range res.Desired {
-		desired[d.ID] = true
-	}
+	pruned := p.deleteOrphans(ctx, res, dec, rep)
+	// What was pruned is gone: it leaves the state (and the daemon's metrics).
+	rep.State = slices.DeleteFunc(rep.State, func(st TargetState) bool { return pruned[st.Target] })
+	p.forget(ctx, res, inv, pruned, rep)
+}
+
+// deleteOrphans deletes the orphans, each only while it still carries the
+// marks of the certificate the inventory records it under, and returns the
+// keys of those deleted.
+func (p *Pass) deleteOrphans(ctx context.Context, res *render.Result, dec decide.Decisions, rep *Result) map[string]bool {
 	now := p.now()
 	pruned := map[string]bool{}
 	for i := range dec.Orphans {
@@ -66,18 +74,19 @@ func (p *Pass) prune(ctx context.Context, res *render.Result, dec decide.Decisio
 			rep.Failures = append(rep.Failures, failed("writing the audit log", err))
 		}
 	}
-	// What was pruned is gone: it leaves the state (and the daemon's metrics).
-	kept := rep.State[:0]
-	for _, st := range rep.State {
-		if !pruned[st.Target] {
-			kept = append(kept, st)
-		}
+	return pruned
+}
+
+// forget drops what was pruned from the inventory: an entry of a
+// certificate no longer declared goes once all its targets have; others
+// lose the pruned targets. What failed stays recorded, to be pruned next time.
+func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*inventory.Entry, pruned map[string]bool, rep *Result) {
+	desired := map[string]bool{}
+	for _, d := range res.Desired {
+		desired[d.ID] = true
 	}
-	rep.State = kept
-	// The inventory forgets what was pruned: an entry of a certificate no
-	// longer declared goes once all its targets have; others lose the
-	// pruned targets. What failed stays recorded, to be pruned next time.
-	for id, e := range inv {
+	for _, id := range slices.Sorted(maps.Keys(inv)) {
+		e := inv[id]
 		var kept []inventory.Target
 		for _, t := range e.Targets {
 			if !pruned[t.Key] {
