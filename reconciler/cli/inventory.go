@@ -4,7 +4,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,14 +60,52 @@ func (f filter) keep(e *inventory.Entry) bool {
 	return f.path == nil || f.path.Match(e.File)
 }
 
+// filterFlags are the inventory's search flags.
+type filterFlags struct {
+	expiring, issuer, san, cluster, path string
+}
+
+// compile turns the flags into a filter, naming the flag that is wrong.
+func (fl filterFlags) compile(now time.Time) (filter, error) {
+	f := filter{issuer: fl.issuer, cluster: fl.cluster, now: now}
+	var err error
+	if fl.expiring != "" {
+		if f.expiring, err = schemas.Duration(fl.expiring).Parse(); err != nil {
+			return f, fmt.Errorf("--expiring: %w", err)
+		}
+	}
+	if fl.san != "" {
+		if f.san, err = glob.Compile(fl.san); err != nil {
+			return f, fmt.Errorf("--san %q: %w", fl.san, err)
+		}
+	}
+	if fl.path != "" {
+		if f.path, err = glob.Compile(fl.path, '/'); err != nil {
+			return f, fmt.Errorf("--path %q: %w", fl.path, err)
+		}
+	}
+	return f, nil
+}
+
+// selected is the entries f keeps, soonest expiry first (then by ID).
+func (f filter) selected(all map[string]*inventory.Entry) []*inventory.Entry {
+	entries := []*inventory.Entry{}
+	for _, e := range all {
+		if f.keep(e) {
+			entries = append(entries, e)
+		}
+	}
+	slices.SortFunc(entries, func(a, b *inventory.Entry) int {
+		return cmp.Or(a.NotAfter.Compare(b.NotAfter), strings.Compare(a.ID, b.ID))
+	})
+	return entries
+}
+
 func inventoryCommand() *cobra.Command {
 	var (
-		cat       catalogFlags
-		expiring  string
-		issuer    string
-		san, path string
-		cluster   string
-		output    string
+		cat    catalogFlags
+		search filterFlags
+		output string
 	)
 	cmd := &cobra.Command{
 		Use:   "inventory",
@@ -76,24 +115,9 @@ func inventoryCommand() *cobra.Command {
   certfleet inventory --san 'spiffe://fleet.example.com/ns/payments/**'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := filter{issuer: issuer, cluster: cluster, now: time.Now()}
-			if expiring != "" {
-				d, err := schemas.Duration(expiring).Parse()
-				if err != nil {
-					return fmt.Errorf("--expiring: %w", err)
-				}
-				f.expiring = d
-			}
-			var err error
-			if san != "" {
-				if f.san, err = glob.Compile(san); err != nil {
-					return fmt.Errorf("--san %q: %w", san, err)
-				}
-			}
-			if path != "" {
-				if f.path, err = glob.Compile(path, '/'); err != nil {
-					return fmt.Errorf("--path %q: %w", path, err)
-				}
+			f, err := search.compile(time.Now())
+			if err != nil {
+				return err
 			}
 			if output != "table" && output != "json" {
 				return fmt.Errorf("unknown output format %q: use table or json", output)
@@ -106,37 +130,13 @@ func inventoryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var entries []*inventory.Entry
-			for _, e := range all {
-				if f.keep(e) {
-					entries = append(entries, e)
-				}
-			}
-			sort.Slice(entries, func(i, j int) bool { return entries[i].NotAfter.Before(entries[j].NotAfter) })
+			entries := f.selected(all)
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				if entries == nil {
-					entries = []*inventory.Entry{}
-				}
 				return enc.Encode(entries)
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "CERTIFICATE\tISSUER\tEXPIRES\tRENEWS\tOWNER\tTARGETS\tFILE")
-			for _, e := range entries {
-				targets := make([]string, len(e.Targets))
-				for i, t := range e.Targets {
-					targets[i] = t.Key
-				}
-				status := ""
-				if e.FailingSince != nil {
-					status = " (failing since " + e.FailingSince.UTC().Format(time.RFC3339) + ")"
-				}
-				fmt.Fprintf(w, "%s%s\t%s\t%s (%s)\t%s\t%s\t%s\t%s\n", e.ID, status, e.Issuer, e.NotAfter.UTC().Format("2006-01-02 15:04"),
-					until(e.NotAfter, f.now), e.RenewAt.UTC().Format("2006-01-02 15:04"), cmp.Or(e.Author, "-"),
-					strings.Join(targets, ","), e.File)
-			}
-			if err := w.Flush(); err != nil {
+			if err := inventoryTable(cmd.OutOrStdout(), entries, f.now); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%d of %d certificates\n", len(entries), len(all))
@@ -145,13 +145,33 @@ func inventoryCommand() *cobra.Command {
 	}
 	cat.register(cmd, "local")
 	fl := cmd.Flags()
-	fl.StringVar(&expiring, "expiring", "", "only certificates expiring within this long (e.g. 7d)")
-	fl.StringVar(&issuer, "issuer", "", "only certificates of this issuer")
-	fl.StringVar(&san, "san", "", "only certificates with a common name or SAN (DNS, URI/SPIFFE ID, IP, e-mail) matching this glob")
-	fl.StringVar(&cluster, "cluster", "", "only certificates delivered to this cluster")
-	fl.StringVar(&path, "path", "", "only certificates declared in files matching this glob (teams/payments/**)")
+	fl.StringVar(&search.expiring, "expiring", "", "only certificates expiring within this long (e.g. 7d)")
+	fl.StringVar(&search.issuer, "issuer", "", "only certificates of this issuer")
+	fl.StringVar(&search.san, "san", "", "only certificates with a common name or SAN (DNS, URI/SPIFFE ID, IP, e-mail) matching this glob")
+	fl.StringVar(&search.cluster, "cluster", "", "only certificates delivered to this cluster")
+	fl.StringVar(&search.path, "path", "", "only certificates declared in files matching this glob (teams/payments/**)")
 	fl.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
+}
+
+// inventoryTable writes entries as a table for people.
+func inventoryTable(out io.Writer, entries []*inventory.Entry, now time.Time) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CERTIFICATE\tISSUER\tEXPIRES\tRENEWS\tOWNER\tTARGETS\tFILE")
+	for _, e := range entries {
+		targets := make([]string, len(e.Targets))
+		for i, t := range e.Targets {
+			targets[i] = t.Key
+		}
+		status := ""
+		if e.FailingSince != nil {
+			status = " (failing since " + e.FailingSince.UTC().Format(time.RFC3339) + ")"
+		}
+		fmt.Fprintf(w, "%s%s\t%s\t%s (%s)\t%s\t%s\t%s\t%s\n", e.ID, status, e.Issuer, e.NotAfter.UTC().Format("2006-01-02 15:04"),
+			until(e.NotAfter, now), e.RenewAt.UTC().Format("2006-01-02 15:04"), cmp.Or(e.Author, "-"),
+			strings.Join(targets, ","), e.File)
+	}
+	return w.Flush()
 }
 
 // until says how long until t, in days or hours.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/reconciler/serve"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 func serveCommand() *cobra.Command {
@@ -49,69 +51,19 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 			if cmd.Flags().Changed("leader-elect") {
 				cfg.LeaderElection.Enabled = leaderElect
 			}
-			if listen != "" {
-				cfg.Listen = listen
-			}
-			if cfg.Listen == "" {
-				cfg.Listen = serve.DefaultListen
-			}
+			cfg.Listen = cmp.Or(listen, cfg.Listen, serve.DefaultListen)
 			var handler slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), nil)
 			if logFormat == "json" {
 				handler = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
 			}
 			log := slog.New(handler)
-			ctx := cmd.Context()
-			d, err := serve.New(ctx, cfg, log)
+			d, err := serve.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
 			d.Actor = actor()
-			secret, err := backend.ReadSecretFile(cfg.Webhook.SecretFile)
-			if err != nil {
-				return err
-			}
-			var elector *serve.Elector
-			standby := func() bool { return false }
-			if cfg.LeaderElection.Enabled {
-				elector = serve.NewElector(d, serve.Identity())
-				standby = elector.Standby
-			}
-			ln, err := serve.Listen(cfg.Listen, cfg.HTTP)
-			if err != nil {
-				return err
-			}
-			srv := serve.NewServer(d.Handler([]byte(secret), standby), cfg.HTTP)
-			go func() {
-				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					log.Error("http server", "err", err)
-				}
-			}()
-			// On the signal the listener closes at once and open requests
-			// have the pass's grace to finish, so stopping the server adds
-			// nothing to the time the process takes to exit.
-			stopped := make(chan struct{})
-			go func() {
-				defer close(stopped)
-				<-ctx.Done()
-				log.Info("stopping", "cause", context.Cause(ctx).Error(), "grace", d.Grace.String())
-				shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.Grace)
-				defer cancel()
-				_ = srv.Shutdown(shutdown)
-			}()
-			log.Info("certfleet serve", "listen", ln.Addr().String(), "source", cfg.Source.URL, "leaderElection", cfg.LeaderElection.Enabled)
-			if elector != nil {
-				err = elector.Run(ctx)
-			} else {
-				err = d.Run(ctx)
-			}
-			select {
-			case <-stopped:
-			default:
-				_ = srv.Close() // the pass is over: cut the requests still open
-			}
-			log.Info("stopped")
-			return err
+			return runDaemon(cmd.Context(), d, cfg, log)
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "certfleet.yaml", "the daemon's configuration (schemas/jsonschema/serveconfig.json)")
@@ -119,4 +71,54 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address (default: listen in the configuration, else :8080)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// runDaemon serves HTTP and runs the daemon (under the lease, when leader
+// election is on) until ctx is done.
+func runDaemon(ctx context.Context, d *serve.Daemon, cfg *schemas.ServeConfig, log *slog.Logger) error {
+	secret, err := backend.ReadSecretFile(cfg.Webhook.SecretFile)
+	if err != nil {
+		return err
+	}
+	var elector *serve.Elector
+	standby := func() bool { return false }
+	if cfg.LeaderElection.Enabled {
+		elector = serve.NewElector(d, serve.Identity())
+		standby = elector.Standby
+	}
+	ln, err := serve.Listen(cfg.Listen, cfg.HTTP)
+	if err != nil {
+		return err
+	}
+	srv := serve.NewServer(d.Handler([]byte(secret), standby), cfg.HTTP)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	// On the signal the listener closes at once and open requests
+	// have the pass's grace to finish, so stopping the server adds
+	// nothing to the time the process takes to exit.
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		log.Info("stopping", "cause", context.Cause(ctx).Error(), "grace", d.Grace.String())
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.Grace)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	log.Info("certfleet serve", "listen", ln.Addr().String(), "source", cfg.Source.URL, "leaderElection", cfg.LeaderElection.Enabled)
+	if elector != nil {
+		err = elector.Run(ctx)
+	} else {
+		err = d.Run(ctx)
+	}
+	select {
+	case <-stopped:
+	default:
+		_ = srv.Close() // the pass is over: cut the requests still open
+	}
+	log.Info("stopped")
+	return err
 }
