@@ -185,6 +185,44 @@ func checkBraces(s string) error {
 // pattern is reported with its field and value.
 func CompilePolicy(p *Policy) (*CompiledPolicy, Errors) { return compilePolicy(p) }
 
+// compileKeys reads the allowed key algorithms and their minimum sizes.
+func (c *CompiledPolicy) compileKeys(e *errs, algorithms []KeyAlgorithmRule) {
+	if len(algorithms) > 0 {
+		c.keys = map[KeyAlgorithm]int{}
+	}
+	for i, k := range algorithms {
+		f := index("spec.keyAlgorithms", i)
+		sizes, ok := KeySizes[k.Algorithm]
+		if !ok {
+			e.addf(f+".algorithm", "use RSA, ECDSA or Ed25519", "unknown algorithm %s", quote(string(k.Algorithm)))
+			continue
+		}
+		if k.MinSize != 0 && k.Algorithm != Ed25519 && k.MinSize < sizes[0] {
+			e.addf(f+".minSize", fmt.Sprintf("use %d or more", sizes[0]), "minSize %d is below the floor of %d for %s, which no policy can lower", k.MinSize, sizes[0], k.Algorithm)
+		}
+		c.keys[k.Algorithm] = k.MinSize
+	}
+}
+
+// compileUsages reads the allowed and required usages; a required usage
+// that is not allowed is a policy nothing could pass.
+func (c *CompiledPolicy) compileUsages(e *errs, allowed, required []KeyUsage) {
+	checkUsageNames(e, "spec.allowedUsages", allowed)
+	checkUsageNames(e, "spec.requiredUsages", required)
+	if len(allowed) == 0 {
+		return
+	}
+	c.allowedUsages = map[KeyUsage]bool{}
+	for _, u := range allowed {
+		c.allowedUsages[u] = true
+	}
+	for i, u := range required {
+		if usageSet[u] && !c.allowedUsages[u] {
+			e.addf(index("spec.requiredUsages", i), "add it to allowedUsages, or drop it here", "usage %s is required but not allowed: no certificate could pass", quote(string(u)))
+		}
+	}
+}
+
 func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 	var e errs
 	s := &p.Spec
@@ -221,21 +259,7 @@ func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 		}
 		c.ips = append(c.ips, n)
 	}
-	if len(s.KeyAlgorithms) > 0 {
-		c.keys = map[KeyAlgorithm]int{}
-	}
-	for i, k := range s.KeyAlgorithms {
-		f := index("spec.keyAlgorithms", i)
-		sizes, ok := KeySizes[k.Algorithm]
-		if !ok {
-			e.addf(f+".algorithm", "use RSA, ECDSA or Ed25519", "unknown algorithm %s", quote(string(k.Algorithm)))
-			continue
-		}
-		if k.MinSize != 0 && k.Algorithm != Ed25519 && k.MinSize < sizes[0] {
-			e.addf(f+".minSize", fmt.Sprintf("use %d or more", sizes[0]), "minSize %d is below the floor of %d for %s, which no policy can lower", k.MinSize, sizes[0], k.Algorithm)
-		}
-		c.keys[k.Algorithm] = k.MinSize
-	}
+	c.compileKeys(&e, s.KeyAlgorithms)
 	var err error
 	if c.maxDuration, err = s.MaxDuration.Parse(); err != nil {
 		e.add("spec.maxDuration", err.Error(), durationHint)
@@ -246,28 +270,7 @@ func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 	if c.maxDuration > 0 && c.minRenewBefore >= c.maxDuration {
 		e.addf("spec.minRenewBefore", "make it shorter than maxDuration", "minRenewBefore %s is not shorter than maxDuration %s: no certificate could pass", s.MinRenewBefore, s.MaxDuration)
 	}
-	for field, list := range map[string][]KeyUsage{"spec.allowedUsages": s.AllowedUsages, "spec.requiredUsages": s.RequiredUsages} {
-		for i, u := range list {
-			if !usageSet[u] {
-				hint := "use cert-manager's names: " + strings.Join(usageNames(), ", ")
-				if sug := suggest(string(u), usageNames()); sug != "" {
-					hint = fmt.Sprintf("did you mean %q?", sug)
-				}
-				e.addf(index(field, i), hint, "unknown usage %s", quote(string(u)))
-			}
-		}
-	}
-	if len(s.AllowedUsages) > 0 {
-		c.allowedUsages = map[KeyUsage]bool{}
-		for _, u := range s.AllowedUsages {
-			c.allowedUsages[u] = true
-		}
-		for i, u := range s.RequiredUsages {
-			if usageSet[u] && !c.allowedUsages[u] {
-				e.addf(index("spec.requiredUsages", i), "add it to allowedUsages, or drop it here", "usage %s is required but not allowed: no certificate could pass", quote(string(u)))
-			}
-		}
-	}
+	c.compileUsages(&e, s.AllowedUsages, s.RequiredUsages)
 	if s.MaxSANs < 0 {
 		e.add("spec.maxSANs", fmt.Sprintf("maxSANs %d is negative", s.MaxSANs), "use 0 for no limit, or a positive number")
 	}

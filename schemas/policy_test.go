@@ -467,3 +467,20 @@ func TestEvaluateIsDeterministic(t *testing.T) {
 		t.Errorf("verdict %+v", first)
 	}
 }
+
+// TestPolicyErrorsInFieldOrder: a policy's errors come in the order of its
+// fields, the same every time (not in the order a map yields them).
+func TestPolicyErrorsInFieldOrder(t *testing.T) {
+	p := &Policy{Spec: PolicySpec{AllowedUsages: []KeyUsage{"server auth", "sever auth"}, RequiredUsages: []KeyUsage{"client auth", "clientauth"}}}
+	want := []string{"spec.allowedUsages[1]", "spec.requiredUsages[1]", "spec.requiredUsages[0]"}
+	for range 20 {
+		_, errs := compilePolicy(p)
+		var got []string
+		for _, e := range errs {
+			got = append(got, e.Field)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("errors at %v, want %v", got, want)
+		}
+	}
+}

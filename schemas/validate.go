@@ -127,6 +127,24 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 	if len(s.CommonName) > 64 {
 		e.addf(path+".commonName", "keep it to 64 characters and put long names in dnsNames", "commonName is %d characters long, more than X.509's 64", len(s.CommonName))
 	}
+	validateSANs(e, path, s)
+	validateUsages(e, path, s.Usages)
+	validateLifetime(e, path, s)
+	if s.SignatureAlgorithm != "" {
+		if p, h := checkSignatureAlgorithm(s.SignatureAlgorithm); p != "" {
+			e.add(path+".signatureAlgorithm", p, h)
+		}
+	}
+	if s.PrivateKey != nil {
+		validatePrivateKey(e, path+".privateKey", s.PrivateKey)
+	}
+	for i, t := range s.Targets {
+		validateTarget(e, index(path+".targets", i), t)
+	}
+}
+
+// validateSANs checks each subject alternative name's syntax.
+func validateSANs(e *errs, path string, s *CertificateSpec) {
 	for i, n := range s.DNSNames {
 		if p := checkDNSName(n, true); p != "" {
 			e.addf(index(path+".dnsNames", i), dnsHint, "%s is not a valid DNS name: it %s", quote(n), p)
@@ -147,20 +165,42 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 			e.addf(index(path+".emailAddresses", i), "write user@example.com without a display name", "%s %s", quote(m), p)
 		}
 	}
+}
+
+// validateUsages checks that each usage is known and listed once.
+func validateUsages(e *errs, path string, usages []KeyUsage) {
 	seenUsage := map[KeyUsage]bool{}
-	for i, u := range s.Usages {
+	for i, u := range usages {
 		if !usageSet[u] {
-			hint := "use cert-manager's names: " + strings.Join(usageNames(), ", ")
-			if sug := suggest(string(u), usageNames()); sug != "" {
-				hint = fmt.Sprintf("did you mean %q?", sug)
-			}
-			e.addf(index(path+".usages", i), hint, "unknown usage %s", quote(string(u)))
+			unknownUsage(e, index(path+".usages", i), u)
 		}
 		if seenUsage[u] {
 			e.addf(index(path+".usages", i), "list each usage once", "usage %s appears twice", quote(string(u)))
 		}
 		seenUsage[u] = true
 	}
+}
+
+// checkUsageNames says which usages of a list are unknown.
+func checkUsageNames(e *errs, field string, usages []KeyUsage) {
+	for i, u := range usages {
+		if !usageSet[u] {
+			unknownUsage(e, index(field, i), u)
+		}
+	}
+}
+
+// unknownUsage reports u, unknown, at field, with the known name it is closest to.
+func unknownUsage(e *errs, field string, u KeyUsage) {
+	hint := "use cert-manager's names: " + strings.Join(usageNames(), ", ")
+	if sug := suggest(string(u), usageNames()); sug != "" {
+		hint = fmt.Sprintf("did you mean %q?", sug)
+	}
+	e.addf(field, hint, "unknown usage %s", quote(string(u)))
+}
+
+// validateLifetime checks the duration and when to renew within it.
+func validateLifetime(e *errs, path string, s *CertificateSpec) {
 	duration, err := s.Duration.Parse()
 	if err != nil {
 		e.add(path+".duration", err.Error(), durationHint)
@@ -190,40 +230,33 @@ func validateCertificateSpec(e *errs, path string, s *CertificateSpec) {
 			e.addf(path+".renewBeforePercentage", "use a percentage from 1 to 99", "renewBeforePercentage %d is out of range", *p)
 		}
 	}
-	if s.SignatureAlgorithm != "" {
-		if p, h := checkSignatureAlgorithm(s.SignatureAlgorithm); p != "" {
-			e.add(path+".signatureAlgorithm", p, h)
-		}
+}
+
+// validatePrivateKey checks the key's algorithm and size, rotation policy and encoding.
+func validatePrivateKey(e *errs, kp string, k *PrivateKey) {
+	alg := k.Algorithm
+	if alg == "" {
+		alg = ECDSA
 	}
-	if k := s.PrivateKey; k != nil {
-		kp := path + ".privateKey"
-		alg := k.Algorithm
-		if alg == "" {
-			alg = ECDSA
+	if p, h := checkKey(alg, k.Size); p != "" {
+		field := kp + ".size"
+		if _, ok := KeySizes[alg]; !ok {
+			field = kp + ".algorithm"
 		}
-		if p, h := checkKey(alg, k.Size); p != "" {
-			field := kp + ".size"
-			if _, ok := KeySizes[alg]; !ok {
-				field = kp + ".algorithm"
-			}
-			e.add(field, p, h)
-		}
-		switch k.RotationPolicy {
-		case "", RotationAlways, RotationNever:
-		default:
-			e.addf(kp+".rotationPolicy", "use Always (a new key on every issuance) or Never (keep the key)", "unknown rotationPolicy %s", quote(string(k.RotationPolicy)))
-		}
-		switch k.Encoding {
-		case "", "PKCS1", "PKCS8":
-		default:
-			e.addf(kp+".encoding", "use PKCS1 or PKCS8", "unknown encoding %s", quote(k.Encoding))
-		}
-		if alg == Ed25519 && k.Encoding == "PKCS1" {
-			e.add(kp+".encoding", "Ed25519 keys have no PKCS1 encoding", "use PKCS8, or leave it out")
-		}
+		e.add(field, p, h)
 	}
-	for i, t := range s.Targets {
-		validateTarget(e, index(path+".targets", i), t)
+	switch k.RotationPolicy {
+	case "", RotationAlways, RotationNever:
+	default:
+		e.addf(kp+".rotationPolicy", "use Always (a new key on every issuance) or Never (keep the key)", "unknown rotationPolicy %s", quote(string(k.RotationPolicy)))
+	}
+	switch k.Encoding {
+	case "", "PKCS1", "PKCS8":
+	default:
+		e.addf(kp+".encoding", "use PKCS1 or PKCS8", "unknown encoding %s", quote(k.Encoding))
+	}
+	if alg == Ed25519 && k.Encoding == "PKCS1" {
+		e.add(kp+".encoding", "Ed25519 keys have no PKCS1 encoding", "use PKCS8, or leave it out")
 	}
 }
 
