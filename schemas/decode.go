@@ -778,72 +778,101 @@ func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 		}
 		v = v.Elem()
 	}
-	t := v.Type()
-	switch {
+	switch t := v.Type(); {
 	case t == timeType:
-		if n.Kind != yaml.ScalarNode {
-			e.at(n, k, p, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
-			return
-		}
-		tm, err := time.Parse(time.RFC3339Nano, n.Value)
-		if err != nil {
-			e.at(n, k, p, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
-			return
-		}
-		v.Set(reflect.ValueOf(tm))
+		decodeTime(n, k, v, p, e)
 	case t.Kind() == reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			e.at(n, k, p, "write it as a mapping of fields", "expected a mapping, got %s", describe(n))
-			return
-		}
-		fields := structFields(t)
-		forEachPair(n, p, e, func(kn, vn *yaml.Node) {
-			f, ok := fields.byName[kn.Value]
-			if !ok {
-				hint := "known fields here: " + strings.Join(fields.names, ", ")
-				if s := suggest(kn.Value, fields.names); s != "" {
-					hint = "did you mean " + s + "?"
-				}
-				fp := p.child(kn.Value)
-				e.at(kn, nil, &fp, hint, "unknown field %s", quote(kn.Value))
-				return
-			}
-			fv := v.FieldByIndex(f.index)
-			fv.SetZero() // a key overrides what a merge (<<) set
-			fp := p.child(kn.Value)
-			decodeNode(vn, kn, fv, &fp, e)
-		})
+		decodeStruct(n, k, v, p, e)
 	case t.Kind() == reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			e.at(n, k, p, "write it as a mapping of keys to values", "expected a mapping, got %s", describe(n))
-			return
-		}
-		if v.IsNil() {
-			v.Set(reflect.MakeMapWithSize(t, len(n.Content)/2))
-		}
-		forEachPair(n, p, e, func(kn, vn *yaml.Node) {
-			elem := reflect.New(t.Elem()).Elem()
-			fp := p.child(kn.Value)
-			decodeNode(vn, kn, elem, &fp, e)
-			v.SetMapIndex(reflect.ValueOf(kn.Value).Convert(t.Key()), elem)
-		})
+		decodeMap(n, k, v, p, e)
 	case t.Kind() == reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			e.at(n, k, p, "write it as a list, one item per line starting with \"- \"", "expected a list, got %s", describe(n))
-			return
-		}
-		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
-		for i, c := range n.Content {
-			fp := p.item(i)
-			decodeNode(c, nil, s.Index(i), &fp, e)
-		}
-		v.Set(s)
+		decodeSlice(n, k, v, p, e)
 	case t.Kind() == reflect.Interface:
 		// Free-form (a CertificateSet template): typed after substitution.
 		if x := anyNode(n, k, p, e); x != nil {
 			v.Set(reflect.ValueOf(x))
 		}
-	case t.Kind() == reflect.String:
+	case t.Kind() == reflect.String, t.Kind() == reflect.Int, t.Kind() == reflect.Bool:
+		decodeScalar(n, k, v, p, e)
+	default:
+		e.at(n, k, p, "", "cannot decode into %s", t)
+	}
+}
+
+func decodeTime(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
+	if n.Kind != yaml.ScalarNode {
+		e.at(n, k, p, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
+		return
+	}
+	tm, err := time.Parse(time.RFC3339Nano, n.Value)
+	if err != nil {
+		e.at(n, k, p, "write an RFC 3339 time such as 2026-01-02T15:04:05Z", "expected a time, got %s", describe(n))
+		return
+	}
+	v.Set(reflect.ValueOf(tm))
+}
+
+// decodeStruct decodes a mapping into a struct's fields; an unknown key is
+// an error with the field it was probably meant to be.
+func decodeStruct(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
+	if n.Kind != yaml.MappingNode {
+		e.at(n, k, p, "write it as a mapping of fields", "expected a mapping, got %s", describe(n))
+		return
+	}
+	fields := structFields(v.Type())
+	forEachPair(n, p, e, func(kn, vn *yaml.Node) {
+		f, ok := fields.byName[kn.Value]
+		if !ok {
+			hint := "known fields here: " + strings.Join(fields.names, ", ")
+			if s := suggest(kn.Value, fields.names); s != "" {
+				hint = "did you mean " + s + "?"
+			}
+			fp := p.child(kn.Value)
+			e.at(kn, nil, &fp, hint, "unknown field %s", quote(kn.Value))
+			return
+		}
+		fv := v.FieldByIndex(f.index)
+		fv.SetZero() // a key overrides what a merge (<<) set
+		fp := p.child(kn.Value)
+		decodeNode(vn, kn, fv, &fp, e)
+	})
+}
+
+func decodeMap(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
+	t := v.Type()
+	if n.Kind != yaml.MappingNode {
+		e.at(n, k, p, "write it as a mapping of keys to values", "expected a mapping, got %s", describe(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMapWithSize(t, len(n.Content)/2))
+	}
+	forEachPair(n, p, e, func(kn, vn *yaml.Node) {
+		elem := reflect.New(t.Elem()).Elem()
+		fp := p.child(kn.Value)
+		decodeNode(vn, kn, elem, &fp, e)
+		v.SetMapIndex(reflect.ValueOf(kn.Value).Convert(t.Key()), elem)
+	})
+}
+
+func decodeSlice(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
+	if n.Kind != yaml.SequenceNode {
+		e.at(n, k, p, "write it as a list, one item per line starting with \"- \"", "expected a list, got %s", describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, c := range n.Content {
+		fp := p.item(i)
+		decodeNode(c, nil, s.Index(i), &fp, e)
+	}
+	v.Set(s)
+}
+
+// decodeScalar decodes a string, a whole number or a boolean, strictly: a
+// number where a string belongs must be quoted, and the other way round.
+func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
+	switch v.Kind() {
+	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			e.at(n, k, p, "write a single value", "expected a string, got %s", describe(n))
 		} else if n.ShortTag() != "!!str" {
@@ -851,7 +880,7 @@ func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 		} else {
 			v.SetString(n.Value)
 		}
-	case t.Kind() == reflect.Int:
+	case reflect.Int:
 		var i int64
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 			e.at(n, k, p, "write a whole number without quotes", "expected a number, got %s", describe(n))
@@ -860,15 +889,13 @@ func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 		} else {
 			v.SetInt(i)
 		}
-	case t.Kind() == reflect.Bool:
+	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
 			e.at(n, k, p, "write true or false without quotes", "expected true or false, got %s", describe(n))
 		} else {
 			v.SetBool(b)
 		}
-	default:
-		e.at(n, k, p, "", "cannot decode into %s", t)
 	}
 }
 
