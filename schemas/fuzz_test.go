@@ -78,7 +78,7 @@ func FuzzDecodeValidate(f *testing.F) {
 					c.Origin.Pos("spec.dnsNames[0]")
 				}
 			case *Policy:
-				_, errs := CompilePolicy(o)
+				_, errs := compilePolicy(o)
 				all = append(all, d.Locate(errs)...)
 			default:
 				all = append(all, d.Locate(Validate(d.Object))...)

@@ -54,16 +54,6 @@ func CanonicalUsage(u KeyUsage) KeyUsage {
 	return u
 }
 
-// IsKeyUsage reports whether u is a key usage (as opposed to an extended key usage).
-func IsKeyUsage(u KeyUsage) bool {
-	switch CanonicalUsage(u) {
-	case "digital signature", "content commitment", "key encipherment", "key agreement",
-		"data encipherment", "cert sign", "crl sign", "encipher only", "decipher only":
-		return true
-	}
-	return false
-}
-
 // ExtKeyUsages returns the role's extended key usages, Vault's names, in
 // the order Vault writes them: serverFlag and clientFlag, then extKeyUsage,
 // each once; unknown names are dropped, as Vault drops them.

@@ -181,10 +181,6 @@ func checkBraces(s string) error {
 	return nil
 }
 
-// CompilePolicy validates a policy and compiles its patterns. Every bad
-// pattern is reported with its field and value.
-func CompilePolicy(p *Policy) (*CompiledPolicy, Errors) { return compilePolicy(p) }
-
 // compileKeys reads the allowed key algorithms and their minimum sizes.
 func (c *CompiledPolicy) compileKeys(e *errs, algorithms []KeyAlgorithmRule) {
 	if len(algorithms) > 0 {
@@ -223,6 +219,8 @@ func (c *CompiledPolicy) compileUsages(e *errs, allowed, required []KeyUsage) {
 	}
 }
 
+// compilePolicy validates a policy and compiles its patterns. Every bad
+// pattern is reported with its field and value.
 func compilePolicy(p *Policy) (*CompiledPolicy, Errors) {
 	var e errs
 	s := &p.Spec

@@ -426,10 +426,10 @@ func TestCompilePolicyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, errs := CompilePolicy(policy("p", tt.spec))
+			c, errs := compilePolicy(policy("p", tt.spec))
 			checkErrors(t, errs, tt.want)
 			if c == nil || c.Name() != "p" {
-				t.Errorf("CompilePolicy returned %v", c)
+				t.Errorf("compilePolicy returned %v", c)
 			}
 		})
 	}

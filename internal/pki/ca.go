@@ -421,6 +421,3 @@ func matchAny(patterns []string, s string) bool {
 	}
 	return false
 }
-
-// KeyMatchesCA reports whether the CA's key and certificate belong together.
-func (ca *CA) KeyMatchesCA() bool { return KeyMatches(ca.Key, ca.Cert) }

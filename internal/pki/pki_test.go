@@ -348,11 +348,11 @@ func TestKeyMatches(t *testing.T) {
 		})
 	}
 	t.Run("a CA's own key matches its certificate", func(t *testing.T) {
-		if !ca.KeyMatchesCA() {
-			t.Error("KeyMatchesCA = false")
+		if !pki.KeyMatches(ca.Key, ca.Cert) {
+			t.Error("KeyMatches = false")
 		}
 		other := mustRoot(t, time.Hour)
-		if (&pki.CA{Cert: ca.Cert, Key: other.Key}).KeyMatchesCA() {
+		if pki.KeyMatches(other.Key, ca.Cert) {
 			t.Error("a CA with another root's key matches")
 		}
 	})
@@ -384,8 +384,8 @@ func TestNewRootAndIntermediate(t *testing.T) {
 		if !c.NotBefore.Before(now) {
 			t.Errorf("NotBefore = %s, want before %s (clock skew)", c.NotBefore, now)
 		}
-		if len(root.Chain) != 0 || !root.KeyMatchesCA() {
-			t.Errorf("chain %d, key matches %v", len(root.Chain), root.KeyMatchesCA())
+		if len(root.Chain) != 0 || !pki.KeyMatches(root.Key, root.Cert) {
+			t.Errorf("chain %d, key matches %v", len(root.Chain), pki.KeyMatches(root.Key, root.Cert))
 		}
 	})
 
@@ -419,7 +419,7 @@ func TestNewRootAndIntermediate(t *testing.T) {
 			if len(inter.Chain) != 1 || !inter.Chain[0].Equal(root.Cert) {
 				t.Errorf("chain = %d certificates, want the root", len(inter.Chain))
 			}
-			if !inter.KeyMatchesCA() {
+			if !pki.KeyMatches(inter.Key, inter.Cert) {
 				t.Error("the intermediate's key does not match it")
 			}
 			if !bytes.Equal(c.AuthorityKeyId, root.Cert.SubjectKeyId) {

@@ -159,9 +159,6 @@ func TestManifestsMatchTheSchemas(t *testing.T) {
 					if len(decl) == 0 && len(es) == 0 {
 						t.Errorf("%s %s declares no certificates", d.Kind, d.Name)
 					}
-				case *schemas.Policy:
-					_, es := schemas.CompilePolicy(d.Object.(*schemas.Policy))
-					errs = d.Locate(es)
 				default:
 					errs = d.Locate(schemas.Validate(d.Object))
 				}
@@ -306,12 +303,7 @@ func TestSchemasRejectWhatDecodeRejects(t *testing.T) {
 			dec := schemas.Decode("f.yaml", []byte(tt.yaml))
 			rejected := len(dec.Errors) > 0
 			for _, d := range dec.Documents {
-				if c, ok := d.Object.(*schemas.Policy); ok {
-					_, errs := schemas.CompilePolicy(c)
-					rejected = rejected || len(errs) > 0
-				} else {
-					rejected = rejected || len(schemas.Validate(d.Object)) > 0
-				}
+				rejected = rejected || len(schemas.Validate(d.Object)) > 0
 			}
 			if !rejected && tt.kind == schemas.KindCertificate {
 				t.Errorf("Decode and Validate accepted what the schema rejects")
