@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobwas/glob"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Reason is why a policy denies (or warns about) a certificate. One constant
@@ -293,12 +294,7 @@ func (c *CompiledPolicy) selects(cert *Certificate, path string) bool {
 	if len(c.paths) > 0 && !c.paths.match(path) {
 		return false
 	}
-	for k, v := range c.Policy.Spec.Selector.MatchLabels {
-		if got, ok := cert.Metadata.Labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
+	return labels.SelectorFromSet(c.Policy.Spec.Selector.MatchLabels).Matches(labels.Set(cert.Metadata.Labels))
 }
 
 // whyNot says why the policy does not select a certificate.
