@@ -718,6 +718,9 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 			if o.Reason != decide.Orphaned || o.Observed == nil || o.Observed.Target.Key != o.Target.Key || o.Write {
 				t.Errorf("orphan %s: reason %s, observed %v, write %v", o.Target.Key, o.Reason, o.Observed != nil, o.Write)
 			}
+			if !strings.Contains(o.Message, "`certfleet reconcile --prune` deletes it") {
+				t.Errorf("orphan %s: message %q", o.Target.Key, o.Message)
+			}
 		}
 	})
 	t.Run("an orphan's address is rebuilt from the inventory", func(t *testing.T) {
@@ -740,6 +743,9 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 		for _, u := range dec.Unmanaged {
 			if u.Reason != decide.Unmanaged || u.Write {
 				t.Errorf("%s: reason %s, write %v", u.Target.Key, u.Reason, u.Write)
+			}
+			if !strings.HasPrefix(u.Message, "a TLS Secret certfleet does not manage") {
+				t.Errorf("%s: message %q", u.Target.Key, u.Message)
 			}
 		}
 	})
@@ -957,6 +963,52 @@ func TestRefusePrune(t *testing.T) {
 			got := decide.RefusePrune(tt.d, tt.rendered, tt.invalid, tt.share, tt.force)
 			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 				t.Errorf("RefusePrune = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestACertificateWideReasonIsEveryTargetsWithItsMessage: suspended,
+// denied, backing off and refused certificates report that reason (and its
+// message) for every target, whatever each target holds.
+func TestACertificateWideReasonIsEveryTargetsWithItsMessage(t *testing.T) {
+	f := newFixture(t)
+	a, b := dirTarget("/srv/a"), dirTarget("/srv/b")
+	retry := now.Add(time.Hour)
+	tests := []struct {
+		name string
+		d    *render.Desired
+		in   func(in *decide.Input)
+		want decide.Reason
+		msg  string
+	}{
+		{name: "a suspended certificate is Suspended", d: desired("team-a/api", func(s *schemas.CertificateSpec) { s.Suspend = true }, a, b),
+			want: decide.Suspended, msg: "suspended in Git"},
+		{name: "a denied certificate is a PolicyViolation", d: desired("team-a/api", nil, a, b),
+			in: func(in *decide.Input) {
+				in.Verdicts = map[string]schemas.CertificateVerdict{"team-a/api": {Allowed: false}}
+			},
+			want: decide.PolicyViolation, msg: "policies deny the declaration"},
+		{name: "a certificate that waits for its retry is BackingOff", d: desired("team-a/api", nil, a, b),
+			in: func(in *decide.Input) {
+				in.Inventory = map[string]*inventory.Entry{"team-a/api": {ID: "team-a/api", Attempts: 2, RetryAt: &retry}}
+			},
+			want: decide.BackingOff, msg: "retrying after a backoff"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := decide.Input{Desired: []*render.Desired{tt.d}, Observed: observedBy(f.delivered(tt.d, a, f.fresh())), Now: now, Catalog: f.catalog()}
+			if tt.in != nil {
+				tt.in(&in)
+			}
+			c := decide.Decide(in).Certificates[0]
+			if c.Reason != tt.want || !strings.Contains(c.Message, tt.msg) {
+				t.Fatalf("certificate: %s %q, want %s with %q", c.Reason, c.Message, tt.want, tt.msg)
+			}
+			for _, td := range c.Targets {
+				if r, msg := c.TargetReason(td); r != tt.want || msg != c.Message {
+					t.Errorf("target %s: %s %q, want the certificate's %s %q", td.Target.Key, r, msg, tt.want, c.Message)
+				}
 			}
 		})
 	}

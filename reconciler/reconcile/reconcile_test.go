@@ -415,6 +415,11 @@ func TestASecretEditedByHandIsDriftAndTheNextPassHealsIt(t *testing.T) {
 	if drift.Counts["ModifiedOutOfBand"] != 1 || !drift.Drifted() {
 		t.Fatalf("drift counts %v, want one ModifiedOutOfBand", drift.Counts)
 	}
+	for _, en := range drift.Entries {
+		if en.Reason == "ModifiedOutOfBand" && !strings.Contains(en.Message, "not what certfleet wrote") {
+			t.Errorf("drift of %s says %q, not why", en.Target, en.Message)
+		}
+	}
 	rep := e.run(e.api())
 	if rep.Reasons["ModifiedOutOfBand"] != 1 || len(rep.Failures) != 0 {
 		t.Fatalf("healing pass: reasons %v failures %v", rep.Reasons, rep.Failures)

@@ -166,8 +166,14 @@ func TestACrashBetweenDeliveryAndRecordIsRepairedByTheNextPass(t *testing.T) {
 	if err := inventory.Put(ctx, e.backend, &old); err != nil {
 		t.Fatal(err)
 	}
-	if d := e.drift(e.api()); d.Counts["NotRecorded"] == 0 {
+	d := e.drift(e.api())
+	if d.Counts["NotRecorded"] == 0 {
 		t.Fatalf("drift after the lost record: %v, want NotRecorded", d.Counts)
+	}
+	for _, en := range d.Entries {
+		if want := "the inventory records " + old.Serial; en.Reason == "NotRecorded" && !strings.Contains(en.Message, want) {
+			t.Errorf("drift of %s says %q, want it to name the recorded serial (%s)", en.Target, en.Message, want)
+		}
 	}
 	rep := e.run(e.api())
 	if rep.Actions["record"] != 1 || rep.Actions["renew"]+rep.Actions["issue"]+rep.Actions["reissue"] != 0 || len(rep.Failures) != 0 {
