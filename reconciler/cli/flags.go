@@ -141,6 +141,15 @@ func (o *outputFlag) check() error {
 	return fmt.Errorf("unknown output format %q: use one of %s", o.format, strings.Join(plan.Formats, ", "))
 }
 
+// print writes a validate or plan report to stdout and ends the command
+// with the exit code the report's verdict says.
+func (o *outputFlag) print(cmd *cobra.Command, rep *schemas.Report) error {
+	if err := plan.Write(cmd.OutOrStdout(), rep, o.format, colorFor(cmd.OutOrStdout())); err != nil {
+		return err
+	}
+	return WithExitCode(plan.ExitCode(rep))
+}
+
 // colorFor says whether to color text written to w: only on a terminal,
 // and never when NO_COLOR is set.
 func colorFor(w io.Writer) bool {

@@ -54,11 +54,7 @@ Exit codes: 0 nothing changes, 2 changes, 3 violations (wins over 2), 1 could no
 			b, h := rr.Render(baseSnap, catalog), rr.Render(headSnap, catalog)
 			ev := evaluate.New(catalog, now(), evaluate.WithCatalogMount(cat.vault.CatalogMount))
 			notes(cmd, h, ev)
-			rep := plan.Plan(b, h, ev)
-			if err := plan.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {
-				return err
-			}
-			return WithExitCode(plan.ExitCode(rep))
+			return out.print(cmd, plan.Plan(b, h, ev))
 		},
 	}
 	src.register(cmd)

@@ -41,11 +41,7 @@ Exit codes: 0 clean, 3 any invalid manifest or policy violation, 1 could not run
 			head := render.Render(snap, catalog)
 			ev := evaluate.New(catalog, now(), evaluate.WithCatalogMount(cat.vault.CatalogMount))
 			notes(cmd, head, ev)
-			rep := plan.Validate(head, ev)
-			if err := plan.Write(cmd.OutOrStdout(), rep, out.format, colorFor(cmd.OutOrStdout())); err != nil {
-				return err
-			}
-			return WithExitCode(plan.ExitCode(rep))
+			return out.print(cmd, plan.Validate(head, ev))
 		},
 	}
 	src.register(cmd)
