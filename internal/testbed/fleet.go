@@ -91,3 +91,42 @@ spec:
 	}
 	return files
 }
+
+// FleetPKI is the catalog the reconciler's and the daemon's tests apply to
+// a Vault backend: a root authority on mount, an mTLS issuer (names under
+// svc.cluster.local and example.test, SPIFFE IDs under fleet.test), a
+// policy that allows those names, and the clusters alpha and beta
+// (labelled env=prod, reached through their kubeconfig contexts).
+func FleetPKI(mount string) string { return strings.ReplaceAll(fleetPKI, "MOUNT", mount) }
+
+const fleetPKI = `apiVersion: certfleet.dev/v1alpha1
+kind: Authority
+metadata: {name: root}
+spec: {type: root, mount: MOUNT, commonName: Test Root, ttl: 720h}
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Issuer
+metadata: {name: mtls}
+spec:
+  authority: root
+  allowedDomains: [svc.cluster.local, example.test]
+  allowSubdomains: true
+  allowedURISANs: ["spiffe://fleet.test/*"]
+  maxTTL: 240h
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Policy
+metadata: {name: all}
+spec:
+  dnsNames: ["**.svc.cluster.local", "**.example.test"]
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Cluster
+metadata: {name: alpha, labels: {env: prod}}
+spec: {credentials: {kubeconfigContext: alpha}}
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Cluster
+metadata: {name: beta, labels: {env: prod}}
+spec: {credentials: {kubeconfigContext: beta}}
+`

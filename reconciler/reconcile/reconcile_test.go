@@ -49,40 +49,6 @@ func TestMain(m *testing.M) {
 	}, "alpha", "beta")
 }
 
-// fleetPKI is the catalog of every test: a root, an mTLS issuer, a policy,
-// and the two test clusters (by kubeconfig context).
-const fleetPKI = `apiVersion: certfleet.dev/v1alpha1
-kind: Authority
-metadata: {name: root}
-spec: {type: root, mount: MOUNT, commonName: Test Root, ttl: 720h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Issuer
-metadata: {name: mtls}
-spec:
-  authority: root
-  allowedDomains: [svc.cluster.local, example.test]
-  allowSubdomains: true
-  allowedURISANs: ["spiffe://fleet.test/*"]
-  maxTTL: 240h
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Policy
-metadata: {name: all}
-spec:
-  dnsNames: ["**.svc.cluster.local", "**.example.test"]
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Cluster
-metadata: {name: alpha, labels: {env: prod}}
-spec: {credentials: {kubeconfigContext: alpha}}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Cluster
-metadata: {name: beta, labels: {env: prod}}
-spec: {credentials: {kubeconfigContext: beta}}
-`
-
 // env is one test's world: its own catalog mount and PKI mount in the
 // shared Vault, its own namespaces' worth of Secrets, its own directory.
 type env struct {
@@ -103,7 +69,7 @@ func newEnv(t testing.TB) *env {
 	id := fmt.Sprintf("r%d", runID.Add(1))
 	ctx := context.Background()
 	v := mustVault(t, vaultServer.Addr, id).(*backend.Vault)
-	cat, errs := schemas.DecodeCatalog("pki.yaml", []byte(strings.ReplaceAll(fleetPKI, "MOUNT", id+"-pki")))
+	cat, errs := schemas.DecodeCatalog("pki.yaml", []byte(testbed.FleetPKI(id+"-pki")))
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

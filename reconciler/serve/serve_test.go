@@ -39,27 +39,6 @@ func TestMain(m *testing.M) {
 	}, "alpha", "beta")
 }
 
-const pkiYAML = `apiVersion: certfleet.dev/v1alpha1
-kind: Authority
-metadata: {name: root}
-spec: {type: root, mount: MOUNT, commonName: Test Root, ttl: 720h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Issuer
-metadata: {name: mtls}
-spec: {authority: root, allowedDomains: [svc.cluster.local], allowSubdomains: true, maxTTL: 240h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Policy
-metadata: {name: all}
-spec: {dnsNames: ["**.svc.cluster.local"]}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Cluster
-metadata: {name: alpha}
-spec: {credentials: {kubeconfigContext: alpha}}
-`
-
 // world is one test's repository, backend and namespace.
 type world struct {
 	t      *testing.T
@@ -84,7 +63,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, errs := schemas.DecodeCatalog("pki.yaml", []byte(strings.ReplaceAll(pkiYAML, "MOUNT", w.id+"-pki")))
+	cat, errs := schemas.DecodeCatalog("pki.yaml", []byte(testbed.FleetPKI(w.id+"-pki")))
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
