@@ -54,7 +54,10 @@ func (l *listener) post(t *testing.T, body []byte, sig string) int {
 	}
 	req.Header.Set("X-Hub-Signature-256", sig)
 	req.Header.Set("X-GitHub-Event", "push")
-	c := &http.Client{Timeout: 10 * time.Second}
+	// A fresh connection per request: a kept-alive one may be closed by the
+	// server's idle timeout just as it is reused, and a POST is not retried
+	// (that made this helper fail, rarely, under load).
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
