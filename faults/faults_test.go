@@ -311,9 +311,10 @@ func countIssued(path string) int {
 // pair is what a directory target holds, read as one snapshot through its
 // ..data link, the way a server reloading its files would see it.
 type pair struct {
-	dir    string
-	serial string
-	err    error
+	dir      string
+	serial   string
+	notAfter time.Time
+	err      error
 }
 
 // readPair reads a directory target. A data directory can be swapped and
@@ -354,7 +355,7 @@ func readPair(dir string) pair {
 		if l, err := os.Readlink(filepath.Join(dir, "tls.crt")); err != nil || l != filepath.Join("..data", "tls.crt") {
 			return pair{dir: dir, err: fmt.Errorf("tls.crt is not a link into ..data: %q %v", l, err)}
 		}
-		return pair{dir: dir, serial: pki.Serial(c.SerialNumber)}
+		return pair{dir: dir, serial: pki.Serial(c.SerialNumber), notAfter: c.NotAfter}
 	}
 	return pair{dir: dir, err: last}
 }
@@ -381,7 +382,8 @@ func pairs(root string) []pair {
 // watcher reads every target under a root over and over while faults are
 // injected, and counts every observation that is not a whole valid pair.
 type watcher struct {
-	obs, bad atomic.Int64
+	obs, bad, expired atomic.Int64
+	fewest            atomic.Int64 // the fewest targets one sweep saw
 	mu       sync.Mutex
 	problems []string
 	seen     map[string]map[string]bool // directory → serials observed
@@ -393,9 +395,18 @@ func watch(root string) *watcher {
 	w := &watcher{stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]map[string]bool{}}
 	go func() {
 		defer close(w.done)
+		w.fewest.Store(1 << 40)
 		for {
-			for _, p := range pairs(root) {
+			now := time.Now()
+			all := pairs(root)
+			if int64(len(all)) < w.fewest.Load() {
+				w.fewest.Store(int64(len(all)))
+			}
+			for _, p := range all {
 				w.obs.Add(1)
+				if p.err == nil && p.notAfter.Before(now) {
+					w.expired.Add(1)
+				}
 				w.mu.Lock()
 				if w.seen[p.dir] == nil {
 					w.seen[p.dir] = map[string]bool{}
