@@ -12,6 +12,7 @@ import (
 // renewal intervals while the daemon's certificates come due, then brings
 // it back.
 func TestCAOutage(t *testing.T) {
+	t.Parallel()
 	n := size(10, 100)
 	// Minute-scale lifetimes: a renewal every duration - renewBefore.
 	duration, renewBefore, outage := 2*time.Minute, 100*time.Second, 50*time.Second

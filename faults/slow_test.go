@@ -46,6 +46,7 @@ func (d *daemon) goroutines() float64 {
 // a share of connections (accepted, never answered) while the daemon
 // renews short-lived certificates.
 func TestSlowCA(t *testing.T) {
+	t.Parallel()
 	n := size(10, 50)
 	slow, latency, stall := 60*time.Second, time.Second, 0.3
 	if full {

@@ -48,6 +48,8 @@ type vaultFleet struct {
 	work, out, repo  string
 	audit, tokenFile string
 	kubeconfig       string
+	// source is the daemon's source block (default: the repository directory).
+	source string
 }
 
 func newVaultFleet(s *scenario, clusters ...*testbed.Cluster) *vaultFleet {
@@ -97,14 +99,14 @@ func (f *vaultFleet) serve(extra string) *daemon {
 	}
 	cfg := writeFile(f.s.t, filepath.Join(f.work, fmt.Sprintf("certfleet-%d.yaml", seq.Add(1))), fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
 kind: ServeConfig
-source: {url: %s, interval: 1h}
+source: %s
 backend: {type: vault, vault: {address: %s, tokenFile: %s}}
 %s
 outputDir: %s
 auditLog: %s
 renewalJitter: 1s
 listen: %s
-%s`, f.repo, f.addr(), f.tokenFile, kube, f.out, f.audit, listen, extra))
+%s`, cmpOr(f.source, "{url: "+f.repo+", interval: 1h}"), f.addr(), f.tokenFile, kube, f.out, f.audit, listen, extra))
 	d := &daemon{s: f.s, url: "http://" + listen}
 	d.p = f.s.start(nil, "serve", "--config", cfg)
 	if !eventually(30*time.Second, func() bool { code, _ := d.getQuiet("/healthz"); return code == 200 || d.p.exited() }) || d.p.exited() {
@@ -173,6 +175,13 @@ func (d *daemon) passesDone() int { return len(d.logTimes("pass done")) }
 // waitPass waits until the daemon finished more than n passes.
 func (d *daemon) waitPass(n int, within time.Duration) bool {
 	return eventually(within, func() bool { return d.passesDone() > n })
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func freeAddr(t *testing.T) string {
