@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 	if p := os.Getenv("CERTFLEET_FAULTS_TABLE"); p != "" {
 		f, err := os.Create(p)
 		if err == nil {
-			printTable(f)
+			printMarkdown(f)
 			f.Close()
 		}
 	}
@@ -109,6 +109,23 @@ func printTable(w io.Writer) (failed bool) {
 	fmt.Fprintln(w)
 	return failed
 }
+
+// printMarkdown writes the table as the README carries it.
+func printMarkdown(w io.Writer) {
+	table.Lock()
+	defer table.Unlock()
+	fmt.Fprintln(w, "| scenario | repetitions | measured | result | bar |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, r := range table.rows {
+		bar := "pass"
+		if !r.pass {
+			bar = "**FAIL**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.scenario, r.reps, md(r.measured), md(r.result), bar)
+	}
+}
+
+func md(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }
 
 func numCPU() int {
 	b, _ := os.ReadFile("/proc/cpuinfo")
