@@ -93,9 +93,9 @@ func TestCAOutage(t *testing.T) {
 		}
 	}
 	obs, bad, problems := w.end()
-	s.result("all %d renewed %s after Vault returned, in %d pass(es)", n, took.Round(time.Second), donePasses)
+	s.result("all %d renewed %s after Vault returned, %d pass(es) started in between", n, took.Round(time.Second), donePasses)
 	s.bar(ok, "every certificate renewed after Vault returned")
-	s.bar(donePasses == 1, "every certificate renews within one pass after Vault returns: %d passes", donePasses)
+	s.bar(donePasses <= 1, "every certificate renews within one pass after Vault returns: %d passes", donePasses)
 	s.result("%d observations, %d invalid, %d expired, fewest targets %d of %d", obs, bad, w.expired.Load(), w.fewest.Load(), n)
 	s.bar(bad == 0, "no delivered certificate replaced by a failure: %v", problems)
 	s.bar(w.fewest.Load() == int64(n), "no delivered certificate removed: fewest %d of %d", w.fewest.Load(), n)
