@@ -79,6 +79,7 @@ listen: %s
 // checks, the whole time, every target; then lets a last run converge and
 // checks the inventory and the audit log against what was delivered.
 func crash(t *testing.T, name string, startRun func(f *localFleet) *proc, converge func(f *localFleet)) {
+	t.Parallel()
 	n, kills := size(40, 1000), size(3, 20)
 	s := newScenario(t, name, fmt.Sprintf("SIGKILL at %d random moments of issuing %d certificates (RSA-2048, directories); a watcher reads every target all along", kills, n))
 	f := newLocalFleet(s, n, rsaSpec)

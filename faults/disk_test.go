@@ -48,6 +48,7 @@ func fill(t *testing.T, dir string) string {
 // TestDisk fills the directory targets' filesystem, then makes it
 // read-only, each time while every certificate is due for reissue.
 func TestDisk(t *testing.T) {
+	t.Parallel()
 	n := size(5, 50)
 	s := newScenario(t, "Disk", fmt.Sprintf("directory targets of %d certificates on a 1 MB tmpfs: filled to the last byte, then remounted read-only, while every certificate is due for reissue (reconcile --once)", n))
 	s.reps = "2 faults"
