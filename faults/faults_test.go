@@ -401,11 +401,11 @@ func pairs(root string) []pair {
 type watcher struct {
 	obs, bad, expired atomic.Int64
 	fewest            atomic.Int64 // the fewest targets one sweep saw
-	mu       sync.Mutex
-	problems []string
-	seen     map[string]map[string]bool // directory → serials observed
-	stop     chan struct{}
-	done     chan struct{}
+	mu                sync.Mutex
+	problems          []string
+	seen              map[string]map[string]bool // directory → serials observed
+	stop              chan struct{}
+	done              chan struct{}
 }
 
 func watch(root string) *watcher {
@@ -539,5 +539,3 @@ func eventually(d time.Duration, cond func() bool) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
-

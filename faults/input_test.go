@@ -139,4 +139,3 @@ func keepCorpus(ft fuzzTarget) (int, error) {
 	}
 	return n, nil
 }
-

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // TestCAOutage stops Vault (its port refuses connections) for several
@@ -115,4 +114,3 @@ func roundAll(ds []time.Duration) string {
 	}
 	return "[" + b.String() + "]"
 }
-
