@@ -307,17 +307,6 @@ func audit(t *testing.T, path string) []inventory.Event {
 	return out
 }
 
-// issuances counts the successful issuances in an audit log.
-func issuances(events []inventory.Event) int {
-	n := 0
-	for _, e := range events {
-		if e.Error == "" && (e.Action == "issue" || e.Action == "renew" || e.Action == "reissue") {
-			n++
-		}
-	}
-	return n
-}
-
 // countIssued counts issuance lines in an audit log without decoding it:
 // cheap enough to poll while a pass runs.
 func countIssued(path string) int {
