@@ -329,8 +329,11 @@ func blank(data []byte) bool {
 	return true
 }
 
+// isMarker reports whether a line is a document marker as the parser reads
+// it: the marker, then the end of the line or a blank ("---#x" is a plain
+// scalar, since a comment needs a blank before its "#").
 func isMarker(l []byte, m string) bool {
-	return bytes.HasPrefix(l, []byte(m)) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '#')
+	return bytes.HasPrefix(l, []byte(m)) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t')
 }
 
 var (

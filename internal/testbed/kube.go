@@ -36,6 +36,8 @@ type Cluster struct {
 
 	dir       string
 	etcd, api *process
+	// How to start each again (Restart*), on the same ports and data.
+	startEtcd, startAPI func(context.Context) (*process, error)
 }
 
 // StartCluster starts etcd and kube-apiserver on free loopback ports and waits
@@ -66,20 +68,23 @@ func StartCluster(ctx context.Context, name string) (c *Cluster, err error) {
 	}
 	etcdURL := "http://" + loopback(etcdPort)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	c.etcd, err = startProcess("etcd", env, etcdBin,
-		"--name", name,
-		"--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", etcdURL,
-		"--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", "http://127.0.0.1:0",
-		"--initial-advertise-peer-urls", "http://127.0.0.1:0",
-		"--unsafe-no-fsync",
-		"--log-level", "warn",
-	)
-	if err != nil {
-		return nil, err
+	c.startEtcd = func(ctx context.Context) (*process, error) {
+		p, err := startProcess("etcd", env, etcdBin,
+			"--name", name,
+			"--data-dir", filepath.Join(dir, "etcd"),
+			"--listen-client-urls", etcdURL,
+			"--advertise-client-urls", etcdURL,
+			"--listen-peer-urls", "http://127.0.0.1:0",
+			"--initial-advertise-peer-urls", "http://127.0.0.1:0",
+			"--unsafe-no-fsync",
+			"--log-level", "warn",
+		)
+		if err != nil {
+			return nil, err
+		}
+		return p, p.waitReady(ctx, 30*time.Second, httpOK(http.DefaultClient, etcdURL+"/health"))
 	}
-	if err := c.etcd.waitReady(ctx, 30*time.Second, httpOK(http.DefaultClient, etcdURL+"/health")); err != nil {
+	if c.etcd, err = c.startEtcd(ctx); err != nil {
 		return nil, err
 	}
 
@@ -101,28 +106,7 @@ func StartCluster(ctx context.Context, name string) (c *Cluster, err error) {
 		return nil, err
 	}
 	certDir := filepath.Join(dir, "pki")
-	c.api, err = startProcess("kube-apiserver", env, apiBin,
-		"--etcd-servers", etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", apiPort),
-		"--cert-dir", certDir,
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file", saKey,
-		"--service-account-signing-key-file", saKey,
-		"--service-cluster-ip-range=10.0.0.0/24",
-		"--token-auth-file", tokens,
-		"--authorization-mode=RBAC",
-		"--disable-admission-plugins=ServiceAccount",
-		"--allow-privileged=true",
-		"--v=0",
-	)
-	if err != nil {
-		return nil, err
-	}
 	c.Server = "https://" + loopback(apiPort)
-	// The server writes its self-signed certificate when it starts, so readiness
-	// is checked without verification first, and the certificate read after.
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	ready := func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/readyz", nil)
@@ -140,7 +124,29 @@ func StartCluster(ctx context.Context, name string) (c *Cluster, err error) {
 		}
 		return nil
 	}
-	if err := c.api.waitReady(ctx, 90*time.Second, ready); err != nil {
+	c.startAPI = func(ctx context.Context) (*process, error) {
+		p, err := startProcess("kube-apiserver", env, apiBin,
+			"--etcd-servers", etcdURL,
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", apiPort),
+			"--cert-dir", certDir,
+			"--service-account-issuer=https://kubernetes.default.svc",
+			"--service-account-key-file", saKey,
+			"--service-account-signing-key-file", saKey,
+			"--service-cluster-ip-range=10.0.0.0/24",
+			"--token-auth-file", tokens,
+			"--authorization-mode=RBAC",
+			"--disable-admission-plugins=ServiceAccount",
+			"--allow-privileged=true",
+			"--v=0",
+		)
+		if err != nil {
+			return nil, err
+		}
+		return p, p.waitReady(ctx, 90*time.Second, ready)
+	}
+	if c.api, err = c.startAPI(ctx); err != nil {
 		return nil, err
 	}
 	c.CAData, err = os.ReadFile(filepath.Join(certDir, "apiserver.crt"))
@@ -170,6 +176,25 @@ func (c *Cluster) Stop() {
 		c.etcd.Stop()
 	}
 	os.RemoveAll(c.dir)
+}
+
+// StopAPIServer stops the API server and leaves etcd and its data: the
+// cluster is unreachable until StartAPIServer.
+func (c *Cluster) StopAPIServer() { c.api.Stop() }
+
+// StartAPIServer starts the API server again on the same port, etcd and
+// certificates, and waits until it is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) (err error) {
+	c.api, err = c.startAPI(ctx)
+	return err
+}
+
+// RestartEtcd stops etcd and starts it again on the same data directory
+// and port, and waits until it is healthy; the API server reconnects.
+func (c *Cluster) RestartEtcd(ctx context.Context) (err error) {
+	c.etcd.Stop()
+	c.etcd, err = c.startEtcd(ctx)
+	return err
 }
 
 // RESTConfig returns a client configuration with the cluster's admin token.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/cluster"
+	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/evaluate"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
@@ -49,6 +50,10 @@ type Daemon struct {
 	// whenever Run starts (a new leader must see what the old one wrote).
 	inventory map[string]*inventory.Entry
 	passes    int
+	// failures counts passes in a row that could not run (the catalog or
+	// the inventory unreadable): their retries back off like a failing
+	// certificate's, within maxRetryBackoff.
+	failures int
 
 	mu        sync.Mutex
 	snapshot  *source.Snapshot // the last fetched revision
@@ -214,8 +219,9 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	next := start.Add(interval)
 	cat, err := backend.LoadCatalog(ctx, d.backend)
 	if err != nil {
-		d.log.Error("cannot read the catalog; retrying", "err", err)
-		return start.Add(min(interval, 30*time.Second))
+		retry := d.retryAfterFailure(interval)
+		d.log.Error("cannot read the catalog; retrying", "err", err, "in", retry.String())
+		return start.Add(retry)
 	}
 	res := d.revision(ctx, cat)
 	if ctx.Err() != nil {
@@ -240,9 +246,11 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	p.MaxRetryBackoff = durationOr(d.cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	rep, err := p.Run(ctx, res, verdicts)
 	if err != nil {
-		d.log.Error("pass failed", "err", err)
-		return start.Add(min(interval, 30*time.Second))
+		retry := d.retryAfterFailure(interval)
+		d.log.Error("pass failed", "err", err, "in", retry.String())
+		return start.Add(retry)
 	}
+	d.failures = 0
 	if ctx.Err() != nil {
 		// What was done is recorded; what was not is left for the next
 		// process. The inventory copy is dropped: the next run reloads it.
@@ -284,6 +292,15 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	d.log.Info("pass done", "revision", rep.Revision, "took", took.Round(time.Millisecond).String(),
 		"actions", fmt.Sprint(rep.Actions), "failures", len(rep.Failures), "drift", len(drift.Entries))
 	return next
+}
+
+// retryAfterFailure is how long to wait after a pass that could not run:
+// retryBackoff doubled per failure in a row, within maxRetryBackoff and the
+// interval.
+func (d *Daemon) retryAfterFailure(interval time.Duration) time.Duration {
+	d.failures++
+	delay := decide.RetryDelay(d.failures, durationOr(d.cfg.RetryBackoff, DefaultRetryBackoff), durationOr(d.cfg.MaxRetryBackoff, DefaultMaxRetryBackoff))
+	return min(interval, delay)
 }
 
 // revision fetches and renders the source, keeping the last good revision

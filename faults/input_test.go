@@ -1,0 +1,141 @@
+package faults_test
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	fuzzFunc  = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(f \*testing\.F\)`)
+	fuzzExecs = regexp.MustCompile(`execs: (\d+)`)
+)
+
+// fuzzTarget is a fuzz function and the directory of its package.
+type fuzzTarget struct{ name, dir string }
+
+// fuzzTargets finds every fuzz target of the module, so a new one is run
+// without being listed here.
+func fuzzTargets(t *testing.T, root string) []fuzzTarget {
+	var out []fuzzTarget
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && p != root {
+			return filepath.SkipDir
+		}
+		if !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzzFunc.FindAllStringSubmatch(string(b), -1) {
+			out = append(out, fuzzTarget{name: m[1], dir: filepath.Dir(p)})
+		}
+		return nil
+	})
+	if len(out) == 0 {
+		t.Fatal("no fuzz targets found")
+	}
+	return out
+}
+
+// TestInput runs every fuzz target for a budget: 10 minutes each in the
+// full form, a few seconds in CI (CERTFLEET_FAULTS_FUZZTIME overrides).
+// The seed corpus is each package's testdata/fuzz; in the full form the
+// inputs the run found interesting are added to it, to be committed.
+func TestInput(t *testing.T) {
+	budget := 4 * time.Second
+	if full {
+		budget = 10 * time.Minute
+	}
+	if v := os.Getenv("CERTFLEET_FAULTS_FUZZTIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CERTFLEET_FAULTS_FUZZTIME=%q: %v", v, err)
+		}
+		budget = d
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := fuzzTargets(t, root)
+	s := newScenario(t, "Input", fmt.Sprintf("every fuzz target for %s (go test -fuzz), seeds from testdata/fuzz", budget))
+	s.reps = fmt.Sprintf("%d targets", len(targets))
+	crashes := 0
+	for _, ft := range targets {
+		cmd := exec.Command("go", "test", "-run", "^$", "-fuzz", "^"+ft.name+"$", "-fuzztime", budget.String(), ".")
+		cmd.Dir = ft.dir
+		out, err := cmd.CombinedOutput()
+		s.keep(ft.name+".log", out)
+		execs := "?"
+		if m := fuzzExecs.FindAllStringSubmatch(string(out), -1); len(m) > 0 {
+			execs = m[len(m)-1][1]
+		}
+		if err != nil {
+			crashes++
+			s.bar(false, "%s: %v\n%s", ft.name, err, tail(string(out)))
+		}
+		rel, _ := filepath.Rel(root, ft.dir)
+		s.result("%s (%s): %s execs", ft.name, rel, execs)
+		if full && err == nil {
+			if n, err := keepCorpus(ft); err != nil {
+				t.Error(err)
+			} else {
+				s.result("%s: %d new corpus entries kept", ft.name, n)
+			}
+		}
+	}
+	s.result("%d crashes", crashes)
+}
+
+// keepCorpus copies the inputs the fuzzer found interesting (kept in the
+// Go build cache) into the package's testdata/fuzz/<target>, where every
+// `go test` replays them.
+func keepCorpus(ft fuzzTarget) (int, error) {
+	cache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command("go", "list", ".")
+	cmd.Dir = ft.dir
+	pkg, err := cmd.Output()
+	if err != nil {
+		return 0, err
+	}
+	from := filepath.Join(strings.TrimSpace(string(cache)), "fuzz", strings.TrimSpace(string(pkg)), ft.name)
+	to := filepath.Join(ft.dir, "testdata", "fuzz", ft.name)
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		dst := filepath.Join(to, e.Name())
+		if _, err := os.Stat(dst); err == nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return n, err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
