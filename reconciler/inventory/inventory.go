@@ -41,9 +41,10 @@ type Entry struct {
 	URIs           []string `json:"uris,omitempty"`
 	EmailAddresses []string `json:"emailAddresses,omitempty"`
 	Targets        []Target `json:"targets"`
-	// FailingSince is set while issuing or delivering fails, with the last error.
+	// FailingSince is set while issuing or delivering fails, with what
+	// failed last time.
 	FailingSince *time.Time `json:"failingSince,omitempty"`
-	LastError    string     `json:"lastError,omitempty"`
+	Failures     Failures   `json:"failures,omitempty"`
 	// Attempts counts failed attempts in a row; RetryAt is when the daemon
 	// tries again (capped exponential backoff).
 	Attempts int        `json:"attempts,omitempty"`

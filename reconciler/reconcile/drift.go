@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -25,7 +26,7 @@ type DriftReport struct {
 	Counts  map[decide.Reason]int `json:"counts"`
 	Entries []DriftEntry          `json:"entries"`
 	// Failures are targets or clusters that could not be observed.
-	Failures []Failure `json:"failures"`
+	Failures inventory.Failures `json:"failures"`
 }
 
 // DriftEntry is one target that differs.
@@ -62,7 +63,7 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 
 // DriftOf reads the drift out of a pass's result (the state after it).
 func DriftOf(rep *Result) *DriftReport {
-	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: []Failure{}}
+	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: inventory.Failures{}}
 	r.Failures = append(r.Failures, rep.Unobservable...)
 	for _, s := range rep.State {
 		if s.Reason == decide.InSync {

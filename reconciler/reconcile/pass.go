@@ -174,7 +174,7 @@ func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Result) {
 				continue
 			}
 			if err := p.Dir.Sweep(t.Target); err != nil {
-				rep.Failures = append(rep.Failures, failed("cleaning "+t.Target.Key, err))
+				rep.Failures = append(rep.Failures, inventory.Failed("cleaning "+t.Target.Key, err))
 			}
 		}
 	}
@@ -494,14 +494,14 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 }
 
 // failuresOf is what acting on a certificate failed to do, by target key.
-func failuresOf(o *outcome) Failures {
-	var failures Failures
+func failuresOf(o *outcome) inventory.Failures {
+	var failures inventory.Failures
 	if o.err != nil {
-		failures = append(failures, Failure{Err: o.err.Error()})
+		failures = append(failures, inventory.Failure{Err: o.err.Error()})
 	}
 	for _, key := range slices.Sorted(maps.Keys(o.written)) {
 		if err := o.written[key]; err != nil {
-			failures = append(failures, failed(key, err))
+			failures = append(failures, inventory.Failed(key, err))
 		}
 	}
 	return failures
@@ -509,12 +509,12 @@ func failuresOf(o *outcome) Failures {
 
 // markFailing records a failure on e: since when, how often, and when to
 // try again — never, for a permanent failure, until what it was for changes.
-func (p *Pass) markFailing(e, prev *inventory.Entry, d *render.Desired, issueErr error, failures Failures, now time.Time) {
+func (p *Pass) markFailing(e, prev *inventory.Entry, d *render.Desired, issueErr error, failures inventory.Failures, now time.Time) {
 	since := now
 	if prev != nil && prev.FailingSince != nil {
 		since, e.Attempts = *prev.FailingSince, prev.Attempts
 	}
-	e.FailingSince, e.LastError = &since, failures.String()
+	e.FailingSince, e.Failures = &since, failures
 	e.Attempts++
 	e.FailureKind = cmp.Or(inventory.KindOf(issueErr), inventory.Transient) // a failed write is transient
 	if e.FailureKind == inventory.Permanent {

@@ -65,13 +65,13 @@ func (p *Pass) deleteOrphans(ctx context.Context, res *render.Result, dec decide
 			rep.Notes = append(rep.Notes, fmt.Sprintf("not pruned, taken over: %s: %v", o.Target.Key, err))
 		case err != nil:
 			ev.Action, ev.Error = "prune-failed", err.Error()
-			rep.Failures = append(rep.Failures, failed("pruning "+o.Target.Key, err))
+			rep.Failures = append(rep.Failures, inventory.Failed("pruning "+o.Target.Key, err))
 		default:
 			rep.Pruned++
 			pruned[o.Target.Key] = true
 		}
 		if err := p.Audit.Log(ev); err != nil {
-			rep.Failures = append(rep.Failures, failed("writing the audit log", err))
+			rep.Failures = append(rep.Failures, inventory.Failed("writing the audit log", err))
 		}
 	}
 	return pruned
@@ -109,7 +109,7 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 			}
 		}
 		if err != nil {
-			rep.Failures = append(rep.Failures, failed("updating "+id+" in the inventory", err))
+			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
 		}
 	}
 }

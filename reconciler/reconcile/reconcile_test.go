@@ -603,7 +603,7 @@ spec:
 	inv, _ = inventory.Load(context.Background(), e.backend)
 	for _, en := range inv {
 		if en.FailingSince != nil {
-			t.Errorf("%s still failing after convergence: %s", en.ID, en.LastError)
+			t.Errorf("%s still failing after convergence: %s", en.ID, en.Failures)
 		}
 	}
 }

@@ -34,8 +34,8 @@ type Result struct {
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.
-	Failures []Failure `json:"failures"`
-	Notes    []string  `json:"notes,omitempty"`
+	Failures inventory.Failures `json:"failures"`
+	Notes    []string           `json:"notes,omitempty"`
 	// PruneRefused is set when pruning was refused for safety.
 	PruneRefused string `json:"pruneRefused,omitempty"`
 	// State is every target after the pass: what drift reports and the
@@ -43,7 +43,7 @@ type Result struct {
 	State []TargetState `json:"-"`
 	// Unobservable lists the targets and clusters that could not be read
 	// (also among Failures): drift cannot say anything about them.
-	Unobservable []Failure `json:"-"`
+	Unobservable inventory.Failures `json:"-"`
 	// NextRetry is the earliest time a failing certificate is retried (zero: none).
 	NextRetry time.Time `json:"-"`
 	// Inventory is the inventory after the pass, for the next one (see Pass.Inventory).
@@ -92,12 +92,12 @@ type Item struct {
 
 func newResult(res *render.Result, start time.Time, dry bool) *Result {
 	return &Result{Revision: res.Revision.String(), Started: start, DryRun: dry, Certificates: len(res.Desired),
-		Reasons: map[decide.Reason]int{}, Actions: map[string]int{}, Failures: []Failure{}, Items: []Item{}}
+		Reasons: map[decide.Reason]int{}, Actions: map[string]int{}, Failures: inventory.Failures{}, Items: []Item{}}
 }
 
 func (r *Result) addObservationFailures(errs map[string]error) {
 	for _, key := range slices.Sorted(maps.Keys(errs)) {
-		f := failed("observing "+strings.TrimSuffix(key, "/"), errs[key])
+		f := inventory.Failed("observing "+strings.TrimSuffix(key, "/"), errs[key])
 		r.Failures = append(r.Failures, f)
 		r.Unobservable = append(r.Unobservable, f)
 	}
@@ -117,10 +117,10 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			r.Actions[action]++
 		}
 		if o != nil && o.err != nil {
-			r.Failures = append(r.Failures, failed(c.Desired.ID, o.err))
+			r.Failures = append(r.Failures, inventory.Failed(c.Desired.ID, o.err))
 		}
 		if o != nil && o.recordErr != nil {
-			r.Failures = append(r.Failures, failed(c.Desired.ID, o.recordErr))
+			r.Failures = append(r.Failures, inventory.Failed(c.Desired.ID, o.recordErr))
 		}
 		if o != nil && !o.retryAt.IsZero() && (r.NextRetry.IsZero() || o.retryAt.Before(r.NextRetry)) {
 			r.NextRetry = o.retryAt
@@ -147,7 +147,7 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 					it.Error, it.ErrorKind = o.err.Error(), inventory.KindOf(o.err)
 				} else if err := o.written[t.Target.Key]; err != nil {
 					it.Error = err.Error()
-					r.Failures = append(r.Failures, failed(c.Desired.ID+" → "+t.Target.Key, err))
+					r.Failures = append(r.Failures, inventory.Failed(c.Desired.ID+" → "+t.Target.Key, err))
 				}
 			}
 			r.Items = append(r.Items, it)
@@ -219,12 +219,12 @@ func observedState(t decide.Target, now time.Time) TargetState {
 
 func (r *Result) refusePrune(msg string) {
 	r.PruneRefused = msg
-	r.Failures = append(r.Failures, Failure{Err: msg})
+	r.Failures = append(r.Failures, inventory.Failure{Err: msg})
 }
 
 func (r *Result) finish(end time.Time) {
 	r.Duration = end.Sub(r.Started).Round(time.Millisecond).String()
-	slices.SortFunc(r.Failures, func(a, b Failure) int { return strings.Compare(a.String(), b.String()) })
+	slices.SortFunc(r.Failures, func(a, b inventory.Failure) int { return strings.Compare(a.String(), b.String()) })
 	sort.SliceStable(r.Items, func(i, j int) bool {
 		if r.Items[i].Certificate != r.Items[j].Certificate {
 			return r.Items[i].Certificate < r.Items[j].Certificate

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 )
 
@@ -17,7 +18,7 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result
 		name := tb.Metadata.Name
 		certs, err := p.Catalog.TrustedCertificates(tb.Spec.Authorities, p.now())
 		if err != nil {
-			rep.Failures = append(rep.Failures, failed("trust bundle "+name, err))
+			rep.Failures = append(rep.Failures, inventory.Failed("trust bundle "+name, err))
 			continue
 		}
 		pem := strings.Join(certs, "")
@@ -41,7 +42,7 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result
 						continue
 					}
 					if err := p.Kube.WriteTrustBundle(ctx, c, k.Namespace, k.Name, k.Kind, key, pem, name); err != nil {
-						rep.Failures = append(rep.Failures, failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
+						rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
 					} else {
 						rep.TrustBundles++
 					}
@@ -51,7 +52,7 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result
 					continue
 				}
 				if err := p.Dir.WriteFile(t.Directory.Path, "ca.crt", []byte(pem)); err != nil {
-					rep.Failures = append(rep.Failures, failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
+					rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
 				} else {
 					rep.TrustBundles++
 				}

@@ -78,7 +78,7 @@ type Status struct {
 	LastPass     time.Time `json:"lastPass"`
 	NextPass     time.Time `json:"nextPass"`
 	// Failing lists certificates failing since a time, with their last error.
-	Failing []reconcile.Failure `json:"failing,omitempty"`
+	Failing []inventory.Failure `json:"failing,omitempty"`
 	Leader  bool                `json:"leader"`
 }
 
@@ -282,7 +282,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	d.status.Failing = nil
 	for _, s := range rep.State {
 		if s.FailingSince != nil {
-			d.status.Failing = append(d.status.Failing, reconcile.Failure{What: s.Certificate + " → " + s.Target,
+			d.status.Failing = append(d.status.Failing, inventory.Failure{What: s.Certificate + " → " + s.Target,
 				Err: "failing since " + s.FailingSince.UTC().Format(time.RFC3339)})
 		}
 	}
