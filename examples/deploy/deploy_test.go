@@ -76,7 +76,11 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 // and that the README's command creates the Secret with every key the
 // configuration reads.
 func TestConfigurationFitsTheDeployment(t *testing.T) {
-	keys := deploycheck.CheckConfiguration(t, manifests(t))
+	ms := manifests(t)
+	keys := deploycheck.CheckConfiguration(t, ms)
+	if cfg, _ := deploycheck.Config(t, ms); cfg.Webhook.SecretFile == "" {
+		t.Error("no webhook.secretFile")
+	}
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -131,11 +131,9 @@ func CheckConfiguration(t testing.TB, ms []Manifest) (secretKeys []string) {
 		t.Errorf("want a Vault backend with a token file and a source URL; got backend %q, tokenFile %q, source %q",
 			cfg.Backend.Type, cfg.Backend.Vault.TokenFile, cfg.Source.URL)
 	}
-	if !cfg.LeaderElection.Enabled {
-		t.Error("leaderElection.enabled is false, with two replicas")
-	}
-	if cfg.Webhook.SecretFile == "" {
-		t.Error("no webhook.secretFile")
+	// Two replicas without a Lease would both act.
+	if dep := One[appsv1.Deployment](t, ms, "Deployment"); !cfg.LeaderElection.Enabled && (dep.Spec.Replicas == nil || *dep.Spec.Replicas > 1) {
+		t.Error("leaderElection.enabled is false, with more than one replica")
 	}
 
 	dep := One[appsv1.Deployment](t, ms, "Deployment")
@@ -145,6 +143,9 @@ func CheckConfiguration(t testing.TB, ms []Manifest) (secretKeys []string) {
 	}
 	c := pod.Containers[0]
 	wantArgs := []string{"serve", "--config", "/etc/certfleet/certfleet.yaml", "--leader-elect", "--log-format", "json"}
+	if !cfg.LeaderElection.Enabled {
+		wantArgs = slices.DeleteFunc(wantArgs, func(a string) bool { return a == "--leader-elect" })
+	}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q; want %q", c.Args, wantArgs)
 	}
@@ -225,6 +226,9 @@ func CheckConfiguration(t testing.TB, ms []Manifest) (secretKeys []string) {
 		}
 	}
 
+	if !cfg.LeaderElection.Enabled {
+		return slices.Sorted(maps.Keys(keys))
+	}
 	role := One[rbacv1.Role](t, ms, "Role")
 	ns, name := cfg.LeaderElection.Namespace, cfg.LeaderElection.Name
 	if ns == "" {
@@ -269,12 +273,15 @@ func CheckWiring(t testing.TB, ms []Manifest) {
 		t.Errorf("the pod runs as %q, not ServiceAccount %s", pod.ServiceAccountName, sa.Name)
 	}
 	subject := rbacv1.Subject{Kind: "ServiceAccount", Name: sa.Name, Namespace: sa.Namespace}
-	rb := One[rbacv1.RoleBinding](t, ms, "RoleBinding")
 	crb := One[rbacv1.ClusterRoleBinding](t, ms, "ClusterRoleBinding")
-	role := One[rbacv1.Role](t, ms, "Role")
 	cr := One[rbacv1.ClusterRole](t, ms, "ClusterRole")
-	if !slices.Contains(rb.Subjects, subject) || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.Name || rb.Namespace != role.Namespace {
-		t.Errorf("RoleBinding %s does not bind Role %s to %v", rb.Name, role.Name, subject)
+	// The Role is for leader election, which a single replica may go without.
+	if slices.ContainsFunc(ms, func(m Manifest) bool { return m.Obj.GetKind() == "Role" }) {
+		rb := One[rbacv1.RoleBinding](t, ms, "RoleBinding")
+		role := One[rbacv1.Role](t, ms, "Role")
+		if !slices.Contains(rb.Subjects, subject) || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.Name || rb.Namespace != role.Namespace {
+			t.Errorf("RoleBinding %s does not bind Role %s to %v", rb.Name, role.Name, subject)
+		}
 	}
 	if !slices.Contains(crb.Subjects, subject) || crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != cr.Name {
 		t.Errorf("ClusterRoleBinding %s does not bind ClusterRole %s to %v", crb.Name, cr.Name, subject)
@@ -545,11 +552,37 @@ func (a *APIServer) CheckAccepted(t testing.TB, ms []Manifest) {
 			t.Errorf("%s: %s %s: %v", m.File, m.Obj.GetKind(), m.Obj.GetName(), err)
 		}
 	}
-	// The check is real: strict validation refuses a misspelt field.
 	for _, m := range ms {
 		if m.Obj.GetKind() != "Deployment" {
 			continue
 		}
+		// Pod Security admission judges Pods, not Deployments (those only
+		// get warnings): a Pod of the template, in the Deployment's
+		// namespace, meets the namespace's enforced level.
+		pod := func(mutate func(c map[string]any)) *unstructured.Unstructured {
+			spec, _, _ := unstructured.NestedMap(m.Obj.Object, "spec", "template", "spec")
+			containers, _, _ := unstructured.NestedSlice(spec, "containers")
+			if mutate != nil {
+				mutate(containers[0].(map[string]any))
+			}
+			_ = unstructured.SetNestedSlice(spec, containers, "containers")
+			u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Pod", "spec": spec}}
+			u.SetNamespace(m.Obj.GetNamespace())
+			u.SetName(m.Obj.GetName() + "-pod")
+			return u
+		}
+		if err := a.Create(ctx, pod(nil), true); err != nil {
+			t.Errorf("%s: a Pod of Deployment %s's template: %v", m.File, m.Obj.GetName(), err)
+		}
+		// The check is real: the namespace enforces Pod Security, so a
+		// container that may escalate its privileges is refused.
+		escalating := pod(func(c map[string]any) {
+			c["securityContext"].(map[string]any)["allowPrivilegeEscalation"] = true
+		})
+		if err := a.Create(ctx, escalating, true); err == nil || !strings.Contains(err.Error(), "allowPrivilegeEscalation") {
+			t.Errorf("a Pod allowing privilege escalation in %s: got %v; want Pod Security to refuse it (is the namespace enforcing restricted?)", m.Obj.GetNamespace(), err)
+		}
+		// And strict validation refuses a misspelt field.
 		bad := m.Obj.DeepCopy()
 		containers, _, _ := unstructured.NestedSlice(bad.Object, "spec", "template", "spec", "containers")
 		containers[0].(map[string]any)["readinesProbe"] = map[string]any{}
