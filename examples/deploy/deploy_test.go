@@ -1,67 +1,29 @@
 package deploy_test
 
 import (
-	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"io"
-	"math/big"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"github.com/certfleet/certfleet/internal/testbed"
-	"github.com/certfleet/certfleet/reconciler/render"
-	"github.com/certfleet/certfleet/reconciler/serve"
-	"github.com/certfleet/certfleet/reconciler/target"
-	"github.com/certfleet/certfleet/schemas"
+	"github.com/certfleet/certfleet/examples/deploy/deploycheck"
 )
-
-// manifest is one object of examples/deploy and the file it came from.
-type manifest struct {
-	file string
-	obj  *unstructured.Unstructured
-}
 
 // manifests decodes every document of every *.yaml here but the
 // Kustomization, which is kustomize's input and no API object.
-func manifests(t *testing.T) []manifest {
+func manifests(t *testing.T) []deploycheck.Manifest {
 	t.Helper()
 	files, err := filepath.Glob("*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []manifest
+	var out []deploycheck.Manifest
 	for _, f := range files {
 		if f == "kustomization.yaml" {
 			continue
@@ -70,66 +32,16 @@ func manifests(t *testing.T) []manifest {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-		for {
-			var u unstructured.Unstructured
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
-				t.Fatalf("%s: a document without apiVersion, kind or name: %v", f, u.Object)
-			}
-			out = append(out, manifest{f, &u})
+		ms, err := deploycheck.Decode(f, b)
+		if err != nil {
+			t.Fatal(err)
 		}
+		out = append(out, ms...)
 	}
 	if len(out) == 0 {
 		t.Fatal("no manifests in examples/deploy")
 	}
 	return out
-}
-
-// one returns the only object of a kind, converted to its Go type.
-func one[T any](t *testing.T, ms []manifest, kind string) *T {
-	t.Helper()
-	var found []*unstructured.Unstructured
-	for _, m := range ms {
-		if m.obj.GetKind() == kind {
-			found = append(found, m.obj)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d objects of kind %s; want 1", len(found), kind)
-	}
-	v := new(T)
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(found[0].Object, v); err != nil {
-		t.Fatalf("%s: %v", kind, err)
-	}
-	return v
-}
-
-// config loads the ConfigMap's certfleet.yaml as the daemon does.
-func config(t *testing.T, ms []manifest) (*schemas.ServeConfig, *corev1.ConfigMap) {
-	t.Helper()
-	cm := one[corev1.ConfigMap](t, ms, "ConfigMap")
-	text, ok := cm.Data["certfleet.yaml"]
-	if !ok {
-		t.Fatalf("ConfigMap %s has no certfleet.yaml", cm.Name)
-	}
-	file := filepath.Join(t.TempDir(), "certfleet.yaml")
-	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := serve.LoadConfig(file)
-	if err != nil {
-		t.Fatalf("the ConfigMap's certfleet.yaml does not load: %v", err)
-	}
-	return cfg, cm
 }
 
 func TestKustomizationListsEveryManifest(t *testing.T) {
@@ -145,7 +57,7 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 	}
 	files := map[string]bool{}
 	for _, m := range manifests(t) {
-		files[m.file] = true
+		files[m.File] = true
 	}
 	var want []string
 	for f := range files {
@@ -160,129 +72,23 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 
 // TestConfigurationFitsTheDeployment loads certfleet.yaml as `certfleet
 // serve` does and checks that every file it names is mounted, the listen
-// port is the container's, and the leader election Role is for its Lease.
+// port is the container's, and the leader election Role is for its Lease;
+// and that the README's command creates the Secret with every key the
+// configuration reads.
 func TestConfigurationFitsTheDeployment(t *testing.T) {
 	ms := manifests(t)
-	cfg, cm := config(t, ms)
-	if cfg.Backend.Type != "vault" || cfg.Backend.Vault.TokenFile == "" || cfg.Source.URL == "" {
-		t.Errorf("want a Vault backend with a token file and a source URL; got backend %q, tokenFile %q, source %q",
-			cfg.Backend.Type, cfg.Backend.Vault.TokenFile, cfg.Source.URL)
-	}
-	if !cfg.LeaderElection.Enabled {
-		t.Error("leaderElection.enabled is false, with two replicas")
-	}
-	if cfg.Webhook.SecretFile == "" {
+	keys := deploycheck.CheckConfiguration(t, ms)
+	if cfg, _ := deploycheck.Config(t, ms); cfg.Webhook.SecretFile == "" {
 		t.Error("no webhook.secretFile")
 	}
-
-	dep := one[appsv1.Deployment](t, ms, "Deployment")
-	pod := dep.Spec.Template.Spec
-	if len(pod.Containers) != 1 {
-		t.Fatalf("%d containers; want 1", len(pod.Containers))
-	}
-	c := pod.Containers[0]
-	wantArgs := []string{"serve", "--config", "/etc/certfleet/certfleet.yaml", "--leader-elect", "--log-format", "json"}
-	if !slices.Equal(c.Args, wantArgs) {
-		t.Errorf("args %q; want %q", c.Args, wantArgs)
-	}
-	volumes := map[string]corev1.Volume{}
-	for _, v := range pod.Volumes {
-		volumes[v.Name] = v
-	}
-	// mountOf finds the mount a file is under, and the file's name in it.
-	mountOf := func(file string) (corev1.VolumeMount, string, bool) {
-		for _, m := range c.VolumeMounts {
-			if rel, ok := strings.CutPrefix(file, m.MountPath+"/"); ok {
-				return m, rel, true
-			}
-		}
-		return corev1.VolumeMount{}, "", false
-	}
-	secretKeys := map[string]bool{}
-	files := map[string]string{
-		"--config": wantArgs[2], "kubeconfig": cfg.Kubeconfig, "backend.vault.tokenFile": cfg.Backend.Vault.TokenFile,
-		"backend.vault.caCert": cfg.Backend.Vault.CACert, "source.auth.passwordFile": cfg.Source.Auth.PasswordFile,
-		"source.auth.tokenFile": cfg.Source.Auth.TokenFile, "webhook.secretFile": cfg.Webhook.SecretFile,
-	}
-	for field, file := range files {
-		if file == "" {
-			continue
-		}
-		m, key, ok := mountOf(file)
-		if !ok {
-			t.Errorf("%s is %s, which no volume mount holds", field, file)
-			continue
-		}
-		switch v := volumes[m.Name]; {
-		case v.ConfigMap != nil:
-			if v.ConfigMap.Name != cm.Name {
-				t.Errorf("%s: volume %s mounts ConfigMap %s, not %s", field, m.Name, v.ConfigMap.Name, cm.Name)
-			} else if _, ok := cm.Data[key]; !ok {
-				t.Errorf("%s is %s, but ConfigMap %s has no key %s", field, file, cm.Name, key)
-			}
-		case v.Secret != nil:
-			secretKeys[key] = true
-		default:
-			t.Errorf("%s is %s, on volume %s, which is neither the ConfigMap nor a Secret", field, file, m.Name)
-		}
-	}
-	// The audit log is written: a writable emptyDir, since the root is read-only.
-	if m, _, ok := mountOf(cfg.AuditLog); !ok || m.ReadOnly || volumes[m.Name].EmptyDir == nil {
-		t.Errorf("auditLog %s is not on a writable emptyDir mount", cfg.AuditLog)
-	}
-	if m, _, ok := mountOf("/tmp/certfleet-clone-x"); !ok || m.ReadOnly || volumes[m.Name].EmptyDir == nil {
-		t.Error("/tmp, where the source is cloned, is not a writable emptyDir")
-	}
-	// The README's command creates the Secret with every key the config reads.
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key := range secretKeys {
+	for _, key := range keys {
 		if !strings.Contains(string(readme), "--from-file="+key+"=") {
 			t.Errorf("README.md's kubectl create secret lacks --from-file=%s=", key)
 		}
-	}
-
-	// The kubeconfig's context for delivery into this cluster.
-	kc, err := clientcmd.Load([]byte(cm.Data[path.Base(cfg.Kubeconfig)]))
-	if err != nil {
-		t.Fatalf("the ConfigMap's kubeconfig: %v", err)
-	}
-	if ctx, ok := kc.Contexts["local"]; !ok || kc.AuthInfos[ctx.AuthInfo] == nil || kc.AuthInfos[ctx.AuthInfo].TokenFile != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
-		t.Error(`the kubeconfig has no context "local" authenticating with the service account's token file`)
-	}
-
-	_, port, _ := strings.Cut(cfg.Listen, ":")
-	listen, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatalf("listen is %q: %v", cfg.Listen, err)
-	}
-	var portName string
-	for _, p := range c.Ports {
-		if p.ContainerPort == int32(listen) {
-			portName = p.Name
-		}
-	}
-	if portName == "" {
-		t.Fatalf("listen is %s, but the container exposes %v", cfg.Listen, c.Ports)
-	}
-	for probe, want := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
-		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != portName {
-			t.Errorf("no probe GET %s on port %s", want, portName)
-		}
-	}
-
-	role := one[rbacv1.Role](t, ms, "Role")
-	ns, name := cfg.LeaderElection.Namespace, cfg.LeaderElection.Name
-	if ns == "" {
-		ns = serve.DefaultLeaseNamespace
-	}
-	if name == "" {
-		name = serve.DefaultLeaseName
-	}
-	if role.Namespace != ns || !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.ResourceNames, name) }) {
-		t.Errorf("Role %s/%s does not grant the Lease %s/%s", role.Namespace, role.Name, ns, name)
 	}
 }
 
@@ -290,58 +96,18 @@ func TestConfigurationFitsTheDeployment(t *testing.T) {
 // to each other, which the API server accepts even when they are wrong.
 func TestManifestsFitTogether(t *testing.T) {
 	ms := manifests(t)
-	dep := one[appsv1.Deployment](t, ms, "Deployment")
-	pod := dep.Spec.Template.Spec
-	c := pod.Containers[0]
+	deploycheck.CheckWiring(t, ms)
+	dep := deploycheck.One[appsv1.Deployment](t, ms, "Deployment")
 	if *dep.Spec.Replicas != 2 {
 		t.Errorf("replicas %d; want 2", *dep.Spec.Replicas)
 	}
-	sc := c.SecurityContext
-	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
-		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
-		t.Errorf("the container's securityContext is not read-only root, no privilege escalation, drop ALL: %+v", sc)
-	}
-	if psc := pod.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
-		t.Error("the pod does not run as non-root")
-	}
-	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		if _, ok := c.Resources.Requests[res]; !ok {
-			t.Errorf("no %s request", res)
-		}
-		if _, ok := c.Resources.Limits[res]; !ok {
-			t.Errorf("no %s limit", res)
-		}
-	}
-
-	sa := one[corev1.ServiceAccount](t, ms, "ServiceAccount")
-	if pod.ServiceAccountName != sa.Name {
-		t.Errorf("the pod runs as %q, not ServiceAccount %s", pod.ServiceAccountName, sa.Name)
-	}
-	subject := rbacv1.Subject{Kind: "ServiceAccount", Name: sa.Name, Namespace: sa.Namespace}
-	rb := one[rbacv1.RoleBinding](t, ms, "RoleBinding")
-	crb := one[rbacv1.ClusterRoleBinding](t, ms, "ClusterRoleBinding")
-	role := one[rbacv1.Role](t, ms, "Role")
-	cr := one[rbacv1.ClusterRole](t, ms, "ClusterRole")
-	if !slices.Contains(rb.Subjects, subject) || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.Name || rb.Namespace != role.Namespace {
-		t.Errorf("RoleBinding %s does not bind Role %s to %v", rb.Name, role.Name, subject)
-	}
-	if !slices.Contains(crb.Subjects, subject) || crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != cr.Name {
-		t.Errorf("ClusterRoleBinding %s does not bind ClusterRole %s to %v", crb.Name, cr.Name, subject)
-	}
-
-	podLabels := dep.Spec.Template.Labels
-	svc := one[corev1.Service](t, ms, "Service")
-	for k, v := range svc.Spec.Selector {
-		if podLabels[k] != v {
-			t.Errorf("Service selector %s=%s does not match the pods' labels %v", k, v, podLabels)
-		}
-	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http-metrics" || svc.Spec.Ports[0].Port != 8080 ||
-		svc.Spec.Ports[0].TargetPort.String() != c.Ports[0].Name {
-		t.Errorf("want one Service port http-metrics 8080 to the container's port; got %+v", svc.Spec.Ports)
+	// The image make image builds.
+	if img := dep.Spec.Template.Spec.Containers[0].Image; !strings.HasPrefix(img, "ghcr.io/certfleet/certfleet:v") {
+		t.Errorf("image %s; want the one make image builds, ghcr.io/certfleet/certfleet:<version>", img)
 	}
 	// examples/monitoring/alerts.yaml finds the daemon by the job label the
 	// ServiceMonitor gives it: the Service's name.
+	svc := deploycheck.One[corev1.Service](t, ms, "Service")
 	alerts, err := os.ReadFile("../monitoring/alerts.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -349,368 +115,22 @@ func TestManifestsFitTogether(t *testing.T) {
 	if !strings.Contains(string(alerts), `job="`+svc.Name+`"`) {
 		t.Errorf(`examples/monitoring/alerts.yaml does not select job="%s"`, svc.Name)
 	}
-
-	var sm struct {
-		Spec struct {
-			Selector          metav1.LabelSelector `json:"selector"`
-			NamespaceSelector struct {
-				MatchNames []string `json:"matchNames"`
-			} `json:"namespaceSelector"`
-			Endpoints []struct {
-				Port        string `json:"port"`
-				Path        string `json:"path"`
-				HonorLabels bool   `json:"honorLabels"`
-			} `json:"endpoints"`
-		} `json:"spec"`
-	}
-	for _, m := range ms {
-		if m.obj.GetKind() == "ServiceMonitor" {
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m.obj.Object, &sm); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for k, v := range sm.Spec.Selector.MatchLabels {
-		if svc.Labels[k] != v {
-			t.Errorf("ServiceMonitor selector %s=%s does not match the Service's labels %v", k, v, svc.Labels)
-		}
-	}
-	if !slices.Contains(sm.Spec.NamespaceSelector.MatchNames, svc.Namespace) {
-		t.Errorf("the ServiceMonitor does not look in %s", svc.Namespace)
-	}
-	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != svc.Spec.Ports[0].Name || sm.Spec.Endpoints[0].Path != "/metrics" || !sm.Spec.Endpoints[0].HonorLabels {
-		t.Errorf("want one ServiceMonitor endpoint: port %s, /metrics, honorLabels; got %+v", svc.Spec.Ports[0].Name, sm.Spec.Endpoints)
-	}
-}
-
-// serviceMonitorCRD is a cut of the Prometheus Operator's ServiceMonitor
-// CRD: the fields the example uses, with their types and the duration
-// pattern, so a misspelt or mistyped field is refused.
-const serviceMonitorCRD = `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: servicemonitors.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          required: [spec]
-          properties:
-            spec:
-              type: object
-              required: [selector]
-              properties:
-                jobLabel: {type: string}
-                selector:
-                  type: object
-                  properties:
-                    matchLabels: {type: object, additionalProperties: {type: string}}
-                    matchExpressions:
-                      type: array
-                      items:
-                        type: object
-                        required: [key, operator]
-                        properties:
-                          key: {type: string}
-                          operator: {type: string}
-                          values: {type: array, items: {type: string}}
-                namespaceSelector:
-                  type: object
-                  properties:
-                    any: {type: boolean}
-                    matchNames: {type: array, items: {type: string}}
-                endpoints:
-                  type: array
-                  items:
-                    type: object
-                    properties:
-                      port: {type: string}
-                      targetPort: {x-kubernetes-int-or-string: true}
-                      path: {type: string}
-                      scheme: {type: string, enum: [http, https, HTTP, HTTPS]}
-                      interval: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
-                      scrapeTimeout: {type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$'}
-                      honorLabels: {type: boolean}
-                      honorTimestamps: {type: boolean}
-`
-
-// createOrder is the order objects can be created in: what others refer to first.
-var createOrder = []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "ConfigMap", "Secret",
-	"ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget", "ServiceMonitor"}
-
-func rank(kind string) int {
-	if i := slices.Index(createOrder, kind); i >= 0 {
-		return i
-	}
-	return len(createOrder)
 }
 
 // TestManifestsAreAcceptedByTheAPIServer creates every object on a real
 // kube-apiserver: the Namespace for real, the rest with server-side dry-run
-// and strict field validation, so the server's defaulting, validation and
-// admission all run and a misspelt field is an error rather than dropped.
-// Then, with the RBAC objects created for real, it does as the service
-// account what the daemon does (leader election, one LIST, apply and
-// delete of a Secret) and checks what the account must not do.
+// and strict field validation. Then, with the RBAC objects created for
+// real, it does as the service account what the daemon does (leader
+// election, one LIST, apply and delete of a Secret) and checks what the
+// account must not do.
 func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	ms := manifests(t)
-	cl := testbed.NewCluster(t, "deploy")
-	admin := cl.RESTConfig()
-	dyn, err := dynamic.NewForConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	disc, err := discovery.NewDiscoveryClientForConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
-	ctx := context.Background()
-
-	// The ServiceMonitor's CRD, so the ServiceMonitor is validated too.
-	var crd unstructured.Unstructured
-	if err := yaml.Unmarshal([]byte(serviceMonitorCRD), &crd.Object); err != nil {
-		t.Fatal(err)
-	}
-	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	if _, err := dyn.Resource(crdGVR).Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the ServiceMonitor CRD: %v", err)
-	}
-	eventually(t, 30*time.Second, "the ServiceMonitor CRD to be established", func() bool {
-		u, err := dyn.Resource(crdGVR).Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if err != nil {
-			return false
-		}
-		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-		for _, c := range conds {
-			if c, ok := c.(map[string]any); ok && c["type"] == "Established" && c["status"] == "True" {
-				return true
-			}
-		}
-		return false
-	})
-	eventually(t, 30*time.Second, "discovery to serve monitoring.coreos.com/v1", func() bool {
-		mapper.Reset()
-		_, err := mapper.RESTMapping(schema.GroupKind{Group: "monitoring.coreos.com", Kind: "ServiceMonitor"}, "v1")
-		return err == nil
-	})
-
-	create := func(u *unstructured.Unstructured, dryRun bool) error {
-		gvk := u.GroupVersionKind()
-		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			return err
-		}
-		opts := metav1.CreateOptions{FieldValidation: "Strict"}
-		if dryRun {
-			opts.DryRun = []string{metav1.DryRunAll}
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
-		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			if u.GetNamespace() == "" {
-				return errors.New("a namespaced object without metadata.namespace: kubectl apply would put it in the current namespace")
-			}
-			ri = dyn.Resource(mapping.Resource).Namespace(u.GetNamespace())
-		} else if u.GetNamespace() != "" {
-			return errors.New("a cluster-scoped object with metadata.namespace")
-		}
-		_, err = ri.Create(ctx, u, opts)
-		return err
-	}
-
-	sorted := slices.Clone(ms)
-	slices.SortStableFunc(sorted, func(a, b manifest) int { return rank(a.obj.GetKind()) - rank(b.obj.GetKind()) })
-	t.Run("dry-run", func(t *testing.T) {
-		for _, m := range sorted {
-			forReal := m.obj.GetKind() == "Namespace"
-			if err := create(m.obj.DeepCopy(), !forReal); err != nil {
-				t.Errorf("%s: %s %s: %v", m.file, m.obj.GetKind(), m.obj.GetName(), err)
-			}
-		}
-		// The check is real: strict validation refuses a misspelt field.
-		for _, m := range ms {
-			if m.obj.GetKind() != "Deployment" {
-				continue
-			}
-			bad := m.obj.DeepCopy()
-			containers, _, _ := unstructured.NestedSlice(bad.Object, "spec", "template", "spec", "containers")
-			containers[0].(map[string]any)["readinesProbe"] = map[string]any{}
-			_ = unstructured.SetNestedSlice(bad.Object, containers, "spec", "template", "spec", "containers")
-			if err := create(bad, true); err == nil || !strings.Contains(err.Error(), "readinesProbe") {
-				t.Errorf("a Deployment with a misspelt readinesProbe: got %v, want an error naming it", err)
-			}
-		}
-	})
+	api := deploycheck.NewAPIServer(t, "deploy")
+	t.Run("dry-run", func(t *testing.T) { api.CheckAccepted(t, ms) })
 	if t.Failed() {
 		return
 	}
-
 	t.Run("the service account can do what the daemon does, and no more", func(t *testing.T) {
-		for _, m := range sorted {
-			switch m.obj.GetKind() {
-			case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
-				if err := create(m.obj.DeepCopy(), false); err != nil {
-					t.Fatalf("%s: %s %s: %v", m.file, m.obj.GetKind(), m.obj.GetName(), err)
-				}
-			}
-		}
-		sa := one[corev1.ServiceAccount](t, ms, "ServiceAccount")
-		cfg, _ := config(t, ms)
-		asSA := rest.CopyConfig(admin)
-		user := "system:serviceaccount:" + sa.Namespace + ":" + sa.Name
-		groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + sa.Namespace, "system:authenticated"}
-		asSA.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
-		client, err := kubernetes.NewForConfig(asSA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		adminClient, err := cl.Clientset()
-		if err != nil {
-			t.Fatal(err)
-		}
-
-		// Leader election, by the daemon's own Elector, with the Lease the
-		// configuration names, through a kubeconfig context that acts as
-		// the service account.
-		kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-		api := cl.KubeconfigAPI()
-		api.AuthInfos[cl.Name].Impersonate, api.AuthInfos[cl.Name].ImpersonateGroups = user, groups
-		if err := clientcmd.WriteToFile(*api, kubeconfig); err != nil {
-			t.Fatal(err)
-		}
-		local := &schemas.ServeConfig{
-			Source:         schemas.ServeSource{URL: t.TempDir()},
-			Backend:        schemas.ServeBackend{Type: "local", StateDir: t.TempDir()},
-			Kubeconfig:     kubeconfig,
-			AuditLog:       filepath.Join(t.TempDir(), "audit.log"),
-			LeaderElection: cfg.LeaderElection,
-		}
-		local.LeaderElection.KubeconfigContext = cl.Name
-		local.LeaderElection.LeaseDuration, local.LeaderElection.RenewDeadline, local.LeaderElection.RetryPeriod = "4s", "3s", "500ms"
-		d, err := serve.New(ctx, local, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		elector := serve.NewElector(d, "deploy-test")
-		electCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- elector.Run(electCtx) }()
-		eventually(t, 30*time.Second, "the service account to take the lease", elector.Leading)
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("leader election: %v", err)
-		}
-		lease, err := adminClient.CoordinationV1().Leases(cfg.LeaderElection.Namespace).Get(ctx, cfg.LeaderElection.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("the Lease %s/%s: %v", cfg.LeaderElection.Namespace, cfg.LeaderElection.Name, err)
-		}
-		// Released on cancel: an update by the service account too.
-		if lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
-			t.Errorf("the lease is still held by %q after the elector stopped", *lease.Spec.HolderIdentity)
-		}
-
-		// Delivery: the Kubernetes target's own code, as the service account.
-		for _, ns := range []string{"payments", "legacy"} {
-			if _, err := adminClient.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		certPEM, keyPEM := selfSigned(t, "api.payments.example.test")
-		if _, err := adminClient.CoreV1().Secrets("legacy").Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "hand-made-tls"}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		kube := &target.Kube{Clients: func(context.Context, string) (kubernetes.Interface, error) { return client, nil }}
-		tgt := render.Target{Address: render.KubernetesAddress("local", "payments", "api-tls")}
-		md := target.Meta{CertificateID: "payments/api", Issuer: "mtls", RenewAt: time.Now().Add(time.Hour), Revision: "main@sha1:0"}
-		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM, CA: certPEM}, md, nil); err != nil {
-			t.Fatalf("writing a Secret as the service account: %v", err)
-		}
-		observed, err := kube.ObserveCluster(ctx, "local")
-		if err != nil {
-			t.Fatalf("listing TLS Secrets in every namespace as the service account: %v", err)
-		}
-		if o := observed[tgt.Key]; o == nil || !o.Managed || !o.KeyMatches {
-			t.Errorf("the written Secret observed as %+v; want managed, with its key", o)
-		}
-		if o := observed[render.KubernetesAddress("local", "legacy", "hand-made-tls").Key]; o == nil || o.Managed {
-			t.Errorf("the hand-made Secret in another namespace observed as %+v; want unmanaged", o)
-		}
-		if err := kube.Write(ctx, tgt, target.Bundle{Cert: certPEM, Key: keyPEM}, md, observed[tgt.Key]); err != nil {
-			t.Errorf("updating the Secret as the service account: %v", err)
-		}
-		if err := kube.Delete(ctx, tgt, md.CertificateID, nil); err != nil {
-			t.Errorf("pruning the Secret as the service account: %v", err)
-		}
-
-		// And no more.
-		denied := map[string]func() error{
-			"list ConfigMaps in its own namespace": func() error {
-				_, err := client.CoreV1().ConfigMaps(sa.Namespace).List(ctx, metav1.ListOptions{})
-				return err
-			},
-			"list Pods": func() error { _, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); return err },
-			"list Namespaces": func() error {
-				_, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-				return err
-			},
-			"delete its Lease": func() error {
-				return client.CoordinationV1().Leases(cfg.LeaderElection.Namespace).Delete(ctx, cfg.LeaderElection.Name, metav1.DeleteOptions{})
-			},
-			"take another Lease": func() error {
-				_, err := client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
-				return err
-			},
-			"write a Role": func() error {
-				_, err := client.RbacV1().Roles(sa.Namespace).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
-				return err
-			},
-		}
-		for what, do := range denied {
-			if err := do(); !apierrors.IsForbidden(err) {
-				t.Errorf("the service account may %s (err %v); want Forbidden", what, err)
-			}
-		}
+		api.CheckServiceAccount(t, ms)
 	})
-}
-
-func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func selfSigned(t *testing.T, name string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }

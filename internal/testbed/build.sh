@@ -128,6 +128,19 @@ build_promtool() {
 		"github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
 }
 
+build_goreleaser() {
+	# Builds the provider's release archives (make release-snapshot and its test).
+	GOBIN=$1 go install -trimpath -ldflags="-s -w -X main.version=${GORELEASER_VERSION#v}" \
+		"github.com/goreleaser/goreleaser/v2@$GORELEASER_VERSION"
+}
+
+build_helm() {
+	# Lints and renders charts/certfleet; a CLI rather than a library, so helm's
+	# Kubernetes modules never meet the project's client-go in one go.mod.
+	GOBIN=$1 go install -trimpath -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 # part NAME VERSION MINUTES: build one part unless the cache has it. The binary
 # is built into a temporary directory and renamed, so an interrupted build never
 # leaves a half-written binary that looks cached.
@@ -170,11 +183,13 @@ one() {
 	etcd) part etcd "$ETCD_VERSION" 2 ;;
 	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 ;;
 	promtool) part promtool "$PROMTOOL_VERSION" 5 ;;
+	goreleaser) part goreleaser "$GORELEASER_VERSION" 5 ;;
+	helm) part helm "$HELM_VERSION" 3 ;;
 	esac
 }
 
 # The longest first, so two lanes finish close together.
-all="kube-apiserver vault tofu promtool terraform etcd"
+all="kube-apiserver vault tofu promtool goreleaser terraform helm etcd"
 parts=${TESTBED_PARTS:-$all}
 for p in $parts; do
 	case " $all " in *" $p "*) ;; *) say "unknown part $p (known: $all)"; exit 2 ;; esac
