@@ -107,7 +107,7 @@ func TestConcurrencyTwoReplicas(t *testing.T) {
 	t.Parallel()
 	n := size(20, 200)
 	period := size(20, 120)
-	s := newScenario(t, "Concurrency: two replicas", fmt.Sprintf("two daemons without leader election (interval 1s) on one Vault backend and %d directory targets for %d s, certificates added halfway", n, period))
+	s := newScenario(t, "Concurrency: two replicas", fmt.Sprintf("two daemons without leader election (interval 1s) on one Vault backend and %d directory targets for %d s, certificates added halfway (and every 3 s after, until the two meet)", n, period))
 	s.reps = "2 replicas"
 	f := newVaultFleet(s)
 	writeFiles(t, f.repo, certificates("svc", n, "  duration: 24h", dirTarget))
@@ -122,8 +122,23 @@ func TestConcurrencyTwoReplicas(t *testing.T) {
 	n += n / 2
 	time.Sleep(time.Duration(period/2) * time.Second)
 	refusals := func(d *daemon) int { b, _ := os.ReadFile(d.p.log); return strings.Count(string(b), lockRefusal) }
-	// Until the two have met at least once (bounded): overlap is a matter of timing.
-	eventually(2*time.Minute, func() bool { return refusals(a)+refusals(b) > 0 })
+	// Until the two have met at least once (bounded): overlap is a matter of
+	// timing, and two idle 1 s loops can stay out of phase for good (CI saw
+	// 141 passes each without one refusal), so each 3 s without a meeting
+	// brings more certificates for both to race over.
+	batch, more, last := 0, n/3, time.Now()
+	eventually(2*time.Minute, func() bool {
+		if refusals(a)+refusals(b) > 0 {
+			return true
+		}
+		if time.Since(last) > 3*time.Second {
+			batch++
+			writeFiles(t, f.repo, certificates(fmt.Sprintf("extra%d", batch), more, "  duration: 24h", dirTarget))
+			n += more
+			last = time.Now()
+		}
+		return false
+	})
 	if !eventually(time.Minute, func() bool { return len(pairs(f.out)) == n }) {
 		s.bar(false, "the fleet did not converge")
 	}
