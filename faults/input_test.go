@@ -15,6 +15,9 @@ import (
 var (
 	fuzzFunc  = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(f \*testing\.F\)`)
 	fuzzExecs = regexp.MustCompile(`execs: (\d+)`)
+	// fuzzBaseline is the fuzzer's progress through the seed corpus, all a
+	// short budget may reach before the first "execs:" line.
+	fuzzBaseline = regexp.MustCompile(`gathering baseline coverage: (\d+/\d+) completed`)
 )
 
 // fuzzTarget is a fuzz function and the directory of its package.
@@ -81,6 +84,8 @@ func TestInput(t *testing.T) {
 		execs := "?"
 		if m := fuzzExecs.FindAllStringSubmatch(string(out), -1); len(m) > 0 {
 			execs = m[len(m)-1][1]
+		} else if m := fuzzBaseline.FindAllStringSubmatch(string(out), -1); len(m) > 0 {
+			execs = "the seed corpus (" + m[len(m)-1][1] + ") and no new"
 		}
 		if err != nil {
 			crashes++
