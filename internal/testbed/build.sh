@@ -152,7 +152,7 @@ part() {
 		say "$name $version: cached ($dest)"
 		return 0
 	fi
-	say "$name $version: building, because $dest is missing (about $minutes min on 2 cores cold)"
+	say "$name $version: building, because $dest is missing (about $minutes min on 2 cores cold, beside another part)"
 	tmp=$(mktemp -d "$work/$name.XXXX")
 	log=$work/$name.log
 	start=$SECONDS
@@ -177,13 +177,13 @@ part() {
 
 one() {
 	case $1 in
-	terraform) part terraform "$TERRAFORM_VERSION" 3 ;;
-	tofu) part tofu "$TOFU_VERSION" 6 ;;
-	vault) part vault "$VAULT_VERSION" 7 ;;
-	etcd) part etcd "$ETCD_VERSION" 2 ;;
-	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 7 ;;
-	promtool) part promtool "$PROMTOOL_VERSION" 5 ;;
-	goreleaser) part goreleaser "$GORELEASER_VERSION" 5 ;;
+	terraform) part terraform "$TERRAFORM_VERSION" 6 ;;
+	tofu) part tofu "$TOFU_VERSION" 14 ;;
+	vault) part vault "$VAULT_VERSION" 34 ;;
+	etcd) part etcd "$ETCD_VERSION" 1 ;;
+	kube-apiserver) part kube-apiserver "$KUBE_VERSION" 23 ;;
+	promtool) part promtool "$PROMTOOL_VERSION" 6 ;;
+	goreleaser) part goreleaser "$GORELEASER_VERSION" 7 ;;
 	helm) part helm "$HELM_VERSION" 3 ;;
 	esac
 }
