@@ -17,14 +17,16 @@ var versions = parseVersions(versionsEnv)
 
 func parseVersions(s string) map[string]string {
 	keys := map[string]string{
-		"TERRAFORM_VERSION":  "terraform",
-		"TOFU_VERSION":       "tofu",
-		"VAULT_VERSION":      "vault",
-		"KUBE_VERSION":       "kube-apiserver",
-		"ETCD_VERSION":       "etcd",
-		"PROMTOOL_VERSION":   "promtool",
-		"GORELEASER_VERSION": "goreleaser",
-		"HELM_VERSION":       "helm",
+		"TERRAFORM_VERSION":           "terraform",
+		"TOFU_VERSION":                "tofu",
+		"VAULT_VERSION":               "vault",
+		"KUBE_VERSION":                "kube-apiserver",
+		"ETCD_VERSION":                "etcd",
+		"PROMTOOL_VERSION":            "promtool",
+		"GORELEASER_VERSION":          "goreleaser",
+		"HELM_VERSION":                "helm",
+		"PEBBLE_VERSION":              "pebble",
+		"PEBBLE_CHALLTESTSRV_VERSION": "pebble-challtestsrv",
 	}
 	out := map[string]string{}
 	for _, line := range strings.Split(s, "\n") {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the servers the tests run against (terraform, OpenTofu, Vault, etcd,
-# kube-apiserver) and the tools they check with (promtool) from the Go module
+# kube-apiserver, Pebble) and the tools they check with (promtool) from the Go module
 # proxy, once, into a cache keyed by version.
 # Only what is missing is built; a warm cache makes this a no-op.
 #
@@ -134,6 +134,19 @@ build_goreleaser() {
 		"github.com/goreleaser/goreleaser/v2@$GORELEASER_VERSION"
 }
 
+build_pebble() {
+	# The ACME server the ACME issuer's tests run against, with its real
+	# validation (HTTP-01 against certfleet's listener, DNS-01 against
+	# pebble-challtestsrv's DNS).
+	GOBIN=$1 go install -trimpath -ldflags='-s -w' "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
+}
+
+build_pebble_challtestsrv() {
+	# Pebble's DNS server: answers the TXT records a DNS-01 solver sets through
+	# its management API.
+	GOBIN=$1 go install -trimpath -ldflags='-s -w' "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_CHALLTESTSRV_VERSION"
+}
+
 build_helm() {
 	# Lints and renders charts/certfleet; a CLI rather than a library, so helm's
 	# Kubernetes modules never meet the project's client-go in one go.mod.
@@ -185,11 +198,13 @@ one() {
 	promtool) part promtool "$PROMTOOL_VERSION" 6 ;;
 	goreleaser) part goreleaser "$GORELEASER_VERSION" 7 ;;
 	helm) part helm "$HELM_VERSION" 3 ;;
+	pebble) part pebble "$PEBBLE_VERSION" 1 ;;
+	pebble-challtestsrv) part pebble-challtestsrv "$PEBBLE_CHALLTESTSRV_VERSION" 1 ;;
 	esac
 }
 
 # The longest first, so two lanes finish close together.
-all="kube-apiserver vault tofu promtool goreleaser terraform helm etcd"
+all="kube-apiserver vault tofu promtool goreleaser terraform helm etcd pebble pebble-challtestsrv"
 parts=${TESTBED_PARTS:-$all}
 for p in $parts; do
 	case " $all " in *" $p "*) ;; *) say "unknown part $p (known: $all)"; exit 2 ;; esac
