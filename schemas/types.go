@@ -134,10 +134,15 @@ type Issuer struct {
 	Spec     IssuerSpec `json:"spec"`
 }
 
-// IssuerSpec mirrors the Vault PKI role the issuer signs through.
+// IssuerSpec mirrors the Vault PKI role the issuer signs through, or,
+// with acme set, names the ACME CA that issues instead.
 type IssuerSpec struct {
-	// Authority names the Authority that signs.
-	Authority string `json:"authority"`
+	// Authority names the Authority that signs. Required unless acme is set; empty with acme.
+	Authority string `json:"authority,omitempty"`
+	// ACME makes this issuer order certificates from an ACME CA (Let's
+	// Encrypt, ZeroSSL, step-ca, Vault's ACME) instead of an Authority. The
+	// role fields below do not apply to it; policies do.
+	ACME *ACMEIssuer `json:"acme,omitempty"`
 	// Role is the Vault role's name. Default: the issuer's name.
 	Role string `json:"role,omitempty"`
 	// AllowedDomains are the domains the role may issue for.
@@ -172,6 +177,70 @@ type IssuerSpec struct {
 	ExtKeyUsage []string `json:"extKeyUsage,omitempty"`
 	// NoStore keeps issued certificates out of Vault's storage. Default false.
 	NoStore bool `json:"noStore,omitempty"`
+}
+
+// ACMEIssuer is where and how an ACME issuer orders certificates.
+type ACMEIssuer struct {
+	// Server is the ACME directory URL (https://acme-v02.api.letsencrypt.org/directory).
+	Server string `json:"server"`
+	// Email is the account's contact address. Optional.
+	Email string `json:"email,omitempty"`
+	// ExternalAccountBinding binds the account to one at the CA (ZeroSSL,
+	// Sectigo, step-ca); required by some CAs. Its HMAC key is read from a
+	// file or Vault KV, never written here.
+	ExternalAccountBinding *ACMEExternalAccountBinding `json:"externalAccountBinding,omitempty"`
+	// CABundle is PEM CA certificates to trust for the directory's TLS, on
+	// top of the system's. Optional.
+	CABundle string `json:"caBundle,omitempty"`
+	// PreferredChain is the common name of the root to prefer when the CA
+	// offers alternate chains. Default: the CA's default chain.
+	PreferredChain string `json:"preferredChain,omitempty"`
+	// Profile is the ACME profile to order (draft-ietf-acme-profiles). Default: the CA's default.
+	Profile string `json:"profile,omitempty"`
+	// Solvers say how certfleet proves control of the names. At least one.
+	// With both, a name whose order offers HTTP-01 uses it, wildcards use DNS-01.
+	Solvers ACMESolvers `json:"solvers"`
+}
+
+// ACMEExternalAccountBinding is a CA's account binding: a key ID and an
+// HMAC key from exactly one of hmacKeyFile and hmacKeyVaultKV.
+type ACMEExternalAccountBinding struct {
+	// KeyID is the CA's EAB key identifier.
+	KeyID string `json:"keyID"`
+	// HMACKeyFile is a file holding the base64url HMAC key (a mounted Secret).
+	HMACKeyFile string `json:"hmacKeyFile,omitempty"`
+	// HMACKeyVaultKV is a KV v2 secret holding the key, as mount/path#field
+	// (secret/acme/zerossl#hmac); read with the Vault backend's token.
+	HMACKeyVaultKV string `json:"hmacKeyVaultKV,omitempty"`
+}
+
+// ACMESolvers are the challenge types an ACME issuer answers.
+type ACMESolvers struct {
+	// HTTP01 answers /.well-known/acme-challenge/ on certfleet's own listener
+	// (serve's, or --acme-http01-listen for one-shot runs); port 80 of
+	// every name must reach it.
+	HTTP01 *ACMEHTTP01 `json:"http01,omitempty"`
+	// DNS01 publishes TXT records through a DNS provider of the ACME library (lego).
+	DNS01 *ACMEDNS01 `json:"dns01,omitempty"`
+}
+
+// ACMEHTTP01 is the HTTP-01 solver; it has no settings yet.
+type ACMEHTTP01 struct{}
+
+// ACMEDNS01 is the DNS-01 solver.
+type ACMEDNS01 struct {
+	// Provider is the lego DNS provider's name (exec, httpreq,
+	// cloudflare, …); it reads its usual environment variables
+	// (CLOUDFLARE_DNS_API_TOKEN, EXEC_PATH, …), so no credential is written here.
+	Provider string `json:"provider"`
+	// Nameservers are the resolvers (host:port) the propagation check asks
+	// before the CA is told to look. Default: the system's.
+	Nameservers []string `json:"nameservers,omitempty"`
+	// PropagationTimeout bounds the wait for the record to be visible. Default 2m.
+	PropagationTimeout Duration `json:"propagationTimeout,omitempty"`
+	// SkipAuthoritativeCheck checks only the nameservers above, not the
+	// zone's authoritative ones (split-horizon DNS). Default false.
+	SkipAuthoritativeCheck bool `json:"skipAuthoritativeCheck,omitempty"`
 }
 
 // RoleName is the Vault role the issuer signs through.

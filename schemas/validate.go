@@ -474,8 +474,14 @@ func vaultKeyField(keyType string, allowAny bool) string {
 }
 
 func validateIssuer(e *errs, s *IssuerSpec) {
-	if s.Authority == "" {
-		e.add("spec.authority", "authority is required", "name the Authority that signs")
+	switch {
+	case s.ACME != nil && s.Authority != "":
+		e.add("spec.authority", "authority is set on an ACME issuer", "remove authority: the ACME CA signs")
+	case s.ACME == nil && s.Authority == "":
+		e.add("spec.authority", "authority is required", "name the Authority that signs, or set acme")
+	}
+	if s.ACME != nil {
+		validateACME(e, s.ACME)
 	}
 	if p, h := checkVaultKey(s.KeyType, s.KeyBits, true); p != "" {
 		e.add(vaultKeyField(s.KeyType, true), p, h)
@@ -581,4 +587,55 @@ func parseCIDR(s string) (*net.IPNet, error) {
 	}
 	_, n, err := net.ParseCIDR(s)
 	return n, err
+}
+
+// ACMEDNSProviders are the lego DNS providers built into certfleet. lego's
+// factory of every provider cannot be built here (some of their SDKs are
+// not served), so the list is explicit; adding one is a line in
+// internal/backend.
+var ACMEDNSProviders = []string{"exec", "httpreq", "cloudflare"}
+
+func validateACME(e *errs, a *ACMEIssuer) {
+	if p, h := checkURI(a.Server); a.Server == "" || p != "" || !strings.HasPrefix(a.Server, "https://") || hostless(a.Server) {
+		if p == "" {
+			p, h = "is not an https:// URL with a host", "write the CA's directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory"
+		}
+		e.addf("spec.acme.server", h, "server %s %s", quote(a.Server), p)
+	}
+	if p := checkEmail(a.Email); a.Email != "" && p != "" {
+		e.addf("spec.acme.email", "write an e-mail address, e.g. pki@example.com", "email %s %s", quote(a.Email), p)
+	}
+	if a.CABundle != "" && !strings.Contains(a.CABundle, "-----BEGIN CERTIFICATE-----") {
+		e.add("spec.acme.caBundle", "caBundle is not PEM certificates", "paste the PEM blocks, from -----BEGIN CERTIFICATE-----")
+	}
+	if b := a.ExternalAccountBinding; b != nil {
+		if b.KeyID == "" {
+			e.add("spec.acme.externalAccountBinding.keyID", "keyID is required", "give the key ID the CA issued")
+		}
+		switch {
+		case b.HMACKeyFile == "" && b.HMACKeyVaultKV == "":
+			e.add("spec.acme.externalAccountBinding", "no HMAC key source", "set hmacKeyFile (a file) or hmacKeyVaultKV (mount/path#field); the key itself never goes in a manifest")
+		case b.HMACKeyFile != "" && b.HMACKeyVaultKV != "":
+			e.add("spec.acme.externalAccountBinding", "both hmacKeyFile and hmacKeyVaultKV are set", "keep one")
+		case b.HMACKeyVaultKV != "" && !strings.Contains(b.HMACKeyVaultKV, "#"):
+			e.addf("spec.acme.externalAccountBinding.hmacKeyVaultKV", "write mount/path#field, e.g. secret/acme/eab#hmac",
+				"hmacKeyVaultKV %s names no field", quote(b.HMACKeyVaultKV))
+		}
+	}
+	if a.Solvers.HTTP01 == nil && a.Solvers.DNS01 == nil {
+		e.add("spec.acme.solvers", "no solver", "set http01: {} (certfleet answers on its listener) or dns01 with a provider")
+	}
+	if d := a.Solvers.DNS01; d != nil {
+		if !slices.Contains(ACMEDNSProviders, d.Provider) {
+			e.addf("spec.acme.solvers.dns01.provider", "use one of "+strings.Join(ACMEDNSProviders, ", "), "provider %s is not one certfleet carries", quote(d.Provider))
+		}
+		if _, err := d.PropagationTimeout.Parse(); err != nil {
+			e.add("spec.acme.solvers.dns01.propagationTimeout", err.Error(), durationHint)
+		}
+		for i, ns := range d.Nameservers {
+			if _, _, err := net.SplitHostPort(ns); err != nil {
+				e.addf(index("spec.acme.solvers.dns01.nameservers", i), "write host:port, e.g. 10.0.0.53:53", "nameserver %s is not host:port", quote(ns))
+			}
+		}
+	}
 }
