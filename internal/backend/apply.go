@@ -60,6 +60,10 @@ func Parent(ctx context.Context, b Backend, a *schemas.Authority) (*schemas.Auth
 // WriteIssuer writes an issuer's role in its authority's mount and records
 // the issuer in the catalog.
 func WriteIssuer(ctx context.Context, b Backend, iss *schemas.Issuer) error {
+	if iss.Spec.ACME != nil {
+		// No authority and no role: the ACME CA signs; its account is made on first issuance.
+		return PutObject(ctx, b, iss)
+	}
 	a, err := GetObject[schemas.Authority](ctx, b, schemas.KindAuthority, iss.Spec.Authority)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("authority %q of issuer %q: %w of %s; create the authority first", iss.Spec.Authority, iss.Metadata.Name, ErrUnknownAuthority, b.Describe())

@@ -22,6 +22,10 @@ func Permanent(err error) bool {
 	if errors.Is(err, pki.ErrNotAllowed) || errors.Is(err, ErrNotFound) {
 		return true
 	}
+	var p *ACMEProblem
+	if errors.As(err, &p) {
+		return p.Permanent()
+	}
 	var re *vaultapi.ResponseError
 	return errors.As(err, &re) && (re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusNotFound)
 }

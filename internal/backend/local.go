@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -32,6 +33,15 @@ import (
 type Local struct {
 	root string
 	now  func() time.Time
+
+	acmeOnce sync.Once
+	acme     *acmeSigner
+}
+
+// acmeSigner orders ACME certificates with the accounts in this directory.
+func (l *Local) acmeSigner() *acmeSigner {
+	l.acmeOnce.Do(func() { l.acme = &acmeSigner{store: l} })
+	return l.acme
 }
 
 // OpenLocal opens (creating it if needed) a local backend directory.
@@ -304,6 +314,9 @@ func (l *Local) roleFile(iss *schemas.Issuer, a *schemas.Authority) string {
 }
 
 func (l *Local) PutRole(_ context.Context, iss *schemas.Issuer, a *schemas.Authority) error {
+	if iss.Spec.ACME != nil {
+		return nil // an ACME issuer has no role: its CA decides
+	}
 	if _, err := l.defaultIssuer(a); err != nil {
 		return err
 	}
@@ -315,6 +328,9 @@ func (l *Local) PutRole(_ context.Context, iss *schemas.Issuer, a *schemas.Autho
 }
 
 func (l *Local) RoleExists(_ context.Context, iss *schemas.Issuer, a *schemas.Authority) (bool, error) {
+	if iss.Spec.ACME != nil {
+		return true, nil
+	}
 	_, err := os.Stat(l.roleFile(iss, a))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -323,6 +339,9 @@ func (l *Local) RoleExists(_ context.Context, iss *schemas.Issuer, a *schemas.Au
 }
 
 func (l *Local) DeleteRole(_ context.Context, iss *schemas.Issuer, a *schemas.Authority) error {
+	if iss.Spec.ACME != nil {
+		return nil
+	}
 	err := os.Remove(l.roleFile(iss, a))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -335,7 +354,10 @@ func (l *Local) DeleteRole(_ context.Context, iss *schemas.Issuer, a *schemas.Au
 // checks, subject (the common name alone), key usage, extended key usages
 // and signature algorithm as Vault's pki/sign/<role>. The role's noStore
 // has no effect here: the local backend never stores issued certificates.
-func (l *Local) Sign(_ context.Context, iss *schemas.Issuer, a *schemas.Authority, csrPEM []byte, ttl time.Duration) (*Signed, error) {
+func (l *Local) Sign(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority, csrPEM []byte, ttl time.Duration) (*Signed, error) {
+	if iss.Spec.ACME != nil {
+		return l.acmeSigner().Sign(ctx, iss, csrPEM)
+	}
 	b, err := os.ReadFile(l.roleFile(iss, a))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("role %s of %s: %w", iss.Spec.RoleName(iss.Metadata.Name), a.Spec.Mount, ErrNotFound)

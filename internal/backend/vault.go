@@ -28,6 +28,34 @@ type Vault struct {
 	mu        sync.Mutex
 	kvReady   bool
 	pkiMounts map[string]bool
+
+	acmeOnce sync.Once
+	acme     *acmeSigner
+}
+
+// acmeSigner orders ACME certificates with the accounts in the catalog
+// mount; EAB keys may come from any KV v2 secret the token reads.
+func (v *Vault) acmeSigner() *acmeSigner {
+	v.acmeOnce.Do(func() { v.acme = &acmeSigner{store: v, kvRead: v.readKVField} })
+	return v.acme
+}
+
+// readKVField reads mount/path#field from a KV v2 secret.
+func (v *Vault) readKVField(ctx context.Context, ref string) (string, error) {
+	loc, field, _ := strings.Cut(ref, "#")
+	mount, path, ok := strings.Cut(loc, "/")
+	if !ok || field == "" {
+		return "", fmt.Errorf("%s is not mount/path#field", ref)
+	}
+	s, err := v.client.KVv2(mount).Get(ctx, path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s from Vault: %w", loc, err)
+	}
+	val, ok := s.Data[field].(string)
+	if !ok || val == "" {
+		return "", fmt.Errorf("%s has no field %s", loc, field)
+	}
+	return val, nil
 }
 
 // OpenVault connects to Vault; c must have been completed by WithEnv.
@@ -464,6 +492,9 @@ func rolePath(iss *schemas.Issuer, a *schemas.Authority) string {
 }
 
 func (v *Vault) PutRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) error {
+	if iss.Spec.ACME != nil {
+		return nil // an ACME issuer has no role: its CA decides
+	}
 	s := iss.Spec
 	kt := s.KeyType
 	if kt == "" {
@@ -503,6 +534,9 @@ func (v *Vault) PutRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Aut
 }
 
 func (v *Vault) RoleExists(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) (bool, error) {
+	if iss.Spec.ACME != nil {
+		return true, nil
+	}
 	_, err := v.read(ctx, rolePath(iss, a))
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -511,6 +545,9 @@ func (v *Vault) RoleExists(ctx context.Context, iss *schemas.Issuer, a *schemas.
 }
 
 func (v *Vault) DeleteRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) error {
+	if iss.Spec.ACME != nil {
+		return nil
+	}
 	_, err := v.client.Logical().DeleteWithContext(ctx, rolePath(iss, a))
 	if isStatus(err, http.StatusNotFound) {
 		return nil
@@ -519,6 +556,9 @@ func (v *Vault) DeleteRole(ctx context.Context, iss *schemas.Issuer, a *schemas.
 }
 
 func (v *Vault) Sign(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority, csrPEM []byte, ttl time.Duration) (*Signed, error) {
+	if iss.Spec.ACME != nil {
+		return v.acmeSigner().Sign(ctx, iss, csrPEM)
+	}
 	path := a.Spec.Mount + "/sign/" + iss.Spec.RoleName(iss.Metadata.Name)
 	out, err := v.write(ctx, path, map[string]any{
 		"csr": string(csrPEM), "ttl": fmt.Sprintf("%ds", int64(ttl.Seconds())), "format": "pem",
