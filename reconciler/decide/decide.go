@@ -641,6 +641,31 @@ func RetryDelay(attempts int, base, max time.Duration) time.Duration {
 	return delay
 }
 
+// ACMERetryBackoff is the first delay before ordering again after an ACME
+// order failed, when nothing longer is configured: every order costs the
+// CA's quota, so even one-shot runs (whose backoff is 0 by default) do not
+// order again on every pass. It doubles per failure up to ACMEMaxRetryBackoff.
+const (
+	ACMERetryBackoff    = time.Minute
+	ACMEMaxRetryBackoff = 6 * time.Hour
+)
+
+// RetryDelayFor is how long a certificate of iss waits after its
+// attempts-th failure in a row: RetryDelay's doubling, with, for an ACME
+// issuer, at least ACMERetryBackoff as the base and at least the CA's
+// Retry-After.
+func RetryDelayFor(iss *schemas.Issuer, attempts int, base, maxDelay, retryAfter time.Duration) time.Duration {
+	if iss != nil && iss.Spec.ACME != nil {
+		if base <= 0 {
+			base = ACMERetryBackoff
+		}
+		if maxDelay <= 0 {
+			maxDelay = ACMEMaxRetryBackoff
+		}
+	}
+	return max(RetryDelay(attempts, base, maxDelay), retryAfter)
+}
+
 // DefaultMaxPruneShare is the largest share of managed targets one pass
 // prunes unless forced.
 const DefaultMaxPruneShare = 0.5

@@ -903,6 +903,33 @@ func TestRetryDelayDoublesUpToTheCap(t *testing.T) {
 	}
 }
 
+func TestRetryDelayForACMENeverOrdersOnEveryPass(t *testing.T) {
+	acmeIssuer := &schemas.Issuer{Spec: schemas.IssuerSpec{ACME: &schemas.ACMEIssuer{Server: "https://ca.test/dir"}}}
+	vaultIssuer := &schemas.Issuer{Spec: schemas.IssuerSpec{Authority: "root"}}
+	tests := []struct {
+		name             string
+		iss              *schemas.Issuer
+		attempts         int
+		base, max, after time.Duration
+		want             time.Duration
+	}{
+		{name: "a Vault issuer without backoff retries on every pass", iss: vaultIssuer, attempts: 3, want: 0},
+		{name: "an ACME issuer without backoff still waits a minute", iss: acmeIssuer, attempts: 1, want: decide.ACMERetryBackoff},
+		{name: "and doubles it per failure", iss: acmeIssuer, attempts: 4, want: 8 * decide.ACMERetryBackoff},
+		{name: "up to its own cap", iss: acmeIssuer, attempts: 30, want: decide.ACMEMaxRetryBackoff},
+		{name: "a configured backoff wins", iss: acmeIssuer, attempts: 2, base: time.Hour, max: 3 * time.Hour, want: 2 * time.Hour},
+		{name: "the CA's Retry-After wins when longer", iss: acmeIssuer, attempts: 1, after: 5 * time.Hour, want: 5 * time.Hour},
+		{name: "Retry-After holds for any issuer", iss: vaultIssuer, attempts: 1, base: time.Second, after: time.Minute, want: time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decide.RetryDelayFor(tt.iss, tt.attempts, tt.base, tt.max, tt.after); got != tt.want {
+				t.Errorf("RetryDelayFor(%d, %s, %s, %s) = %s, want %s", tt.attempts, tt.base, tt.max, tt.after, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestActionNamesWhatADecisionDoes(t *testing.T) {
 	f := newFixture(t)
 	tg := dirTarget("/srv/a")

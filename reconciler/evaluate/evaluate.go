@@ -51,6 +51,9 @@ const (
 	// ReasonKeyRefusedByIssuer: the issuer's role refuses the private key's
 	// type or size; Vault would refuse to sign.
 	ReasonKeyRefusedByIssuer schemas.Reason = "KeyRefusedByIssuer"
+	// ReasonIdentifierNotACME: a URI or e-mail SAN asked of an ACME issuer,
+	// which orders only DNS names and IP addresses.
+	ReasonIdentifierNotACME schemas.Reason = "IdentifierNotACME"
 )
 
 // warningReasons are catalog findings that leave a certificate valid.
@@ -214,8 +217,39 @@ func locate(d *render.Desired, vs []schemas.Violation) []schemas.LocatedViolatio
 // catalogCheck is one cross-check against the catalog.
 type catalogCheck func(e *Evaluator, d *render.Desired) []schemas.Violation
 
-var catalogChecks = []catalogCheck{checkIssuerExists, checkIssuerTTL, checkAuthorityLifetime,
-	checkIssuerKey, checkUsages, checkSubject, checkSignatureAlgorithm, checkCatalogMount}
+var catalogChecks = []catalogCheck{checkIssuerExists, roleCheck(checkIssuerTTL), roleCheck(checkAuthorityLifetime),
+	roleCheck(checkIssuerKey), roleCheck(checkUsages), roleCheck(checkSubject), roleCheck(checkSignatureAlgorithm),
+	checkCatalogMount, checkACMEIdentifiers}
+
+// roleCheck runs a check of a Vault role or authority only for issuers
+// that have them: an ACME issuer has neither, and its CA decides alone.
+func roleCheck(c catalogCheck) catalogCheck {
+	return func(e *Evaluator, d *render.Desired) []schemas.Violation {
+		if iss, _, ok := e.issuer(d.Certificate.Spec.Issuer); ok && iss.Spec.ACME != nil {
+			return nil
+		}
+		return c(e, d)
+	}
+}
+
+// checkACMEIdentifiers refuses SANs an ACME order cannot carry.
+func checkACMEIdentifiers(e *Evaluator, d *render.Desired) []schemas.Violation {
+	iss, _, ok := e.issuer(d.Certificate.Spec.Issuer)
+	if !ok || iss.Spec.ACME == nil {
+		return nil
+	}
+	var out []schemas.Violation
+	spec := d.Certificate.Spec
+	for i, u := range spec.URIs {
+		out = append(out, schemas.Violation{Reason: ReasonIdentifierNotACME, Field: fmt.Sprintf("spec.uris[%d]", i), Value: u,
+			Message: fmt.Sprintf("issuer %q is an ACME issuer, which orders DNS names and IP addresses only; drop the URI or use a Vault issuer", iss.Metadata.Name)})
+	}
+	for i, m := range spec.EmailAddresses {
+		out = append(out, schemas.Violation{Reason: ReasonIdentifierNotACME, Field: fmt.Sprintf("spec.emailAddresses[%d]", i), Value: m,
+			Message: fmt.Sprintf("issuer %q is an ACME issuer, which orders DNS names and IP addresses only; drop the e-mail address or use a Vault issuer", iss.Metadata.Name)})
+	}
+	return out
+}
 
 func checkCatalogMount(e *Evaluator, d *render.Desired) []schemas.Violation {
 	var out []schemas.Violation

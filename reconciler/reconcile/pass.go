@@ -355,7 +355,7 @@ func (p *Pass) issue(ctx context.Context, c *decide.Certificate) (target.Bundle,
 		return target.Bundle{}, fmt.Errorf("issuer %q is not in the catalog: %w", spec.Issuer, backend.ErrNotFound)
 	}
 	auth, ok := p.Catalog.Authorities[iss.Spec.Authority]
-	if !ok {
+	if !ok && iss.Spec.ACME == nil {
 		return target.Bundle{}, fmt.Errorf("authority %q of issuer %q is not in the catalog: %w", iss.Spec.Authority, spec.Issuer, backend.ErrNotFound)
 	}
 	k := spec.Key()
@@ -520,7 +520,8 @@ func (p *Pass) markFailing(e, prev *inventory.Entry, d *render.Desired, issueErr
 	if e.FailureKind == inventory.Permanent {
 		// Retrying cannot help: wait for the declaration or the catalog to change.
 		e.PermanentFor = decide.FailureKey(d, p.Catalog)
-	} else if delay := decide.RetryDelay(e.Attempts, p.RetryBackoff, p.MaxRetryBackoff); delay > 0 {
+	} else if delay := decide.RetryDelayFor(p.Catalog.Issuers[d.Certificate.Spec.Issuer], e.Attempts, p.RetryBackoff,
+		p.MaxRetryBackoff, backend.RetryAfter(issueErr)); delay > 0 {
 		retry := now.Add(delay)
 		e.RetryAt = &retry
 	}
