@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -34,6 +36,8 @@ type passFlags struct {
 	auditLog    string
 	concurrency int
 	jitter      time.Duration
+	// http01Listen is where one-shot runs answer ACME HTTP-01 challenges.
+	http01Listen string
 }
 
 func (f *passFlags) register(cmd *cobra.Command) {
@@ -46,6 +50,7 @@ func (f *passFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.dirRoots, "allow-dir-root", nil, "an absolute directory that absolute directory target paths may lie under; repeatable (default: none, so absolute paths outside --output-dir are refused)")
 	fl.StringVar(&f.auditLog, "audit-log", "", "JSON-lines audit log, appended to; - for standard output (default: audit.log in the local backend's directory, else certfleet-audit.log)")
 	fl.IntVar(&f.concurrency, "concurrency", 8, "parallel issuances and writes")
+	fl.StringVar(&f.http01Listen, "acme-http01-listen", "", "answer ACME issuers' HTTP-01 challenges on this address during the run, e.g. :80 (serve answers on its own listener)")
 	fl.DurationVar(&f.jitter, "renewal-jitter", schemas.MaxJitter, "spread renewals over at most this long (a tenth of renewBefore at most); 0 disables it")
 }
 
@@ -90,6 +95,14 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	audit, closeAudit, err := f.openAudit(cmd, b)
 	if err != nil {
 		return nil, err
+	}
+	if f.http01Listen != "" {
+		stop, err := serveHTTP01(f.http01Listen)
+		if err != nil {
+			closeAudit()
+			return nil, err
+		}
+		closeAudit = func(close func()) func() { return func() { stop(); close() } }(closeAudit)
 	}
 	dir := &target.Directory{Root: f.outputDir, AllowedRoots: f.dirRoots}
 	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, dir, audit)
@@ -281,4 +294,18 @@ Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 	f.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	return cmd
+}
+
+// serveHTTP01 answers ACME HTTP-01 challenges on addr until stop is called.
+func serveHTTP01(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--acme-http01-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+backend.HTTP01Path, backend.HTTP01)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := backend.HTTP01.Serving()
+	go func() { _ = srv.Serve(ln) }()
+	return func() { done(); _ = srv.Close() }, nil
 }

@@ -91,6 +91,7 @@ func runDaemon(ctx context.Context, d *serve.Daemon, cfg *schemas.ServeConfig, l
 		return err
 	}
 	srv := serve.NewServer(d.Handler([]byte(secret), standby), cfg.HTTP)
+	defer backend.HTTP01.Serving()()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 
+	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -70,6 +71,9 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
+	// ACME issuers' HTTP-01 answers: the CA fetches them from port 80 of
+	// each name, which must reach this listener.
+	mux.Handle("GET "+backend.HTTP01Path, backend.HTTP01)
 	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
 		st, _, drift, _ := d.Snapshot()
 		if drift == nil {
