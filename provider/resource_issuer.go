@@ -59,6 +59,63 @@ type issuerModel struct {
 	ClientFlag                types.Bool   `tfsdk:"client_flag"`
 	ExtKeyUsage               types.List   `tfsdk:"ext_key_usage"`
 	NoStore                   types.Bool   `tfsdk:"no_store"`
+	ACME                      *acmeModel   `tfsdk:"acme"`
+}
+
+// acmeModel is the acme block: an issuer that orders from an ACME CA.
+type acmeModel struct {
+	Server                      types.String `tfsdk:"server"`
+	Email                       types.String `tfsdk:"email"`
+	CABundle                    types.String `tfsdk:"ca_bundle"`
+	PreferredChain              types.String `tfsdk:"preferred_chain"`
+	Profile                     types.String `tfsdk:"profile"`
+	EABKeyID                    types.String `tfsdk:"eab_key_id"`
+	EABHMACKeyFile              types.String `tfsdk:"eab_hmac_key_file"`
+	EABHMACKeyVaultKV           types.String `tfsdk:"eab_hmac_key_vault_kv"`
+	HTTP01                      types.Bool   `tfsdk:"http01"`
+	DNS01Provider               types.String `tfsdk:"dns01_provider"`
+	DNS01Nameservers            types.List   `tfsdk:"dns01_nameservers"`
+	DNS01PropagationTimeout     types.String `tfsdk:"dns01_propagation_timeout"`
+	DNS01SkipAuthoritativeCheck types.Bool   `tfsdk:"dns01_skip_authoritative_check"`
+}
+
+func (m *acmeModel) toSchemas(ctx context.Context, diags *diag.Diagnostics) *schemas.ACMEIssuer {
+	if m == nil {
+		return nil
+	}
+	a := &schemas.ACMEIssuer{Server: m.Server.ValueString(), Email: m.Email.ValueString(), CABundle: m.CABundle.ValueString(),
+		PreferredChain: m.PreferredChain.ValueString(), Profile: m.Profile.ValueString()}
+	if m.EABKeyID.ValueString() != "" || m.EABHMACKeyFile.ValueString() != "" || m.EABHMACKeyVaultKV.ValueString() != "" {
+		a.ExternalAccountBinding = &schemas.ACMEExternalAccountBinding{KeyID: m.EABKeyID.ValueString(),
+			HMACKeyFile: m.EABHMACKeyFile.ValueString(), HMACKeyVaultKV: m.EABHMACKeyVaultKV.ValueString()}
+	}
+	if m.HTTP01.ValueBool() {
+		a.Solvers.HTTP01 = &schemas.ACMEHTTP01{}
+	}
+	if m.DNS01Provider.ValueString() != "" {
+		a.Solvers.DNS01 = &schemas.ACMEDNS01{Provider: m.DNS01Provider.ValueString(), Nameservers: listStrings(ctx, m.DNS01Nameservers, diags),
+			PropagationTimeout: schemas.Duration(m.DNS01PropagationTimeout.ValueString()), SkipAuthoritativeCheck: m.DNS01SkipAuthoritativeCheck.ValueBool()}
+	}
+	return a
+}
+
+func acmeFromSchemas(a *schemas.ACMEIssuer) *acmeModel {
+	if a == nil {
+		return nil
+	}
+	m := &acmeModel{Server: types.StringValue(a.Server), Email: optString(a.Email), CABundle: optString(a.CABundle),
+		PreferredChain: optString(a.PreferredChain), Profile: optString(a.Profile), HTTP01: types.BoolValue(a.Solvers.HTTP01 != nil),
+		EABKeyID: types.StringNull(), EABHMACKeyFile: types.StringNull(), EABHMACKeyVaultKV: types.StringNull(),
+		DNS01Provider: types.StringNull(), DNS01Nameservers: types.ListNull(types.StringType), DNS01PropagationTimeout: types.StringNull(),
+		DNS01SkipAuthoritativeCheck: types.BoolValue(false)}
+	if b := a.ExternalAccountBinding; b != nil {
+		m.EABKeyID, m.EABHMACKeyFile, m.EABHMACKeyVaultKV = optString(b.KeyID), optString(b.HMACKeyFile), optString(b.HMACKeyVaultKV)
+	}
+	if d := a.Solvers.DNS01; d != nil {
+		m.DNS01Provider, m.DNS01Nameservers = types.StringValue(d.Provider), stringList(d.Nameservers)
+		m.DNS01PropagationTimeout, m.DNS01SkipAuthoritativeCheck = optString(string(d.PropagationTimeout)), types.BoolValue(d.SkipAuthoritativeCheck)
+	}
+	return m
 }
 
 func (m *issuerModel) toSchemas(ctx context.Context, diags *diag.Diagnostics) *schemas.Issuer {
@@ -75,7 +132,7 @@ func (m *issuerModel) toSchemas(ctx context.Context, diags *diag.Diagnostics) *s
 			AllowIPSANs: m.AllowIPSANs.ValueBool(), KeyType: m.KeyType.ValueString(), KeyBits: int(m.KeyBits.ValueInt64()),
 			TTL: schemas.Duration(m.TTL.ValueString()), MaxTTL: schemas.Duration(m.MaxTTL.ValueString()),
 			ServerFlag: &server, ClientFlag: &client, ExtKeyUsage: listStrings(ctx, m.ExtKeyUsage, diags),
-			NoStore: m.NoStore.ValueBool(),
+			NoStore: m.NoStore.ValueBool(), ACME: m.ACME.toSchemas(ctx, diags),
 		},
 	}
 }
@@ -83,7 +140,8 @@ func (m *issuerModel) toSchemas(ctx context.Context, diags *diag.Diagnostics) *s
 func (m *issuerModel) fromSchemas(iss *schemas.Issuer) {
 	s := iss.Spec
 	m.ID, m.Name = types.StringValue(iss.Metadata.Name), types.StringValue(iss.Metadata.Name)
-	m.Authority = types.StringValue(s.Authority)
+	m.Authority = optString(s.Authority)
+	m.ACME = acmeFromSchemas(s.ACME)
 	m.Role = types.StringValue(s.RoleName(iss.Metadata.Name))
 	m.AllowedDomains = stringList(s.AllowedDomains)
 	m.AllowSubdomains, m.AllowGlobDomains = types.BoolValue(s.AllowSubdomains), types.BoolValue(s.AllowGlobDomains)
@@ -119,8 +177,34 @@ func (r *issuerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 		Attributes: map[string]schema.Attribute{
 			"id":   schema.StringAttribute{Computed: true, MarkdownDescription: "The issuer's name.", PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 			"name": schema.StringAttribute{Required: true, PlanModifiers: replace, MarkdownDescription: "The issuer's name; `Certificate` manifests name it in `spec.issuer`. Changing it replaces the issuer."},
-			"authority": schema.StringAttribute{Required: true, PlanModifiers: replace,
-				MarkdownDescription: "The authority that signs; refer to it (`certfleet_authority.intermediate.name`). Changing it replaces the issuer."},
+			"authority": schema.StringAttribute{Optional: true, PlanModifiers: replace,
+				MarkdownDescription: "The authority that signs; refer to it (`certfleet_authority.intermediate.name`). Required unless `acme` is set; " +
+					"empty with it. Changing it replaces the issuer."},
+			"acme": schema.SingleNestedAttribute{Optional: true,
+				MarkdownDescription: "Order certificates from an ACME CA (Let's Encrypt, ZeroSSL, step-ca, Vault's ACME) instead of an authority. " +
+					"The role attributes do not apply; policies do. The account key is made on first issuance and kept in the backend, never in the state.",
+				Attributes: map[string]schema.Attribute{
+					"server":          schema.StringAttribute{Required: true, MarkdownDescription: "The ACME directory URL (https://)."},
+					"email":           schema.StringAttribute{Optional: true, MarkdownDescription: "The account's contact address. Default: none."},
+					"ca_bundle":       schema.StringAttribute{Optional: true, MarkdownDescription: "PEM CA certificates to trust for the directory, beside the system's. Default: the system's only."},
+					"preferred_chain": schema.StringAttribute{Optional: true, MarkdownDescription: "Common name of the root to prefer among the CA's alternate chains. Default: the CA's default chain."},
+					"profile":         schema.StringAttribute{Optional: true, MarkdownDescription: "The ACME profile to order. Default: the CA's default."},
+					"eab_key_id":      schema.StringAttribute{Optional: true, MarkdownDescription: "External account binding key ID, for CAs that require one. Default: none."},
+					"eab_hmac_key_file": schema.StringAttribute{Optional: true,
+						MarkdownDescription: "File holding the EAB HMAC key (base64url), read by certfleet when it registers; the key never enters the state. Default: none."},
+					"eab_hmac_key_vault_kv": schema.StringAttribute{Optional: true,
+						MarkdownDescription: "KV v2 secret holding the EAB HMAC key, as `mount/path#field`; read with the Vault backend's token. Default: none."},
+					"http01": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+						MarkdownDescription: "Answer HTTP-01 challenges on certfleet's listener (serve's, or `--acme-http01-listen`). Default `false`."},
+					"dns01_provider": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.OneOf(schemas.ACMEDNSProviders...)},
+						MarkdownDescription: oneOfDescription(schemas.ACMEDNSProviders...) + " The lego DNS provider for DNS-01; it reads its usual environment variables. Default: no DNS-01."},
+					"dns01_nameservers": schema.ListAttribute{ElementType: types.StringType, Optional: true,
+						MarkdownDescription: "Resolvers (host:port) the propagation check asks. Default: the system's."},
+					"dns01_propagation_timeout": schema.StringAttribute{Optional: true, Validators: []validator.String{durationValidator{}},
+						MarkdownDescription: "How long to wait for the TXT record to be visible. Default: the provider's own (lego's 1m for most)."},
+					"dns01_skip_authoritative_check": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+						MarkdownDescription: "Check only `dns01_nameservers`, not the zone's authoritative servers (split-horizon DNS). Default `false`."},
+				}},
 			"role": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: append(replace, stringplanmodifier.UseStateForUnknown()),
 				MarkdownDescription: "The Vault role's name in the authority's mount. Default: the issuer's name. Changing it replaces the issuer."},
 			"allowed_domains":             list("Domains the role may issue for (Vault `allowed_domains`). Default: none."),

@@ -88,3 +88,63 @@ resource "certfleet_issuer" "long" {
 		)
 	})
 }
+
+func TestAccIssuerACMEIsRecordedWithoutAnAuthority(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *accEnv) {
+		config := func(email string) string {
+			return e.config(`
+resource "certfleet_issuer" "public" {
+  name = "public-%[1]s"
+  acme = {
+    server            = "https://acme.example.test/directory"
+    email             = "` + email + `"
+    eab_key_id        = "kid-1"
+    eab_hmac_key_file = "/run/secrets/eab-hmac"
+    http01            = true
+    dns01_provider    = "exec"
+    dns01_nameservers = ["10.0.0.53:53"]
+  }
+}
+`)
+		}
+		name := "certfleet_issuer.public"
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: e.factories(),
+			CheckDestroy:             e.gone(e.noObject("Issuer", "public-"+e.id)),
+			Steps: []resource.TestStep{
+				{
+					Config: config("pki@example.test"),
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("acme").AtMapKey("server"), knownvalue.StringExact("https://acme.example.test/directory")),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("acme").AtMapKey("http01"), knownvalue.Bool(true)),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("authority"), knownvalue.Null()),
+					},
+				},
+				{ResourceName: name, ImportState: true, ImportStateId: "public-" + e.id, ImportStateVerify: true},
+				{
+					Config: config("certs@example.test"),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)}},
+				},
+				{
+					Config:           config("certs@example.test"),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				},
+			},
+		})
+	})
+}
+
+func TestAccIssuerACMEWithoutASolverFailsAtPlan(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *accEnv) {
+		e.test(t, resource.TestStep{
+			Config: e.config(`
+resource "certfleet_issuer" "public" {
+  name = "nosolver-%[1]s"
+  acme = { server = "https://acme.example.test/directory" }
+}
+`),
+			ExpectError: regexp.MustCompile(`no solver`),
+		})
+	})
+}

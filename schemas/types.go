@@ -236,7 +236,7 @@ type ACMEDNS01 struct {
 	// Nameservers are the resolvers (host:port) the propagation check asks
 	// before the CA is told to look. Default: the system's.
 	Nameservers []string `json:"nameservers,omitempty"`
-	// PropagationTimeout bounds the wait for the record to be visible. Default 2m.
+	// PropagationTimeout bounds the wait for the record to be visible. Default: the provider's own (lego's 1m for most).
 	PropagationTimeout Duration `json:"propagationTimeout,omitempty"`
 	// SkipAuthoritativeCheck checks only the nameservers above, not the
 	// zone's authoritative ones (split-horizon DNS). Default false.
