@@ -113,7 +113,7 @@ func StartPebble(ctx context.Context, o PebbleOptions) (*Pebble, error) {
 		"certificate": certFile, "privateKey": keyFile, "httpPort": httpPort, "tlsPort": tlsPort,
 		"externalAccountBindingRequired": o.RequireEAB, "externalAccountMACKeys": p.EABKeys,
 		"retryAfter": map[string]int{"authz": 1, "order": 1},
-		"profiles": map[string]any{"default": map[string]any{"description": "test bed", "validityPeriod": int64(validity.Seconds())}},
+		"profiles":   map[string]any{"default": map[string]any{"description": "test bed", "validityPeriod": int64(validity.Seconds())}},
 	}}
 	b, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(dir, "pebble.json")
@@ -156,10 +156,17 @@ func StartPebble(ctx context.Context, o PebbleOptions) (*Pebble, error) {
 		return fail(err)
 	}
 	p.proxy = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
+		if r.Method != http.MethodPost || r.URL.Path != "/order-plz" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		// Only orders Pebble created count, not requests it refused for
+		// a bad nonce (which the client retries).
+		sw := &statusWriter{ResponseWriter: w}
+		rp.ServeHTTP(sw, r)
+		if sw.status == http.StatusCreated {
 			p.orders.Add(1)
 		}
-		rp.ServeHTTP(w, r)
 	})}
 	go func() { _ = p.proxy.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})) }()
 	p.Directory = "https://" + loopback(proxyPort) + "/dir"
@@ -213,6 +220,16 @@ func (p *Pebble) Logs() string {
 		b.WriteString(proc.name + ":\n" + proc.tail(4000) + "\n")
 	}
 	return b.String()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func tcpOpen(addr string) func(context.Context) error {
