@@ -120,22 +120,13 @@ func (s *acmeSigner) client(ctx context.Context, iss *schemas.Issuer) (*lego.Cli
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	acct, err := s.account(ctx, iss.Metadata.Name, a)
+	acct, err := s.ensureAccount(ctx, iss, hc)
 	if err != nil {
 		return nil, err
 	}
-	cfg := lego.NewConfig(legoUser{acct})
-	cfg.CADirURL, cfg.HTTPClient, cfg.UserAgent = a.Server, hc, "certfleet"
-	client, err := lego.NewClient(cfg)
+	client, err := newLegoClient(acct, a, hc)
 	if err != nil {
-		return nil, fmt.Errorf("reaching the ACME directory %s: %w", a.Server, err)
-	}
-	if acct.URI == "" {
-		if err := s.register(ctx, client, iss, acct); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	if a.Solvers.HTTP01 != nil {
 		if err := client.Challenge.SetHTTP01Provider(HTTP01); err != nil {
@@ -162,6 +153,36 @@ func (s *acmeSigner) client(ctx context.Context, iss *schemas.Issuer) (*lego.Cli
 		}
 	}
 	return client, nil
+}
+
+func newLegoClient(acct *acmeAccount, a *schemas.ACMEIssuer, hc *http.Client) (*lego.Client, error) {
+	cfg := lego.NewConfig(legoUser{acct})
+	cfg.CADirURL, cfg.HTTPClient, cfg.UserAgent = a.Server, hc, "certfleet"
+	client, err := lego.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reaching the ACME directory %s: %w", a.Server, err)
+	}
+	return client, nil
+}
+
+// ensureAccount returns the issuer's account, registered. It holds the
+// lock only for that, so parallel issuances of a pass register one
+// account between them and then order in parallel.
+func (s *acmeSigner) ensureAccount(ctx context.Context, iss *schemas.Issuer, hc *http.Client) (*acmeAccount, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct, err := s.account(ctx, iss.Metadata.Name, iss.Spec.ACME)
+	if err != nil || acct.URI != "" {
+		return acct, err
+	}
+	client, err := newLegoClient(acct, iss.Spec.ACME, hc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.register(ctx, client, iss, acct); err != nil {
+		return nil, err
+	}
+	return acct, nil
 }
 
 // account loads the issuer's account, or makes a key for a new one (the
@@ -237,13 +258,20 @@ func RotateACMEKey(ctx context.Context, b Backend, iss *schemas.Issuer) error {
 	if !ok || iss.Spec.ACME == nil {
 		return fmt.Errorf("issuer %s is not an ACME issuer", iss.Metadata.Name)
 	}
-	client, err := s.client(ctx, iss)
+	hc, err := acmeHTTPClient(iss.Spec.ACME.CABundle)
 	if err != nil {
+		return err
+	}
+	if _, err := s.ensureAccount(ctx, iss, hc); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	acct, err := s.account(ctx, iss.Metadata.Name, iss.Spec.ACME)
+	if err != nil {
+		return err
+	}
+	client, err := newLegoClient(acct, iss.Spec.ACME, hc)
 	if err != nil {
 		return err
 	}
