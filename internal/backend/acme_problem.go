@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -156,4 +157,19 @@ func (r *HTTP01Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte(answer))
+}
+
+// ServeHTTP01 answers HTTP-01 challenges on addr until stop is called: the
+// listener of one-shot runs (serve mounts HTTP01 on its own).
+func ServeHTTP01(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+HTTP01Path, HTTP01)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := HTTP01.Serving()
+	go func() { _ = srv.Serve(ln) }()
+	return func() { done(); _ = srv.Close() }, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,16 +26,11 @@ func acmeIssuer(p *testbed.Pebble) *schemas.Issuer {
 
 func serveHTTP01(t *testing.T, p *testbed.Pebble) {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.HTTPPort)))
+	stop, err := backend.ServeHTTP01(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.HTTPPort)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+backend.HTTP01Path, backend.HTTP01)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := backend.HTTP01.Serving()
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { done(); _ = srv.Close() })
+	t.Cleanup(stop)
 }
 
 func csrFor(t *testing.T, names ...string) []byte {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -97,10 +95,10 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 		return nil, err
 	}
 	if f.http01Listen != "" {
-		stop, err := serveHTTP01(f.http01Listen)
+		stop, err := backend.ServeHTTP01(f.http01Listen)
 		if err != nil {
 			closeAudit()
-			return nil, err
+			return nil, fmt.Errorf("--acme-http01-listen: %w", err)
 		}
 		closeAudit = func(close func()) func() { return func() { stop(); close() } }(closeAudit)
 	}
@@ -294,18 +292,4 @@ Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 	f.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	return cmd
-}
-
-// serveHTTP01 answers ACME HTTP-01 challenges on addr until stop is called.
-func serveHTTP01(addr string) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--acme-http01-listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+backend.HTTP01Path, backend.HTTP01)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := backend.HTTP01.Serving()
-	go func() { _ = srv.Serve(ln) }()
-	return func() { done(); _ = srv.Close() }, nil
 }

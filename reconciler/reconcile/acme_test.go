@@ -60,16 +60,11 @@ func (e *acmeEnv) apply(yaml string) {
 // serveHTTP01 answers HTTP-01 where Pebble looks: 127.0.0.1:HTTPPort.
 func (e *acmeEnv) serveHTTP01() {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.pebble.HTTPPort)))
+	stop, err := backend.ServeHTTP01(net.JoinHostPort("127.0.0.1", strconv.Itoa(e.pebble.HTTPPort)))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+backend.HTTP01Path, backend.HTTP01)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := backend.HTTP01.Serving()
-	go func() { _ = srv.Serve(ln) }()
-	e.t.Cleanup(func() { done(); _ = srv.Close() })
+	e.t.Cleanup(stop)
 }
 
 // run is env.run with the pass's log kept, at debug level.
