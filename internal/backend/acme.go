@@ -96,6 +96,11 @@ func (s *acmeSigner) Sign(ctx context.Context, iss *schemas.Issuer, csrPEM []byt
 		legolog.SetDefault(slog.New(slog.NewTextHandler(logSink{}, &slog.HandlerOptions{Level: slog.LevelError})))
 	})
 	a := iss.Spec.ACME
+	if a.Solvers.DNS01 == nil && !HTTP01.isServing() {
+		// Checked before ordering: an order whose challenge cannot be
+		// answered costs the CA's quota for nothing.
+		return nil, errNoHTTP01Listener
+	}
 	csr, err := pki.ParseCSR(csrPEM)
 	if err != nil {
 		return nil, err

@@ -115,7 +115,7 @@ func (r *HTTP01Responder) Present(_ context.Context, _, token, keyAuth string) e
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.serving == 0 {
-		return errors.New("no listener answers HTTP-01 challenges: run certfleet serve, or give reconcile --acme-http01-listen (port 80 of every name must reach it)")
+		return errNoHTTP01Listener
 	}
 	r.answers[token] = keyAuth
 	return nil
@@ -127,6 +127,14 @@ func (r *HTTP01Responder) CleanUp(_ context.Context, _, token, _ string) error {
 	defer r.mu.Unlock()
 	delete(r.answers, token)
 	return nil
+}
+
+var errNoHTTP01Listener = errors.New("no listener answers HTTP-01 challenges: run certfleet serve, or give reconcile --acme-http01-listen (port 80 of every name must reach it)")
+
+func (r *HTTP01Responder) isServing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.serving > 0
 }
 
 // Serving records that a listener serves the answers until the returned
