@@ -132,6 +132,12 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	}
 	// The pass updates a copy: the caller's map stays as it was.
 	inv = maps.Clone(inv)
+	if p.Inventory == nil && !p.DryRun {
+		// Entries still in the earlier one-document-each format move into pages.
+		if err := inventory.Migrate(ctx, p.Backend, inv); err != nil {
+			return nil, fmt.Errorf("moving the inventory into pages: %w", err)
+		}
+	}
 	p.progress("observing %d certificates' targets", len(res.Desired))
 	obs := p.observe(ctx, res.Desired, inv, res.Scope.Covers)
 	dirRoot := ""
@@ -240,18 +246,49 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 				}
 			}
 			// What was done is recorded even when the pass was cancelled meanwhile.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-			defer cancel()
-			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID], verdicts[c.Desired.ID].Effective)
+			o.entry, o.retryAt, o.recordErr = p.record(res, c, rec, inv[c.Desired.ID], verdicts[c.Desired.ID].Effective)
 			outcomes[i] = o
 			return nil
 		})
 	}
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
+	p.save(ctx, inv, outcomes)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
 			inv[o.entry.ID] = o.entry
+		}
+	}
+}
+
+// save writes the inventory pages holding what this pass recorded, each
+// page once, after every certificate was acted on (one round trip per
+// changed page, not per certificate). An entry whose page could not be
+// written is reported as not recorded; the next pass records it from what
+// the target holds (decide.NotRecorded). Like record, it runs even when the
+// pass was cancelled meanwhile.
+func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome) {
+	next := maps.Clone(inv)
+	var changed []string
+	for _, o := range outcomes {
+		if o != nil && o.entry != nil {
+			next[o.entry.ID] = o.entry
+			changed = append(changed, o.entry.ID)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	failed := inventory.Save(rctx, p.Backend, next, changed)
+	for _, o := range outcomes {
+		if o == nil || o.entry == nil {
+			continue
+		}
+		if err := failed[o.entry.ID]; err != nil {
+			o.recordErr = errors.Join(fmt.Errorf("recording in the inventory: %w", err), o.recordErr)
+			o.entry = nil
 		}
 	}
 }
@@ -432,8 +469,8 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 	return b, nil
 }
 
-// record writes the inventory entry and the audit events of one certificate.
-func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry,
+// record makes the inventory entry and writes the audit events of one certificate.
+func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry,
 	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
@@ -441,19 +478,14 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	if len(failures) > 0 {
 		p.markFailing(e, prev, c.Desired, o.err, failures, now)
 	}
-	var recordErrs []error
-	recorded := e
-	if err := inventory.Put(ctx, p.Backend, e); err != nil {
-		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
-		recorded = nil
-	}
-	recordErrs = append(recordErrs, p.audit(res, c, o, now)...)
+	// The entry is written with its page's others once the pass has acted (save).
+	recordErrs := p.audit(res, c, o, now)
 	p.log().Debug("certificate reconciled", "certificate", c.Desired.ID, "action", c.Action(), "serial", o.serial, "failures", len(failures))
 	var retry time.Time
 	if e.RetryAt != nil {
 		retry = *e.RetryAt
 	}
-	return recorded, retry, errors.Join(recordErrs...)
+	return e, retry, errors.Join(recordErrs...)
 }
 
 // entryOf is the inventory entry of a certificate after acting on it: the
