@@ -3,6 +3,7 @@ package target
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +29,41 @@ type Kube struct {
 	// certfleet's marks for the certificate (default false: refused with
 	// ErrNotOwned).
 	Adopt bool
+	// Seen, when set, keeps what earlier passes parsed: a Secret listed
+	// again with the same uid and resourceVersion is not parsed again (the
+	// daemon keeps one across passes; nil parses every Secret).
+	Seen *Seen
+}
+
+// Seen holds the observations of each cluster's last LIST, by Secret key,
+// so that an unchanged Secret costs its share of the LIST and no parsing
+// (x509 and key) — what dominated a no-op pass. Safe for concurrent use;
+// observations are read only once made.
+type Seen struct {
+	mu       sync.Mutex
+	clusters map[string]map[string]*Observed
+}
+
+// NewSeen is an empty cache.
+func NewSeen() *Seen { return &Seen{clusters: map[string]map[string]*Observed{}} }
+
+func (s *Seen) last(cluster string) map[string]*Observed {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clusters[cluster]
+}
+
+// keep replaces a cluster's observations: Secrets gone since drop out.
+func (s *Seen) keep(cluster string, now map[string]*Observed) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clusters[cluster] = now
 }
 
 // ObserveCluster lists every TLS Secret of a cluster, in pages, once per
@@ -39,6 +75,7 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 		return nil, err
 	}
 	out := map[string]*Observed{}
+	last := k.Seen.last(cluster)
 	// client-go's pager: pages of 500, and a full LIST should a continue
 	// token expire mid-way (410 Gone), rather than a failed observation.
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -50,8 +87,13 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 		if !ok {
 			return fmt.Errorf("listing TLS Secrets returned a %T", obj)
 		}
+		addr := render.KubernetesAddress(cluster, s.Namespace, s.Name)
+		if o := last[addr.Key]; o != nil && o.UID == string(s.UID) && o.Version == s.ResourceVersion {
+			out[addr.Key] = o // unchanged since the last pass: nothing to parse
+			return nil
+		}
 		o := &Observed{
-			Target:  render.Target{Address: render.KubernetesAddress(cluster, s.Namespace, s.Name)},
+			Target:  render.Target{Address: addr},
 			Exists:  true,
 			UID:     string(s.UID),
 			Version: s.ResourceVersion,
@@ -68,6 +110,7 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: listing TLS Secrets: %w", cluster, err)
 	}
+	k.Seen.keep(cluster, out)
 	return out, nil
 }
 

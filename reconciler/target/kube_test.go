@@ -364,3 +364,45 @@ func TestKubeDelete(t *testing.T) {
 		}
 	})
 }
+
+// With a Seen cache, a Secret listed again unchanged is the observation
+// made before (not parsed again); one that changed, or was deleted and
+// made again under the same name, is observed afresh; one deleted drops out.
+func TestKubeObserveReusesUnchangedSecrets(t *testing.T) {
+	b := newKubeBed(t)
+	k := b.kube(false)
+	k.Seen = target.NewSeen()
+	ctx := context.Background()
+	tg := b.place(t)
+	other := render.Target{Address: render.KubernetesAddress("alpha", tg.Namespace, "other-tls")}
+	b.written(t, tg, b.bundle(t), "payments/api")
+	b.written(t, other, b.bundle(t), "payments/other")
+	first, err := k.ObserveCluster(ctx, "alpha")
+	if err != nil || first[tg.Key] == nil || first[tg.Key].Cert == nil {
+		t.Fatalf("first observation: %v, %+v", err, first[tg.Key])
+	}
+	again, _ := k.ObserveCluster(ctx, "alpha")
+	if again[tg.Key] != first[tg.Key] {
+		t.Error("an unchanged Secret was parsed again")
+	}
+
+	// A hand edit of tls.crt: a new resourceVersion, a new observation.
+	renewed := b.bundle(t)
+	s := b.get(t, tg)
+	s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey] = renewed.Cert, renewed.Key
+	if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, "other-tls", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := k.ObserveCluster(ctx, "alpha")
+	got := after[tg.Key]
+	if got == first[tg.Key] || got == nil || !bytes.Equal(got.Bundle.Cert, renewed.Cert) || got.Cert == nil ||
+		got.Cert.SerialNumber.Cmp(first[tg.Key].Cert.SerialNumber) == 0 {
+		t.Errorf("a changed Secret was not observed afresh: %+v", got)
+	}
+	if after[other.Key] != nil {
+		t.Error("a deleted Secret is still observed")
+	}
+}
