@@ -33,6 +33,7 @@ type passFlags struct {
 	dirRoots    []string
 	auditLog    string
 	concurrency int
+	issueRate   float64
 	jitter      time.Duration
 }
 
@@ -46,6 +47,7 @@ func (f *passFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.dirRoots, "allow-dir-root", nil, "an absolute directory that absolute directory target paths may lie under; repeatable (default: none, so absolute paths outside --output-dir are refused)")
 	fl.StringVar(&f.auditLog, "audit-log", "", "JSON-lines audit log, appended to; - for standard output (default: audit.log in the local backend's directory, else certfleet-audit.log)")
 	fl.IntVar(&f.concurrency, "concurrency", 8, "parallel issuances and writes")
+	fl.Float64Var(&f.issueRate, "issue-rate", 0, "cap issuances per second, so a renewal storm reaches the issuer at a pace it can take (default 0: unlimited)")
 	fl.DurationVar(&f.jitter, "renewal-jitter", schemas.MaxJitter, "spread renewals over at most this long (a tenth of renewBefore at most); 0 disables it")
 }
 
@@ -64,6 +66,9 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	ctx := cmd.Context()
 	if f.cat.catalogFile != "" {
 		return nil, fmt.Errorf("--catalog is for validate and plan; reconcile issues through a backend: use --backend")
+	}
+	if f.issueRate < 0 {
+		return nil, fmt.Errorf("--issue-rate %g is negative: give issuances per second, such as 50 (or 0 for no limit)", f.issueRate)
 	}
 	for _, r := range f.dirRoots {
 		if !filepath.IsAbs(r) {
@@ -93,7 +98,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	}
 	dir := &target.Directory{Root: f.outputDir, AllowedRoots: f.dirRoots}
 	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, dir, audit)
-	p.Actor, p.MaxJitter, p.Concurrency = actor(), f.jitter, f.concurrency
+	p.Actor, p.MaxJitter, p.Concurrency, p.IssueRate = actor(), f.jitter, f.concurrency, f.issueRate
 	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()

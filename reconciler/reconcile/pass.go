@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
@@ -48,6 +49,10 @@ type Pass struct {
 	MaxJitter time.Duration
 	// Concurrency bounds parallel issuances and writes (default 8).
 	Concurrency int
+	// IssueRate caps issuances per second across the pass, so a renewal
+	// storm (thousands due together) reaches the issuer at a pace it can
+	// take; 0 leaves them unlimited (bounded by Concurrency only).
+	IssueRate float64
 	// DryRun decides and reports, and changes nothing.
 	DryRun bool
 	// Prune deletes orphaned targets; Force prunes even past the safety limits.
@@ -76,6 +81,15 @@ func (p *Pass) now() time.Time {
 		return p.Now()
 	}
 	return time.Now()
+}
+
+// limiter paces issuances at IssueRate, in bursts of at most Concurrency;
+// nil when unlimited.
+func (p *Pass) limiter() *rate.Limiter {
+	if p.IssueRate <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(p.IssueRate), p.concurrency())
 }
 
 func (p *Pass) concurrency() int {
@@ -224,6 +238,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	if todo > 0 {
 		p.progress("issuing or delivering %d certificates", todo)
 	}
+	lim := p.limiter()
 	g := new(errgroup.Group)
 	g.SetLimit(p.concurrency())
 	for i := range dec.Certificates {
@@ -238,7 +253,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			if ctx.Err() != nil {
 				return nil
 			}
-			o := p.actOn(ctx, res, c)
+			o := p.actOn(ctx, res, c, lim)
 			rec := o
 			if ctx.Err() != nil {
 				if rec = withoutCancelled(o); rec == nil {
@@ -319,11 +334,18 @@ func withoutCancelled(o *outcome) *outcome {
 // actOn issues (when needed) and writes every target that needs it. A
 // failed issuance writes nothing: a working certificate is never replaced
 // by a failure.
-func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certificate) *outcome {
+func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certificate, lim *rate.Limiter) *outcome {
 	o := &outcome{written: map[string]error{}}
 	d := c.Desired
 	spec := d.Certificate.Spec
 	if c.Issue {
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil && ctx.Err() == nil {
+				// The pass's deadline comes before its turn: a transient failure, retried.
+				o.err = fmt.Errorf("not issued: the issuance rate limit (%g/s) puts it past the pass's deadline", p.IssueRate)
+				return o
+			}
+		}
 		if ctx.Err() != nil {
 			o.err = fmt.Errorf("not issued: the pass was cancelled (%w)", context.Cause(ctx))
 			return o
