@@ -3,7 +3,7 @@
 # side with a plain baseline in the same run. CERTFLEET_BENCH_N sets the
 # fleet size of the issuance benchmark (default 1000), CERTFLEET_BENCH_N2 a
 # second, larger one (default 10000; 0 skips it); CERTFLEET_STORM_N and
-# CERTFLEET_STORM_RATE the renewal storm (default 10000 at 250/s).
+# CERTFLEET_STORM_RATE the renewal storm (default 10000 at 100/s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CERTFLEET_BENCH_N=${CERTFLEET_BENCH_N:-1000}

@@ -62,7 +62,7 @@ func (s *signClock) perSecond() []int {
 }
 
 // stormN and stormRate size the renewal storm (CERTFLEET_STORM_N, default
-// 10,000; CERTFLEET_STORM_RATE issuances per second, default 250).
+// 10,000; CERTFLEET_STORM_RATE issuances per second, default 100).
 func stormN() int {
 	if n, err := strconv.Atoi(os.Getenv("CERTFLEET_STORM_N")); err == nil && n > 0 {
 		return n
@@ -74,7 +74,7 @@ func stormRate() float64 {
 	if r, err := strconv.ParseFloat(os.Getenv("CERTFLEET_STORM_RATE"), 64); err == nil && r > 0 {
 		return r
 	}
-	return 250
+	return 100
 }
 
 // BenchmarkRenewalStorm issues N certificates together, so their renewals
