@@ -137,23 +137,36 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			}
 		}()
 	}
-	inv := p.Inventory
-	if inv == nil {
-		var err error
-		if inv, err = inventory.Load(ctx, p.Backend); err != nil {
-			return nil, fmt.Errorf("reading the inventory: %w", err)
+	p.progress("observing %d certificates' targets", len(res.Desired))
+	var inv map[string]*inventory.Entry
+	var obs observed
+	if p.Inventory == nil {
+		// The inventory is read while the desired targets are observed: the
+		// two are independent, and each is round trips. What only the
+		// inventory names (orphans) is observed after.
+		var loadErr error
+		loaded := make(chan struct{})
+		go func() {
+			defer close(loaded)
+			inv, loadErr = inventory.Load(ctx, p.Backend)
+		}()
+		obs = p.observe(ctx, res.Desired, nil, res.Scope.Covers)
+		<-loaded
+		if loadErr != nil {
+			return nil, fmt.Errorf("reading the inventory: %w", loadErr)
 		}
+		p.observeMore(ctx, nil, inv, res.Scope.Covers, &obs)
+	} else {
+		// The pass updates a copy: the caller's map stays as it was.
+		inv = maps.Clone(p.Inventory)
+		obs = p.observe(ctx, res.Desired, inv, res.Scope.Covers)
 	}
-	// The pass updates a copy: the caller's map stays as it was.
-	inv = maps.Clone(inv)
 	if p.Inventory == nil && !p.DryRun {
 		// Entries still in the earlier one-document-each format move into pages.
 		if err := inventory.Migrate(ctx, p.Backend, inv); err != nil {
 			return nil, fmt.Errorf("moving the inventory into pages: %w", err)
 		}
 	}
-	p.progress("observing %d certificates' targets", len(res.Desired))
-	obs := p.observe(ctx, res.Desired, inv, res.Scope.Covers)
 	dirRoot := ""
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
