@@ -113,7 +113,7 @@ func TestKubeWrite(t *testing.T) {
 	b := newKubeBed(t)
 	ctx := context.Background()
 
-	t.Run("an absent Secret is created with certfleet's marks and owned by its apply manager alone", func(t *testing.T) {
+	t.Run("an absent Secret is created with certfleet's marks and owned by certfleet alone", func(t *testing.T) {
 		tg := b.place(t)
 		want := b.bundle(t)
 		o := b.written(t, tg, want, "team-a/api")
@@ -128,8 +128,34 @@ func TestKubeWrite(t *testing.T) {
 		for _, f := range s.ManagedFields {
 			managers = append(managers, f.Manager+"/"+string(f.Operation))
 		}
-		if len(managers) != 1 || managers[0] != target.FieldManager+"/Apply" {
-			t.Errorf("field managers %v, want only %s/Apply", managers, target.FieldManager)
+		// One write: the create's fields move to the apply manager only
+		// when a later apply drops one (the next case).
+		if len(managers) != 1 || managers[0] != target.FieldManager+"/Update" {
+			t.Errorf("field managers %v, want only %s/Update", managers, target.FieldManager)
+		}
+		if !o.CreatedFields {
+			t.Error("the observation does not say the fields are still the create's")
+		}
+	})
+
+	t.Run("a Secret changed since observed is not overwritten when its fields would first move to the apply", func(t *testing.T) {
+		tg := b.place(t)
+		tg.Template = &schemas.SecretTemplate{Labels: map[string]string{"team": "a"}}
+		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), nil); err != nil {
+			t.Fatal(err)
+		}
+		o := b.observe(t, tg)
+		s := b.get(t, tg)
+		s.Labels["edited"] = "by-hand"
+		if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+			t.Fatal(err)
+		}
+		tg.Template = nil
+		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), o); !errors.Is(err, target.ErrConflict) {
+			t.Errorf("Write over a Secret edited since observed: %v, want ErrConflict", err)
+		}
+		if b.get(t, tg).Labels["team"] != "a" {
+			t.Error("the edited Secret was changed")
 		}
 	})
 
@@ -144,8 +170,14 @@ func TestKubeWrite(t *testing.T) {
 		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), o); err != nil {
 			t.Fatal(err)
 		}
-		if l, ok := b.get(t, tg).Labels["team"]; ok {
+		s := b.get(t, tg)
+		if l, ok := s.Labels["team"]; ok {
 			t.Errorf("label team=%s is still there", l)
+		}
+		for _, f := range s.ManagedFields {
+			if f.Manager == target.FieldManager && f.Operation != metav1.ManagedFieldsOperationApply {
+				t.Errorf("certfleet still owns fields through a %s entry", f.Operation)
+			}
 		}
 	})
 
