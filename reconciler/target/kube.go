@@ -76,12 +76,14 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 	}
 	out := map[string]*Observed{}
 	last := k.Seen.last(cluster)
-	// client-go's pager: pages of 500, and a full LIST should a continue
-	// token expire mid-way (410 Gone), rather than a failed observation.
+	// client-go's pager: pages of 5,000 (a tenth of the round trips of its
+	// default 500, at ~15 MB of TLS Secrets a page), and a full LIST should
+	// a continue token expire mid-way (410 Gone), rather than a failed
+	// observation.
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return c.CoreV1().Secrets("").List(ctx, opts)
 	})
-	p.PageSize = 500
+	p.PageSize = 5000
 	err = p.EachListItem(ctx, metav1.ListOptions{FieldSelector: "type=" + string(corev1.SecretTypeTLS)}, func(obj runtime.Object) error {
 		s, ok := obj.(*corev1.Secret)
 		if !ok {
