@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,24 +30,33 @@ func benchN() int {
 
 // fleet declares n ECDSA P-256 certificates, each delivered to alpha.
 func (e *env) fleet(n int) map[string]string {
+	return manifestFiles(n, func(i int) string { return fmt.Sprintf("svc-%d.web.svc.cluster.local", i) },
+		func(i int) string {
+			return fmt.Sprintf("kubernetes: {cluster: alpha, namespace: NS-web, secretName: svc-%d-tls}", i)
+		})
+}
+
+// manifestFiles declares n ECDSA P-256 certificates web/svc-<i> with the
+// DNS name and the one target given, 100 to a file.
+func manifestFiles(n int, dns, target func(i int) string) map[string]string {
 	files := map[string]string{}
 	for f := 0; f*100 < n; f++ {
-		var b []byte
+		var b strings.Builder
 		for i := f * 100; i < min(n, (f+1)*100); i++ {
-			b = fmt.Appendf(b, `---
+			fmt.Fprintf(&b, `---
 apiVersion: certfleet.dev/v1alpha1
 kind: Certificate
-metadata: {name: svc-%[1]d, namespace: web}
+metadata: {name: svc-%d, namespace: web}
 spec:
   issuer: mtls
-  dnsNames: [svc-%[1]d.web.svc.cluster.local]
+  dnsNames: [%s]
   duration: 24h
   privateKey: {algorithm: ECDSA, size: 256}
   targets:
-    - kubernetes: {cluster: alpha, namespace: NS-web, secretName: svc-%[1]d-tls}
-`, i)
+    - %s
+`, i, dns(i), target(i))
 		}
-		files[fmt.Sprintf("teams/web/f%02d.yaml", f)] = string(b)
+		files[fmt.Sprintf("teams/web/f%02d.yaml", f)] = b.String()
 	}
 	return files
 }

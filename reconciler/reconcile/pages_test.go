@@ -3,9 +3,6 @@ package reconcile_test
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +18,8 @@ type counting struct {
 }
 
 func (c *counting) start(t *testing.T) string {
-	u, _ := url.Parse(vaultServer.Addr)
-	proxy := httputil.NewSingleHostReverseProxy(u)
 	c.calls = map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return vaultProxy(t, func(_ http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/inventory") {
 			m := r.Method
 			if r.URL.Query().Get("list") == "true" {
@@ -34,10 +29,8 @@ func (c *counting) start(t *testing.T) string {
 			c.calls[m]++
 			c.mu.Unlock()
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+		return true
+	})
 }
 
 func (c *counting) take() map[string]int {
@@ -50,25 +43,7 @@ func (c *counting) take() map[string]int {
 
 // dirFleet declares n certificates, each delivered to a directory.
 func dirFleet(n int, dns func(i int) string) map[string]string {
-	files := map[string]string{}
-	for f := 0; f*100 < n; f++ {
-		var b []byte
-		for i := f * 100; i < min(n, (f+1)*100); i++ {
-			b = fmt.Appendf(b, `---
-apiVersion: certfleet.dev/v1alpha1
-kind: Certificate
-metadata: {name: svc-%[1]d, namespace: web}
-spec:
-  issuer: mtls
-  dnsNames: [%[2]s]
-  duration: 24h
-  targets:
-    - directory: {path: svc-%[1]d}
-`, i, dns(i))
-		}
-		files[fmt.Sprintf("teams/web/f%02d.yaml", f)] = string(b)
-	}
-	return files
+	return manifestFiles(n, dns, func(i int) string { return fmt.Sprintf("directory: {path: svc-%d}", i) })
 }
 
 // The inventory is read and written in pages: issuing n certificates

@@ -534,14 +534,24 @@ type switchable struct {
 }
 
 func (s *switchable) start(t *testing.T) string {
+	return vaultProxy(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/sign/") && s.signs.Add(1) > s.allow.Load() {
+			http.Error(w, "vault is down", http.StatusServiceUnavailable)
+			return false
+		}
+		return true
+	})
+}
+
+// vaultProxy is a proxy in front of the test bed's Vault: pass sees each
+// request first and says whether it goes on to Vault.
+func vaultProxy(t testing.TB, pass func(w http.ResponseWriter, r *http.Request) bool) string {
 	u, _ := url.Parse(vaultServer.Addr)
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/sign/") && s.signs.Add(1) > s.allow.Load() {
-			http.Error(w, "vault is down", http.StatusServiceUnavailable)
-			return
+		if pass(w, r) {
+			proxy.ServeHTTP(w, r)
 		}
-		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -27,18 +24,14 @@ type signClock struct {
 }
 
 func (s *signClock) start(t testing.TB) string {
-	u, _ := url.Parse(vaultServer.Addr)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return vaultProxy(t, func(_ http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/sign/") {
 			s.mu.Lock()
 			s.times = append(s.times, time.Now())
 			s.mu.Unlock()
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+		return true
+	})
 }
 
 // perSecond counts the signs in each second since the first, and resets.

@@ -109,6 +109,18 @@ func (b *kubeBed) written(t *testing.T, tg render.Target, bundle target.Bundle, 
 	return o
 }
 
+// labelled has certfleet create a Secret with a template label team=a and
+// returns its target and the observation a later pass makes of it.
+func (b *kubeBed) labelled(t *testing.T) (render.Target, *target.Observed) {
+	t.Helper()
+	tg := b.place(t)
+	tg.Template = &schemas.SecretTemplate{Labels: map[string]string{"team": "a"}}
+	if err := b.kube(false).Write(context.Background(), tg, b.bundle(t), meta("team-a/api"), nil); err != nil {
+		t.Fatal(err)
+	}
+	return tg, b.observe(t, tg)
+}
+
 func TestKubeWrite(t *testing.T) {
 	b := newKubeBed(t)
 	ctx := context.Background()
@@ -139,12 +151,7 @@ func TestKubeWrite(t *testing.T) {
 	})
 
 	t.Run("a Secret changed since observed is not overwritten when its fields would first move to the apply", func(t *testing.T) {
-		tg := b.place(t)
-		tg.Template = &schemas.SecretTemplate{Labels: map[string]string{"team": "a"}}
-		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), nil); err != nil {
-			t.Fatal(err)
-		}
-		o := b.observe(t, tg)
+		tg, o := b.labelled(t)
 		s := b.get(t, tg)
 		s.Labels["edited"] = "by-hand"
 		if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
@@ -160,12 +167,7 @@ func TestKubeWrite(t *testing.T) {
 	})
 
 	t.Run("a template label certfleet stops setting is removed from a Secret it created", func(t *testing.T) {
-		tg := b.place(t)
-		tg.Template = &schemas.SecretTemplate{Labels: map[string]string{"team": "a"}}
-		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), nil); err != nil {
-			t.Fatal(err)
-		}
-		o := b.observe(t, tg)
+		tg, o := b.labelled(t)
 		tg.Template = nil
 		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), o); err != nil {
 			t.Fatal(err)
