@@ -27,6 +27,8 @@ type ServeConfig struct {
 	RenewalJitter Duration `json:"renewalJitter,omitempty"`
 	// Concurrency bounds parallel issuances and writes. Default 8.
 	Concurrency int `json:"concurrency,omitempty"`
+	// IssueRate caps issuances per second, so that a renewal storm (thousands of certificates due together, spread over renewalJitter) reaches Vault at a pace it can take. Keep it above the fleet size divided by the shortest renewBefore. Default 0: unlimited (bounded by concurrency only).
+	IssueRate float64 `json:"issueRate,omitempty"`
 	// Listen is the HTTP address of /healthz, /readyz, /metrics, /report and /hooks/git. Default :8080.
 	Listen string `json:"listen,omitempty"`
 	// Webhook verifies push notifications.

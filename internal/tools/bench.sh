@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # make bench: certfleet's figures, measured against the test bed, side by
 # side with a plain baseline in the same run. CERTFLEET_BENCH_N sets the
-# fleet size of the issuance benchmark (default 1000).
+# fleet size of the issuance benchmark (default 1000), CERTFLEET_BENCH_N2 a
+# second, larger one (default 10000; 0 skips it); CERTFLEET_STORM_N and
+# CERTFLEET_STORM_RATE the renewal storm (default 10000 at 100/s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CERTFLEET_BENCH_N=${CERTFLEET_BENCH_N:-1000}
+N2=${CERTFLEET_BENCH_N2:-10000}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-run() { echo "bench: $*" >&2; go test -run '^$' "$@" | tee -a "$out" | grep -E '^Benchmark' >&2; }
+out2=$(mktemp)
+trap 'rm -f "$out" "$out2"' EXIT
+run() { echo "bench: $*" >&2; go test -run '^$' "$@" | tee -a "$out" | grep -E '^Benchmark|storm:' >&2; }
 run -bench '^BenchmarkFleet$' -benchtime 1x -timeout 30m ./reconciler/reconcile
+if [ "$N2" -gt 0 ]; then
+	echo "bench: BenchmarkFleet at N=$N2" >&2
+	CERTFLEET_BENCH_N=$N2 go test -run '^$' -bench '^BenchmarkFleet$' -benchtime 1x -timeout 60m ./reconciler/reconcile | tee "$out2" | grep -E '^Benchmark' >&2
+fi
+run -bench '^BenchmarkRenewalStorm$' -benchtime 1x -timeout 60m ./reconciler/reconcile
 run -bench '^Benchmark(Plan10k|Validate10k)$' -benchmem -benchtime 5x ./reconciler/plan
 run -bench '^BenchmarkDecodeValidateEvaluate10k$' -benchmem -benchtime 5x ./schemas
 run -bench '^BenchmarkFetch10k$' -benchtime 5x ./reconciler/source
 run -bench '^Benchmark(DaemonRSS|OneFileCommit)$' -benchtime 1x -timeout 30m ./reconciler/serve
 
 # metric VALUE UNIT from a benchmark line: the number before UNIT.
-metric() { grep -E "^$1[- ]" "$out" | head -1 | awk -v u="$2" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}'; }
+metric() { grep -E "^$1[- ]" "${3:-$out}" | head -1 | awk -v u="$2" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}'; }
 ms() { awk -v ns="$1" 'BEGIN { printf "%.0f ms", ns / 1e6 }'; }
 s() { awk -v x="$1" 'BEGIN { printf "%.2f s", x }'; }
 N=$CERTFLEET_BENCH_N
@@ -23,9 +32,18 @@ cat <<TABLE
 
 | measure | certfleet | baseline (same run) | ratio |
 |---|---|---|---|
-| issue $N ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s)") | plain pki/sign loop: $(s "$(metric BenchmarkFleet sign-loop-s)") | $(metric BenchmarkFleet issue-ratio)× |
-| no-op pass over those $N (the daemon: inventory kept from the pass before) | $(s "$(metric BenchmarkFleet noop-pass-s)") | plain LIST of their Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet noop-ratio)× |
-| no-op pass over those $N, one-shot (\`reconcile --once\` reads the inventory from Vault) | $(s "$(metric BenchmarkFleet oneshot-noop-s)") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio)× |
+| issue $N ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s)"), $(metric BenchmarkFleet certs/s) certificates/s | floor: pki/sign + Secret create loop: $(s "$(metric BenchmarkFleet floor-s)"), $(metric BenchmarkFleet floor-certs/s)/s | $(metric BenchmarkFleet issue-ratio)× |
+| no-op pass over those $N, the daemon's (inventory and parsed Secrets kept from the passes before) | $(s "$(metric BenchmarkFleet noop-pass-s)") | plain LIST of the Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet noop-ratio)× |
+| no-op pass over those $N, one-shot (\`reconcile --once\` reads the inventory from Vault, one GET per page) | $(s "$(metric BenchmarkFleet oneshot-noop-s)") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio)× |
+TABLE
+if [ "$N2" -gt 0 ]; then cat <<TABLE
+| issue $N2 ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s "$out2")"), $(metric BenchmarkFleet certs/s "$out2") certificates/s | floor: $(s "$(metric BenchmarkFleet floor-s "$out2")"), $(metric BenchmarkFleet floor-certs/s "$out2")/s | $(metric BenchmarkFleet issue-ratio "$out2")× |
+| no-op pass over those $N2, the daemon's | $(s "$(metric BenchmarkFleet noop-pass-s "$out2")") | plain LIST: $(s "$(metric BenchmarkFleet list-s "$out2")") | $(metric BenchmarkFleet noop-ratio "$out2")× |
+| no-op pass over those $N2, one-shot | $(s "$(metric BenchmarkFleet oneshot-noop-s "$out2")") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio "$out2")× |
+TABLE
+fi
+cat <<TABLE
+| renewal storm: $(metric BenchmarkRenewalStorm storm-certs) certificates due together, renewed at a limit of $(metric BenchmarkRenewalStorm limit/s)/s | $(s "$(metric BenchmarkRenewalStorm storm-s)"), $(metric BenchmarkRenewalStorm storm-issued/s)/s, peak $(metric BenchmarkRenewalStorm peak-signs/s) pki/sign in one second; jitter spread the due times over $(metric BenchmarkRenewalStorm jitter-spread-min) min, at most $(metric BenchmarkRenewalStorm due-peak/min) in a minute | renewBefore: $(metric BenchmarkRenewalStorm renewBefore-h) h | — |
 | render + validate + plan, 10,000 certificates, two revisions | $(ms "$(metric BenchmarkPlan10k ns/op)"), $(metric BenchmarkPlan10k allocs/op) allocs, $(metric BenchmarkPlan10k B/op) B | — | — |
 | render + validate + evaluate, 10,000 certificates, one revision | $(ms "$(metric BenchmarkValidate10k ns/op)"), $(metric BenchmarkValidate10k allocs/op) allocs | — | — |
 | decode + validate + evaluate 10,000 manifests (schemas only) | $(ms "$(metric BenchmarkDecodeValidateEvaluate10k ns/op)"), $(metric BenchmarkDecodeValidateEvaluate10k allocs/op) allocs | — | — |
@@ -34,3 +52,5 @@ cat <<TABLE
 | daemon peak RSS, 100,000 inventory entries | $(metric BenchmarkDaemonRSS/100000 peak-RSS-MB) MB | — | — |
 | one-file commit in a 10,000-certificate repository: next pass | re-parses $(metric BenchmarkOneFileCommit files-reparsed) of $(metric BenchmarkOneFileCommit files) files, re-evaluates $(metric BenchmarkOneFileCommit certs-reevaluated) certificates: $(metric BenchmarkOneFileCommit next-ms) ms | the first, full render: $(metric BenchmarkOneFileCommit full-ms) ms | — |
 TABLE
+
+grep -E 'storm: ' "$out" | sed 's/^ *[a-z_]*\.go:[0-9]*: //' || true

@@ -33,6 +33,7 @@ type passFlags struct {
 	dirRoots    []string
 	auditLog    string
 	concurrency int
+	issueRate   float64
 	jitter      time.Duration
 	// http01Listen is where one-shot runs answer ACME HTTP-01 challenges.
 	http01Listen string
@@ -49,6 +50,7 @@ func (f *passFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.auditLog, "audit-log", "", "JSON-lines audit log, appended to; - for standard output (default: audit.log in the local backend's directory, else certfleet-audit.log)")
 	fl.IntVar(&f.concurrency, "concurrency", 8, "parallel issuances and writes")
 	fl.StringVar(&f.http01Listen, "acme-http01-listen", "", "answer ACME issuers' HTTP-01 challenges on this address during the run, e.g. :80 (serve answers on its own listener)")
+	fl.Float64Var(&f.issueRate, "issue-rate", 0, "cap issuances per second, so a renewal storm reaches the issuer at a pace it can take (default 0: unlimited)")
 	fl.DurationVar(&f.jitter, "renewal-jitter", schemas.MaxJitter, "spread renewals over at most this long (a tenth of renewBefore at most); 0 disables it")
 }
 
@@ -67,6 +69,9 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	ctx := cmd.Context()
 	if f.cat.catalogFile != "" {
 		return nil, fmt.Errorf("--catalog is for validate and plan; reconcile issues through a backend: use --backend")
+	}
+	if f.issueRate < 0 {
+		return nil, fmt.Errorf("--issue-rate %g is negative: give issuances per second, such as 50 (or 0 for no limit)", f.issueRate)
 	}
 	for _, r := range f.dirRoots {
 		if !filepath.IsAbs(r) {
@@ -104,7 +109,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	}
 	dir := &target.Directory{Root: f.outputDir, AllowedRoots: f.dirRoots}
 	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, dir, audit)
-	p.Actor, p.MaxJitter, p.Concurrency = actor(), f.jitter, f.concurrency
+	p.Actor, p.MaxJitter, p.Concurrency, p.IssueRate = actor(), f.jitter, f.concurrency, f.issueRate
 	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()

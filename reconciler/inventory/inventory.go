@@ -1,20 +1,16 @@
 // Package inventory keeps a record of every certificate certfleet issued —
 // serial, validity, renewal time, issuer, source revision and author,
-// targets — in the backend (inventory/<id>), and an append-only audit log
+// targets — in the backend, in pages (inventory/pages/<xx>, see pages.go),
+// and an append-only audit log
 // of every issuance, renewal, update and prune. Neither ever holds a key.
 package inventory
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -86,56 +82,6 @@ func KindOf(err error) FailureKind {
 // Target is a place the certificate was delivered: the address render
 // resolved.
 type Target = render.Address
-
-// prefix is where entries live in the backend's store.
-const prefix = "inventory/"
-
-// key maps an ID to a flat key: "/" cannot be in a flat key, "_" cannot be
-// in an ID, so the mapping is one to one.
-func key(id string) string { return prefix + strings.ReplaceAll(id, "/", "_") }
-
-// loadConcurrency bounds parallel reads: with Vault, each entry is one request.
-const loadConcurrency = 32
-
-// Load reads every entry, by ID.
-func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
-	names, err := s.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	entries := make([]*Entry, len(names))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(loadConcurrency)
-	for i, n := range names {
-		g.Go(func() error {
-			var e Entry
-			if err := s.Get(gctx, prefix+n, &e); err != nil {
-				if errors.Is(err, backend.ErrNotFound) {
-					return nil // deleted since the list: skip it
-				}
-				return err
-			}
-			entries[i] = &e
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	out := make(map[string]*Entry, len(names))
-	for _, e := range entries {
-		if e != nil {
-			out[e.ID] = e
-		}
-	}
-	return out, nil
-}
-
-// Put writes an entry.
-func Put(ctx context.Context, s backend.Store, e *Entry) error { return s.Put(ctx, key(e.ID), e) }
-
-// Delete removes an entry.
-func Delete(ctx context.Context, s backend.Store, id string) error { return s.Delete(ctx, key(id)) }
 
 // AuditPath is where the audit log goes when none is configured: beside
 // the local backend's state, else certfleet-audit.log in the working

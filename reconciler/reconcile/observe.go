@@ -17,6 +17,8 @@ import (
 type observed struct {
 	byKey        map[string]*target.Observed
 	unobservable map[string]error
+	// clusters are those listed (or that failed to list).
+	clusters map[string]bool
 }
 
 // observe reads every target the desired certificates and the inventory
@@ -24,6 +26,14 @@ type observed struct {
 // and directory once. Failures are recorded per cluster or target, so one
 // unreachable cluster does not stop the others.
 func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[string]*inventory.Entry, inScope func(string) bool) observed {
+	res := observed{byKey: map[string]*target.Observed{}, unobservable: map[string]error{}, clusters: map[string]bool{}}
+	p.observeMore(ctx, desired, inv, inScope, &res)
+	return res
+}
+
+// observeMore observes what the desired certificates and the inventory
+// name that res has not covered yet.
+func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv map[string]*inventory.Entry, inScope func(string) bool, res *observed) {
 	var all []render.Target
 	for _, d := range desired {
 		all = append(all, d.Targets...)
@@ -41,19 +51,23 @@ func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[s
 	var singles []render.Target
 	for _, t := range all {
 		if t.Kind == render.Kubernetes {
-			clusters[t.Cluster] = true
+			if !res.clusters[t.Cluster] {
+				clusters[t.Cluster] = true
+			}
 			continue
 		}
-		if !seen[t.Key] {
+		_, done := res.byKey[t.Key]
+		_, failed := res.unobservable[t.Key]
+		if !seen[t.Key] && !done && !failed {
 			seen[t.Key] = true
 			singles = append(singles, t)
 		}
 	}
-	res := observed{byKey: map[string]*target.Observed{}, unobservable: map[string]error{}}
 	var mu sync.Mutex
 	g := new(errgroup.Group)
 	g.SetLimit(p.concurrency())
 	for _, c := range slices.Sorted(maps.Keys(clusters)) {
+		res.clusters[c] = true
 		g.Go(func() error {
 			got, err := p.Kube.ObserveCluster(ctx, c)
 			mu.Lock()
@@ -89,5 +103,4 @@ func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[s
 		})
 	}
 	_ = g.Wait() // failures are recorded per cluster or target
-	return res
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
@@ -48,6 +49,10 @@ type Pass struct {
 	MaxJitter time.Duration
 	// Concurrency bounds parallel issuances and writes (default 8).
 	Concurrency int
+	// IssueRate caps issuances per second across the pass, so a renewal
+	// storm (thousands due together) reaches the issuer at a pace it can
+	// take; 0 leaves them unlimited (bounded by Concurrency only).
+	IssueRate float64
 	// DryRun decides and reports, and changes nothing.
 	DryRun bool
 	// Prune deletes orphaned targets; Force prunes even past the safety limits.
@@ -76,6 +81,15 @@ func (p *Pass) now() time.Time {
 		return p.Now()
 	}
 	return time.Now()
+}
+
+// limiter paces issuances at IssueRate, in bursts of at most Concurrency;
+// nil when unlimited.
+func (p *Pass) limiter() *rate.Limiter {
+	if p.IssueRate <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(p.IssueRate), p.concurrency())
 }
 
 func (p *Pass) concurrency() int {
@@ -123,17 +137,36 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			}
 		}()
 	}
-	inv := p.Inventory
-	if inv == nil {
-		var err error
-		if inv, err = inventory.Load(ctx, p.Backend); err != nil {
-			return nil, fmt.Errorf("reading the inventory: %w", err)
+	p.progress("observing %d certificates' targets", len(res.Desired))
+	var inv map[string]*inventory.Entry
+	var obs observed
+	if p.Inventory == nil {
+		// The inventory is read while the desired targets are observed: the
+		// two are independent, and each is round trips. What only the
+		// inventory names (orphans) is observed after.
+		var loadErr error
+		loaded := make(chan struct{})
+		go func() {
+			defer close(loaded)
+			inv, loadErr = inventory.Load(ctx, p.Backend)
+		}()
+		obs = p.observe(ctx, res.Desired, nil, res.Scope.Covers)
+		<-loaded
+		if loadErr != nil {
+			return nil, fmt.Errorf("reading the inventory: %w", loadErr)
+		}
+		p.observeMore(ctx, nil, inv, res.Scope.Covers, &obs)
+	} else {
+		// The pass updates a copy: the caller's map stays as it was.
+		inv = maps.Clone(p.Inventory)
+		obs = p.observe(ctx, res.Desired, inv, res.Scope.Covers)
+	}
+	if p.Inventory == nil && !p.DryRun {
+		// Entries still in the earlier one-document-each format move into pages.
+		if err := inventory.Migrate(ctx, p.Backend, inv); err != nil {
+			return nil, fmt.Errorf("moving the inventory into pages: %w", err)
 		}
 	}
-	// The pass updates a copy: the caller's map stays as it was.
-	inv = maps.Clone(inv)
-	p.progress("observing %d certificates' targets", len(res.Desired))
-	obs := p.observe(ctx, res.Desired, inv, res.Scope.Covers)
 	dirRoot := ""
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
@@ -218,6 +251,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	if todo > 0 {
 		p.progress("issuing or delivering %d certificates", todo)
 	}
+	lim := p.limiter()
 	g := new(errgroup.Group)
 	g.SetLimit(p.concurrency())
 	for i := range dec.Certificates {
@@ -232,7 +266,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			if ctx.Err() != nil {
 				return nil
 			}
-			o := p.actOn(ctx, res, c)
+			o := p.actOn(ctx, res, c, lim)
 			rec := o
 			if ctx.Err() != nil {
 				if rec = withoutCancelled(o); rec == nil {
@@ -240,18 +274,49 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 				}
 			}
 			// What was done is recorded even when the pass was cancelled meanwhile.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-			defer cancel()
-			o.entry, o.retryAt, o.recordErr = p.record(rctx, res, c, rec, inv[c.Desired.ID], verdicts[c.Desired.ID].Effective)
+			o.entry, o.retryAt, o.recordErr = p.record(res, c, rec, inv[c.Desired.ID], verdicts[c.Desired.ID].Effective)
 			outcomes[i] = o
 			return nil
 		})
 	}
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
+	p.save(ctx, inv, outcomes)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
 			inv[o.entry.ID] = o.entry
+		}
+	}
+}
+
+// save writes the inventory pages holding what this pass recorded, each
+// page once, after every certificate was acted on (one round trip per
+// changed page, not per certificate). An entry whose page could not be
+// written is reported as not recorded; the next pass records it from what
+// the target holds (decide.NotRecorded). Like record, it runs even when the
+// pass was cancelled meanwhile.
+func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome) {
+	next := maps.Clone(inv)
+	var changed []string
+	for _, o := range outcomes {
+		if o != nil && o.entry != nil {
+			next[o.entry.ID] = o.entry
+			changed = append(changed, o.entry.ID)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	failed := inventory.Save(rctx, p.Backend, next, changed)
+	for _, o := range outcomes {
+		if o == nil || o.entry == nil {
+			continue
+		}
+		if err := failed[o.entry.ID]; err != nil {
+			o.recordErr = errors.Join(fmt.Errorf("recording in the inventory: %w", err), o.recordErr)
+			o.entry = nil
 		}
 	}
 }
@@ -282,11 +347,18 @@ func withoutCancelled(o *outcome) *outcome {
 // actOn issues (when needed) and writes every target that needs it. A
 // failed issuance writes nothing: a working certificate is never replaced
 // by a failure.
-func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certificate) *outcome {
+func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certificate, lim *rate.Limiter) *outcome {
 	o := &outcome{written: map[string]error{}}
 	d := c.Desired
 	spec := d.Certificate.Spec
 	if c.Issue {
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil && ctx.Err() == nil {
+				// The pass's deadline comes before its turn: a transient failure, retried.
+				o.err = fmt.Errorf("not issued: the issuance rate limit (%g/s) puts it past the pass's deadline", p.IssueRate)
+				return o
+			}
+		}
 		if ctx.Err() != nil {
 			o.err = fmt.Errorf("not issued: the pass was cancelled (%w)", context.Cause(ctx))
 			return o
@@ -432,8 +504,8 @@ func reencode(b target.Bundle, encoding string) (target.Bundle, error) {
 	return b, nil
 }
 
-// record writes the inventory entry and the audit events of one certificate.
-func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry,
+// record makes the inventory entry and writes the audit events of one certificate.
+func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, prev *inventory.Entry,
 	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
@@ -441,19 +513,14 @@ func (p *Pass) record(ctx context.Context, res *render.Result, c *decide.Certifi
 	if len(failures) > 0 {
 		p.markFailing(e, prev, c.Desired, o.err, failures, now)
 	}
-	var recordErrs []error
-	recorded := e
-	if err := inventory.Put(ctx, p.Backend, e); err != nil {
-		recordErrs = append(recordErrs, fmt.Errorf("recording in the inventory: %w", err))
-		recorded = nil
-	}
-	recordErrs = append(recordErrs, p.audit(res, c, o, now)...)
+	// The entry is written with its page's others once the pass has acted (save).
+	recordErrs := p.audit(res, c, o, now)
 	p.log().Debug("certificate reconciled", "certificate", c.Desired.ID, "action", c.Action(), "serial", o.serial, "failures", len(failures))
 	var retry time.Time
 	if e.RetryAt != nil {
 		retry = *e.RetryAt
 	}
-	return recorded, retry, errors.Join(recordErrs...)
+	return e, retry, errors.Join(recordErrs...)
 }
 
 // entryOf is the inventory entry of a certificate after acting on it: the

@@ -85,6 +85,8 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 	for _, d := range res.Desired {
 		desired[d.ID] = true
 	}
+	next := maps.Clone(inv)
+	var changed []string
 	for _, id := range slices.Sorted(maps.Keys(inv)) {
 		e := inv[id]
 		var kept []inventory.Target
@@ -93,23 +95,26 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 				kept = append(kept, t)
 			}
 		}
-		var err error
 		switch {
 		case len(kept) == len(e.Targets):
 			continue
 		case !desired[id] && len(kept) == 0:
-			if err = inventory.Delete(ctx, p.Backend, id); err == nil {
-				delete(inv, id)
-			}
+			delete(next, id)
 		default:
 			updated := *e
 			updated.Targets = kept
-			if err = inventory.Put(ctx, p.Backend, &updated); err == nil {
-				inv[id] = &updated
-			}
+			next[id] = &updated
 		}
-		if err != nil {
+		changed = append(changed, id)
+	}
+	failed := inventory.Save(ctx, p.Backend, next, changed)
+	for _, id := range changed {
+		if err := failed[id]; err != nil {
 			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
+		} else if e, ok := next[id]; ok {
+			inv[id] = e
+		} else {
+			delete(inv, id)
 		}
 	}
 }

@@ -50,15 +50,19 @@ func daemonRSS(b *testing.B, bin string, n int) float64 {
 	}
 	ctx := context.Background()
 	now := time.Now().UTC()
+	all := make(map[string]*inventory.Entry, n)
+	ids := make([]string, 0, n)
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("team-%03d/svc-%d", i%1000, i)
 		e := &inventory.Entry{ID: id, Issuer: "mtls", Serial: fmt.Sprintf("%032x", i), NotBefore: now, NotAfter: now.Add(720 * time.Hour),
 			RenewAt: now.Add(480 * time.Hour), IssueHash: "0123456789abcdef0123", File: "teams/x.yaml", Revision: "main@0123456789ab",
 			Author: "alice", DNSNames: []string{fmt.Sprintf("svc-%d.team.svc.cluster.local", i)},
 			Targets: []inventory.Target{{Key: "directory/" + id, Kind: "directory", Path: id}}, UpdatedAt: now}
-		if err := inventory.Put(ctx, l, e); err != nil {
-			b.Fatal(err)
-		}
+		all[id] = e
+		ids = append(ids, id)
+	}
+	if failed := inventory.Save(ctx, l, all, ids); failed != nil {
+		b.Fatal(failed[ids[0]])
 	}
 	repo := filepath.Join(dir, "repo")
 	if err := os.MkdirAll(repo, 0o755); err != nil {

@@ -76,6 +76,9 @@ func check(c *schemas.ServeConfig) error {
 			problems = append(problems, field+": "+err.Error())
 		}
 	}
+	if c.IssueRate < 0 {
+		problems = append(problems, fmt.Sprintf("issueRate is %g; want issuances per second, above 0 (or 0 for no limit)", c.IssueRate))
+	}
 	switch c.Backend.Type {
 	case "", "local", "vault":
 	default:

@@ -49,7 +49,9 @@ type Daemon struct {
 	// entry from the backend; it is read afresh every reloadEvery passes and
 	// whenever Run starts (a new leader must see what the old one wrote).
 	inventory map[string]*inventory.Entry
-	passes    int
+	// seen keeps the Secrets parsed by earlier passes (target.Seen).
+	seen   *target.Seen
+	passes int
 	// failures counts passes in a row that could not run (the catalog or
 	// the inventory unreadable): their retries back off like a failing
 	// certificate's, within maxRetryBackoff.
@@ -235,8 +237,12 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	dir := &target.Directory{Root: d.cfg.OutputDir, AllowedRoots: d.cfg.AllowedDirRoots}
 	p := reconcile.NewPass(d.backend, cat, d.conn, dir, d.audit)
 	p.Actor, p.Now, p.Log = d.Actor, d.Now, d.log
+	if d.seen == nil {
+		d.seen = target.NewSeen()
+	}
+	p.Kube.Seen = d.seen
 	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
-	p.Concurrency = d.cfg.Concurrency
+	p.Concurrency, p.IssueRate = d.cfg.Concurrency, d.cfg.IssueRate
 	p.DryRun, p.Prune, p.MaxPruneShare = d.cfg.ReportOnly, d.cfg.Prune && !d.cfg.ReportOnly, d.cfg.MaxPruneShare
 	if d.passes++; d.passes%reloadEvery == 0 {
 		d.inventory = nil

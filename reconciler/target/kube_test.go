@@ -109,11 +109,23 @@ func (b *kubeBed) written(t *testing.T, tg render.Target, bundle target.Bundle, 
 	return o
 }
 
+// labelled has certfleet create a Secret with a template label team=a and
+// returns its target and the observation a later pass makes of it.
+func (b *kubeBed) labelled(t *testing.T) (render.Target, *target.Observed) {
+	t.Helper()
+	tg := b.place(t)
+	tg.Template = &schemas.SecretTemplate{Labels: map[string]string{"team": "a"}}
+	if err := b.kube(false).Write(context.Background(), tg, b.bundle(t), meta("team-a/api"), nil); err != nil {
+		t.Fatal(err)
+	}
+	return tg, b.observe(t, tg)
+}
+
 func TestKubeWrite(t *testing.T) {
 	b := newKubeBed(t)
 	ctx := context.Background()
 
-	t.Run("an absent Secret is created with certfleet's marks and owned by its apply manager alone", func(t *testing.T) {
+	t.Run("an absent Secret is created with certfleet's marks and owned by certfleet alone", func(t *testing.T) {
 		tg := b.place(t)
 		want := b.bundle(t)
 		o := b.written(t, tg, want, "team-a/api")
@@ -128,24 +140,46 @@ func TestKubeWrite(t *testing.T) {
 		for _, f := range s.ManagedFields {
 			managers = append(managers, f.Manager+"/"+string(f.Operation))
 		}
-		if len(managers) != 1 || managers[0] != target.FieldManager+"/Apply" {
-			t.Errorf("field managers %v, want only %s/Apply", managers, target.FieldManager)
+		// One write: the create's fields move to the apply manager only
+		// when a later apply drops one (the next case).
+		if len(managers) != 1 || managers[0] != target.FieldManager+"/Update" {
+			t.Errorf("field managers %v, want only %s/Update", managers, target.FieldManager)
+		}
+		if !o.CreatedFields {
+			t.Error("the observation does not say the fields are still the create's")
+		}
+	})
+
+	t.Run("a Secret changed since observed is not overwritten when its fields would first move to the apply", func(t *testing.T) {
+		tg, o := b.labelled(t)
+		s := b.get(t, tg)
+		s.Labels["edited"] = "by-hand"
+		if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: "kubectl"}); err != nil {
+			t.Fatal(err)
+		}
+		tg.Template = nil
+		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), o); !errors.Is(err, target.ErrConflict) {
+			t.Errorf("Write over a Secret edited since observed: %v, want ErrConflict", err)
+		}
+		if b.get(t, tg).Labels["team"] != "a" {
+			t.Error("the edited Secret was changed")
 		}
 	})
 
 	t.Run("a template label certfleet stops setting is removed from a Secret it created", func(t *testing.T) {
-		tg := b.place(t)
-		tg.Template = &schemas.SecretTemplate{Labels: map[string]string{"team": "a"}}
-		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), nil); err != nil {
-			t.Fatal(err)
-		}
-		o := b.observe(t, tg)
+		tg, o := b.labelled(t)
 		tg.Template = nil
 		if err := b.kube(false).Write(ctx, tg, b.bundle(t), meta("team-a/api"), o); err != nil {
 			t.Fatal(err)
 		}
-		if l, ok := b.get(t, tg).Labels["team"]; ok {
+		s := b.get(t, tg)
+		if l, ok := s.Labels["team"]; ok {
 			t.Errorf("label team=%s is still there", l)
+		}
+		for _, f := range s.ManagedFields {
+			if f.Manager == target.FieldManager && f.Operation != metav1.ManagedFieldsOperationApply {
+				t.Errorf("certfleet still owns fields through a %s entry", f.Operation)
+			}
 		}
 	})
 
@@ -363,4 +397,46 @@ func TestKubeDelete(t *testing.T) {
 			t.Error("the Secret was deleted")
 		}
 	})
+}
+
+// With a Seen cache, a Secret listed again unchanged is the observation
+// made before (not parsed again); one that changed, or was deleted and
+// made again under the same name, is observed afresh; one deleted drops out.
+func TestKubeObserveReusesUnchangedSecrets(t *testing.T) {
+	b := newKubeBed(t)
+	k := b.kube(false)
+	k.Seen = target.NewSeen()
+	ctx := context.Background()
+	tg := b.place(t)
+	other := render.Target{Address: render.KubernetesAddress("alpha", tg.Namespace, "other-tls")}
+	b.written(t, tg, b.bundle(t), "payments/api")
+	b.written(t, other, b.bundle(t), "payments/other")
+	first, err := k.ObserveCluster(ctx, "alpha")
+	if err != nil || first[tg.Key] == nil || first[tg.Key].Cert == nil {
+		t.Fatalf("first observation: %v, %+v", err, first[tg.Key])
+	}
+	again, _ := k.ObserveCluster(ctx, "alpha")
+	if again[tg.Key] != first[tg.Key] {
+		t.Error("an unchanged Secret was parsed again")
+	}
+
+	// A hand edit of tls.crt: a new resourceVersion, a new observation.
+	renewed := b.bundle(t)
+	s := b.get(t, tg)
+	s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey] = renewed.Cert, renewed.Key
+	if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, "other-tls", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := k.ObserveCluster(ctx, "alpha")
+	got := after[tg.Key]
+	if got == first[tg.Key] || got == nil || !bytes.Equal(got.Bundle.Cert, renewed.Cert) || got.Cert == nil ||
+		got.Cert.SerialNumber.Cmp(first[tg.Key].Cert.SerialNumber) == 0 {
+		t.Errorf("a changed Secret was not observed afresh: %+v", got)
+	}
+	if after[other.Key] != nil {
+		t.Error("a deleted Secret is still observed")
+	}
 }

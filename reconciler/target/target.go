@@ -130,6 +130,12 @@ type Observed struct {
 	// Managed is true when certfleet's managed-by mark is on the target;
 	// OwnedBy also checks which certificate it is for.
 	Managed bool
+	// Labels are a managed Secret's labels (nil otherwise).
+	Labels map[string]string
+	// CreatedFields is true when a managed Secret's fields are still
+	// recorded under certfleet's create (an Update entry), not its apply:
+	// a later apply that drops a label or annotation first moves them.
+	CreatedFields bool
 	// UID and Version are what a write or delete based on this observation
 	// makes its precondition: a Secret's metadata.uid and resourceVersion,
 	// a Vault KV secret's current version (UID empty; "0" when there never
