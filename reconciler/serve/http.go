@@ -55,6 +55,9 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 		limit = DefaultMaxBodyBytes
 	}
 	mux := http.NewServeMux()
+	// The fleet page and /report need a token off loopback.
+	pages := http.NewServeMux()
+	mux.Handle("/", RequireToken(d.Token, pages))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -70,7 +73,8 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
+	d.pageHandlers(pages)
+	pages.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
 		st, _, drift, _ := d.Snapshot()
 		if drift == nil {
 			// No pass yet: the status still says why (a source that cannot be
