@@ -28,9 +28,11 @@ func Assets() fs.FS { sub, _ := fs.Sub(assets, "assets"); return sub }
 const MaxResults = 500
 
 var page = template.Must(template.New("").Funcs(template.FuncMap{
-	"join":  strings.Join,
-	"names": func(e *inventory.Entry) []string { return slices.DeleteFunc(names(e), func(s string) bool { return s == "" }) },
-	"age":   func(t, now time.Time) string { return round(now.Sub(t)) },
+	"join": strings.Join,
+	"names": func(e *inventory.Entry) []string {
+		return slices.DeleteFunc(names(e), func(s string) bool { return s == "" })
+	},
+	"age": func(t, now time.Time) string { return round(now.Sub(t)) },
 	"when": func(t, now time.Time) string {
 		switch {
 		case t.IsZero():
