@@ -68,6 +68,24 @@ func TestReconcileFromAGitServerIntoAClusterAndADirectory(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &entries) != nil || len(entries) != 1 || entries[0].Author != "alice" {
 		t.Errorf("inventory --san: exit %d, %s", code, stdout)
 	}
+	code, stdout, _ = run(t, "inventory", "--state-dir", state, "--owner", "ALICE")
+	if code != 0 || strings.Count(stdout, "\n") != 4 { // the header and the three certificates
+		t.Errorf("inventory --owner ALICE: exit %d, want the three certificates alice's commit issued:\n%s", code, stdout)
+	}
+	if code, stdout, _ = run(t, "inventory", "--state-dir", state, "--owner", "mallory"); code != 0 || strings.Count(stdout, "\n") != 1 {
+		t.Errorf("inventory --owner mallory: exit %d, want only the header:\n%s", code, stdout)
+	}
+
+	// drift -o html: one self-contained page naming the drifted target and where it is declared.
+	if err := os.RemoveAll(filepath.Join(out, "tls/legacy")); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = run(t, append([]string{"drift", "-o", "html"}, base...)...)
+	if code != 2 || !strings.HasPrefix(stdout, "<!doctype html>") || !strings.Contains(stdout, "<style>") ||
+		strings.Contains(stdout, "<link") || strings.Contains(stdout, "src=") || !strings.Contains(stdout, "Missing") ||
+		!strings.Contains(stdout, ".yaml:") || strings.Contains(stdout, "PRIVATE KEY") {
+		t.Errorf("drift -o html after removing a directory target: exit %d (want 2), want a self-contained page with the Missing target and its file:line:\n%s", code, stdout)
+	}
 
 	// A source that cannot be fetched: nothing is decided, nothing pruned.
 	bad := append([]string{"reconcile", "--once", "--prune"}, base...)

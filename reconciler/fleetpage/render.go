@@ -218,3 +218,22 @@ func Timeline(now time.Time, buckets []int, marks []Mark) template.HTML {
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
+
+// DriftPage writes a drift report as one self-contained HTML page (its
+// style inline, nothing loaded from elsewhere), for a CI job's artifacts.
+func DriftPage(w io.Writer, rep *reconcile.DriftReport, verdicts map[string]schemas.CertificateVerdict) error {
+	css, err := fs.ReadFile(assets, "assets/style.css")
+	if err != nil {
+		return err
+	}
+	f := &Fleet{Verdicts: verdicts}
+	var rows []DriftRow
+	for _, e := range rep.Entries {
+		rows = append(rows, DriftRow{DriftEntry: e, Where: f.where(e.Certificate, e.File)})
+	}
+	return page.ExecuteTemplate(w, "drift", struct {
+		Report *reconcile.DriftReport
+		Rows   []DriftRow
+		CSS    template.CSS
+	}{rep, rows, template.CSS(css)})
+}
