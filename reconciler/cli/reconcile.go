@@ -56,6 +56,9 @@ type prepared struct {
 	result   *render.Result
 	verdicts map[string]schemas.CertificateVerdict
 	close    func()
+	// catalog and auditLog are for status, which shows them.
+	catalog  *schemas.Catalog
+	auditLog string
 }
 
 // prepare opens the backend and the catalog, fetches and renders the
@@ -99,7 +102,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()
 	}
-	return &prepared{pass: p, result: res, verdicts: verdicts, close: closeAudit}, nil
+	return &prepared{pass: p, result: res, verdicts: verdicts, close: closeAudit, catalog: cat, auditLog: inventory.AuditPath(f.auditLog, b)}, nil
 }
 
 func (f *passFlags) openAudit(cmd *cobra.Command, b backend.Backend) (*inventory.Audit, func(), error) {

@@ -122,39 +122,54 @@ func (f *Fleet) where(id, file string) string {
 // ErrUnknown is returned for a certificate neither declared nor in the inventory.
 var ErrUnknown = fmt.Errorf("no such certificate")
 
-// Certificate writes a certificate's page.
-func Certificate(w io.Writer, f *Fleet, id string) error {
+// Facts are what the certificate page and `certfleet status` show of one
+// certificate: its record, where it is declared, the policies' verdict, its
+// chain, its targets and its history.
+type Facts struct {
+	Entry   *inventory.Entry            `json:"entry"`
+	Where   string                      `json:"where"`
+	Verdict *schemas.CertificateVerdict `json:"verdict,omitempty"`
+	Chain   []string                    `json:"chain"`
+	Targets []reconcile.TargetState     `json:"targets"`
+	History []inventory.Event           `json:"history"`
+}
+
+// FactsOf gathers a certificate's facts (ErrUnknown when it is neither
+// declared nor in the inventory).
+func FactsOf(f *Fleet, id string) (*Facts, error) {
 	e, ok := f.Inventory[id]
 	v, declared := f.Verdicts[id]
 	if !ok && !declared {
-		return ErrUnknown
+		return nil, fmt.Errorf("%w: %q is neither declared at %s nor in the inventory", ErrUnknown, id, f.Revision)
 	}
 	if !ok {
 		e = &inventory.Entry{ID: id, File: v.File, Issuer: v.Issuer}
 	}
 	hist, err := History(f.AuditLog, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	data := struct {
-		Entry   *inventory.Entry
-		Where   string
-		Verdict *schemas.CertificateVerdict
-		Chain   []string
-		Targets []reconcile.TargetState
-		History []inventory.Event
-	}{Entry: e, Where: f.where(id, e.File), Chain: Chain(f.Catalog, e.Issuer), History: hist}
+	facts := &Facts{Entry: e, Where: f.where(id, e.File), Chain: Chain(f.Catalog, e.Issuer), History: hist, Targets: []reconcile.TargetState{}}
 	if declared {
-		data.Verdict = &v
+		facts.Verdict = &v
 	}
 	if f.Result != nil {
 		for _, s := range f.Result.State {
 			if s.Certificate == id {
-				data.Targets = append(data.Targets, s)
+				facts.Targets = append(facts.Targets, s)
 			}
 		}
 	}
-	return page.ExecuteTemplate(w, "certificate", data)
+	return facts, nil
+}
+
+// Certificate writes a certificate's page.
+func Certificate(w io.Writer, f *Fleet, id string) error {
+	facts, err := FactsOf(f, id)
+	if err != nil {
+		return err
+	}
+	return page.ExecuteTemplate(w, "certificate", facts)
 }
 
 // Chain is the issuer and the authorities above it, nearest first.
