@@ -71,6 +71,8 @@ type ServeHTTP struct {
 	MaxConnections int `json:"maxConnections,omitempty"`
 	// MaxBodyBytes is the largest webhook body accepted; a larger one is refused with 413 and never verified. Default 26214400 (25 MiB, GitHub's cap on webhook payloads).
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// TokenFile holds the bearer token that clients off loopback must send for the fleet page (/) and /report. Without it, only loopback clients are served them.
+	TokenFile string `json:"tokenFile,omitempty"`
 }
 
 // ServeSource is the watched repository.

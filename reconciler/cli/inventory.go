@@ -24,7 +24,10 @@ type filter struct {
 	san      glob.Glob
 	cluster  string
 	path     glob.Glob
-	now      time.Time
+	// owner matches the commit author, case-insensitively, as a substring
+	// (a name or an e-mail address).
+	owner string
+	now   time.Time
 }
 
 func (f filter) keep(e *inventory.Entry) bool {
@@ -32,6 +35,9 @@ func (f filter) keep(e *inventory.Entry) bool {
 		return false
 	}
 	if f.issuer != "" && e.Issuer != f.issuer {
+		return false
+	}
+	if f.owner != "" && !strings.Contains(strings.ToLower(e.Author), strings.ToLower(f.owner)) {
 		return false
 	}
 	if f.san != nil {
@@ -62,12 +68,12 @@ func (f filter) keep(e *inventory.Entry) bool {
 
 // filterFlags are the inventory's search flags.
 type filterFlags struct {
-	expiring, issuer, san, cluster, path string
+	expiring, issuer, san, cluster, path, owner string
 }
 
 // compile turns the flags into a filter, naming the flag that is wrong.
 func (fl filterFlags) compile(now time.Time) (filter, error) {
-	f := filter{issuer: fl.issuer, cluster: fl.cluster, now: now}
+	f := filter{issuer: fl.issuer, cluster: fl.cluster, owner: fl.owner, now: now}
 	var err error
 	if fl.expiring != "" {
 		if f.expiring, err = schemas.Duration(fl.expiring).Parse(); err != nil {
@@ -109,9 +115,10 @@ func inventoryCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "inventory",
-		Short: "List every certificate the fleet holds, with owner and expiry; search by name, issuer, cluster or path",
+		Short: "List every certificate the fleet holds, with owner and expiry; search by name, owner, issuer, cluster or path",
 		Example: `  certfleet inventory --expiring 7d
   certfleet inventory --san '*.payments.svc.cluster.local' --cluster prod-eu -o json
+  certfleet inventory --owner alice@example.com
   certfleet inventory --san 'spiffe://fleet.example.com/ns/payments/**'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -148,6 +155,7 @@ func inventoryCommand() *cobra.Command {
 	fl.StringVar(&search.expiring, "expiring", "", "only certificates expiring within this long (e.g. 7d)")
 	fl.StringVar(&search.issuer, "issuer", "", "only certificates of this issuer")
 	fl.StringVar(&search.san, "san", "", "only certificates with a common name or SAN (DNS, URI/SPIFFE ID, IP, e-mail) matching this glob")
+	fl.StringVar(&search.owner, "owner", "", "only certificates whose owner (the author of the commit they were issued from) contains this, case-insensitively")
 	fl.StringVar(&search.cluster, "cluster", "", "only certificates delivered to this cluster")
 	fl.StringVar(&search.path, "path", "", "only certificates declared in files matching this glob (teams/payments/**)")
 	fl.StringVarP(&output, "output", "o", "table", "output format: table or json")

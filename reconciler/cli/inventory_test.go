@@ -55,3 +55,52 @@ func TestInventoryFilterFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryInventoryFilter: each flag keeps what it names and drops the rest.
+func TestEveryInventoryFilter(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	all := map[string]*inventory.Entry{
+		"pay/api": {ID: "pay/api", Issuer: "mtls", Author: "Alice <alice@example.test>", File: "teams/payments/api.yaml",
+			CommonName: "api", DNSNames: []string{"api.pay.svc.cluster.local"}, URIs: []string{"spiffe://fleet.test/ns/pay/api"},
+			NotAfter: now.Add(24 * time.Hour), Targets: []inventory.Target{{Cluster: "prod-eu"}}},
+		"web/www": {ID: "web/www", Issuer: "edge", Author: "Bob <bob@example.test>", File: "teams/web/www.yaml",
+			DNSNames: []string{"www.example.test"}, IPAddresses: []string{"10.0.0.7"}, EmailAddresses: []string{"ops@example.test"},
+			NotAfter: now.Add(60 * 24 * time.Hour), Targets: []inventory.Target{{Cluster: "prod-us"}}},
+	}
+	tests := []struct {
+		name string
+		fl   filterFlags
+		want string
+	}{
+		{"no flag keeps all", filterFlags{}, "pay/api web/www"},
+		{"--expiring", filterFlags{expiring: "7d"}, "pay/api"},
+		{"--issuer is exact", filterFlags{issuer: "edge"}, "web/www"},
+		{"--issuer does not match a prefix", filterFlags{issuer: "mt"}, ""},
+		{"--san matches a DNS name", filterFlags{san: "*.example.test"}, "web/www"},
+		{"--san matches a SPIFFE ID", filterFlags{san: "spiffe://fleet.test/ns/pay/*"}, "pay/api"},
+		{"--san matches an IP address", filterFlags{san: "10.0.0.*"}, "web/www"},
+		{"--san matches an e-mail address", filterFlags{san: "ops@*"}, "web/www"},
+		{"--san matches the common name", filterFlags{san: "api"}, "pay/api"},
+		{"--cluster", filterFlags{cluster: "prod-us"}, "web/www"},
+		{"--path", filterFlags{path: "teams/payments/**"}, "pay/api"},
+		{"--owner by name, any case", filterFlags{owner: "alice"}, "pay/api"},
+		{"--owner by e-mail address", filterFlags{owner: "bob@example.test"}, "web/www"},
+		{"--owner nobody", filterFlags{owner: "carol"}, ""},
+		{"flags combine", filterFlags{owner: "alice", cluster: "prod-us"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := tt.fl.compile(now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range f.selected(all) {
+				got = append(got, e.ID)
+			}
+			if s := strings.Join(got, " "); s != tt.want {
+				t.Errorf("got %q, want %q", s, tt.want)
+			}
+		})
+	}
+}

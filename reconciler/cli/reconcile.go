@@ -16,6 +16,7 @@ import (
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/cluster"
 	"github.com/certfleet/certfleet/reconciler/evaluate"
+	"github.com/certfleet/certfleet/reconciler/fleetpage"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -60,6 +61,9 @@ type prepared struct {
 	result   *render.Result
 	verdicts map[string]schemas.CertificateVerdict
 	close    func()
+	// catalog and auditLog are for status, which shows them.
+	catalog  *schemas.Catalog
+	auditLog string
 }
 
 // prepare opens the backend and the catalog, fetches and renders the
@@ -114,7 +118,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()
 	}
-	return &prepared{pass: p, result: res, verdicts: verdicts, close: closeAudit}, nil
+	return &prepared{pass: p, result: res, verdicts: verdicts, close: closeAudit, catalog: cat, auditLog: inventory.AuditPath(f.auditLog, b)}, nil
 }
 
 func (f *passFlags) openAudit(cmd *cobra.Command, b backend.Backend) (*inventory.Audit, func(), error) {
@@ -266,8 +270,8 @@ not manage (the sprawl), with their expiry.
 Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" && output != "markdown" {
-				return fmt.Errorf("unknown output format %q: use text, json or markdown", output)
+			if output != "text" && output != "json" && output != "markdown" && output != "html" {
+				return fmt.Errorf("unknown output format %q: use text, json, markdown or html", output)
 			}
 			p, err := f.prepare(cmd)
 			if err != nil {
@@ -279,8 +283,11 @@ Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 				return err
 			}
 			text := rep.Text
-			if output == "markdown" {
+			switch output {
+			case "markdown":
 				text, output = rep.Markdown, "text"
+			case "html":
+				text = func(w io.Writer) error { return fleetpage.DriftPage(w, rep, p.verdicts) }
 			}
 			if err := writeReport(cmd.OutOrStdout(), output, rep, text); err != nil {
 				return err
@@ -295,6 +302,6 @@ Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json, markdown or html (one self-contained page, for CI artifacts)")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 // TestReconcileFromAGitServerIntoAClusterAndADirectory is the main job end
@@ -67,6 +68,48 @@ func TestReconcileFromAGitServerIntoAClusterAndADirectory(t *testing.T) {
 	var entries []inventory.Entry
 	if code != 0 || json.Unmarshal([]byte(stdout), &entries) != nil || len(entries) != 1 || entries[0].Author != "alice" {
 		t.Errorf("inventory --san: exit %d, %s", code, stdout)
+	}
+	code, stdout, _ = run(t, "inventory", "--state-dir", state, "--owner", "ALICE")
+	if code != 0 || strings.Count(stdout, "\n") != 4 { // the header and the three certificates
+		t.Errorf("inventory --owner ALICE: exit %d, want the three certificates alice's commit issued:\n%s", code, stdout)
+	}
+	if code, stdout, _ = run(t, "inventory", "--state-dir", state, "--owner", "mallory"); code != 0 || strings.Count(stdout, "\n") != 1 {
+		t.Errorf("inventory --owner mallory: exit %d, want only the header:\n%s", code, stdout)
+	}
+
+	// status: one certificate's facts, with its history from the audit log.
+	code, stdout, stderr = run(t, append([]string{"status", "payments/api", "-o", "json"}, base...)...)
+	var facts struct {
+		Entry   inventory.Entry
+		Where   string
+		Verdict *schemas.CertificateVerdict
+		Targets []struct{ Reason string }
+		History []inventory.Event
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &facts) != nil {
+		t.Fatalf("status -o json: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if facts.Entry.Author != "alice" || facts.Verdict == nil || !facts.Verdict.Allowed || !strings.Contains(facts.Where, ".yaml:") ||
+		len(facts.Targets) == 0 || facts.Targets[0].Reason != "InSync" || len(facts.History) == 0 || facts.History[0].Serial == "" {
+		t.Errorf("status -o json lacks the owner, the verdict, file:line, an in-sync target or the issuance:\n%s", stdout)
+	}
+	if code, stdout, _ = run(t, append([]string{"status", "payments/api"}, base...)...); code != 0 || !strings.Contains(stdout, "allowed by") ||
+		!strings.Contains(stdout, facts.Entry.Serial) || !strings.Contains(stdout, "history:") {
+		t.Errorf("status: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr = run(t, append([]string{"status", "payments/nope"}, base...)...); code == 0 || !strings.Contains(stderr, `"payments/nope" is neither declared`) {
+		t.Errorf("status of an unknown certificate: exit %d, %s", code, stderr)
+	}
+
+	// drift -o html: one self-contained page naming the drifted target and where it is declared.
+	if err := os.RemoveAll(filepath.Join(out, "tls/legacy")); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = run(t, append([]string{"drift", "-o", "html"}, base...)...)
+	if code != 2 || !strings.HasPrefix(stdout, "<!doctype html>") || !strings.Contains(stdout, "<style>") ||
+		strings.Contains(stdout, "<link") || strings.Contains(stdout, "src=") || !strings.Contains(stdout, "Missing") ||
+		!strings.Contains(stdout, ".yaml:") || strings.Contains(stdout, "PRIVATE KEY") {
+		t.Errorf("drift -o html after removing a directory target: exit %d (want 2), want a self-contained page with the Missing target and its file:line:\n%s", code, stdout)
 	}
 
 	// A source that cannot be fetched: nothing is decided, nothing pruned.

@@ -40,7 +40,9 @@ With --leader-elect (or leaderElection.enabled), replicas share a Kubernetes
 Lease and only its holder acts; one that loses the lease stops at once.
 
 Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
-/metrics, /report (JSON; ?format=markdown), /hooks/git.`,
+/metrics, /report (JSON; ?format=markdown), /hooks/git, and the fleet page
+(/, /certificate?id=): off loopback, / and /report need
+"Authorization: Bearer <http.tokenFile>".`,
 		Example: `  certfleet serve --config /etc/certfleet/certfleet.yaml --leader-elect`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,6 +80,9 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 func runDaemon(ctx context.Context, d *serve.Daemon, cfg *schemas.ServeConfig, log *slog.Logger) error {
 	secret, err := backend.ReadSecretFile(cfg.Webhook.SecretFile)
 	if err != nil {
+		return err
+	}
+	if d.Token, err = backend.ReadSecretFile(cfg.HTTP.TokenFile); err != nil {
 		return err
 	}
 	var elector *serve.Elector

@@ -65,6 +65,15 @@ type Daemon struct {
 	drift     *reconcile.DriftReport
 	ready     bool
 	closeFunc func()
+	// What the fleet page shows besides the report (see page.go).
+	verdicts      map[string]schemas.CertificateVerdict
+	catalog       *schemas.Catalog
+	pageInventory map[string]*inventory.Entry
+	revisionTime  time.Time
+	auditPath     string
+	// Token, when set, lets clients off loopback read the fleet page and
+	// /report with "Authorization: Bearer <Token>".
+	Token string
 }
 
 // Status is what /report and the logs say about the daemon itself.
@@ -109,7 +118,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig, Timeout: durationOr(cfg.Timeouts.Kubernetes, 0)}, srcOpts: opts,
 		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewMetrics(), log: log,
 		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now,
-		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace)}
+		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace), auditPath: auditPath}
 	return d, nil
 }
 
@@ -284,6 +293,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	drift := reconcile.DriftOf(rep)
 	d.mu.Lock()
 	d.report, d.drift = rep, drift
+	d.verdicts, d.catalog, d.pageInventory, d.revisionTime = verdicts, cat, copyInventory(rep.Inventory), res.Revision.Time
 	d.status.Revision, d.status.LastPass, d.status.NextPass = rep.Revision, start, next
 	d.status.Failing = nil
 	for _, s := range rep.State {

@@ -56,6 +56,9 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 		limit = DefaultMaxBodyBytes
 	}
 	mux := http.NewServeMux()
+	// The fleet page and /report need a token off loopback.
+	pages := http.NewServeMux()
+	mux.Handle("/", RequireToken(d.Token, pages))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -72,9 +75,11 @@ func (d *Daemon) Handler(webhookSecret []byte, standby func() bool) http.Handler
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
 	// ACME issuers' HTTP-01 answers: the CA fetches them from port 80 of
-	// each name, which must reach this listener.
+	// each name, which must reach this listener, so they sit outside the
+	// pages' token check.
 	mux.Handle("GET "+backend.HTTP01Path, backend.HTTP01)
-	mux.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
+	d.pageHandlers(pages)
+	pages.HandleFunc("GET /report", func(w http.ResponseWriter, r *http.Request) {
 		st, _, drift, _ := d.Snapshot()
 		if drift == nil {
 			// No pass yet: the status still says why (a source that cannot be
