@@ -144,7 +144,7 @@ resource "certfleet_issuer" "web" {
 			resource.TestStep{Config: config, ResourceName: authority, ImportState: true, ImportStateId: mount, ImportStatePersist: true},
 			resource.TestStep{Config: config, ResourceName: issuer, ImportState: true, ImportStateId: mount + ":" + role, ImportStatePersist: true},
 			resource.TestStep{
-				Config: config,
+				Config:           config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(authority, tfjsonpath.New("serial_number"), knownvalue.StringExact(serial)),
