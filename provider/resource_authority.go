@@ -264,36 +264,23 @@ func (r *authorityResource) Read(ctx context.Context, req resource.ReadRequest, 
 }
 
 func (r *authorityResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state authorityModel
+	var plan authorityModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	a := plan.toSchemas(ctx, &resp.Diagnostics)
+	// An unknown certificate is a rotation ModifyPlan planned.
+	update := backend.ConfigureAuthority
 	if plan.Certificate.IsUnknown() {
-		parent, err := backend.Parent(ctx, r.backend, a)
-		if err != nil {
+		update = backend.RotateAuthority
+	}
+	if err := update(ctx, r.backend, a); err != nil {
+		if errors.Is(err, backend.ErrUnknownAuthority) {
 			resp.Diagnostics.AddAttributeError(path.Root("parent"), "Cannot Read the Parent Authority", err.Error())
 			return
 		}
-		if _, err := r.backend.RotateAuthority(ctx, a, parent); err != nil {
-			resp.Diagnostics.AddError("Cannot Rotate the Authority", err.Error())
-			return
-		}
-	}
-	if err := r.backend.ConfigureAuthority(ctx, a); err != nil {
-		resp.Diagnostics.AddError("Cannot Configure the Authority", err.Error())
-		return
-	}
-	st, err := r.backend.ReadAuthority(ctx, a)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Read the Authority", err.Error())
-		return
-	}
-	a.Status = st
-	if err := backend.PutObject(ctx, r.backend, a); err != nil {
-		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
+		resp.Diagnostics.AddError("Cannot Update the Authority", err.Error())
 		return
 	}
 	plan.fromSchemas(a)
