@@ -36,7 +36,8 @@ func (e *accEnv) legacyPKI(t *testing.T, mount, role string) string {
 			t.Fatal(err)
 		}
 		iss := &schemas.Issuer{Metadata: schemas.ObjectMeta{Name: role}, Spec: schemas.IssuerSpec{
-			Authority: mount, AllowedDomains: []string{"legacy.test"}, AllowSubdomains: true, KeyType: "ec", MaxTTL: "720h"}}
+			Authority: mount, AllowedDomains: []string{"legacy.test"}, AllowSubdomains: true, KeyType: "ec", MaxTTL: "720h",
+			AllowIPSANs: true, AllowWildcardCertificates: true}}
 		if err := e.backend.PutRole(ctx, iss, a); err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +89,10 @@ func (e *accEnv) issueWith(issuer, name string) resource.TestCheckFunc {
 		if err != nil {
 			return err
 		}
-		csr, err := pki.CSR(key, pki.Request{DNSNames: []string{name}})
+		// An adopted role keeps Vault's require_cn (true unless written
+		// otherwise): the request names its common name, as a Certificate
+		// issued through such a role must.
+		csr, err := pki.CSR(key, pki.Request{CommonName: name, DNSNames: []string{name}})
 		if err != nil {
 			return err
 		}
@@ -137,6 +141,10 @@ resource "certfleet_issuer" "web" {
   allow_subdomains = true
   key_type         = "ec"
   max_ttl          = "720h"
+  # Vault's defaults for a role written without them, which the adopted
+  # role therefore holds; the configuration describes the role as it is.
+  allow_ip_sans               = true
+  allow_wildcard_certificates = true
 }
 `)
 		authority, issuer := "certfleet_authority.legacy", "certfleet_issuer.web"
