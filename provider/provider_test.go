@@ -158,7 +158,7 @@ func (e *accEnv) noRole(issuer, role, mount string) func(ctx context.Context) er
 	return func(ctx context.Context) error {
 		iss := &schemas.Issuer{Metadata: schemas.ObjectMeta{Name: issuer}, Spec: schemas.IssuerSpec{Role: role}}
 		a := &schemas.Authority{Spec: schemas.AuthoritySpec{Mount: mount}}
-		if ok, err := e.backend.RoleExists(ctx, iss, a); ok || (err != nil && !errors.Is(err, backend.ErrNotFound)) {
+		if _, err := e.backend.ReadRole(ctx, iss, a); !errors.Is(err, backend.ErrNotFound) {
 			return fmt.Errorf("role %s still exists in %s (err %v)", role, mount, err)
 		}
 		return nil

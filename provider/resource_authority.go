@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -263,36 +264,23 @@ func (r *authorityResource) Read(ctx context.Context, req resource.ReadRequest, 
 }
 
 func (r *authorityResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state authorityModel
+	var plan authorityModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	a := plan.toSchemas(ctx, &resp.Diagnostics)
+	// An unknown certificate is a rotation ModifyPlan planned.
+	update := backend.ConfigureAuthority
 	if plan.Certificate.IsUnknown() {
-		parent, err := backend.Parent(ctx, r.backend, a)
-		if err != nil {
+		update = backend.RotateAuthority
+	}
+	if err := update(ctx, r.backend, a); err != nil {
+		if errors.Is(err, backend.ErrUnknownAuthority) {
 			resp.Diagnostics.AddAttributeError(path.Root("parent"), "Cannot Read the Parent Authority", err.Error())
 			return
 		}
-		if _, err := r.backend.RotateAuthority(ctx, a, parent); err != nil {
-			resp.Diagnostics.AddError("Cannot Rotate the Authority", err.Error())
-			return
-		}
-	}
-	if err := r.backend.ConfigureAuthority(ctx, a); err != nil {
-		resp.Diagnostics.AddError("Cannot Configure the Authority", err.Error())
-		return
-	}
-	st, err := r.backend.ReadAuthority(ctx, a)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Read the Authority", err.Error())
-		return
-	}
-	a.Status = st
-	if err := backend.PutObject(ctx, r.backend, a); err != nil {
-		resp.Diagnostics.AddError("Cannot Write the Catalog", err.Error())
+		resp.Diagnostics.AddError("Cannot Update the Authority", err.Error())
 		return
 	}
 	plan.fromSchemas(a)
@@ -315,6 +303,40 @@ func (r *authorityResource) Delete(ctx context.Context, req resource.DeleteReque
 	}
 }
 
+// ImportState takes an authority's name in the catalog, or adopts a PKI mount
+// certfleet did not create (made with terraform-provider-vault or by hand):
+// `<mount>` (the authority is named after it) or `<name>:<mount>`. Adopting
+// records the mount's CA in the catalog as it is and changes nothing in the
+// mount, so nothing is reissued; the next plan shows what the configuration
+// declares differently.
 func (r *authorityResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+	name, mount, named := strings.Cut(req.ID, ":")
+	if !named {
+		_, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, req.ID)
+		if !errors.Is(err, backend.ErrNotFound) {
+			resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+			return
+		}
+		name, mount = nameOfMount(req.ID), req.ID
+	}
+	if _, err := backend.AdoptAuthority(ctx, r.backend, name, mount); err != nil {
+		resp.Diagnostics.AddError("Cannot Adopt the Mount",
+			fmt.Sprintf("%v. The import ID is an authority's name in the catalog, a PKI mount to adopt (`<mount>`), or `<name>:<mount>`.", err))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+}
+
+// nameOfMount is the catalog name an adopted mount gets: its path with the
+// characters a name cannot hold turned into "-".
+func nameOfMount(mount string) string {
+	return strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, mount), "-.")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -320,8 +321,10 @@ func (r *issuerResource) Create(ctx context.Context, req resource.CreateRequest,
 	r.issuers().save(ctx, r.backend, true, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
-// Read also notices a role deleted out of band: the issuer leaves the state
-// and the next plan creates it again.
+// Read compares the role in the backend with the state: a role deleted out of
+// band leaves the state (the next plan creates it again), and a setting
+// edited in Vault is refreshed into the state, so the next plan shows it as
+// drift and apply writes the declared role back.
 func (r *issuerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	r.issuers().read(ctx, r.backend, req, resp)
 	if resp.Diagnostics.HasError() || resp.State.Raw.IsNull() {
@@ -330,11 +333,22 @@ func (r *issuerResource) Read(ctx context.Context, req resource.ReadRequest, res
 	var m issuerModel
 	resp.Diagnostics.Append(resp.State.Get(ctx, &m)...)
 	iss := m.toSchemas(ctx, &resp.Diagnostics)
-	if a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority); err == nil {
-		if ok, err := r.backend.RoleExists(ctx, iss, a); err == nil && !ok {
-			resp.State.RemoveResource(ctx)
-		}
+	a, err := backend.GetObject[schemas.Authority](ctx, r.backend, schemas.KindAuthority, iss.Spec.Authority)
+	if err != nil {
+		return // the authority's own Read reports it
 	}
+	held, err := r.backend.ReadRole(ctx, iss, a)
+	if errors.Is(err, backend.ErrNotFound) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot Read the Role", err.Error())
+		return
+	}
+	iss.Spec = iss.Spec.WithRole(held)
+	m.fromSchemas(iss)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
 func (r *issuerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -345,6 +359,20 @@ func (r *issuerResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	r.issuers().delete(ctx, r.backend, req, resp)
 }
 
+// ImportState takes an issuer's name in the catalog, or adopts a role
+// certfleet did not create in a catalog authority's mount:
+// `<authority>:<role>` (the issuer is named after the role). Adopting
+// records the role as it is and changes nothing in Vault.
 func (r *issuerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+	authority, role, adopt := strings.Cut(req.ID, ":")
+	if !adopt {
+		resource.ImportStatePassthroughID(ctx, path.Root("name"), req, resp)
+		return
+	}
+	if _, err := backend.AdoptIssuer(ctx, r.backend, role, authority, role); err != nil {
+		resp.Diagnostics.AddError("Cannot Adopt the Role",
+			fmt.Sprintf("%v. The import ID is an issuer's name in the catalog, or `<authority>:<role>` to adopt a role.", err))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), role)...)
 }

@@ -1,6 +1,9 @@
 package provider
 
 import (
+	"context"
+	"fmt"
+	"reflect"
 	"regexp"
 	"testing"
 
@@ -8,7 +11,11 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 func TestAccIssuerCreateImportUpdateDestroy(t *testing.T) {
@@ -146,5 +153,79 @@ resource "certfleet_issuer" "public" {
 `),
 			ExpectError: regexp.MustCompile(`no solver`),
 		})
+	})
+}
+
+// TestAccIssuerRoleEditedInVaultIsDrift: a role widened behind Terraform's
+// back (another domain, any name) shows up in the next plan as an update, and
+// apply writes the declared role back.
+func TestAccIssuerRoleEditedInVaultIsDrift(t *testing.T) {
+	eachEnv(t, func(t *testing.T, e *accEnv) {
+		config := e.config(`
+resource "certfleet_authority" "root" {
+  name        = "droot-%[1]s"
+  type        = "root"
+  mount       = "pki-droot-%[1]s"
+  common_name = "Drift Test Root %[1]s"
+  ttl         = "720h"
+}
+resource "certfleet_issuer" "web" {
+  name             = "web-%[1]s"
+  authority        = certfleet_authority.root.name
+  allowed_domains  = ["example.test"]
+  allow_subdomains = true
+  key_type         = "ec"
+  ttl              = "1d"
+  max_ttl          = "72h"
+}
+`)
+		name := "certfleet_issuer.web"
+		ctx := context.Background()
+		role := func() (*schemas.Issuer, *schemas.Authority) {
+			iss, err := backend.GetObject[schemas.Issuer](ctx, e.backend, schemas.KindIssuer, "web-"+e.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := backend.GetObject[schemas.Authority](ctx, e.backend, schemas.KindAuthority, "droot-"+e.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return iss, a
+		}
+		e.test(t,
+			resource.TestStep{Config: config},
+			resource.TestStep{
+				// Someone widens the role in Vault (or the local backend's role file).
+				PreConfig: func() {
+					iss, a := role()
+					iss.Spec.AllowedDomains = append(iss.Spec.AllowedDomains, "evil.test")
+					iss.Spec.AllowAnyName, iss.Spec.MaxTTL = true, "8760h"
+					if err := e.backend.PutRole(ctx, iss, a); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(name, tfjsonpath.New("allow_any_name"), knownvalue.Bool(false)),
+					plancheck.ExpectKnownValue(name, tfjsonpath.New("max_ttl"), knownvalue.StringExact("72h")),
+				}},
+				Check: func(*terraform.State) error {
+					iss, a := role()
+					held, err := e.backend.ReadRole(ctx, iss, a)
+					if err != nil {
+						return err
+					}
+					if held.AllowAnyName || len(held.AllowedDomains) != 1 || !reflect.DeepEqual(iss.Spec.WithRole(held), iss.Spec) {
+						return fmt.Errorf("apply did not write the declared role back: %+v", held)
+					}
+					return nil
+				},
+			},
+			resource.TestStep{
+				Config:           config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		)
 	})
 }

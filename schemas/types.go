@@ -1,6 +1,9 @@
 package schemas
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // APIVersion is the apiVersion of every certfleet kind.
 const APIVersion = "certfleet.dev/v1alpha1"
@@ -534,4 +537,64 @@ type TrustBundleKubernetesTarget struct {
 	Name string `json:"name"`
 	// Key holding the PEM bundle. Default ca.crt.
 	Key string `json:"key,omitempty"`
+}
+
+// WithRole is the declared spec with every role setting that held — the role
+// as the backend holds it — does not match replaced by the held one: what a
+// refresh shows as drift. Settings that mean the same are kept as declared:
+// lifetimes equal in length ("72h", "3d", Vault's seconds), a key size of 0
+// and the size Vault fills in for the key type, "" and "any", no list and an
+// empty one.
+func (s IssuerSpec) WithRole(held IssuerSpec) IssuerSpec {
+	out := s
+	sameList := func(a, b []string) bool { return slices.Equal(a, b) || len(a)+len(b) == 0 }
+	if !sameList(s.AllowedDomains, held.AllowedDomains) {
+		out.AllowedDomains = held.AllowedDomains
+	}
+	if !sameList(s.AllowedURISANs, held.AllowedURISANs) {
+		out.AllowedURISANs = held.AllowedURISANs
+	}
+	if !sameList(s.ExtKeyUsage, held.ExtKeyUsage) {
+		out.ExtKeyUsage = held.ExtKeyUsage
+	}
+	out.AllowSubdomains, out.AllowGlobDomains = held.AllowSubdomains, held.AllowGlobDomains
+	out.AllowBareDomains, out.AllowWildcardCertificates = held.AllowBareDomains, held.AllowWildcardCertificates
+	out.AllowAnyName, out.AllowIPSANs, out.NoStore = held.AllowAnyName, held.AllowIPSANs, held.NoStore
+	if s.Server() != held.Server() {
+		out.ServerFlag = held.ServerFlag
+	}
+	if s.Client() != held.Client() {
+		out.ClientFlag = held.ClientFlag
+	}
+	keyType := func(t string) string {
+		if t == "" {
+			return "any"
+		}
+		return t
+	}
+	if keyType(s.KeyType) != keyType(held.KeyType) {
+		out.KeyType = held.KeyType
+	}
+	// Vault stores the size it chose for a role that left it to Vault.
+	keyBits := func(t string, bits int) int {
+		if bits != 0 {
+			return bits
+		}
+		return map[string]int{"ec": 256, "rsa": 2048}[keyType(t)]
+	}
+	if keyBits(s.KeyType, s.KeyBits) != keyBits(held.KeyType, held.KeyBits) {
+		out.KeyBits = held.KeyBits
+	}
+	sameLength := func(a, b Duration) bool {
+		x, errA := a.Parse()
+		y, errB := b.Parse()
+		return errA == nil && errB == nil && x == y
+	}
+	if !sameLength(s.TTL, held.TTL) {
+		out.TTL = held.TTL
+	}
+	if !sameLength(s.MaxTTL, held.MaxTTL) {
+		out.MaxTTL = held.MaxTTL
+	}
+	return out
 }

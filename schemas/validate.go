@@ -431,6 +431,15 @@ func (s AuthoritySpec) RotationLead() time.Duration {
 	return s.Lifetime() / 3
 }
 
+// RotatesAt is when the authority's current CA certificate is due to be
+// replaced: its expiry minus the rotation lead; zero without a status.
+func (a *Authority) RotatesAt() time.Time {
+	if a.Status.NotAfter == nil {
+		return time.Time{}
+	}
+	return a.Status.NotAfter.Add(-a.Spec.RotationLead())
+}
+
 // VaultKeySizes are the key_bits Vault accepts per key_type.
 var VaultKeySizes = map[string][]int{"rsa": {2048, 3072, 4096}, "ec": {256, 384, 521}, "ed25519": {0}}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -45,6 +46,35 @@ func CreateAuthority(ctx context.Context, b Backend, a *schemas.Authority) error
 	return PutObject(ctx, b, a)
 }
 
+// RotateAuthority adds a new issuer with a new key to an existing
+// authority's mount and makes it the default, applies the URLs and records
+// the new status in the catalog: the provider's apply of a planned rotation
+// and `certfleet catalog apply` go through here.
+func RotateAuthority(ctx context.Context, b Backend, a *schemas.Authority) error {
+	parent, err := Parent(ctx, b, a)
+	if err != nil {
+		return err
+	}
+	if _, err := b.RotateAuthority(ctx, a, parent); err != nil {
+		return fmt.Errorf("rotating authority %q: %w", a.Metadata.Name, err)
+	}
+	return ConfigureAuthority(ctx, b, a)
+}
+
+// ConfigureAuthority applies what changes in place (the URLs) and records
+// the authority with its current status in the catalog.
+func ConfigureAuthority(ctx context.Context, b Backend, a *schemas.Authority) error {
+	if err := b.ConfigureAuthority(ctx, a); err != nil {
+		return fmt.Errorf("configuring authority %q: %w", a.Metadata.Name, err)
+	}
+	st, err := b.ReadAuthority(ctx, a)
+	if err != nil {
+		return fmt.Errorf("reading authority %q: %w", a.Metadata.Name, err)
+	}
+	a.Status = st
+	return PutObject(ctx, b, a)
+}
+
 // Parent returns an intermediate's parent from the catalog (nil for a root).
 func Parent(ctx context.Context, b Backend, a *schemas.Authority) (*schemas.Authority, error) {
 	if a.Spec.Type != schemas.AuthorityIntermediate {
@@ -77,11 +107,31 @@ func WriteIssuer(ctx context.Context, b Backend, iss *schemas.Issuer) error {
 	return PutObject(ctx, b, iss)
 }
 
+// ApplyOption changes what Apply does; see WithNow and WithRotation.
+type ApplyOption func(*applyOptions)
+
+type applyOptions struct {
+	now    time.Time
+	rotate bool
+}
+
+// WithNow is the time Apply compares rotation times with. Default: time.Now().
+func WithNow(now time.Time) ApplyOption { return func(o *applyOptions) { o.now = now } }
+
+// WithRotation rotates every existing authority, due or not
+// (`certfleet catalog apply --rotate`). Default: only those due.
+func WithRotation() ApplyOption { return func(o *applyOptions) { o.rotate = true } }
+
 // Apply loads a catalog into a backend: authorities that do not exist yet
-// are created (parents before children), existing ones keep their keys;
-// issuers' roles are written; policies and clusters are recorded. It
-// returns what it did, one line per object.
-func Apply(ctx context.Context, b Backend, cat *schemas.Catalog) ([]string, error) {
+// are created (parents before children); existing ones keep their keys until
+// their rotateBefore is reached, when they are rotated as the provider's plan
+// rotates them (RotateAuthority); issuers' roles are written; policies and
+// clusters are recorded. It returns what it did, one line per object.
+func Apply(ctx context.Context, b Backend, cat *schemas.Catalog, opts ...ApplyOption) ([]string, error) {
+	o := applyOptions{now: time.Now()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var done []string
 	created := map[string]bool{}
 	var create func(name string, seen map[string]bool) error
@@ -101,8 +151,17 @@ func Apply(ctx context.Context, b Backend, cat *schemas.Catalog) ([]string, erro
 		}
 		created[name] = true
 		if existing, err := GetObject[schemas.Authority](ctx, b, schemas.KindAuthority, name); err == nil {
-			if _, err := b.ReadAuthority(ctx, existing); err == nil {
-				done = append(done, "Authority/"+name+": exists, kept")
+			if st, err := b.ReadAuthority(ctx, existing); err == nil {
+				existing.Status = st
+				due := existing.RotatesAt()
+				if !o.rotate && o.now.Before(due) {
+					done = append(done, "Authority/"+name+": exists, kept (rotates at "+due.UTC().Format(time.RFC3339)+")")
+					return nil
+				}
+				if err := RotateAuthority(ctx, b, a); err != nil {
+					return err
+				}
+				done = append(done, "Authority/"+name+": rotated: a new issuer with a new key is the default, the old one stays until it expires")
 				return nil
 			}
 		}

@@ -55,6 +55,10 @@ type PKI interface {
 	// ReadAuthority reads the current status; ErrNotFound when the mount or
 	// its default issuer is gone.
 	ReadAuthority(ctx context.Context, a *schemas.Authority) (schemas.AuthorityStatus, error)
+	// DescribeAuthority fills the spec and status of an authority that only
+	// names its mount from what the mount holds, for adopting a mount
+	// certfleet did not create; ErrNotFound when it holds no issuer.
+	DescribeAuthority(ctx context.Context, a *schemas.Authority) error
 	// ConfigureAuthority applies what can change in place: the URLs.
 	ConfigureAuthority(ctx context.Context, a *schemas.Authority) error
 	// DeleteAuthority removes the authority's mount with its keys and issuers.
@@ -62,8 +66,11 @@ type PKI interface {
 
 	// PutRole writes the issuer's role in its authority's mount.
 	PutRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) error
-	// RoleExists reports whether the issuer's role exists.
-	RoleExists(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) (bool, error)
+	// ReadRole reads the issuer's role as the backend holds it, as an
+	// IssuerSpec (Authority and Role are the issuer's); ErrNotFound when the
+	// role is gone. Vault reports its own defaults (a key size, lifetimes in
+	// seconds): IssuerSpec.SameRole compares it with a declared one.
+	ReadRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) (schemas.IssuerSpec, error)
 	// DeleteRole removes the issuer's role.
 	DeleteRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) error
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -128,8 +129,12 @@ func TestRootIntermediateRoleSignChainsToTheRoot(t *testing.T) {
 		if err := b.PutRole(ctx, iss, inter); err != nil {
 			t.Fatalf("writing role: %v", err)
 		}
-		if ok, err := b.RoleExists(ctx, iss, inter); !ok || err != nil {
-			t.Fatalf("role exists = %v, %v", ok, err)
+		held, err := b.ReadRole(ctx, iss, inter)
+		if err != nil {
+			t.Fatalf("reading the role back: %v", err)
+		}
+		if got := iss.Spec.WithRole(held); !reflect.DeepEqual(got, iss.Spec) {
+			t.Errorf("the role read back differs from the one written:\nwrote %+v\nread  %+v", iss.Spec, held)
 		}
 		key, err := pki.GenerateKey("ECDSA", 256)
 		if err != nil {
@@ -167,8 +172,8 @@ func TestRootIntermediateRoleSignChainsToTheRoot(t *testing.T) {
 		if err := b.DeleteRole(ctx, iss, inter); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := b.RoleExists(ctx, iss, inter); ok {
-			t.Error("role still exists after delete")
+		if _, err := b.ReadRole(ctx, iss, inter); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("reading the role after delete: %v, want ErrNotFound", err)
 		}
 		for _, a := range []*schemas.Authority{inter, root} {
 			if err := b.DeleteAuthority(ctx, a); err != nil {

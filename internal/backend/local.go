@@ -305,6 +305,12 @@ func (l *Local) ReadAuthority(_ context.Context, a *schemas.Authority) (schemas.
 // written into CA certificates when they are created.
 func (l *Local) ConfigureAuthority(context.Context, *schemas.Authority) error { return nil }
 
+// DescribeAuthority reads the URLs from the CA certificate, where the
+// local backend writes them.
+func (l *Local) DescribeAuthority(ctx context.Context, a *schemas.Authority) error {
+	return describe(ctx, l, a)
+}
+
 func (l *Local) DeleteAuthority(_ context.Context, a *schemas.Authority) error {
 	return os.RemoveAll(l.mountDir(a))
 }
@@ -327,15 +333,23 @@ func (l *Local) PutRole(_ context.Context, iss *schemas.Issuer, a *schemas.Autho
 	return writeAtomic(l.roleFile(iss, a), b, 0o600)
 }
 
-func (l *Local) RoleExists(_ context.Context, iss *schemas.Issuer, a *schemas.Authority) (bool, error) {
+func (l *Local) ReadRole(_ context.Context, iss *schemas.Issuer, a *schemas.Authority) (schemas.IssuerSpec, error) {
 	if iss.Spec.ACME != nil {
-		return true, nil
+		// An ACME issuer has no role: the CA's own policy stands in for it.
+		return iss.Spec, nil
 	}
-	_, err := os.Stat(l.roleFile(iss, a))
+	b, err := os.ReadFile(l.roleFile(iss, a))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return schemas.IssuerSpec{}, fmt.Errorf("role %s of %s: %w", iss.Spec.RoleName(iss.Metadata.Name), a.Spec.Mount, ErrNotFound)
 	}
-	return err == nil, err
+	if err != nil {
+		return schemas.IssuerSpec{}, err
+	}
+	var role schemas.IssuerSpec
+	if err := json.Unmarshal(b, &role); err != nil {
+		return schemas.IssuerSpec{}, fmt.Errorf("reading role %s: %w", l.roleFile(iss, a), err)
+	}
+	return role, nil
 }
 
 func (l *Local) DeleteRole(_ context.Context, iss *schemas.Issuer, a *schemas.Authority) error {
@@ -358,15 +372,8 @@ func (l *Local) Sign(ctx context.Context, iss *schemas.Issuer, a *schemas.Author
 	if iss.Spec.ACME != nil {
 		return l.acmeSigner().Sign(ctx, iss, csrPEM)
 	}
-	b, err := os.ReadFile(l.roleFile(iss, a))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("role %s of %s: %w", iss.Spec.RoleName(iss.Metadata.Name), a.Spec.Mount, ErrNotFound)
-	}
+	role, err := l.ReadRole(ctx, iss, a)
 	if err != nil {
-		return nil, err
-	}
-	var role schemas.IssuerSpec
-	if err := json.Unmarshal(b, &role); err != nil {
 		return nil, err
 	}
 	ca, err := l.loadCA(a)

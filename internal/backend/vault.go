@@ -386,6 +386,28 @@ func (v *Vault) newIssuer(ctx context.Context, a, parent *schemas.Authority) err
 	return err
 }
 
+// DescribeAuthority reads the URLs from the mount's config/urls: Vault does
+// not necessarily write them into its CA certificates.
+func (v *Vault) DescribeAuthority(ctx context.Context, a *schemas.Authority) error {
+	if err := describe(ctx, v, a); err != nil {
+		return err
+	}
+	urls, err := v.read(ctx, a.Spec.Mount+"/config/urls")
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	list := func(k string) []string {
+		if l := stringList(urls[k]); len(l) > 0 {
+			return l
+		}
+		return nil // no URLs, as the spec of an authority that sets none
+	}
+	a.Spec.IssuingCertificates = list("issuing_certificates")
+	a.Spec.CRLDistributionPoints = list("crl_distribution_points")
+	a.Spec.OCSPServers = list("ocsp_servers")
+	return nil
+}
+
 func (v *Vault) ConfigureAuthority(ctx context.Context, a *schemas.Authority) error {
 	_, err := v.write(ctx, a.Spec.Mount+"/config/urls", map[string]any{
 		"issuing_certificates":    nonNil(a.Spec.IssuingCertificates),
@@ -533,15 +555,52 @@ func (v *Vault) PutRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Aut
 	return err
 }
 
-func (v *Vault) RoleExists(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) (bool, error) {
+func (v *Vault) ReadRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) (schemas.IssuerSpec, error) {
 	if iss.Spec.ACME != nil {
-		return true, nil
+		// An ACME issuer has no role: the CA's own policy stands in for it.
+		return iss.Spec, nil
 	}
-	_, err := v.read(ctx, rolePath(iss, a))
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
+	data, err := v.read(ctx, rolePath(iss, a))
+	if err != nil {
+		return schemas.IssuerSpec{}, err
 	}
-	return err == nil, err
+	flag := func(k string) bool { b, _ := data[k].(bool); return b }
+	server, client := flag("server_flag"), flag("client_flag")
+	keyType, _ := data["key_type"].(string)
+	return schemas.IssuerSpec{
+		Authority: iss.Spec.Authority, Role: iss.Spec.Role,
+		AllowedDomains: stringList(data["allowed_domains"]), AllowSubdomains: flag("allow_subdomains"),
+		AllowGlobDomains: flag("allow_glob_domains"), AllowBareDomains: flag("allow_bare_domains"),
+		AllowWildcardCertificates: flag("allow_wildcard_certificates"), AllowAnyName: flag("allow_any_name"),
+		AllowedURISANs: stringList(data["allowed_uri_sans"]), AllowIPSANs: flag("allow_ip_sans"),
+		KeyType: keyType, KeyBits: int(number(data["key_bits"])),
+		TTL: seconds(number(data["ttl"])), MaxTTL: seconds(number(data["max_ttl"])),
+		ServerFlag: &server, ClientFlag: &client, ExtKeyUsage: stringList(data["ext_key_usage"]),
+		NoStore: flag("no_store"),
+	}, nil
+}
+
+// number reads a JSON number from a Vault response (the client decodes
+// with UseNumber); anything else is 0.
+func number(v any) int64 {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	case float64:
+		return int64(n)
+	case int:
+		return int64(n)
+	}
+	return 0
+}
+
+// seconds is a lifetime Vault reports in seconds; 0 is "Vault's default".
+func seconds(n int64) schemas.Duration {
+	if n == 0 {
+		return ""
+	}
+	return hours(time.Duration(n) * time.Second)
 }
 
 func (v *Vault) DeleteRole(ctx context.Context, iss *schemas.Issuer, a *schemas.Authority) error {

@@ -57,8 +57,9 @@ func catalogExportCommand() *cobra.Command {
 
 func catalogApplyCommand() *cobra.Command {
 	var (
-		cat  catalogFlags
-		file string
+		cat    catalogFlags
+		file   string
+		rotate bool
 	)
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -67,7 +68,11 @@ func catalogApplyCommand() *cobra.Command {
 quickstart; in production the Terraform provider writes the catalog. An
 Authority that does not exist yet is created, with its key and certificate
 (signed by its parent for an intermediate), through the same backend code the
-provider uses; one that exists keeps its key. Issuers' roles are written.`,
+provider uses; one that exists keeps its key until its rotateBefore is reached
+(a third of its ttl by default), when it is rotated as the provider rotates it:
+a new issuer with a new key becomes the default and the old one stays until it
+expires. --rotate rotates every authority in the file now. Issuers' roles are
+written.`,
 		Example: `  certfleet catalog apply -f examples/quickstart/pki.yaml --backend local --state-dir ./state`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -86,7 +91,11 @@ provider uses; one that exists keeps its key. Issuers' roles are written.`,
 			if err != nil {
 				return err
 			}
-			done, err := backend.Apply(cmd.Context(), b, c)
+			var opts []backend.ApplyOption
+			if rotate {
+				opts = append(opts, backend.WithRotation())
+			}
+			done, err := backend.Apply(cmd.Context(), b, c, opts...)
 			for _, line := range done {
 				fmt.Fprintln(cmd.OutOrStdout(), line)
 			}
@@ -95,5 +104,6 @@ provider uses; one that exists keeps its key. Issuers' roles are written.`,
 	}
 	cat.register(cmd, "local")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the YAML file of catalog objects; required")
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "rotate every authority in the file now, due or not (default: only those whose rotateBefore is reached)")
 	return cmd
 }
