@@ -30,6 +30,14 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 
+// Revoker is a backend whose authorities publish revocations (Vault's PKI
+// engine, on its CRL). The local backend keeps no CRL and is not one.
+type Revoker interface {
+	// Revoke puts the certificate with serial (colon-separated hex, as
+	// Vault writes it) on the CRL of authority a.
+	Revoke(ctx context.Context, a *schemas.Authority, serial string) error
+}
+
 // Purger is a Store whose Delete keeps history (Vault KV v2 soft-deletes a
 // version, and List still names the key): Purge removes the key with its
 // history, so List forgets it.

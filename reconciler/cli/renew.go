@@ -55,31 +55,8 @@ With --now, a pass runs at once (as reconcile --once does) and reports.`,
 			if err != nil {
 				return err
 			}
-			b := p.pass.Backend
-			inv, err := inventory.Load(ctx, b)
-			if err != nil {
-				return fmt.Errorf("reading the inventory: %w", err)
-			}
-			var notIssued []string
-			for _, id := range ids {
-				if e := inv[id]; e == nil || e.Serial == "" {
-					notIssued = append(notIssued, id)
-				}
-			}
-			if len(notIssued) > 0 {
-				return fmt.Errorf("not issued yet, so there is nothing to renew: %s (the next pass issues them)", strings.Join(notIssued, ", "))
-			}
-			who, at := actor(), time.Now().UTC()
-			for _, id := range ids {
-				r := inventory.Renewal{ID: id, Serial: inv[id].Serial, By: who, At: at}
-				if err := inventory.RequestRenewal(ctx, b, r); err != nil {
-					return fmt.Errorf("recording the renewal of %s in %s: %w", id, b.Describe(), err)
-				}
-				if err := p.pass.Audit.Log(inventory.Event{Time: at, Action: "renew-requested", Certificate: id,
-					Reason: string(decide.RenewalRequested), Serial: r.Serial, Issuer: inv[id].Issuer, Actor: who}); err != nil {
-					return fmt.Errorf("writing the audit log: %w", err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: renewal of serial %s requested\n", id, r.Serial)
+			if _, err := requestRenewals(cmd, p, ids, "renew-requested", string(decide.RenewalRequested)); err != nil {
+				return err
 			}
 			if !now {
 				note(cmd, "the next pass reissues them (or run with --now)")
@@ -102,6 +79,40 @@ With --now, a pass runs at once (as reconcile --once does) and reports.`,
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "also renew every declared certificate whose labels match this selector (team=payments, tier in (web,api))")
 	cmd.Flags().BoolVar(&now, "now", false, "run a pass now instead of leaving the reissue to the next one")
 	return cmd
+}
+
+// requestRenewals records a renewal request for each of ids against the
+// serial delivered now, with an audit line (action, reason) saying who
+// asked; it returns the inventory as it was. A certificate never issued
+// has nothing to renew: nothing is recorded then.
+func requestRenewals(cmd *cobra.Command, p *prepared, ids []string, action, reason string) (map[string]*inventory.Entry, error) {
+	ctx, b := cmd.Context(), p.pass.Backend
+	inv, err := inventory.Load(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("reading the inventory: %w", err)
+	}
+	var notIssued []string
+	for _, id := range ids {
+		if e := inv[id]; e == nil || e.Serial == "" {
+			notIssued = append(notIssued, id)
+		}
+	}
+	if len(notIssued) > 0 {
+		return nil, fmt.Errorf("not issued yet, so there is nothing to renew: %s (the next pass issues them)", strings.Join(notIssued, ", "))
+	}
+	who, at := actor(), time.Now().UTC()
+	for _, id := range ids {
+		r := inventory.Renewal{ID: id, Serial: inv[id].Serial, By: who, At: at}
+		if err := inventory.RequestRenewal(ctx, b, r); err != nil {
+			return nil, fmt.Errorf("recording the renewal of %s in %s: %w", id, b.Describe(), err)
+		}
+		if err := p.pass.Audit.Log(inventory.Event{Time: at, Action: action, Certificate: id,
+			Reason: reason, Serial: r.Serial, Issuer: inv[id].Issuer, Actor: who}); err != nil {
+			return nil, fmt.Errorf("writing the audit log: %w", err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: renewal of serial %s requested\n", id, r.Serial)
+	}
+	return inv, nil
 }
 
 // chosen is the IDs named, each declared at this revision, and those of the
