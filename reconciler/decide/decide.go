@@ -6,11 +6,13 @@
 package decide
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -35,6 +37,14 @@ const (
 	ModifiedOutOfBand Reason = "ModifiedOutOfBand"
 	// IssuerChanged: the certificate now names another issuer.
 	IssuerChanged Reason = "IssuerChanged"
+	// AuthorityRotated: the delivered certificate is signed by a previous
+	// CA of its issuer's authority, which has rotated, and every trust
+	// bundle of the authority holds the new CA: it is reissued.
+	AuthorityRotated Reason = "AuthorityRotated"
+	// AwaitingTrust: the delivered certificate is signed by a previous CA
+	// of its issuer's authority, but some trust bundle does not hold the
+	// new CA yet: it is kept (reissuing now could break handshakes).
+	AwaitingTrust Reason = "AwaitingTrust"
 	// SpecChanged: a field the certificate carries changed (SANs, subject, key, duration, usages).
 	SpecChanged Reason = "SpecChanged"
 	// Expired: the delivered certificate has expired.
@@ -76,7 +86,7 @@ const (
 
 // needsNewCertificate lists the reasons a target's certificate cannot be
 // kept; the others can be fixed by copying a healthy certificate.
-var needsNewCertificate = map[Reason]bool{IssuerChanged: true, SpecChanged: true, Expired: true, RenewalRequested: true, Expiring: true}
+var needsNewCertificate = map[Reason]bool{IssuerChanged: true, AuthorityRotated: true, SpecChanged: true, Expired: true, RenewalRequested: true, Expiring: true}
 
 // Input is everything a decision depends on.
 type Input struct {
@@ -96,6 +106,9 @@ type Input struct {
 	// Catalog holds the authorities a delivered certificate must chain to
 	// before the inventory records it (nil: nothing unrecorded is trusted).
 	Catalog *schemas.Catalog
+	// Untrusted names the authorities some trust bundle place does not yet
+	// hold the current CA of, with why: their rotated leaves wait.
+	Untrusted map[string]string
 	// Adopt lets certfleet write over targets that do not carry its marks
 	// (TakenOver); without it they are left alone.
 	Adopt bool
@@ -173,6 +186,58 @@ type targetInput struct {
 	renewAt time.Time
 	// renewal is an operator's pending request to reissue (nil: none).
 	renewal *inventory.Renewal
+	// cas are the CA certificates of the issuer's authority (nil: none known).
+	cas *authorityCAs
+	// untrusted says why the authority's new CA is not trusted everywhere yet ("": it is).
+	untrusted string
+}
+
+// authorityCAs are an authority's CA certificates, parsed once per pass.
+type authorityCAs struct {
+	name     string
+	current  *x509.Certificate
+	previous []*x509.Certificate
+}
+
+// parseAuthorities parses each authority's current and previous CA
+// certificates, by the name of each issuer signing through it.
+func parseAuthorities(cat *schemas.Catalog) map[string]*authorityCAs {
+	if cat == nil {
+		return nil
+	}
+	byAuthority := map[string]*authorityCAs{}
+	out := map[string]*authorityCAs{}
+	for name, iss := range cat.Issuers {
+		a, ok := cat.Authorities[iss.Spec.Authority]
+		if !ok || iss.Spec.ACME != nil {
+			continue
+		}
+		cas, ok := byAuthority[a.Metadata.Name]
+		if !ok {
+			cas = &authorityCAs{name: a.Metadata.Name}
+			cas.current, _ = pki.ParseCertificate([]byte(a.Status.Certificate))
+			for _, p := range a.Status.PreviousIssuers {
+				if c, err := pki.ParseCertificate([]byte(p.Certificate)); err == nil {
+					cas.previous = append(cas.previous, c)
+				}
+			}
+			byAuthority[a.Metadata.Name] = cas
+		}
+		out[name] = cas
+	}
+	return out
+}
+
+// signedBy reports whether ca signed leaf: by their key identifiers when
+// both carry one, else by the signature. The identifiers suffice here: the
+// earlier checks of the chain have made sure the delivered data is what
+// certfleet wrote, and a signature check per target per pass would cost a
+// fleet's no-op pass an ECDSA verification per certificate.
+func signedBy(leaf, ca *x509.Certificate) bool {
+	if len(leaf.AuthorityKeyId) > 0 && len(ca.SubjectKeyId) > 0 {
+		return bytes.Equal(leaf.AuthorityKeyId, ca.SubjectKeyId)
+	}
+	return leaf.CheckSignatureFrom(ca) == nil
 }
 
 // owned reports whether an observed target carries certfleet's marks for
@@ -228,6 +293,19 @@ var chain = []check{
 		return IssuerChanged, "the certificate now names issuer " + in.d.Certificate.Spec.Issuer, true
 	},
 	func(in targetInput) (Reason, string, bool) {
+		// Decided from the delivered certificate's signature, not from an
+		// annotation: a leaf of a rotated authority's previous CA.
+		cas := in.cas
+		if cas == nil || cas.current == nil || signedBy(in.o.Cert, cas.current) ||
+			!slices.ContainsFunc(cas.previous, func(p *x509.Certificate) bool { return signedBy(in.o.Cert, p) }) {
+			return "", "", false
+		}
+		if in.untrusted != "" {
+			return AwaitingTrust, "signed by a previous CA of authority " + cas.name + "; reissued once every trust bundle holds the new one: " + in.untrusted, true
+		}
+		return AuthorityRotated, "signed by a previous CA of authority " + cas.name + ", which has rotated", true
+	},
+	func(in targetInput) (Reason, string, bool) {
 		return SpecChanged, "the declaration changed since the delivered certificate was issued",
 			in.o.Annotations[target.AnnSpecHash] != in.d.IssueHash
 	},
@@ -277,7 +355,7 @@ var certificateWide = map[Reason]string{
 }
 
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, TakenOver, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, AwaitingTrust, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -297,12 +375,13 @@ func RenewAt(d *render.Desired, nb, na time.Time, maxJitter time.Duration) time.
 // Decide decides a pass.
 func Decide(in Input) Decisions {
 	var out Decisions
+	cas := parseAuthorities(in.Catalog)
 	desiredKeys := map[string]bool{}
 	for _, d := range in.Desired {
 		for _, t := range d.Targets {
 			desiredKeys[t.Key] = true
 		}
-		out.Certificates = append(out.Certificates, decideCertificate(in, d))
+		out.Certificates = append(out.Certificates, decideCertificate(in, cas, d))
 	}
 	// Orphans are what this certfleet delivered (its inventory says so) and
 	// nobody declares any more. A Secret another certfleet manages is not
@@ -381,7 +460,7 @@ func unobservable(in Input, t render.Target) bool {
 	return false
 }
 
-func decideCertificate(in Input, d *render.Desired) (c Certificate) {
+func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired) (c Certificate) {
 	c = Certificate{Desired: d, Reason: InSync}
 	defer func() { c.Message = certificateMessage(c) }()
 	entry := in.Inventory[d.ID]
@@ -396,6 +475,9 @@ func decideCertificate(in Input, d *render.Desired) (c Certificate) {
 			if r, ok := in.Renewals[d.ID]; ok {
 				ti.renewal = &r
 			}
+			if ti.cas = cas[d.Certificate.Spec.Issuer]; ti.cas != nil {
+				ti.untrusted = in.Untrusted[ti.cas.name]
+			}
 			if o != nil && o.Cert != nil {
 				ti.renewAt = RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter)
 			}
@@ -405,7 +487,7 @@ func decideCertificate(in Input, d *render.Desired) (c Certificate) {
 					break
 				}
 			}
-			if td.Reason == InSync || td.Reason == TemplateChanged {
+			if td.Reason == InSync || td.Reason == TemplateChanged || td.Reason == AwaitingTrust {
 				healthy = append(healthy, len(c.Targets))
 			}
 		}
@@ -442,6 +524,9 @@ func decideCertificate(in Input, d *render.Desired) (c Certificate) {
 		switch td.Reason {
 		case Unreachable, TakenOver:
 			td.Write = false
+		case AwaitingTrust:
+			// It holds the current certificate; only a new one may replace it.
+			td.Write = c.Issue
 		case NotRecorded:
 			// Only a target holding another serial than the one recorded now needs the copy.
 			td.Write = c.Issue || pki.Serial(td.Observed.Cert.SerialNumber) != sourceSerial

@@ -1084,3 +1084,49 @@ func TestRenewalRequested(t *testing.T) {
 		})
 	}
 }
+
+// TestRotatedAuthority: a delivered leaf signed by a previous CA of its
+// issuer's authority is reissued once every trust bundle holds the new CA
+// (AuthorityRotated), and kept until then (AwaitingTrust), whatever its
+// annotations say; a leaf of the current CA, or of a CA the authority never
+// had, is no rotation's business.
+func TestRotatedAuthority(t *testing.T) {
+	old, next, foreign := newFixture(t), newFixture(t), newFixture(t)
+	tg := dirTarget("/etc/tls/api")
+	d := desired("team-a/api", nil, tg)
+	rotated := next.catalog()
+	rotated.Authorities["root"].Status.PreviousIssuers = []schemas.PreviousIssuer{
+		{IssuerID: "old", Certificate: string(pki.EncodeCertificate(old.ca.Cert)), NotAfter: now.Add(400 * day)}}
+	tests := []struct {
+		name      string
+		cat       *schemas.Catalog
+		leaf      target.Bundle
+		untrusted map[string]string
+		want      decide.Reason
+	}{
+		{name: "a leaf of the current CA is InSync", cat: old.catalog(), leaf: old.fresh(), want: decide.InSync},
+		{name: "after the rotation, a leaf of the new CA is InSync", cat: rotated, leaf: next.fresh(), want: decide.InSync},
+		{name: "a leaf of the previous CA is reissued", cat: rotated, leaf: old.fresh(), want: decide.AuthorityRotated},
+		{name: "…but not while a bundle lacks the new CA", cat: rotated, leaf: old.fresh(), want: decide.AwaitingTrust,
+			untrusted: map[string]string{"root": "trust bundle fleet at directory trust does not hold the current CA of root yet"}},
+		{name: "another authority's missing trust does not hold it back", cat: rotated, leaf: old.fresh(), want: decide.AuthorityRotated,
+			untrusted: map[string]string{"other": "…"}},
+		{name: "a leaf of a CA the authority never had is not a rotation", cat: rotated, leaf: foreign.fresh(), want: decide.InSync},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := old.delivered(d, tg, tt.leaf)
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(o), Now: now,
+				Inventory: recordedAt(d, o), Catalog: tt.cat, Untrusted: tt.untrusted}).Certificates[0]
+			if c.Reason != tt.want {
+				t.Fatalf("reason %s (%s), want %s", c.Reason, c.Message, tt.want)
+			}
+			if c.Issue != (tt.want == decide.AuthorityRotated) || c.Action() != map[bool]string{true: "reissue", false: ""}[c.Issue] {
+				t.Errorf("Issue = %v, action %q", c.Issue, c.Action())
+			}
+			if tt.want == decide.AwaitingTrust && !strings.Contains(c.Targets[0].Message, "does not hold the current CA of root yet") {
+				t.Errorf("AwaitingTrust does not say which bundle holds it back: %q", c.Targets[0].Message)
+			}
+		})
+	}
+}

@@ -175,10 +175,13 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
 	}
+	rep := newResult(res, start, p.DryRun)
+	// Trust first: a leaf is reissued under a rotated authority's new CA
+	// only once every bundle place reads back holding it.
+	untrusted := p.trustBundles(ctx, res, rep)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers})
-	rep := newResult(res, start, p.DryRun)
+		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers})
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, verdicts, rep)
@@ -192,9 +195,6 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		p.prune(ctx, res, dec, inv, rep)
 	}
 	rep.Inventory = inv
-	if ctx.Err() == nil {
-		p.trustBundles(ctx, res, rep)
-	}
 	rep.finish(p.now())
 	return rep, nil
 }

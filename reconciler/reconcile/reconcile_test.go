@@ -656,3 +656,89 @@ spec:
 	// The delivered leaf verifies against the published bundle.
 	e.dirLeaf("api")
 }
+
+// TestRotationReissuesOnlyOnceEveryBundleTrustsTheNewCA: after the fleet's
+// authority rotates, a pass publishes old + new in every trust bundle and
+// reads each back; while one bundle place cannot take the new CA, the
+// leaves of the old CA are kept (AwaitingTrust), and once every place holds
+// it they are reissued under the new CA (AuthorityRotated), once.
+func TestRotationReissuesOnlyOnceEveryBundleTrustsTheNewCA(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	files := e.api()
+	files["trust.yaml"] = `apiVersion: certfleet.dev/v1alpha1
+kind: TrustBundle
+metadata: {name: fleet}
+spec:
+  authorities: [root]
+  targets:
+    - kubernetes: {clusterSelector: {matchLabels: {env: prod}}, namespace: NS-payments, name: fleet-ca}
+    - directory: {path: trust}
+`
+	if rep := e.run(files); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
+		t.Fatalf("first pass: actions %v failures %v", rep.Actions, rep.Failures)
+	}
+	before := e.dirLeaf("api")
+	oldCA := strings.TrimSpace(e.catalog.Authorities["root"].Status.Certificate)
+
+	if err := backend.RotateAuthority(ctx, e.backend, e.catalog.Authorities["root"]); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := backend.LoadCatalog(ctx, e.backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.catalog = cat
+	newCA := strings.TrimSpace(cat.Authorities["root"].Status.Certificate)
+	if newCA == oldCA {
+		t.Fatal("the rotation made no new CA")
+	}
+
+	// One bundle place cannot be written: a file sits where its directory goes.
+	trust := filepath.Join(e.dir, "trust")
+	if err := os.RemoveAll(trust); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(trust, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := e.run(files)
+	if rep.Reasons["AwaitingTrust"] == 0 || len(rep.Actions) != 0 {
+		t.Fatalf("with a bundle place lacking the new CA: actions %v reasons %v, want AwaitingTrust and nothing issued", rep.Actions, rep.Reasons)
+	}
+	held, err := os.ReadFile(filepath.Join(e.dir, "api", "tls.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pki.ParseCertificate(held); err != nil || serial(c) != serial(before) {
+		t.Fatalf("a leaf was reissued under a CA some trust bundle does not hold (%v)", err)
+	}
+	for _, c := range []*testbed.Cluster{alpha, beta} {
+		cm, err := clientset(t, c).CoreV1().ConfigMaps(e.id+"-payments").Get(ctx, "fleet-ca", metav1.GetOptions{})
+		if err != nil || !strings.Contains(cm.Data["ca.crt"], newCA) || !strings.Contains(cm.Data["ca.crt"], oldCA) {
+			t.Errorf("cluster %s: the bundle does not hold old and new: %v", c.Name, err)
+		}
+	}
+
+	if err := os.Remove(trust); err != nil {
+		t.Fatal(err)
+	}
+	rep = e.run(files)
+	if rep.Reasons["AuthorityRotated"] == 0 || len(rep.Failures) != 0 {
+		t.Fatalf("once every bundle holds the new CA: actions %v reasons %v failures %v", rep.Actions, rep.Reasons, rep.Failures)
+	}
+	after := e.dirLeaf("api") // verifies against the directory's ca.crt
+	newCert, err := pki.ParseCertificate([]byte(newCA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if serial(after) == serial(before) || after.CheckSignatureFrom(newCert) != nil {
+		t.Error("the leaf was not reissued under the new CA")
+	}
+	if b, err := os.ReadFile(filepath.Join(trust, "ca.crt")); err != nil || !strings.Contains(string(b), newCA) || !strings.Contains(string(b), oldCA) {
+		t.Errorf("the directory bundle does not hold old and new: %v", err)
+	}
+	if rep := e.run(files); len(rep.Actions) != 0 || len(rep.Failures) != 0 {
+		t.Errorf("the pass after the reissue: actions %v failures %v, want nothing", rep.Actions, rep.Failures)
+	}
+}

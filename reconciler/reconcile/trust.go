@@ -7,56 +7,102 @@ import (
 
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/schemas"
 )
 
-// trustBundles publishes every TrustBundle: the CA certificates of its
-// authorities (during a rotation, old and new) as a ConfigMap or Secret in
-// its clusters, or a ca.crt in its directories. Applying the same content
-// again changes nothing, so each pass simply applies.
-func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result) {
+// bundlePlace is one place a TrustBundle is published: how to write it and
+// how to read it back.
+type bundlePlace struct {
+	what  string
+	write func(pem string) error
+	read  func() (string, error)
+}
+
+// trustBundles publishes every TrustBundle (the CA certificates of its
+// authorities: during a rotation, old and new) as a ConfigMap or Secret in
+// its clusters, or a ca.crt in its directories, and reads each one back.
+// Applying the same content again changes nothing, so each pass simply
+// applies. It returns the authorities some bundle place does not yet hold
+// the current CA of, with why: their leaves signed by a previous CA wait
+// (decide.AwaitingTrust) rather than be reissued under a CA that a workload
+// reading that bundle would not trust. A dry run only reads.
+func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result) map[string]string {
+	untrusted := map[string]string{}
 	for _, tb := range res.TrustBundles {
 		name := tb.Metadata.Name
 		certs, err := p.Catalog.TrustedCertificates(tb.Spec.Authorities, p.now())
 		if err != nil {
 			rep.Failures = append(rep.Failures, inventory.Failed("trust bundle "+name, err))
+			for _, a := range tb.Spec.Authorities {
+				untrusted[a] = fmt.Sprintf("trust bundle %s cannot be built: %v", name, err)
+			}
 			continue
 		}
 		pem := strings.Join(certs, "")
-		for i, t := range tb.Spec.Targets {
-			switch {
-			case t.Kubernetes != nil:
-				k := t.Kubernetes
-				clusters := []string{k.Cluster}
-				if k.ClusterSelector != nil {
-					clusters = nil
-					for _, c := range p.Catalog.ClustersMatching(k.ClusterSelector.MatchLabels) {
-						clusters = append(clusters, c.Metadata.Name)
-					}
-				}
-				key := k.Key
-				if key == "" {
-					key = "ca.crt"
-				}
-				for _, c := range clusters {
-					if p.DryRun {
-						continue
-					}
-					if err := p.Kube.WriteTrustBundle(ctx, c, k.Namespace, k.Name, k.Kind, key, pem, name); err != nil {
-						rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
-					} else {
-						rep.TrustBundles++
-					}
-				}
-			case t.Directory != nil:
-				if p.DryRun {
-					continue
-				}
-				if err := p.Dir.WriteFile(t.Directory.Path, "ca.crt", []byte(pem)); err != nil {
+		for i, place := range p.bundlePlaces(ctx, tb) {
+			if !p.DryRun {
+				if err := place.write(pem); err != nil {
 					rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
 				} else {
 					rep.TrustBundles++
 				}
 			}
+			held, err := place.read()
+			for _, a := range tb.Spec.Authorities {
+				if _, seen := untrusted[a]; seen {
+					continue
+				}
+				switch current := strings.TrimSpace(p.Catalog.Authorities[a].Status.Certificate); {
+				case err != nil:
+					untrusted[a] = fmt.Sprintf("trust bundle %s at %s could not be read back: %v", name, place.what, err)
+				case !strings.Contains(held, current):
+					untrusted[a] = fmt.Sprintf("trust bundle %s at %s does not hold the current CA of %s yet", name, place.what, a)
+				}
+			}
 		}
 	}
+	return untrusted
+}
+
+// bundlePlaces lists where a TrustBundle goes: each cluster its
+// Kubernetes targets name or select, and each directory.
+func (p *Pass) bundlePlaces(ctx context.Context, tb *schemas.TrustBundle) []bundlePlace {
+	var out []bundlePlace
+	for _, t := range tb.Spec.Targets {
+		switch {
+		case t.Kubernetes != nil:
+			k := t.Kubernetes
+			clusters := []string{k.Cluster}
+			if k.ClusterSelector != nil {
+				clusters = nil
+				for _, c := range p.Catalog.ClustersMatching(k.ClusterSelector.MatchLabels) {
+					clusters = append(clusters, c.Metadata.Name)
+				}
+			}
+			key := k.Key
+			if key == "" {
+				key = "ca.crt"
+			}
+			for _, c := range clusters {
+				out = append(out, bundlePlace{
+					what: fmt.Sprintf("cluster %s %s/%s", c, k.Namespace, k.Name),
+					write: func(pem string) error {
+						return p.Kube.WriteTrustBundle(ctx, c, k.Namespace, k.Name, k.Kind, key, pem, tb.Metadata.Name)
+					},
+					read: func() (string, error) { return p.Kube.ReadTrustBundle(ctx, c, k.Namespace, k.Name, k.Kind, key) },
+				})
+			}
+		case t.Directory != nil:
+			dir := t.Directory.Path
+			out = append(out, bundlePlace{
+				what:  "directory " + dir,
+				write: func(pem string) error { return p.Dir.WriteFile(dir, "ca.crt", []byte(pem)) },
+				read: func() (string, error) {
+					b, err := p.Dir.ReadFile(dir, "ca.crt")
+					return string(b), err
+				},
+			})
+		}
+	}
+	return out
 }

@@ -593,6 +593,20 @@ func (d *Directory) WriteFile(dir, name string, data []byte) error {
 	return nil
 }
 
+// ReadFile reads back one file a WriteFile wrote, through the same root
+// (a missing directory or file is fs.ErrNotExist).
+func (d *Directory) ReadFile(dir, name string) ([]byte, error) {
+	od, err := d.open(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	if od == nil {
+		return nil, fmt.Errorf("directory target %q: %w", dir, fs.ErrNotExist)
+	}
+	defer od.Close()
+	return od.dir.ReadFile(name)
+}
+
 // replaceLink points name at target through a uniquely named temporary
 // link renamed over it: atomic, and safe with another writer in the
 // directory.

@@ -299,6 +299,27 @@ func (k *Kube) Delete(ctx context.Context, t render.Target, id string, prev *Obs
 
 // WriteTrustBundle server-side applies a ConfigMap (or a Secret, kind
 // "Secret") holding a PEM bundle of CA certificates under key.
+// ReadTrustBundle reads back the PEM a trust bundle's ConfigMap or Secret
+// holds under key, as workloads mounting it will see it.
+func (k *Kube) ReadTrustBundle(ctx context.Context, cluster, namespace, name, kind, key string) (string, error) {
+	c, err := k.Clients(ctx, cluster)
+	if err != nil {
+		return "", err
+	}
+	if kind == "Secret" {
+		s, err := c.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", fmt.Errorf("reading trust bundle Secret %s/%s in cluster %s: %w", namespace, name, cluster, err)
+		}
+		return string(s.Data[key]), nil
+	}
+	cm, err := c.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading trust bundle ConfigMap %s/%s in cluster %s: %w", namespace, name, cluster, err)
+	}
+	return cm.Data[key], nil
+}
+
 func (k *Kube) WriteTrustBundle(ctx context.Context, cluster, namespace, name, kind, key, pem, bundle string) error {
 	c, err := k.Clients(ctx, cluster)
 	if err != nil {
