@@ -162,9 +162,11 @@ func (c *Catalog) Limits(issuer string) (IssuerLimits, bool) {
 
 // TrustedCertificates are the CA certificates workloads should trust for
 // the named authorities now: each one's current certificate, the ones
-// rotation replaced that have not expired (so during a rotation both old
-// and new), and the root at the top of its chain; each once, in that order.
-func (c *Catalog) TrustedCertificates(authorities []string, now time.Time) ([]string, error) {
+// rotation replaced that have not expired and are not retired (so during a
+// rotation both old and new), and the root at the top of its chain; each
+// once, in that order. retired (nil: none is) says a previous CA no
+// certificate still depends on.
+func (c *Catalog) TrustedCertificates(authorities []string, now time.Time, retired func(PreviousIssuer) bool) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	add := func(pem string) {
@@ -184,7 +186,7 @@ func (c *Catalog) TrustedCertificates(authorities []string, now time.Time) ([]st
 		}
 		add(a.Status.Certificate)
 		for _, p := range a.Status.PreviousIssuers {
-			if p.NotAfter.After(now) {
+			if p.NotAfter.After(now) && (retired == nil || !retired(p)) {
 				add(p.Certificate)
 			}
 		}

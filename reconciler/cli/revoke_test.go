@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"io"
@@ -22,11 +21,7 @@ import (
 // old serial and not the new one, and the audit log says who revoked what
 // and why. The local backend, which has no CRL, refuses before reissuing.
 func TestRevokeReissuesThenPutsTheOldSerialOnTheCRL(t *testing.T) {
-	v, err := testbed.StartVault(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(v.Stop)
+	v := testbed.NewVault(t)
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	write(t, token, v.Token)

@@ -178,7 +178,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep := newResult(res, start, p.DryRun)
 	// Trust first: a leaf is reissued under a rotated authority's new CA
 	// only once every bundle place reads back holding it.
-	untrusted := p.trustBundles(ctx, res, rep)
+	untrusted := p.trustBundles(ctx, res, obs, rep)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers})

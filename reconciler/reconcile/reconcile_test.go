@@ -626,10 +626,8 @@ func mustVault(t testing.TB, addr, id string) backend.Backend {
 	return v
 }
 
-func TestTrustBundlesArePublishedToClustersAndDirectories(t *testing.T) {
-	e := newEnv(t)
-	files := e.api()
-	files["trust.yaml"] = `apiVersion: certfleet.dev/v1alpha1
+// fleetTrustBundle publishes the root to both prod clusters and a directory.
+const fleetTrustBundle = `apiVersion: certfleet.dev/v1alpha1
 kind: TrustBundle
 metadata: {name: fleet}
 spec:
@@ -638,6 +636,11 @@ spec:
     - kubernetes: {clusterSelector: {matchLabels: {env: prod}}, namespace: NS-payments, name: fleet-ca}
     - directory: {path: trust}
 `
+
+func TestTrustBundlesArePublishedToClustersAndDirectories(t *testing.T) {
+	e := newEnv(t)
+	files := e.api()
+	files["trust.yaml"] = fleetTrustBundle
 	rep := e.run(files)
 	if rep.TrustBundles != 3 || len(rep.Failures) != 0 {
 		t.Fatalf("trust bundle targets written %d, failures %v", rep.TrustBundles, rep.Failures)
@@ -666,15 +669,7 @@ func TestRotationReissuesOnlyOnceEveryBundleTrustsTheNewCA(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	files := e.api()
-	files["trust.yaml"] = `apiVersion: certfleet.dev/v1alpha1
-kind: TrustBundle
-metadata: {name: fleet}
-spec:
-  authorities: [root]
-  targets:
-    - kubernetes: {clusterSelector: {matchLabels: {env: prod}}, namespace: NS-payments, name: fleet-ca}
-    - directory: {path: trust}
-`
+	files["trust.yaml"] = fleetTrustBundle
 	if rep := e.run(files); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
 		t.Fatalf("first pass: actions %v failures %v", rep.Actions, rep.Failures)
 	}
@@ -738,7 +733,21 @@ spec:
 	if b, err := os.ReadFile(filepath.Join(trust, "ca.crt")); err != nil || !strings.Contains(string(b), newCA) || !strings.Contains(string(b), oldCA) {
 		t.Errorf("the directory bundle does not hold old and new: %v", err)
 	}
+	// No delivered leaf depends on the old CA any more: the next pass, which
+	// sees every target, drops it from every bundle — the rotation is over.
 	if rep := e.run(files); len(rep.Actions) != 0 || len(rep.Failures) != 0 {
 		t.Errorf("the pass after the reissue: actions %v failures %v, want nothing", rep.Actions, rep.Failures)
+	}
+	if b, err := os.ReadFile(filepath.Join(trust, "ca.crt")); err != nil || !strings.Contains(string(b), newCA) || strings.Contains(string(b), oldCA) {
+		t.Errorf("the directory bundle after the rotation: want the new CA only (%v)", err)
+	}
+	for _, c := range []*testbed.Cluster{alpha, beta} {
+		cm, err := clientset(t, c).CoreV1().ConfigMaps(e.id+"-payments").Get(ctx, "fleet-ca", metav1.GetOptions{})
+		if err != nil || !strings.Contains(cm.Data["ca.crt"], newCA) || strings.Contains(cm.Data["ca.crt"], oldCA) {
+			t.Errorf("cluster %s: the bundle after the rotation: want the new CA only (%v)", c.Name, err)
+		}
+	}
+	if rep := e.run(files); len(rep.Actions) != 0 || len(rep.Failures) != 0 || rep.Reasons["InSync"] == 0 {
+		t.Errorf("a pass after the old CA left the bundles: actions %v failures %v reasons %v", rep.Actions, rep.Failures, rep.Reasons)
 	}
 }

@@ -1,10 +1,12 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 
+	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/schemas"
@@ -26,11 +28,12 @@ type bundlePlace struct {
 // the current CA of, with why: their leaves signed by a previous CA wait
 // (decide.AwaitingTrust) rather than be reissued under a CA that a workload
 // reading that bundle would not trust. A dry run only reads.
-func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result) map[string]string {
+func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observed, rep *Result) map[string]string {
 	untrusted := map[string]string{}
+	retired := retiredCAs(p.Catalog, obs, res.Scope.Whole())
 	for _, tb := range res.TrustBundles {
 		name := tb.Metadata.Name
-		certs, err := p.Catalog.TrustedCertificates(tb.Spec.Authorities, p.now())
+		certs, err := p.Catalog.TrustedCertificates(tb.Spec.Authorities, p.now(), retired)
 		if err != nil {
 			rep.Failures = append(rep.Failures, inventory.Failed("trust bundle "+name, err))
 			for _, a := range tb.Spec.Authorities {
@@ -62,6 +65,41 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, rep *Result
 		}
 	}
 	return untrusted
+}
+
+// retiredCAs says which previous CAs nothing depends on any more: no
+// observed certificate (a delivered leaf, an unmanaged TLS Secret) and no
+// CA certificate of the catalog names it as its signer (by authority key
+// ID). They leave the trust bundles before they expire, which ends a
+// rotation. Only a pass that saw everything can know that: a scoped pass
+// (--path, .certfleetignore) or one that could not observe some target
+// retires nothing (nil).
+func retiredCAs(cat *schemas.Catalog, obs observed, whole bool) func(schemas.PreviousIssuer) bool {
+	if !whole || len(obs.unobservable) > 0 {
+		return nil
+	}
+	used := map[string]bool{}
+	for _, o := range obs.byKey {
+		if o.Cert != nil {
+			used[string(o.Cert.AuthorityKeyId)] = true
+		}
+	}
+	for _, a := range cat.Authorities {
+		pems := append([]string{a.Status.Certificate}, a.Status.CAChain...)
+		for _, p := range a.Status.PreviousIssuers {
+			pems = append(pems, p.Certificate)
+		}
+		for _, pem := range pems {
+			// A self-signed root names itself: that keeps nothing.
+			if c, err := pki.ParseCertificate([]byte(pem)); err == nil && !bytes.Equal(c.AuthorityKeyId, c.SubjectKeyId) {
+				used[string(c.AuthorityKeyId)] = true
+			}
+		}
+	}
+	return func(p schemas.PreviousIssuer) bool {
+		c, err := pki.ParseCertificate([]byte(p.Certificate))
+		return err == nil && len(c.SubjectKeyId) > 0 && !used[string(c.SubjectKeyId)]
+	}
 }
 
 // bundlePlaces lists where a TrustBundle goes: each cluster its

@@ -79,6 +79,10 @@ type Scope struct {
 	matcher gitignore.Matcher
 }
 
+// Whole reports whether the scope is the whole repository: no --path and
+// no .certfleetignore.
+func (s Scope) Whole() bool { return s.Path == "" && s.matcher == nil }
+
 // Covers reports whether a repository file lies inside the scope, whether
 // or not it still exists: a pass prunes only what its scope declared.
 func (s Scope) Covers(file string) bool {
