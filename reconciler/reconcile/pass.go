@@ -171,9 +171,10 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
 	}
+	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers})
+		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows})
 	rep := newResult(res, start, p.DryRun)
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
@@ -382,6 +383,9 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	}
 	o.leaf, o.serial, o.notAfter = leaf, pki.Serial(leaf.SerialNumber), leaf.NotAfter
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
+	if !c.Issue && !c.RenewAt.IsZero() {
+		o.renewAt = c.RenewAt // a copy keeps its renewal time, the CA's suggestion (ARI) included
+	}
 	if ctx.Err() != nil {
 		// Nothing delivered: the certificate is dropped, not counted or recorded as issued.
 		o.err = fmt.Errorf("not delivered: the pass was cancelled (%w)", context.Cause(ctx))
