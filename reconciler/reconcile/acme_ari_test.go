@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/decide"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 // TestACMERenewsWhenTheCASuggestsIt revokes an ACME certificate at Pebble,
@@ -102,6 +105,60 @@ func TestACMERenewsWhenTheCASuggestsIt(t *testing.T) {
 	}
 	if strings.Contains(e.log.String(), "BEGIN CERTIFICATE") {
 		t.Error("a certificate body is in the log")
+	}
+}
+
+// TestACMEARIFailureFallsBackToTheLifetime points the issuer at another
+// Pebble, which knows neither the delivered certificate nor its issuer and
+// answers its renewalInfo request with a problem: the pass goes on, renews nothing, keeps
+// two thirds as the renewal time, logs why without the certificate, and
+// does not ask again on the next pass.
+func TestACMEARIFailureFallsBackToTheLifetime(t *testing.T) {
+	e := newACMEEnv(t, testbed.PebbleOptions{}, http01)
+	e.serveHTTP01()
+	files := webCert("web", "web.example.test")
+	if rep := e.run(files); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
+		t.Fatalf("actions %v, failures %v", rep.Actions, rep.Failures)
+	}
+	leaf := e.secretCert("web-tls", "web.example.test")
+	other := testbed.NewPebble(t, testbed.PebbleOptions{})
+	bundle, _ := json.Marshal(other.CABundle)
+	e.apply(fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
+kind: Issuer
+metadata: {name: public}
+spec:
+  acme:
+    server: %s
+    email: pki@example.test
+    caBundle: %s
+%s`, other.Directory, bundle, http01))
+	twoThirds := schemas.RenewalTime(leaf.NotBefore, leaf.NotAfter, "", nil)
+	for i := range 2 {
+		e.now = e.now.Add(time.Minute)
+		rep := e.run(files)
+		if len(rep.Actions) != 0 || len(rep.Failures) != 0 {
+			t.Fatalf("pass %d: actions %v, failures %v: a failed ARI request must change nothing", i, rep.Actions, rep.Failures)
+		}
+		for _, s := range rep.State {
+			if s.Certificate == "web/web" && !s.RenewAt.Equal(twoThirds) {
+				t.Errorf("pass %d: %s renews at %s, want two thirds of its lifetime, %s", i, s.Target, s.RenewAt, twoThirds)
+			}
+		}
+	}
+	log := e.log.String()
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "renewal window (ARI) failed") || !strings.Contains(log, serial(leaf)) {
+		t.Errorf("the log does not say, at warn, that asking for the renewal window of %s failed:\n%s", serial(leaf), log)
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=WARN") {
+			t.Log(line)
+		}
+	}
+	if strings.Contains(log, "BEGIN CERTIFICATE") {
+		t.Error("a certificate body is in the log")
+	}
+	if n := backend.ARIRequests(e.backend); n != 1 {
+		t.Errorf("%d renewalInfo requests over two passes, want 1 (a failure is not repeated for an hour)", n)
 	}
 }
 
