@@ -5,8 +5,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,13 +25,7 @@ import (
 // renews it within hours of its issuance, not at two thirds of its 90 days,
 // and asks Pebble again only when its Retry-After (6 h) has passed.
 func TestACMERenewsWhenTheCASuggestsIt(t *testing.T) {
-	e := newACMEEnv(t, testbed.PebbleOptions{}, http01)
-	e.serveHTTP01()
-	files := webCert("web", "web.example.test")
-	if rep := e.run(files); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
-		t.Fatalf("actions %v, failures %v", rep.Actions, rep.Failures)
-	}
-	first := e.secretCert("web-tls", "web.example.test")
+	e, files, first := issuedWeb(t)
 	if life := first.NotAfter.Sub(first.NotBefore); life < 80*24*time.Hour {
 		t.Fatalf("Pebble issued for %s, want 90 days", life)
 	}
@@ -114,24 +106,9 @@ func TestACMERenewsWhenTheCASuggestsIt(t *testing.T) {
 // two thirds as the renewal time, logs why without the certificate, and
 // does not ask again on the next pass.
 func TestACMEARIFailureFallsBackToTheLifetime(t *testing.T) {
-	e := newACMEEnv(t, testbed.PebbleOptions{}, http01)
-	e.serveHTTP01()
-	files := webCert("web", "web.example.test")
-	if rep := e.run(files); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
-		t.Fatalf("actions %v, failures %v", rep.Actions, rep.Failures)
-	}
-	leaf := e.secretCert("web-tls", "web.example.test")
+	e, files, leaf := issuedWeb(t)
 	other := testbed.NewPebble(t, testbed.PebbleOptions{})
-	bundle, _ := json.Marshal(other.CABundle)
-	e.apply(fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
-kind: Issuer
-metadata: {name: public}
-spec:
-  acme:
-    server: %s
-    email: pki@example.test
-    caBundle: %s
-%s`, other.Directory, bundle, http01))
+	e.apply(issuerYAML(other, http01))
 	twoThirds := schemas.RenewalTime(leaf.NotBefore, leaf.NotAfter, "", nil)
 	for i := range 2 {
 		e.now = e.now.Add(time.Minute)
@@ -160,6 +137,19 @@ spec:
 	if n := backend.ARIRequests(e.backend); n != 1 {
 		t.Errorf("%d renewalInfo requests over two passes, want 1 (a failure is not repeated for an hour)", n)
 	}
+}
+
+// issuedWeb is an ACME env whose first pass issued web.example.test (HTTP-01,
+// Pebble's 90 days): the env, the declaration and the delivered certificate.
+func issuedWeb(t *testing.T) (*acmeEnv, map[string]string, *x509.Certificate) {
+	t.Helper()
+	e := newACMEEnv(t, testbed.PebbleOptions{}, http01)
+	e.serveHTTP01()
+	files := webCert("web", "web.example.test")
+	if rep := e.run(files); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
+		t.Fatalf("actions %v, failures %v", rep.Actions, rep.Failures)
+	}
+	return e, files, e.secretCert("web-tls", "web.example.test")
 }
 
 // revoke revokes a certificate at Pebble with the issuer's ACME account.

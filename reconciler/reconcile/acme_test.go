@@ -398,8 +398,14 @@ func newACMEEnvWith(t *testing.T, p *testbed.Pebble, acme string) *acmeEnv {
 		t.Fatal(err)
 	}
 	e.root = root
+	e.apply(issuerYAML(p, acme))
+	return e
+}
+
+// issuerYAML declares the ACME issuer "public" of Pebble p; acme adds to its section.
+func issuerYAML(p *testbed.Pebble, acme string) string {
 	bundle, _ := json.Marshal(p.CABundle)
-	e.apply(fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
+	return fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
 kind: Issuer
 metadata: {name: public}
 spec:
@@ -407,8 +413,7 @@ spec:
     server: %s
     email: pki@example.test
     caBundle: %s
-%s`, p.Directory, bundle, acme))
-	return e
+%s`, p.Directory, bundle, acme)
 }
 
 func TestACMEDNS01IssuesIntoASecretAndADirectory(t *testing.T) {
