@@ -149,6 +149,9 @@ func (s *acmeSigner) renewalWindows(ctx context.Context, a *schemas.ACMEIssuer, 
 				s.ari.mu.Unlock()
 			}
 			switch {
+			case ctx.Err() != nil:
+				// The pass was cancelled: no answer to keep, the next pass asks.
+				return nil
 			case errors.Is(err, api.ErrNoARI):
 				// Also what lego answers for a window whose end is not after its start.
 				keep(leaf, ariAnswer{err: ErrNoARI, until: now.Add(ariRecheck)})
