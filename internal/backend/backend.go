@@ -30,6 +30,33 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 
+// Revoker is a backend whose authorities publish revocations (Vault's PKI
+// engine, on its CRL). The local backend keeps no CRL and is not one.
+type Revoker interface {
+	// Revoke puts the certificate with serial (colon-separated hex, as
+	// Vault writes it) on the CRL of authority a.
+	Revoke(ctx context.Context, a *schemas.Authority, serial string) error
+}
+
+// Purger is a Store whose Delete keeps history (Vault KV v2 soft-deletes a
+// version, and List still names the key): Purge removes the key with its
+// history, so List forgets it.
+type Purger interface {
+	Purge(ctx context.Context, key string) error
+}
+
+// Purge removes the document at key and, where the store keeps history,
+// the history too. It is for bookkeeping that List must stop naming once
+// done with (met renewal requests, inventory entries moved into pages),
+// so that a pass's reads stay proportional to what is live; catalog
+// objects are deleted with Delete, which keeps Vault's history of them.
+func Purge(ctx context.Context, s Store, key string) error {
+	if p, ok := s.(Purger); ok {
+		return p.Purge(ctx, key)
+	}
+	return s.Delete(ctx, key)
+}
+
 // Signed is a certificate a backend issued: public material only.
 type Signed struct {
 	// Certificate is the leaf, PEM.

@@ -177,6 +177,25 @@ func (v *Vault) Delete(ctx context.Context, key string) error {
 	return err
 }
 
+// Revoke revokes serial in a's mount: Vault rebuilds the mount's CRL. Its
+// revoke endpoint takes no reason code; the caller's audit log keeps why.
+func (v *Vault) Revoke(ctx context.Context, a *schemas.Authority, serial string) error {
+	_, err := v.write(ctx, a.Spec.Mount+"/revoke", map[string]any{"serial_number": serial})
+	return err
+}
+
+// Purge destroys the key's metadata and every version (backend.Purge).
+func (v *Vault) Purge(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := v.client.KVv2(v.mount).DeleteMetadata(ctx, key)
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
 func (v *Vault) List(ctx context.Context, prefix string) ([]string, error) {
 	s, err := v.client.Logical().ListWithContext(ctx, v.mount+"/metadata/"+prefix)
 	if err != nil {

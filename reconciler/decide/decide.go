@@ -39,6 +39,9 @@ const (
 	SpecChanged Reason = "SpecChanged"
 	// Expired: the delivered certificate has expired.
 	Expired Reason = "Expired"
+	// RenewalRequested: an operator asked for this certificate to be
+	// reissued (`certfleet renew`).
+	RenewalRequested Reason = "RenewalRequested"
 	// Expiring: the renewal time (with the certificate's jitter) has passed.
 	Expiring Reason = "Expiring"
 	// TemplateChanged: only the delivered object's labels, annotations or key encoding changed.
@@ -73,7 +76,7 @@ const (
 
 // needsNewCertificate lists the reasons a target's certificate cannot be
 // kept; the others can be fixed by copying a healthy certificate.
-var needsNewCertificate = map[Reason]bool{IssuerChanged: true, SpecChanged: true, Expired: true, Expiring: true}
+var needsNewCertificate = map[Reason]bool{IssuerChanged: true, SpecChanged: true, Expired: true, RenewalRequested: true, Expiring: true}
 
 // Input is everything a decision depends on.
 type Input struct {
@@ -85,7 +88,9 @@ type Input struct {
 	// Unobservable holds targets (by key) and clusters (by "kubernetes/<cluster>/") that could not be read.
 	Unobservable map[string]error
 	Inventory    map[string]*inventory.Entry
-	Now          time.Time
+	// Renewals are the operators' pending requests to reissue, by certificate ID.
+	Renewals map[string]inventory.Renewal
+	Now      time.Time
 	// MaxJitter spreads renewals (schemas.JitteredRenewalTime); 0 disables it.
 	MaxJitter time.Duration
 	// Catalog holds the authorities a delivered certificate must chain to
@@ -179,6 +184,8 @@ type targetInput struct {
 	renewAt time.Time
 	// suggested is true when renewAt is the CA's suggestion (ARI).
 	suggested bool
+	// renewal is an operator's pending request to reissue (nil: none).
+	renewal *inventory.Renewal
 }
 
 // owned reports whether an observed target carries certfleet's marks for
@@ -244,6 +251,15 @@ var chain = []check{
 		return Expired, "expired " + in.o.Cert.NotAfter.UTC().Format(time.RFC3339), true
 	},
 	func(in targetInput) (Reason, string, bool) {
+		// The request names the serial it was made against: a target
+		// already holding a newer certificate has been renewed.
+		r := in.renewal
+		if r == nil || pki.Serial(in.o.Cert.SerialNumber) != r.Serial {
+			return "", "", false
+		}
+		return RenewalRequested, fmt.Sprintf("renewal requested by %s at %s", r.By, r.At.UTC().Format(time.RFC3339)), true
+	},
+	func(in targetInput) (Reason, string, bool) {
 		if in.now.Before(in.renewAt) {
 			return "", "", false
 		}
@@ -278,7 +294,7 @@ var certificateWide = map[Reason]string{
 }
 
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, Expiring, TemplateChanged, NotRecorded, TakenOver, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -421,6 +437,9 @@ func decideCertificate(in Input, d *render.Desired) (c Certificate) {
 			td.Reason, td.Message = Unreachable, unreachableMessage
 		} else {
 			ti := targetInput{d: d, t: t, o: o, inv: in.Inventory, adopt: in.Adopt, now: in.Now}
+			if r, ok := in.Renewals[d.ID]; ok {
+				ti.renewal = &r
+			}
 			if o != nil && o.Cert != nil {
 				ti.renewAt, ti.suggested = RenewAtWithin(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter, WindowOf(in.Windows, o.Cert))
 			}
@@ -658,7 +677,7 @@ func (c *Certificate) Action() string {
 		return ""
 	}
 	switch c.Reason {
-	case Expiring, Expired:
+	case Expiring, Expired, RenewalRequested:
 		return "renew"
 	case Missing:
 		for _, t := range c.Targets {

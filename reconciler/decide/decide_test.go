@@ -1110,3 +1110,47 @@ func TestACertificateWideReasonIsEveryTargetsWithItsMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestRenewalRequested: an operator's request reissues the certificate
+// whose serial it names, and only that one — a target already holding
+// another serial has been renewed — and it ranks above a due renewal.
+func TestRenewalRequested(t *testing.T) {
+	f := newFixture(t)
+	tg := dirTarget("/etc/tls/api")
+	d := desired("team-a/api", nil, tg)
+	b := f.issue(now.Add(-time.Hour), lifetime)
+	o := f.delivered(d, tg, b)
+	asked := inventory.Renewal{ID: d.ID, Serial: serialOf(b), By: "alice@ops", At: now.Add(-time.Minute)}
+	tests := []struct {
+		name     string
+		renewals map[string]inventory.Renewal
+		now      time.Time
+		want     decide.Reason
+	}{
+		{name: "no request is InSync", now: now, want: decide.InSync},
+		{name: "a request for the delivered serial renews", renewals: map[string]inventory.Renewal{d.ID: asked}, now: now, want: decide.RenewalRequested},
+		{name: "a request for an earlier serial has been met", now: now, want: decide.InSync,
+			renewals: map[string]inventory.Renewal{d.ID: {ID: d.ID, Serial: "01:02", By: "alice@ops", At: asked.At}}},
+		{name: "another certificate's request changes nothing", now: now, want: decide.InSync,
+			renewals: map[string]inventory.Renewal{"team-b/web": {ID: "team-b/web", Serial: asked.Serial}}},
+		{name: "an expired certificate is Expired first", renewals: map[string]inventory.Renewal{d.ID: asked},
+			now: o.Cert.NotAfter.Add(time.Minute), want: decide.Expired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(o), Now: tt.now,
+				Inventory: recordedAt(d, o), Renewals: tt.renewals}).Certificates[0]
+			if c.Reason != tt.want {
+				t.Fatalf("reason %s (%s), want %s", c.Reason, c.Message, tt.want)
+			}
+			if c.Issue != (tt.want != decide.InSync) {
+				t.Errorf("Issue = %v", c.Issue)
+			}
+			if tt.want == decide.RenewalRequested {
+				if c.Action() != "renew" || !strings.Contains(c.Message, "alice@ops") {
+					t.Errorf("action %q, message %q: want a renew that says who asked", c.Action(), c.Message)
+				}
+			}
+		})
+	}
+}

@@ -70,7 +70,7 @@ func CountsOf(r *reconcile.Result, inv map[string]*inventory.Entry) Counts {
 			c.Unmanaged++
 		case s.Reason == decide.PolicyViolation:
 			c.Denied++
-		case s.Reason == decide.Expiring || s.Reason == decide.Expired:
+		case s.Reason == decide.Expiring || s.Reason == decide.Expired || s.Reason == decide.RenewalRequested:
 			c.Renewing++
 		default:
 			c.Drifting[s.Reason]++

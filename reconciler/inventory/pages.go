@@ -176,7 +176,7 @@ func Migrate(ctx context.Context, s backend.Store, inv map[string]*Entry) error 
 		return errors.Join(slices.Collect(maps.Values(failed))...)
 	}
 	for _, name := range legacy {
-		if err := s.Delete(ctx, legacyPrefix+name); err != nil {
+		if err := backend.Purge(ctx, s, legacyPrefix+name); err != nil {
 			return err
 		}
 	}
@@ -199,7 +199,7 @@ func Delete(ctx context.Context, s backend.Store, id string) error {
 	}); err != nil {
 		return err
 	}
-	return s.Delete(ctx, legacyKey(id))
+	return backend.Purge(ctx, s, legacyKey(id))
 }
 
 func update(ctx context.Context, s backend.Store, id string, change func([]*Entry) []*Entry) error {

@@ -108,3 +108,42 @@ func TestInventoryCostsVaultRequestsPerPageNotPerCertificate(t *testing.T) {
 		t.Errorf("the inventory after the change: %d entries, err %v", len(inv), err)
 	}
 }
+
+// Entries of the earlier one-document-per-certificate layout are moved into
+// pages once: Vault KV's Delete keeps a soft-deleted key listed, so the old
+// documents are purged, and the pass after the move writes nothing.
+func TestMovedInventoryEntriesAreMovedOnce(t *testing.T) {
+	const n = 20
+	var c counting
+	e := newEnv(t)
+	e.backend = mustVault(t, c.start(t), e.id)
+	files := dirFleet(n, func(i int) string { return fmt.Sprintf("svc-%d.example.test", i) })
+	if rep := e.run(files); rep.Actions["issue"] != n || len(rep.Failures) > 0 {
+		t.Fatalf("first pass: actions %v failures %v", rep.Actions, rep.Failures)
+	}
+	inv, err := inventory.Load(t.Context(), e.backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, entry := range inv { // as an earlier certfleet wrote them
+		if err := e.backend.Put(t.Context(), "inventory/"+strings.ReplaceAll(id, "/", "_"), entry); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.take()
+	if rep := e.run(files); len(rep.Actions) != 0 || len(rep.Failures) > 0 {
+		t.Fatalf("the moving pass: actions %v failures %v", rep.Actions, rep.Failures)
+	}
+	if moved := c.take(); moved["DELETE"] != n {
+		t.Errorf("moving %d entries made %v inventory requests, want %d DELETEs (one purge each)", n, moved, n)
+	}
+	if rep := e.run(files); len(rep.Actions) != 0 || len(rep.Failures) > 0 {
+		t.Fatalf("the pass after: actions %v failures %v", rep.Actions, rep.Failures)
+	}
+	if after := c.take(); after["PUT"]+after["POST"]+after["DELETE"] != 0 {
+		t.Errorf("the pass after the move wrote the inventory again: %v", after)
+	}
+	if left, err := e.backend.List(t.Context(), "inventory/"); err != nil || len(left) != 0 {
+		t.Errorf("documents of the earlier layout still listed after the move: %v (%v)", left, err)
+	}
+}

@@ -167,13 +167,17 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			return nil, fmt.Errorf("moving the inventory into pages: %w", err)
 		}
 	}
+	renewals, err := inventory.Renewals(ctx, p.Backend, inv, p.DryRun)
+	if err != nil {
+		return nil, err
+	}
 	dirRoot := ""
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
 	}
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
-		Unobservable: obs.unobservable, Inventory: inv, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
+		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows})
 	rep := newResult(res, start, p.DryRun)
 	rep.addObservationFailures(obs.unobservable)
