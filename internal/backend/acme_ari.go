@@ -34,7 +34,7 @@ const (
 	// ariRetryFailed is how long a failed request is not repeated.
 	ariRetryFailed = time.Hour
 	// ariMinRecheck and ariMaxRecheck bound the CA's Retry-After, as RFC
-	// 9773 suggests clients do (section 4.3.3).
+	// 9773 suggests clients do.
 	ariMinRecheck, ariMaxRecheck = time.Minute, 24 * time.Hour
 	// ariTimeout bounds one renewalInfo request.
 	ariTimeout = 15 * time.Second
@@ -55,7 +55,7 @@ type ariAnswer struct {
 type ariCache struct {
 	mu      sync.Mutex
 	answers map[string]ariAnswer
-	// requests counts renewalInfo requests made (for tests and metrics).
+	// requests counts renewalInfo requests made (for tests).
 	requests int
 }
 
