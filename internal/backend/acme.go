@@ -74,6 +74,14 @@ func (u legoUser) GetPrivateKey() crypto.Signer { return u.a.key }
 
 var quietLego sync.Once
 
+// quietLegoLog silences lego: it logs to standard output by default, and
+// certfleet's output is its report.
+func quietLegoLog() {
+	quietLego.Do(func() {
+		legolog.SetDefault(slog.New(slog.NewTextHandler(logSink{}, &slog.HandlerOptions{Level: slog.LevelError})))
+	})
+}
+
 // acmeSigner orders certificates from ACME CAs for the backends. kvRead
 // reads a KV v2 secret's field for an EAB key in Vault (nil: the backend
 // has no Vault).
@@ -83,6 +91,8 @@ type acmeSigner struct {
 	// accounts serialises account creation per issuer, so parallel
 	// issuances in one pass register one account, not one each.
 	mu sync.Mutex
+	// ari keeps the CAs' renewal windows until they say to ask again.
+	ari ariCache
 }
 
 // Sign orders a certificate for the CSR: a new order, the challenges
@@ -91,10 +101,7 @@ type acmeSigner struct {
 // ttl is asked for as the order's notAfter only when the CA supports it,
 // which most do not: the CA decides the lifetime.
 func (s *acmeSigner) Sign(ctx context.Context, iss *schemas.Issuer, csrPEM []byte) (*Signed, error) {
-	quietLego.Do(func() {
-		// lego logs to standard output by default; certfleet's output is its report.
-		legolog.SetDefault(slog.New(slog.NewTextHandler(logSink{}, &slog.HandlerOptions{Level: slog.LevelError})))
-	})
+	quietLegoLog()
 	a := iss.Spec.ACME
 	if a.Solvers.DNS01 == nil && !HTTP01.isServing() {
 		// Checked before ordering: an order whose challenge cannot be

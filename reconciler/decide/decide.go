@@ -116,6 +116,10 @@ type Input struct {
 	// rendered (--path, .certfleetignore, shard): only the inventory entries
 	// of such files can be orphaned. Nil means the whole repository.
 	InScope func(file string) bool
+	// Windows are the renewal windows ACME CAs suggest (ARI, RFC 9773), by
+	// certificate serial (pki.Serial); a certificate without one renews at
+	// its lifetime-based time alone.
+	Windows map[string]Window
 	// OutputDir is the root of relative directory targets. An inventory
 	// record of a directory is matched by render.DirectoryKey of its path,
 	// so one recorded under another spelling ("./web", or its absolute form
@@ -163,6 +167,11 @@ type Certificate struct {
 	RenewAt time.Time
 }
 
+// Window is the time span an ACME CA suggests renewing one certificate in
+// (ACME Renewal Information, RFC 9773). A window in the past means now: a
+// CA asks that of a certificate it revoked or is about to.
+type Window struct{ Start, End time.Time }
+
 // Decisions is the outcome of a pass's decide step.
 type Decisions struct {
 	Certificates []Certificate
@@ -173,6 +182,8 @@ type Decisions struct {
 	// TakenOver are inventory targets (not declared any more) whose marks
 	// no longer say they are certfleet's: never pruned.
 	TakenOver []Target
+	// Windows are Input.Windows, for reporting a renewal time as decided.
+	Windows map[string]Window
 }
 
 // targetInput is what one target's checks see.
@@ -184,6 +195,8 @@ type targetInput struct {
 	adopt   bool
 	now     time.Time
 	renewAt time.Time
+	// suggested is true when renewAt is the CA's suggestion (ARI).
+	suggested bool
 	// renewal is an operator's pending request to reissue (nil: none).
 	renewal *inventory.Renewal
 	// cas are the CA certificates of the issuer's authority (nil: none known).
@@ -329,7 +342,11 @@ var chain = []check{
 			return "", "", false
 		}
 		na := in.o.Cert.NotAfter
-		return Expiring, fmt.Sprintf("past its renewal time; expires %s (in %s)", na.UTC().Format(time.RFC3339), na.Sub(in.now).Round(time.Minute)), true
+		when := "past its renewal time"
+		if in.suggested {
+			when = "inside the renewal window its CA suggests (ARI)"
+		}
+		return Expiring, fmt.Sprintf("%s; expires %s (in %s)", when, na.UTC().Format(time.RFC3339), na.Sub(in.now).Round(time.Minute)), true
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return TemplateChanged, "the Secret's labels or annotations (or the key's encoding) changed in Git",
@@ -372,9 +389,36 @@ func RenewAt(d *render.Desired, nb, na time.Time, maxJitter time.Duration) time.
 	return schemas.JitteredRenewalTime(d.ID, nb, na, s.RenewBefore, s.RenewBeforePercentage, maxJitter)
 }
 
+// RenewAtWithin is RenewAt, or the time the certificate's ID picks inside
+// the window its CA suggests (w, nil for none) when that comes first: a CA
+// may want a certificate renewed early (a revocation ahead, load spreading),
+// while a late suggestion never postpones the lifetime-based time. The pick
+// is deterministic, spread over the window as RFC 9773 asks of clients, so
+// certificates given one window do not all renew in the same second. The
+// second result is true when the window decided.
+func RenewAtWithin(d *render.Desired, nb, na time.Time, maxJitter time.Duration, w *Window) (time.Time, bool) {
+	rt := RenewAt(d, nb, na, maxJitter)
+	if w == nil || !w.End.After(w.Start) {
+		return rt, false
+	}
+	at := w.Start.Add(schemas.Jitter(d.ID, w.End.Sub(w.Start))).Truncate(time.Second)
+	if at.Before(rt) {
+		return at, true
+	}
+	return rt, false
+}
+
+// WindowOf is the window suggested for cert (nil when there is none).
+func WindowOf(windows map[string]Window, cert *x509.Certificate) *Window {
+	if w, ok := windows[pki.Serial(cert.SerialNumber)]; ok {
+		return &w
+	}
+	return nil
+}
+
 // Decide decides a pass.
 func Decide(in Input) Decisions {
-	var out Decisions
+	out := Decisions{Windows: in.Windows}
 	cas := parseAuthorities(in.Catalog)
 	desiredKeys := map[string]bool{}
 	for _, d := range in.Desired {
@@ -479,7 +523,7 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 				ti.untrusted = in.Untrusted[ti.cas.name]
 			}
 			if o != nil && o.Cert != nil {
-				ti.renewAt = RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter)
+				ti.renewAt, ti.suggested = RenewAtWithin(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter, WindowOf(in.Windows, o.Cert))
 			}
 			for _, ch := range chain {
 				if r, msg, applies := ch(ti); applies {
@@ -591,7 +635,7 @@ func chooseSource(in Input, c *Certificate, entry *inventory.Entry, healthy []in
 		return
 	}
 	c.Source, c.Record = src, !recorded
-	c.RenewAt = RenewAt(c.Desired, src.Cert.NotBefore, src.Cert.NotAfter, in.MaxJitter)
+	c.RenewAt, _ = RenewAtWithin(c.Desired, src.Cert.NotBefore, src.Cert.NotAfter, in.MaxJitter, WindowOf(in.Windows, src.Cert))
 	for _, i := range healthy {
 		td := &c.Targets[i]
 		// A healthy target holding another serial than the source (a pass

@@ -397,6 +397,76 @@ func TestRenewalTime(t *testing.T) {
 	}
 }
 
+// TestRenewalWindow checks how the window an ACME CA suggests (ARI) moves
+// the renewal time: earlier when it comes first, never later.
+func TestRenewalWindow(t *testing.T) {
+	f := newFixture(t)
+	tg := dirTarget("/etc/tls/api")
+	d := desired("team-a/api", nil, tg)
+	b := f.issue(now.Add(-50*day), lifetime) // two thirds is 10 days from now
+	o := f.delivered(d, tg, b)
+	serial := pki.Serial(o.Cert.SerialNumber)
+	twoThirds := decide.RenewAt(d, o.Cert.NotBefore, o.Cert.NotAfter, 0)
+	// The point of a window the certificate's ID picks, as RenewAtWithin does.
+	pick := func(w decide.Window) time.Time {
+		return w.Start.Add(schemas.Jitter(d.ID, w.End.Sub(w.Start))).Truncate(time.Second)
+	}
+	early := decide.Window{Start: now.Add(2 * day), End: now.Add(4 * day)}
+	late := decide.Window{Start: twoThirds.Add(day), End: twoThirds.Add(3 * day)}
+	revoked := decide.Window{Start: now.Add(-time.Hour), End: now.Add(-time.Hour + time.Second)}
+	straddling := decide.Window{Start: twoThirds.Add(-day), End: twoThirds.Add(day)}
+	tests := []struct {
+		name    string
+		windows map[string]decide.Window
+		now     time.Time
+		want    decide.Reason
+		// wantRenewAt is the certificate's renewal time when it is kept.
+		wantRenewAt time.Time
+		wantMsg     string
+	}{
+		{name: "no window: two thirds of the lifetime, unchanged", now: now, want: decide.InSync, wantRenewAt: twoThirds},
+		{name: "no window: at two thirds it renews", now: twoThirds, want: decide.Expiring, wantMsg: "past its renewal time"},
+		{name: "a window for another serial changes nothing", windows: map[string]decide.Window{"01:02": early}, now: now,
+			want: decide.InSync, wantRenewAt: twoThirds},
+		{name: "a window earlier than two thirds: kept before its pick", windows: map[string]decide.Window{serial: early},
+			now: pick(early).Add(-time.Second), want: decide.InSync, wantRenewAt: pick(early)},
+		{name: "a window earlier than two thirds: renews in the window", windows: map[string]decide.Window{serial: early},
+			now: pick(early), want: decide.Expiring, wantMsg: "inside the renewal window its CA suggests (ARI)"},
+		{name: "a window in the past (a revoked certificate): renews now", windows: map[string]decide.Window{serial: revoked},
+			now: now, want: decide.Expiring, wantMsg: "inside the renewal window its CA suggests (ARI)"},
+		{name: "a window later than two thirds: two thirds still rules", windows: map[string]decide.Window{serial: late},
+			now: twoThirds.Add(-time.Second), want: decide.InSync, wantRenewAt: twoThirds},
+		{name: "a window later than two thirds: renews at two thirds", windows: map[string]decide.Window{serial: late},
+			now: twoThirds, want: decide.Expiring, wantMsg: "past its renewal time"},
+		{name: "a window around two thirds whose pick falls after it: two thirds still rules", windows: map[string]decide.Window{serial: straddling},
+			now: twoThirds.Add(-time.Second), want: decide.InSync, wantRenewAt: twoThirds},
+		{name: "an empty window (end not after start) is ignored", windows: map[string]decide.Window{serial: {Start: now, End: now}},
+			now: now, want: decide.InSync, wantRenewAt: twoThirds},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(o), Now: tt.now,
+				Inventory: recordedAt(d, o), Windows: tt.windows}).Certificates[0]
+			if c.Reason != tt.want {
+				t.Fatalf("reason %s (%s), want %s", c.Reason, c.Message, tt.want)
+			}
+			if c.Issue != (tt.want == decide.Expiring) {
+				t.Errorf("Issue = %v", c.Issue)
+			}
+			if !c.RenewAt.Equal(tt.wantRenewAt) {
+				t.Errorf("RenewAt = %s, want %s", c.RenewAt, tt.wantRenewAt)
+			}
+			if !strings.HasPrefix(c.Message, tt.wantMsg) {
+				t.Errorf("message %q, want it to start %q", c.Message, tt.wantMsg)
+			}
+		})
+	}
+	if !pick(straddling).After(twoThirds) || !pick(early).After(now) {
+		t.Errorf("the cases above need the pick in the straddling window after two thirds (%s) and the early one after now (%s)",
+			pick(straddling), pick(early))
+	}
+}
+
 // want is a certificate's expected decision; target indexes refer to the
 // certificate's targets, -1 is none.
 type want struct {

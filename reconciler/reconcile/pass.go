@@ -179,9 +179,10 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	// Trust first: a leaf is reissued under a rotated authority's new CA
 	// only once every bundle place reads back holding it.
 	untrusted := p.trustBundles(ctx, res, obs, rep)
+	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers})
+		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows})
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, verdicts, rep)
@@ -386,6 +387,9 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	}
 	o.leaf, o.serial, o.notAfter = leaf, pki.Serial(leaf.SerialNumber), leaf.NotAfter
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
+	if !c.Issue && !c.RenewAt.IsZero() {
+		o.renewAt = c.RenewAt // a copy keeps its renewal time, the CA's suggestion (ARI) included
+	}
 	if ctx.Err() != nil {
 		// Nothing delivered: the certificate is dropped, not counted or recorded as issued.
 		o.err = fmt.Errorf("not delivered: the pass was cancelled (%w)", context.Cause(ctx))

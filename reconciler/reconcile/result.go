@@ -111,7 +111,7 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 		if outcomes != nil {
 			o = outcomes[i]
 		}
-		r.State = append(r.State, statesOf(c, o, inv[c.Desired.ID], now, jitter)...)
+		r.State = append(r.State, statesOf(c, o, inv[c.Desired.ID], now, jitter, dec.Windows)...)
 		action := c.Action()
 		if action != "" && o != nil && o.err == nil {
 			r.Actions[action]++
@@ -166,7 +166,8 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 }
 
 // statesOf is a certificate's targets after the pass.
-func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time.Time, jitter time.Duration) []TargetState {
+func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time.Time, jitter time.Duration,
+	windows map[string]decide.Window) []TargetState {
 	d := c.Desired
 	var out []TargetState
 	for _, t := range c.Targets {
@@ -191,7 +192,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 		} else if ob := t.Observed; ob != nil && ob.Cert != nil {
 			s.Serial = pki.Serial(ob.Cert.SerialNumber)
 			s.NotBefore, s.NotAfter = ob.Cert.NotBefore, ob.Cert.NotAfter
-			s.RenewAt = decide.RenewAt(d, ob.Cert.NotBefore, ob.Cert.NotAfter, jitter)
+			s.RenewAt, _ = decide.RenewAtWithin(d, ob.Cert.NotBefore, ob.Cert.NotAfter, jitter, decide.WindowOf(windows, ob.Cert))
 			s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
 		}
 		if o != nil && (o.err != nil || o.written[t.Target.Key] != nil) && s.FailingSince == nil {
