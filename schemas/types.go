@@ -442,11 +442,37 @@ type PrivateKey struct {
 	Encoding string `json:"encoding,omitempty"`
 }
 
-// Target is one place a certificate is delivered; exactly one field is set.
+// Target is one place a certificate is delivered; exactly one of
+// kubernetes, vaultKV and directory is set.
 type Target struct {
 	Kubernetes *KubernetesTarget `json:"kubernetes,omitempty"`
 	VaultKV    *VaultKVTarget    `json:"vaultKV,omitempty"`
 	Directory  *DirectoryTarget  `json:"directory,omitempty"`
+	// Probe dials the workload this target feeds, to check that it serves the certificate delivered (optional).
+	Probe *Probe `json:"probe,omitempty"`
+}
+
+// Probe is a TLS endpoint serving a target's certificate: after a delivery,
+// passes dial it and compare the served leaf's serial with the delivered one.
+type Probe struct {
+	// Address is the endpoint's host:port. Required.
+	Address string `json:"address"`
+	// ServerName is the SNI name sent. Default: the address's host.
+	ServerName string `json:"serverName,omitempty"`
+	// Grace is how long after a delivery the workload may still serve the previous certificate (NotServed after). Default 5m.
+	Grace Duration `json:"grace,omitempty"`
+}
+
+// DefaultProbeGrace is a probe's grace when it names none.
+const DefaultProbeGrace = 5 * time.Minute
+
+// EffectiveGrace is the probe's grace with the default filled in (an
+// invalid one is rejected by validation; here it is the default).
+func (p *Probe) EffectiveGrace() time.Duration {
+	if g, err := p.Grace.Parse(); err == nil && g > 0 {
+		return g
+	}
+	return DefaultProbeGrace
 }
 
 // KubernetesTarget is a kubernetes.io/tls Secret in one or more clusters.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -304,6 +305,42 @@ func validateTarget(e *errs, path string, t Target) {
 	}
 	if n != 1 {
 		e.addf(path, "set one of kubernetes, vaultKV or directory per target", "a target must have exactly one of kubernetes, vaultKV, directory (found %d)", n)
+	}
+	if t.Probe != nil {
+		validateProbe(e, path+".probe", t)
+	}
+}
+
+// validateProbe checks a target's probe: an address to dial, a name to
+// send, a grace period.
+func validateProbe(e *errs, path string, t Target) {
+	p := t.Probe
+	if k := t.Kubernetes; k != nil && k.ClusterSelector != nil {
+		// Each selected cluster gets its own Secret: one address cannot
+		// serve them all.
+		e.add(path, "a probe dials one address, but a clusterSelector delivers to several clusters",
+			"name one cluster (kubernetes.cluster) and give it the probe, one target per cluster")
+	}
+	host, port, err := net.SplitHostPort(p.Address)
+	switch {
+	case p.Address == "":
+		e.add(path+".address", "address is required", "give the host:port the workload serves TLS on, e.g. payments.internal:443")
+	case err != nil || host == "":
+		e.addf(path+".address", "write host:port, e.g. payments.internal:443 or [fd00::1]:8443", "address %s is not host:port", quote(p.Address))
+	default:
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			e.addf(path+".address", "use a port from 1 to 65535", "address %s has port %s", quote(p.Address), quote(port))
+		}
+	}
+	if p.ServerName != "" {
+		if problem := checkDNSName(p.ServerName, false); problem != "" {
+			e.addf(path+".serverName", "give the DNS name the workload's certificate is for, e.g. payments.example.com", "serverName %s: %s", quote(p.ServerName), problem)
+		}
+	}
+	if g, err := p.Grace.Parse(); err != nil {
+		e.add(path+".grace", err.Error(), durationHint)
+	} else if p.Grace != "" && g == 0 {
+		e.addf(path+".grace", "give a positive duration, or leave it out for "+FormatDuration(DefaultProbeGrace), "grace %s is zero", p.Grace)
 	}
 }
 

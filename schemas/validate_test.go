@@ -300,6 +300,36 @@ func TestValidateCertificate(t *testing.T) {
 		{name: "a directory path naming a bundle file of a target is an error", change: func(c *Certificate) {
 			c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "web/tls.crt/x"}}}
 		}, want: []fieldErr{{"spec.targets[0].directory.path", `component "tls.crt": it is one of the files certfleet writes`}}},
+		{name: "a probe with an address, a server name and a grace is valid", change: func(c *Certificate) {
+			c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "/etc/tls/api"},
+				Probe: &Probe{Address: "[fd00::1]:8443", ServerName: "api.example.com", Grace: "10m"}}}
+		}},
+		{name: "a probe on a single-cluster Secret is valid", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:443"}
+		}},
+		{name: "a probe needs an address", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{ServerName: "api.example.com"}
+		}, want: []fieldErr{{"spec.targets[0].probe.address", "address is required"}}},
+		{name: "a probe address without a port is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal"}
+		}, want: []fieldErr{{"spec.targets[0].probe.address", `address "api.internal" is not host:port`}}},
+		{name: "a probe address with port 0 is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:0"}
+		}, want: []fieldErr{{"spec.targets[0].probe.address", `has port "0"; use a port from 1 to 65535`}}},
+		{name: "a probe server name that is not a DNS name is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:443", ServerName: "api example"}
+		}, want: []fieldErr{{"spec.targets[0].probe.serverName", `serverName "api example"`}}},
+		{name: "a probe grace that is not a duration is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:443", Grace: "soon"}
+		}, want: []fieldErr{{"spec.targets[0].probe.grace", `"soon" is not a duration`}}},
+		{name: "a probe grace of zero is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:443", Grace: "0s"}
+		}, want: []fieldErr{{"spec.targets[0].probe.grace", "grace 0s is zero"}}},
+		{name: "a probe on a clusterSelector target is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Kubernetes.Cluster = ""
+			c.Spec.Targets[0].Kubernetes.ClusterSelector = &LabelSelector{MatchLabels: map[string]string{"env": "prod"}}
+			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:443"}
+		}, want: []fieldErr{{"spec.targets[0].probe", "a probe dials one address, but a clusterSelector delivers to several clusters"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,6 +69,8 @@ type Target struct {
 	Template *schemas.SecretTemplate
 	// TemplateHash changes when only the delivered object must be rewritten.
 	TemplateHash string
+	// Probe is the TLS endpoint serving this target's certificate (nil: none).
+	Probe *schemas.Probe
 }
 
 // Desired is a certificate as the repository declares it, with its targets
@@ -300,6 +302,7 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desir
 		errs = append(errs, es...)
 		for _, rt := range resolved {
 			rt.TemplateHash = schemas.TemplateHash(&c.Spec, t)
+			rt.Probe = t.Probe
 			d.Targets = append(d.Targets, rt)
 		}
 	}

@@ -472,6 +472,7 @@ func TestRenderTargets(t *testing.T) {
         secretTemplate:
           labels: {team: payments}
     - vaultKV: {mount: secret, path: /tls/api}
+      probe: {address: "api.internal:8443", serverName: api.example.com, grace: 10m}
 `)}), cat)
 	if len(r.Errors) > 0 || len(r.Desired) != 1 {
 		t.Fatalf("want one certificate and no errors, got %d and %v", len(r.Desired), r.Errors)
@@ -484,7 +485,8 @@ func TestRenderTargets(t *testing.T) {
 	want := []render.Target{
 		{Index: 0, Address: render.Address{Key: "kubernetes/prod-eu/payments/api-tls", Kind: render.Kubernetes, Cluster: "prod-eu", Namespace: "payments", Name: "api-tls"}, Template: tmpl},
 		{Index: 0, Address: render.Address{Key: "kubernetes/staging/payments/api-tls", Kind: render.Kubernetes, Cluster: "staging", Namespace: "payments", Name: "api-tls"}, Template: tmpl},
-		{Index: 1, Address: render.Address{Key: "vault-kv/secret/tls/api", Kind: render.VaultKV, Mount: "secret", Path: "/tls/api"}},
+		{Index: 1, Address: render.Address{Key: "vault-kv/secret/tls/api", Kind: render.VaultKV, Mount: "secret", Path: "/tls/api"},
+			Probe: &schemas.Probe{Address: "api.internal:8443", ServerName: "api.example.com", Grace: "10m"}},
 	}
 	if len(d.Targets) != len(want) {
 		t.Fatalf("targets = %+v, want %+v", d.Targets, want)
