@@ -82,6 +82,11 @@ const (
 	// signed by the issuer's authority) that the inventory does not record —
 	// a pass stopped between delivery and record. The pass records it.
 	NotRecorded Reason = "NotRecorded"
+	// NotServed: the target holds the current certificate, but its probe
+	// (the workload's TLS endpoint) still serves another one, or could not
+	// be dialled, past the probe's grace since the delivery. Writing again
+	// cannot fix it (the workload has not reloaded): it is reported only.
+	NotServed Reason = "NotServed"
 )
 
 // needsNewCertificate lists the reasons a target's certificate cannot be
@@ -125,6 +130,15 @@ type Input struct {
 	// so one recorded under another spelling ("./web", or its absolute form
 	// under OutputDir) is not taken for an orphan and deleted.
 	OutputDir string
+	// Served is what the probes of delivered targets saw, by target key.
+	Served map[string]Served
+}
+
+// Served is what a target's probe saw: the serial (pki.Serial) of the leaf
+// its endpoint served, or why dialling it failed.
+type Served struct {
+	Serial string
+	Err    error
 }
 
 // Target is the decision for one target.
@@ -372,7 +386,7 @@ var certificateWide = map[Reason]string{
 }
 
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, AwaitingTrust, TakenOver, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, NotServed, AwaitingTrust, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -538,6 +552,15 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 		c.Targets = append(c.Targets, td)
 	}
 	chooseSource(in, &c, entry, healthy)
+	for i := range c.Targets {
+		td := &c.Targets[i]
+		if td.Reason != InSync {
+			continue
+		}
+		if msg, ok := notServed(td.Target, td.Observed, in.Served, entry, in.Now); ok {
+			td.Reason, td.Message = NotServed, msg
+		}
+	}
 	for _, td := range c.Targets {
 		if rank(td.Reason) < rank(c.Reason) {
 			c.Reason = td.Reason
@@ -568,7 +591,7 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 		switch td.Reason {
 		case Unreachable, TakenOver:
 			td.Write = false
-		case AwaitingTrust:
+		case AwaitingTrust, NotServed:
 			// It holds the current certificate; only a new one may replace it.
 			td.Write = c.Issue
 		case NotRecorded:
@@ -650,6 +673,36 @@ func chooseSource(in Input, c *Certificate, entry *inventory.Entry, healthy []in
 			}
 		}
 	}
+}
+
+// notServed reports whether an in-sync target's probe saw another
+// certificate than the one delivered, or none, once the probe's grace has
+// passed since the delivery, with why. The delivery time is the inventory
+// entry's UpdatedAt — when certfleet last acted on the certificate (issued,
+// copied or recorded it) — not the leaf's NotBefore: a leaf is backdated by
+// its issuer, and a copy delivered to a new target can be months younger
+// than it, so NotBefore would flag a workload before it had time to reload.
+// UpdatedAt is never earlier than the target's delivery.
+func notServed(t render.Target, o *target.Observed, served map[string]Served, entry *inventory.Entry, now time.Time) (string, bool) {
+	if t.Probe == nil || o == nil || o.Cert == nil || entry == nil {
+		return "", false
+	}
+	s, probed := served[t.Key]
+	grace := t.Probe.EffectiveGrace()
+	since := now.Sub(entry.UpdatedAt)
+	if !probed || since < grace {
+		return "", false
+	}
+	delivered := pki.Serial(o.Cert.SerialNumber)
+	after := fmt.Sprintf("%s after the delivery (grace %s)", since.Round(time.Second), schemas.FormatDuration(grace))
+	if s.Err != nil {
+		return fmt.Sprintf("probing %s failed %s: %v", t.Probe.Address, after, s.Err), true
+	}
+	if s.Serial == delivered {
+		return "", false
+	}
+	return fmt.Sprintf("%s serves serial %s, not the delivered %s, %s: the workload has not reloaded its certificate",
+		t.Probe.Address, s.Serial, delivered, after), true
 }
 
 // issuedBy reports whether leaf was signed by the current or a previous

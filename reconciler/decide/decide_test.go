@@ -1200,3 +1200,97 @@ func TestRotatedAuthority(t *testing.T) {
 		})
 	}
 }
+
+// TestServedCertificateProbe: a target whose probe still serves another
+// certificate than the one delivered, or cannot be dialled, is NotServed
+// once the probe's grace has passed since the delivery (the inventory
+// entry's UpdatedAt); NotServed never issues or writes.
+func TestServedCertificateProbe(t *testing.T) {
+	f := newFixture(t)
+	probed := dirTarget("/etc/tls/api")
+	probed.Probe = &schemas.Probe{Address: "api.internal:8443"}
+	slow := dirTarget("/etc/tls/slow")
+	slow.Probe = &schemas.Probe{Address: "slow.internal:8443", Grace: "1h"}
+	plain := dirTarget("/etc/tls/plain")
+	current, previous := f.fresh(), f.issue(now.Add(-70*day), lifetime)
+	errReset := errors.New("read: connection reset by peer")
+	tests := []struct {
+		name      string
+		tg        render.Target
+		leaf      target.Bundle
+		delivered time.Duration // how long before now the inventory entry was updated
+		served    *decide.Served
+		want      decide.Reason
+		message   []string
+	}{
+		{name: "the delivered certificate served past the grace is InSync", tg: probed, leaf: current, delivered: time.Hour,
+			served: &decide.Served{Serial: serialOf(current)}, want: decide.InSync},
+		{name: "the previous certificate served within the grace is InSync", tg: probed, leaf: current, delivered: 4 * time.Minute,
+			served: &decide.Served{Serial: serialOf(previous)}, want: decide.InSync},
+		{name: "the previous certificate served past the grace is NotServed", tg: probed, leaf: current, delivered: 6 * time.Minute,
+			served: &decide.Served{Serial: serialOf(previous)}, want: decide.NotServed,
+			message: []string{"api.internal:8443 serves serial " + serialOf(previous), "not the delivered " + serialOf(current), "6m0s after the delivery (grace 5m)"}},
+		{name: "a failed dial past the grace is NotServed with the error", tg: probed, leaf: current, delivered: 10 * time.Minute,
+			served: &decide.Served{Err: errReset}, want: decide.NotServed,
+			message: []string{"probing api.internal:8443 failed 10m0s after the delivery", "connection reset by peer"}},
+		{name: "a failed dial within the grace is InSync", tg: probed, leaf: current, delivered: time.Minute,
+			served: &decide.Served{Err: errReset}, want: decide.InSync},
+		{name: "a probe's own grace replaces the default", tg: slow, leaf: current, delivered: 30 * time.Minute,
+			served: &decide.Served{Serial: serialOf(previous)}, want: decide.InSync},
+		{name: "…and past it the target is NotServed", tg: slow, leaf: current, delivered: 61 * time.Minute,
+			served: &decide.Served{Serial: serialOf(previous)}, want: decide.NotServed, message: []string{"(grace 1h)"}},
+		{name: "a target without a probe is never NotServed", tg: plain, leaf: current, delivered: time.Hour,
+			served: &decide.Served{Serial: serialOf(previous)}, want: decide.InSync},
+		{name: "a probe that was not dialled says nothing", tg: probed, leaf: current, delivered: time.Hour, want: decide.InSync},
+		{name: "a certificate due for renewal is renewed whatever its probe saw", tg: probed, leaf: previous, delivered: time.Hour,
+			served: &decide.Served{Serial: serialOf(current)}, want: decide.Expiring},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := desired("team-a/api", nil, tt.tg)
+			o := f.delivered(d, tt.tg, tt.leaf)
+			inv := recordedAt(d, o)
+			inv[d.ID].UpdatedAt = now.Add(-tt.delivered)
+			served := map[string]decide.Served{}
+			if tt.served != nil {
+				served[tt.tg.Key] = *tt.served
+			}
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(o), Now: now,
+				Inventory: inv, Catalog: f.catalog(), Served: served}).Certificates[0]
+			if c.Reason != tt.want || c.Targets[0].Reason != tt.want {
+				t.Fatalf("reason %s, target %s (%s), want %s", c.Reason, c.Targets[0].Reason, c.Targets[0].Message, tt.want)
+			}
+			for _, m := range tt.message {
+				if !strings.Contains(c.Targets[0].Message, m) || !strings.Contains(c.Message, m) {
+					t.Errorf("message %q does not say %q", c.Targets[0].Message, m)
+				}
+			}
+			if wantIssue := tt.want == decide.Expiring; c.Issue != wantIssue || c.Targets[0].Write != wantIssue {
+				t.Errorf("Issue = %v, Write = %v, want %v: NotServed is fixed by the workload, not by writing again", c.Issue, c.Targets[0].Write, wantIssue)
+			}
+		})
+	}
+}
+
+// TestNotServedOnOneTargetIsTheCertificatesStateAndWritesNothing: the
+// certificate reports its not-served target; the others stay as they are.
+func TestNotServedOnOneTargetIsTheCertificatesStateAndWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	a, b := dirTarget("/etc/tls/a"), dirTarget("/etc/tls/b")
+	a.Probe = &schemas.Probe{Address: "a.internal:443"}
+	b.Probe = &schemas.Probe{Address: "b.internal:443"}
+	d := desired("team-a/api", nil, a, b)
+	leaf, old := f.fresh(), f.issue(now.Add(-70*day), lifetime)
+	oa, ob := f.delivered(d, a, leaf), f.delivered(d, b, leaf)
+	inv := recordedAt(d, oa)
+	inv[d.ID].UpdatedAt = now.Add(-time.Hour)
+	c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(oa, ob), Now: now, Inventory: inv, Catalog: f.catalog(),
+		Served: map[string]decide.Served{a.Key: {Serial: serialOf(leaf)}, b.Key: {Serial: serialOf(old)}}}).Certificates[0]
+	if got, want := reasons(c.Targets), []decide.Reason{decide.InSync, decide.NotServed}; !slices.Equal(got, want) {
+		t.Fatalf("reasons %v, want %v", got, want)
+	}
+	if c.Reason != decide.NotServed || c.Issue || c.Record || slices.Contains(writes(c.Targets), true) || c.Action() != "" {
+		t.Errorf("certificate %s, issue %v, record %v, writes %v, action %q: want NotServed, nothing done",
+			c.Reason, c.Issue, c.Record, writes(c.Targets), c.Action())
+	}
+}
