@@ -180,9 +180,10 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	// only once every bundle place reads back holding it.
 	untrusted := p.trustBundles(ctx, res, obs, rep)
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
+	served := p.probeServed(ctx, res.Desired, obs.byKey)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows})
+		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served})
 	rep.addObservationFailures(obs.unobservable)
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, verdicts, rep)
