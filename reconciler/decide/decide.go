@@ -694,7 +694,7 @@ func notServed(t render.Target, o *target.Observed, served map[string]Served, en
 		return "", false
 	}
 	delivered := pki.Serial(o.Cert.SerialNumber)
-	after := fmt.Sprintf("%s after the delivery (grace %s)", since.Round(time.Second), schemas.FormatDuration(grace))
+	after := fmt.Sprintf("%s after the delivery (grace %s)", schemas.FormatDuration(since.Round(time.Second)), schemas.FormatDuration(grace))
 	if s.Err != nil {
 		return fmt.Sprintf("probing %s failed %s: %v", t.Probe.Address, after, s.Err), true
 	}
