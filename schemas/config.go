@@ -29,6 +29,8 @@ type ServeConfig struct {
 	Concurrency int `json:"concurrency,omitempty"`
 	// IssueRate caps issuances per second, so that a renewal storm (thousands of certificates due together, spread over renewalJitter) reaches Vault at a pace it can take. Keep it above the fleet size divided by the shortest renewBefore. Default 0: unlimited (bounded by concurrency only).
 	IssueRate float64 `json:"issueRate,omitempty"`
+	// KeepSuperseded leaves certificates replaced for a superseding reason (spec or issuer change, authority rotation) and pruned ones unrevoked. Default false: their serials go on the authority's CRL (Vault, where the issuer stores certificates) once the replacement is delivered.
+	KeepSuperseded bool `json:"keepSuperseded,omitempty"`
 	// Listen is the HTTP address of /healthz, /readyz, /metrics, /report and /hooks/git. Default :8080.
 	Listen string `json:"listen,omitempty"`
 	// Webhook verifies push notifications.

@@ -35,7 +35,9 @@ type passFlags struct {
 	auditLog    string
 	concurrency int
 	issueRate   float64
-	jitter      time.Duration
+	// keepSuperseded leaves superseded and pruned certificates unrevoked.
+	keepSuperseded bool
+	jitter         time.Duration
 	// http01Listen is where one-shot runs answer ACME HTTP-01 challenges.
 	http01Listen string
 }
@@ -52,6 +54,7 @@ func (f *passFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.concurrency, "concurrency", 8, "parallel issuances and writes")
 	fl.StringVar(&f.http01Listen, "acme-http01-listen", "", "answer ACME issuers' HTTP-01 challenges on this address during the run, e.g. :80 (serve answers on its own listener)")
 	fl.Float64Var(&f.issueRate, "issue-rate", 0, "cap issuances per second, so a renewal storm reaches the issuer at a pace it can take (default 0: unlimited)")
+	fl.BoolVar(&f.keepSuperseded, "keep-superseded", false, "do not revoke certificates replaced for a spec or issuer change or an authority rotation, nor pruned ones (default false: revoked on the authority's CRL once the replacement is delivered, where the issuer stores certificates)")
 	fl.DurationVar(&f.jitter, "renewal-jitter", schemas.MaxJitter, "spread renewals over at most this long (a tenth of renewBefore at most); 0 disables it")
 }
 
@@ -114,6 +117,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	dir := &target.Directory{Root: f.outputDir, AllowedRoots: f.dirRoots}
 	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, dir, audit)
 	p.Actor, p.MaxJitter, p.Concurrency, p.IssueRate = actor(), f.jitter, f.concurrency, f.issueRate
+	p.KeepSuperseded = f.keepSuperseded
 	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()

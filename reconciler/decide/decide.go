@@ -804,6 +804,26 @@ func (c *Certificate) TargetReason(t Target) (Reason, string) {
 // (the first certificate), renew, reissue (the spec changed or the delivered
 // copy is broken), update (a healthy copy delivered), record (a delivered
 // certificate the inventory had missed), or "" (nothing).
+// supersedingReasons replace a certificate that is still good in itself
+// before it expires: its successor makes it obsolete, and where the issuer
+// stores certificates the old serial is revoked (an ordinary renewal is not
+// one: revoking every renewed certificate would only grow the CRL).
+var supersedingReasons = map[Reason]bool{SpecChanged: true, IssuerChanged: true, AuthorityRotated: true}
+
+// Supersedes reports whether the new certificate this decision issues
+// replaces the old one for a superseding reason.
+func (c *Certificate) Supersedes() bool {
+	if !c.Issue {
+		return false
+	}
+	for _, td := range c.Targets {
+		if supersedingReasons[td.Reason] {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Certificate) Action() string {
 	switch {
 	case c.Issue:

@@ -1147,6 +1147,9 @@ func TestRenewalRequested(t *testing.T) {
 				t.Errorf("Issue = %v", c.Issue)
 			}
 			if tt.want == decide.RenewalRequested {
+				if c.Supersedes() {
+					t.Error("an operator's renewal supersedes (and would revoke) the certificate; `certfleet revoke` is for that")
+				}
 				if c.Action() != "renew" || !strings.Contains(c.Message, "alice@ops") {
 					t.Errorf("action %q, message %q: want a renew that says who asked", c.Action(), c.Message)
 				}
@@ -1193,6 +1196,9 @@ func TestRotatedAuthority(t *testing.T) {
 			}
 			if c.Issue != (tt.want == decide.AuthorityRotated) || c.Action() != map[bool]string{true: "reissue", false: ""}[c.Issue] {
 				t.Errorf("Issue = %v, action %q", c.Issue, c.Action())
+			}
+			if c.Supersedes() != (tt.want == decide.AuthorityRotated) {
+				t.Errorf("Supersedes = %v: a rotation's reissue supersedes, nothing else here does", c.Supersedes())
 			}
 			if tt.want == decide.AwaitingTrust && !strings.Contains(c.Targets[0].Message, "does not hold the current CA of root yet") {
 				t.Errorf("AwaitingTrust does not say which bundle holds it back: %q", c.Targets[0].Message)

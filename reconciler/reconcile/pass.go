@@ -60,6 +60,10 @@ type Pass struct {
 	// Adopt writes over targets that do not carry certfleet's marks
 	// (TakenOver); without it they are reported and left alone.
 	Adopt bool
+	// KeepSuperseded leaves superseded and pruned certificates unrevoked;
+	// by default their serials go on the authority's CRL (Vault, where the
+	// issuer stores certificates) once their replacement is delivered.
+	KeepSuperseded bool
 	// MaxPruneShare is the largest share of managed targets one pass may
 	// prune without Force (default 0.5).
 	MaxPruneShare float64
@@ -288,6 +292,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
 	p.save(ctx, inv, outcomes)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
+	p.revokeSuperseded(ctx, dec, inv, outcomes, rep)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
 			inv[o.entry.ID] = o.entry

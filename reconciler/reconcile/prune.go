@@ -114,6 +114,8 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 		} else if e, ok := next[id]; ok {
 			inv[id] = e
 		} else {
+			// Its last target is gone: nothing holds the certificate any more.
+			p.revoke(ctx, inv[id], "pruned", rep)
 			delete(inv, id)
 		}
 	}

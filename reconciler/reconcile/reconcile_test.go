@@ -139,11 +139,17 @@ func (e *env) pass() *reconcile.Pass {
 // run renders files and runs one pass.
 func (e *env) run(files map[string]string) *reconcile.Result {
 	e.t.Helper()
+	return e.runWith(e.pass(), files)
+}
+
+// runWith renders files and runs one pass of p.
+func (e *env) runWith(p *reconcile.Pass, files map[string]string) *reconcile.Result {
+	e.t.Helper()
 	res := render.Render(e.snapshot(files), e.catalog)
 	if len(res.Errors) > 0 {
 		e.t.Fatalf("render: %v", res.Errors)
 	}
-	rep, err := e.pass().Run(context.Background(), res, verdicts(res, e.catalog, e.now))
+	rep, err := p.Run(context.Background(), res, verdicts(res, e.catalog, e.now))
 	if err != nil {
 		e.t.Fatal(err)
 	}

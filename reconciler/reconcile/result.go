@@ -29,6 +29,8 @@ type Result struct {
 	// Actions counts certificates by what was done: issue, renew, reissue, update.
 	Actions map[string]int `json:"actions"`
 	Pruned  int            `json:"pruned"`
+	// Revoked counts serials put on a CRL: superseded or pruned certificates.
+	Revoked int `json:"revoked"`
 	// TrustBundles counts trust bundle targets written.
 	TrustBundles int `json:"trustBundles"`
 	// Items lists every certificate and target that was not in sync.
@@ -281,6 +283,9 @@ func (r *Result) summary() string {
 	}
 	if r.Pruned > 0 {
 		parts = append(parts, fmt.Sprintf("prune %d", r.Pruned))
+	}
+	if r.Revoked > 0 {
+		parts = append(parts, fmt.Sprintf("revoke %d", r.Revoked))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing to do")

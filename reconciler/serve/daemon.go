@@ -251,7 +251,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	}
 	p.Kube.Seen = d.seen
 	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
-	p.Concurrency, p.IssueRate = d.cfg.Concurrency, d.cfg.IssueRate
+	p.Concurrency, p.IssueRate, p.KeepSuperseded = d.cfg.Concurrency, d.cfg.IssueRate, d.cfg.KeepSuperseded
 	p.DryRun, p.Prune, p.MaxPruneShare = d.cfg.ReportOnly, d.cfg.Prune && !d.cfg.ReportOnly, d.cfg.MaxPruneShare
 	if d.passes++; d.passes%reloadEvery == 0 {
 		d.inventory = nil

@@ -1,0 +1,106 @@
+package reconcile_test
+
+import (
+	"crypto/x509"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certfleet/certfleet/internal/pki"
+)
+
+// crlSerials fetches the CRL of mount as a relying party does
+// (unauthenticated) and returns the serials on it.
+func crlSerials(t *testing.T, mount string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(vaultServer.Addr + "/v1/" + mount + "/crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	der, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatalf("the CRL of %s (HTTP %d): %v", mount, resp.StatusCode, err)
+	}
+	out := map[string]bool{}
+	for _, e := range crl.RevokedCertificateEntries {
+		out[pki.Serial(e.SerialNumber)] = true
+	}
+	return out
+}
+
+// TestSupersededAndPrunedCertificatesAreRevoked: a certificate replaced
+// because its declaration changed goes on its authority's CRL once the
+// replacement is delivered everywhere, with an audit line; an ordinary
+// renewal does not; KeepSuperseded leaves it off; and a pruned certificate
+// goes on the CRL when its last target is deleted.
+func TestSupersededAndPrunedCertificatesAreRevoked(t *testing.T) {
+	e := newEnv(t)
+	mount := e.id + "-pki"
+	if rep := e.run(e.api()); rep.Actions["issue"] != 1 || len(rep.Failures) != 0 {
+		t.Fatalf("first pass: actions %v failures %v", rep.Actions, rep.Failures)
+	}
+	first := serial(e.dirLeaf("api"))
+
+	widened := e.api(func(m string) string {
+		return strings.Replace(m, "dnsNames: [api.payments.svc.cluster.local]", "dnsNames: [api.payments.svc.cluster.local, api.example.test]", 1)
+	})
+	rep := e.run(widened)
+	if rep.Actions["reissue"] != 1 || rep.Revoked != 1 || len(rep.Failures) != 0 {
+		t.Fatalf("spec change: actions %v revoked %d failures %v", rep.Actions, rep.Revoked, rep.Failures)
+	}
+	second := serial(e.dirLeaf("api"))
+	if crl := crlSerials(t, mount); !crl[first] || crl[second] {
+		t.Errorf("after the spec change the CRL lists the superseded serial: %v, the new one: %v; want only the superseded", crl[first], crl[second])
+	}
+	if !strings.Contains(e.audit.String(), `"action":"revoke","certificate":"payments/api","reason":"superseded: SpecChanged","serial":"`+first+`"`) {
+		t.Errorf("no audit line for the revocation of %s:\n%s", first, e.audit.String())
+	}
+
+	// A renewal (the clock past two thirds of the day) supersedes nothing.
+	e.now = e.now.Add(20 * time.Hour)
+	rep = e.run(widened)
+	if rep.Actions["renew"] != 1 || rep.Revoked != 0 {
+		t.Fatalf("renewal: actions %v revoked %d, want a renewal and no revocation", rep.Actions, rep.Revoked)
+	}
+	third := serial(e.dirLeaf("api"))
+	if crlSerials(t, mount)[second] {
+		t.Error("a renewed certificate was revoked")
+	}
+
+	// KeepSuperseded leaves a superseded certificate off the CRL.
+	narrowed := e.api()
+	p := e.pass()
+	p.KeepSuperseded = true
+	if rep := e.runWith(p, narrowed); rep.Actions["reissue"] != 1 || rep.Revoked != 0 {
+		t.Fatalf("with KeepSuperseded: actions %v revoked %d", rep.Actions, rep.Revoked)
+	}
+	fourth := serial(e.dirLeaf("api"))
+	if crlSerials(t, mount)[third] {
+		t.Error("KeepSuperseded: the superseded certificate was revoked")
+	}
+
+	// Pruned: every target deleted, the certificate goes on the CRL.
+	e.prune, e.force = true, true
+	rep = e.run(map[string]string{"other.yaml": `apiVersion: certfleet.dev/v1alpha1
+kind: Certificate
+metadata: {name: other, namespace: payments}
+spec:
+  issuer: mtls
+  dnsNames: [other.payments.svc.cluster.local]
+  duration: 24h
+  targets: [{directory: {path: other}}]
+`})
+	if rep.Pruned == 0 || rep.Revoked != 1 {
+		t.Fatalf("pruning: pruned %d revoked %d failures %v", rep.Pruned, rep.Revoked, rep.Failures)
+	}
+	if !crlSerials(t, mount)[fourth] {
+		t.Error("the pruned certificate is not on the CRL")
+	}
+}
