@@ -55,7 +55,7 @@ With --now, a pass runs at once (as reconcile --once does) and reports.`,
 			if err != nil {
 				return err
 			}
-			if _, err := requestRenewals(cmd, p, ids, "renew-requested", string(decide.RenewalRequested)); err != nil {
+			if _, err := requestRenewals(cmd, p, ids, "renew-requested", string(decide.RenewalRequested), nil); err != nil {
 				return err
 			}
 			if !now {
@@ -84,8 +84,10 @@ With --now, a pass runs at once (as reconcile --once does) and reports.`,
 // requestRenewals records a renewal request for each of ids against the
 // serial delivered now, with an audit line (action, reason) saying who
 // asked; it returns the inventory as it was. A certificate never issued
-// has nothing to renew: nothing is recorded then.
-func requestRenewals(cmd *cobra.Command, p *prepared, ids []string, action, reason string) (map[string]*inventory.Entry, error) {
+// has nothing to renew, and check (nil: none) may refuse an entry: nothing
+// is recorded then.
+func requestRenewals(cmd *cobra.Command, p *prepared, ids []string, action, reason string,
+	check func(*inventory.Entry) error) (map[string]*inventory.Entry, error) {
 	ctx, b := cmd.Context(), p.pass.Backend
 	inv, err := inventory.Load(ctx, b)
 	if err != nil {
@@ -99,6 +101,14 @@ func requestRenewals(cmd *cobra.Command, p *prepared, ids []string, action, reas
 	}
 	if len(notIssued) > 0 {
 		return nil, fmt.Errorf("not issued yet, so there is nothing to renew: %s (the next pass issues them)", strings.Join(notIssued, ", "))
+	}
+	for _, id := range ids {
+		if check == nil {
+			break
+		}
+		if err := check(inv[id]); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
 	}
 	who, at := actor(), time.Now().UTC()
 	for _, id := range ids {

@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/reconciler/inventory"
-	"github.com/certfleet/certfleet/schemas"
+	"github.com/certfleet/certfleet/reconciler/reconcile"
 )
 
 // revocationReasons are RFC 5280's reason codes as people write them.
@@ -46,8 +45,7 @@ none).`,
 			}
 			defer p.close()
 			b := p.pass.Backend
-			rev, ok := b.(backend.Revoker)
-			if !ok {
+			if _, ok := b.(backend.Revoker); !ok {
 				return fmt.Errorf("%s publishes no CRL, so nothing can be revoked: renew the certificates instead (certfleet renew --now)", b.Describe())
 			}
 			ids, err := chosen(p.result.Desired, args, labels.Nothing())
@@ -55,21 +53,11 @@ none).`,
 				return err
 			}
 			// Every certificate must be revocable before anything is reissued.
-			before, err := inventory.Load(ctx, b)
-			if err != nil {
-				return fmt.Errorf("reading the inventory: %w", err)
+			revocable := func(e *inventory.Entry) error {
+				_, err := reconcile.RevocationAuthority(p.catalog, e.Issuer)
+				return err
 			}
-			authorities := map[string]*schemas.Authority{}
-			for _, id := range ids {
-				if e := before[id]; e != nil {
-					a, err := authorityOf(p.catalog, e.Issuer)
-					if err != nil {
-						return fmt.Errorf("%s: %w", id, err)
-					}
-					authorities[id] = a
-				}
-			}
-			before, err = requestRenewals(cmd, p, ids, "revoke-requested", reason)
+			before, err := requestRenewals(cmd, p, ids, "revoke-requested", reason, revocable)
 			if err != nil {
 				return err
 			}
@@ -84,7 +72,6 @@ none).`,
 			if err != nil {
 				return fmt.Errorf("reading the inventory after the reissue (nothing was revoked): %w", err)
 			}
-			who := actor()
 			var kept []string
 			for _, id := range ids {
 				old := before[id].Serial
@@ -93,16 +80,7 @@ none).`,
 					kept = append(kept, fmt.Sprintf("%s (serial %s)", id, old))
 					continue
 				}
-				err := rev.Revoke(ctx, authorities[id], old)
-				ev := inventory.Event{Time: time.Now().UTC(), Action: "revoke", Certificate: id, Reason: reason,
-					Serial: old, Issuer: before[id].Issuer, Actor: who}
-				if err != nil {
-					ev.Action, ev.Error = "revoke-failed", err.Error()
-				}
-				if lerr := p.pass.Audit.Log(ev); lerr != nil {
-					return fmt.Errorf("writing the audit log: %w", lerr)
-				}
-				if err != nil {
+				if err := p.pass.Revoke(ctx, before[id], reason); err != nil {
 					return fmt.Errorf("%s: reissued as %s, but revoking %s failed: %w", id, now.Serial, old, err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: serial %s revoked (%s); serial %s delivered in its place\n", id, old, reason, now.Serial)
@@ -117,21 +95,4 @@ none).`,
 	f.register(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "unspecified", "why, for the audit log: "+strings.Join(revocationReasons, ", "))
 	return cmd
-}
-
-// authorityOf is the authority an issuer signs with; ACME issuers have none
-// certfleet can revoke through.
-func authorityOf(cat *schemas.Catalog, issuer string) (*schemas.Authority, error) {
-	iss := cat.Issuers[issuer]
-	if iss == nil {
-		return nil, fmt.Errorf("issued by %q, which is not in the catalog any more: revoke it in its authority's mount", issuer)
-	}
-	if iss.Spec.ACME != nil {
-		return nil, fmt.Errorf("issued by the ACME issuer %q: certfleet revokes through Vault authorities only", issuer)
-	}
-	a := cat.Authorities[iss.Spec.Authority]
-	if a == nil {
-		return nil, fmt.Errorf("issuer %q names authority %q, which is not in the catalog", issuer, iss.Spec.Authority)
-	}
-	return a, nil
 }

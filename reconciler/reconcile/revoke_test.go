@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/reconcile"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 // crlSerials fetches the CRL of mount as a relying party does
@@ -102,5 +104,29 @@ spec:
 	}
 	if !crlSerials(t, mount)[fourth] {
 		t.Error("the pruned certificate is not on the CRL")
+	}
+}
+
+// TestRevocationAuthority: a certificate is revoked through its issuer's
+// authority, unless the issuer is gone, speaks ACME, or stores nothing
+// (Vault cannot revoke a serial a no_store role never kept) — refused
+// with why, so `certfleet revoke` stops before it reissues anything.
+func TestRevocationAuthority(t *testing.T) {
+	cat := schemas.NewCatalog()
+	cat.Authorities["root"] = &schemas.Authority{Metadata: schemas.ObjectMeta{Name: "root"}}
+	cat.Issuers["mtls"] = &schemas.Issuer{Spec: schemas.IssuerSpec{Authority: "root"}}
+	cat.Issuers["ephemeral"] = &schemas.Issuer{Spec: schemas.IssuerSpec{Authority: "root", NoStore: true}}
+	cat.Issuers["public"] = &schemas.Issuer{Spec: schemas.IssuerSpec{ACME: &schemas.ACMEIssuer{}}}
+	cat.Issuers["stray"] = &schemas.Issuer{Spec: schemas.IssuerSpec{Authority: "gone"}}
+	for issuer, want := range map[string]string{
+		"mtls": "", "ephemeral": "noStore", "public": "ACME", "stray": `authority "gone"`, "nosuch": "not in the catalog",
+	} {
+		a, err := reconcile.RevocationAuthority(cat, issuer)
+		switch {
+		case want == "" && (err != nil || a != cat.Authorities["root"]):
+			t.Errorf("%s: %v, %v; want the root authority", issuer, a, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v; want a refusal naming %s", issuer, err, want)
+		}
 	}
 }
