@@ -16,6 +16,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -184,7 +185,7 @@ type Certificate struct {
 // Window is the time span an ACME CA suggests renewing one certificate in
 // (ACME Renewal Information, RFC 9773). A window in the past means now: a
 // CA asks that of a certificate it revoked or is about to.
-type Window struct{ Start, End time.Time }
+type Window = backend.RenewalWindow
 
 // Decisions is the outcome of a pass's decide step.
 type Decisions struct {

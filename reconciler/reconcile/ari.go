@@ -43,9 +43,7 @@ func (p *Pass) renewalWindows(ctx context.Context, desired []*render.Desired, ob
 	windows := map[string]decide.Window{}
 	for _, issuer := range slices.Sorted(maps.Keys(leaves)) {
 		found, errs := backend.RenewalWindows(ctx, p.Backend, p.Catalog.Issuers[issuer], leaves[issuer], now)
-		for serial, w := range found {
-			windows[serial] = decide.Window{Start: w.Start, End: w.End}
-		}
+		maps.Copy(windows, found)
 		for _, serial := range slices.Sorted(maps.Keys(errs)) {
 			err := errs[serial]
 			if errors.Is(err, backend.ErrNoARI) {

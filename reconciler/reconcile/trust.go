@@ -12,11 +12,12 @@ import (
 	"github.com/certfleet/certfleet/schemas"
 )
 
-// bundlePlace is one place a TrustBundle is published: how to write it and
-// how to read it back.
+// bundlePlace is one place a TrustBundle is published: how to write it
+// (returning what the place holds afterwards, read back) and how to only
+// read it (a dry run).
 type bundlePlace struct {
 	what  string
-	write func(pem string) error
+	write func(pem string) (string, error)
 	read  func() (string, error)
 }
 
@@ -42,22 +43,23 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observe
 			continue
 		}
 		pem := strings.Join(certs, "")
-		for i, place := range p.bundlePlaces(ctx, tb) {
-			if !p.DryRun {
-				if err := place.write(pem); err != nil {
-					rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s (targets[%d])", name, i), err))
-				} else {
-					rep.TrustBundles++
-				}
+		for _, place := range p.bundlePlaces(ctx, tb) {
+			var held string
+			var err error
+			if p.DryRun {
+				held, err = place.read()
+			} else if held, err = place.write(pem); err != nil {
+				rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s at %s", name, place.what), err))
+			} else {
+				rep.TrustBundles++
 			}
-			held, err := place.read()
 			for _, a := range tb.Spec.Authorities {
 				if _, seen := untrusted[a]; seen {
 					continue
 				}
 				switch current := strings.TrimSpace(p.Catalog.Authorities[a].Status.Certificate); {
 				case err != nil:
-					untrusted[a] = fmt.Sprintf("trust bundle %s at %s could not be read back: %v", name, place.what, err)
+					untrusted[a] = fmt.Sprintf("trust bundle %s at %s could not be written or read back: %v", name, place.what, err)
 				case !strings.Contains(held, current):
 					untrusted[a] = fmt.Sprintf("trust bundle %s at %s does not hold the current CA of %s yet", name, place.what, a)
 				}
@@ -124,7 +126,7 @@ func (p *Pass) bundlePlaces(ctx context.Context, tb *schemas.TrustBundle) []bund
 			for _, c := range clusters {
 				out = append(out, bundlePlace{
 					what: fmt.Sprintf("cluster %s %s/%s", c, k.Namespace, k.Name),
-					write: func(pem string) error {
+					write: func(pem string) (string, error) {
 						return p.Kube.WriteTrustBundle(ctx, c, k.Namespace, k.Name, k.Kind, key, pem, tb.Metadata.Name)
 					},
 					read: func() (string, error) { return p.Kube.ReadTrustBundle(ctx, c, k.Namespace, k.Name, k.Kind, key) },
@@ -132,13 +134,19 @@ func (p *Pass) bundlePlaces(ctx context.Context, tb *schemas.TrustBundle) []bund
 			}
 		case t.Directory != nil:
 			dir := t.Directory.Path
+			read := func() (string, error) {
+				b, err := p.Dir.ReadFile(dir, "ca.crt")
+				return string(b), err
+			}
 			out = append(out, bundlePlace{
-				what:  "directory " + dir,
-				write: func(pem string) error { return p.Dir.WriteFile(dir, "ca.crt", []byte(pem)) },
-				read: func() (string, error) {
-					b, err := p.Dir.ReadFile(dir, "ca.crt")
-					return string(b), err
+				what: "directory " + dir,
+				write: func(pem string) (string, error) {
+					if err := p.Dir.WriteFile(dir, "ca.crt", []byte(pem)); err != nil {
+						return "", err
+					}
+					return read()
 				},
+				read: read,
 			})
 		}
 	}

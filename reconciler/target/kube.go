@@ -297,8 +297,6 @@ func (k *Kube) Delete(ctx context.Context, t render.Target, id string, prev *Obs
 	return nil
 }
 
-// WriteTrustBundle server-side applies a ConfigMap (or a Secret, kind
-// "Secret") holding a PEM bundle of CA certificates under key.
 // ReadTrustBundle reads back the PEM a trust bundle's ConfigMap or Secret
 // holds under key, as workloads mounting it will see it.
 func (k *Kube) ReadTrustBundle(ctx context.Context, cluster, namespace, name, kind, key string) (string, error) {
@@ -320,22 +318,33 @@ func (k *Kube) ReadTrustBundle(ctx context.Context, cluster, namespace, name, ki
 	return cm.Data[key], nil
 }
 
-func (k *Kube) WriteTrustBundle(ctx context.Context, cluster, namespace, name, kind, key, pem, bundle string) error {
+// WriteTrustBundle server-side applies a ConfigMap (or a Secret, kind
+// "Secret") holding a PEM bundle of CA certificates under key, and returns
+// what the API server stored under key: the apply's response is the
+// read-back, at no extra request.
+func (k *Kube) WriteTrustBundle(ctx context.Context, cluster, namespace, name, kind, key, pem, bundle string) (string, error) {
 	c, err := k.Clients(ctx, cluster)
 	if err != nil {
-		return err
+		return "", err
 	}
 	labels := map[string]string{LabelManagedBy: ManagedByValue, "certfleet.dev/trust-bundle": CertificateLabel(bundle)}
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	var held string
 	if kind == "Secret" {
 		ac := corev1ac.Secret(name, namespace).WithType(corev1.SecretTypeOpaque).WithLabels(labels).WithData(map[string][]byte{key: []byte(pem)})
-		_, err = c.CoreV1().Secrets(namespace).Apply(ctx, ac, opts)
+		var s *corev1.Secret
+		if s, err = c.CoreV1().Secrets(namespace).Apply(ctx, ac, opts); err == nil {
+			held = string(s.Data[key])
+		}
 	} else {
 		ac := corev1ac.ConfigMap(name, namespace).WithLabels(labels).WithData(map[string]string{key: pem})
-		_, err = c.CoreV1().ConfigMaps(namespace).Apply(ctx, ac, opts)
+		var cm *corev1.ConfigMap
+		if cm, err = c.CoreV1().ConfigMaps(namespace).Apply(ctx, ac, opts); err == nil {
+			held = cm.Data[key]
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("applying trust bundle %s %s/%s in cluster %s: %w", kind, namespace, name, cluster, err)
+		return "", fmt.Errorf("applying trust bundle %s %s/%s in cluster %s: %w", kind, namespace, name, cluster, err)
 	}
-	return nil
+	return held, nil
 }
