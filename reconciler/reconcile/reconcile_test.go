@@ -707,6 +707,9 @@ func TestRotationReissuesOnlyOnceEveryBundleTrustsTheNewCA(t *testing.T) {
 	if rep.Reasons["AwaitingTrust"] == 0 || len(rep.Actions) != 0 {
 		t.Fatalf("with a bundle place lacking the new CA: actions %v reasons %v, want AwaitingTrust and nothing issued", rep.Actions, rep.Reasons)
 	}
+	if got := rep.Failures.String(); !strings.Contains(got, "trust bundle fleet at directory trust") {
+		t.Errorf("the failure does not name the bundle place that failed: %s", got)
+	}
 	held, err := os.ReadFile(filepath.Join(e.dir, "api", "tls.crt"))
 	if err != nil {
 		t.Fatal(err)
