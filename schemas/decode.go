@@ -90,13 +90,14 @@ var newObject = map[string]func() any{
 	KindIssuer:         func() any { return &Issuer{} },
 	KindPolicy:         func() any { return &Policy{} },
 	KindCluster:        func() any { return &Cluster{} },
+	KindRollout:        func() any { return &Rollout{} },
 	KindCertificate:    func() any { return &Certificate{} },
 	KindCertificateSet: func() any { return &CertificateSet{} },
 	KindTrustBundle:    func() any { return &TrustBundle{} },
 }
 
 // Kinds lists the kinds in a stable order.
-var Kinds = []string{KindAuthority, KindIssuer, KindPolicy, KindCluster, KindCertificate, KindCertificateSet, KindTrustBundle}
+var Kinds = []string{KindAuthority, KindIssuer, KindPolicy, KindCluster, KindRollout, KindCertificate, KindCertificateSet, KindTrustBundle}
 
 const apiGroup = "certfleet.dev"
 

@@ -143,7 +143,7 @@ func DeleteObject(ctx context.Context, s Store, kind, name string) error {
 // LoadCatalog reads every catalog object.
 func LoadCatalog(ctx context.Context, s Store) (*schemas.Catalog, error) {
 	c := schemas.NewCatalog()
-	for _, kind := range []string{schemas.KindAuthority, schemas.KindIssuer, schemas.KindPolicy, schemas.KindCluster} {
+	for _, kind := range []string{schemas.KindAuthority, schemas.KindIssuer, schemas.KindPolicy, schemas.KindCluster, schemas.KindRollout} {
 		names, err := s.List(ctx, kind+"/")
 		if err != nil {
 			return nil, fmt.Errorf("listing %s objects: %w", kind, err)
@@ -159,6 +159,8 @@ func LoadCatalog(ctx context.Context, s Store) (*schemas.Catalog, error) {
 				obj = &schemas.Policy{}
 			case schemas.KindCluster:
 				obj = &schemas.Cluster{}
+			case schemas.KindRollout:
+				obj = &schemas.Rollout{}
 			}
 			if err := s.Get(ctx, ObjectKey(kind, name), obj); err != nil {
 				if errors.Is(err, ErrNotFound) {
@@ -184,6 +186,8 @@ func identity(obj any) (kind, name string, err error) {
 		return schemas.KindPolicy, o.Metadata.Name, nil
 	case *schemas.Cluster:
 		return schemas.KindCluster, o.Metadata.Name, nil
+	case *schemas.Rollout:
+		return schemas.KindRollout, o.Metadata.Name, nil
 	}
 	return "", "", fmt.Errorf("%T is not a catalog kind", obj)
 }

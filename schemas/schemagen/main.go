@@ -55,6 +55,7 @@ var objects = map[string]any{
 	schemas.KindIssuer:         schemas.Issuer{},
 	schemas.KindPolicy:         schemas.Policy{},
 	schemas.KindCluster:        schemas.Cluster{},
+	schemas.KindRollout:        schemas.Rollout{},
 	schemas.KindCertificate:    schemas.Certificate{},
 	schemas.KindCertificateSet: schemas.CertificateSet{},
 	schemas.KindTrustBundle:    schemas.TrustBundle{},
