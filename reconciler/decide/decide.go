@@ -46,6 +46,10 @@ const (
 	// of its issuer's authority, but some trust bundle does not hold the
 	// new CA yet: it is kept (reissuing now could break handshakes).
 	AwaitingTrust Reason = "AwaitingTrust"
+	// WaitingForWave: a mass reissue (an authority rotation, a spec or
+	// issuer change touching many certificates) waits for its rollout wave
+	// (see Waves); what is delivered stays until then.
+	WaitingForWave Reason = "WaitingForWave"
 	// SpecChanged: a field the certificate carries changed (SANs, subject, key, duration, usages).
 	SpecChanged Reason = "SpecChanged"
 	// Expired: the delivered certificate has expired.
@@ -180,6 +184,12 @@ type Certificate struct {
 	Record bool
 	// RenewAt is when the current certificate renews (zero when there is none).
 	RenewAt time.Time
+	// DueAt is the earliest renewal time of the certificates its targets
+	// hold (zero when none holds one): a rollout never holds a certificate
+	// back past it.
+	DueAt time.Time
+	// Wave is the rollout wave a held mass reissue waits in ("": none).
+	Wave string
 }
 
 // Window is the time span an ACME CA suggests renewing one certificate in
@@ -387,7 +397,7 @@ var certificateWide = map[Reason]string{
 }
 
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, NotServed, AwaitingTrust, TakenOver, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, NotServed, WaitingForWave, AwaitingTrust, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -539,6 +549,9 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 			}
 			if o != nil && o.Cert != nil {
 				ti.renewAt, ti.suggested = RenewAtWithin(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter, WindowOf(in.Windows, o.Cert))
+				if c.DueAt.IsZero() || ti.renewAt.Before(c.DueAt) {
+					c.DueAt = ti.renewAt
+				}
 			}
 			for _, ch := range chain {
 				if r, msg, applies := ch(ti); applies {
