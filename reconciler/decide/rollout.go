@@ -26,6 +26,11 @@ type RolloutInput struct {
 	// Failing names the certificates whose last attempt failed (FailingIDs).
 	Failing map[string]bool
 	Now     time.Time
+	// Partial is true when the pass does not see the whole fleet (--path,
+	// .certfleetignore, a target it could not observe): a wave it sees
+	// nothing left of may still have certificates elsewhere, so it never
+	// finishes a wave nor ends the rollout.
+	Partial bool
 }
 
 // WaveStatus is where a wave stands in a pass.
@@ -180,6 +185,11 @@ func Waves(d Decisions, in RolloutInput) Rollout {
 		case blocked != "":
 			wv.Status, wv.Message = WaveWaiting, "wave "+w.Name+" "+blocked
 			hold(releasable[i], wv.Message)
+		case len(pending[i]) == 0 && in.Partial && (!started || ws.FinishedAt == nil):
+			wv.Status = WaveRunning
+			wv.Message = "wave " + w.Name + " has nothing left in what this pass sees; only a pass over the whole fleet " +
+				"(no --path or .certfleetignore, every target observed) can finish it"
+			blocked = "starts after " + w.Name + " finishes in a pass over the whole fleet"
 		case len(pending[i]) == 0:
 			wv.Status = WaveDone
 			if !started {
@@ -231,6 +241,10 @@ func Waves(d Decisions, in RolloutInput) Rollout {
 			blocked = fmt.Sprintf("starts after %s finishes (%d of its certificates left to reissue)", w.Name, len(pending[i]))
 		}
 		out.Waves = append(out.Waves, wv)
+	}
+	if left == 0 && in.Partial {
+		out.State = in.State
+		return out
 	}
 	if left == 0 {
 		// The rollout is over: no soak is waited for, and the next mass

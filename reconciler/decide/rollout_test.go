@@ -66,6 +66,15 @@ func started(waves ...string) inventory.RolloutState {
 	return st
 }
 
+func finished(waves ...string) inventory.RolloutState {
+	st := started(waves...)
+	for n, w := range st.Waves {
+		w.FinishedAt = &w.LastIssuedAt
+		st.Waves[n] = w
+	}
+	return st
+}
+
 func TestWaves(t *testing.T) {
 	rotated := func(id string, clusters ...string) decide.Certificate {
 		return waveCert(id, decide.AuthorityRotated, clusters...)
@@ -82,8 +91,9 @@ func TestWaves(t *testing.T) {
 		held   map[string]string
 		// status is each wave's, in order; active whether a rollout is
 		// still recorded after the pass.
-		status []decide.WaveStatus
-		active bool
+		status  []decide.WaveStatus
+		active  bool
+		partial bool
 	}{
 		{name: "without a rollout every reissue goes at once, as before",
 			certs:  []decide.Certificate{rotated("a", "stage-1"), rotated("b", "prod-1")},
@@ -149,6 +159,17 @@ func TestWaves(t *testing.T) {
 			certs:  []decide.Certificate{rotated("a", "stage-1"), rotated("b", "")},
 			issued: []string{"a"}, held: map[string]string{"b": "wave production"},
 			status: []decide.WaveStatus{decide.WaveRunning, decide.WaveWaiting}, active: true},
+		{name: "a pass that does not see the whole fleet does not finish a wave", rollout: twoWaves(nil), state: started("staging"), partial: true,
+			certs:  []decide.Certificate{waveCert("a", decide.InSync, "stage-1"), rotated("b", "prod-1")},
+			held:   map[string]string{"b": "wave production starts after staging finishes in a pass over the whole fleet"},
+			status: []decide.WaveStatus{decide.WaveRunning, decide.WaveWaiting}, active: true},
+		{name: "a pass that does not see the whole fleet follows a wave finished before", rollout: twoWaves(func(s *schemas.RolloutSpec) { s.Soak = "" }),
+			state: finished("staging"), partial: true,
+			certs:  []decide.Certificate{waveCert("a", decide.InSync, "stage-1"), rotated("b", "prod-1")},
+			issued: []string{"b"}, status: []decide.WaveStatus{decide.WaveDone, decide.WaveRunning}, active: true},
+		{name: "a pass that does not see the whole fleet does not end the rollout", rollout: twoWaves(nil), state: started("staging"), partial: true,
+			certs:  []decide.Certificate{waveCert("a", decide.InSync, "stage-1")},
+			status: []decide.WaveStatus{decide.WaveRunning, decide.WaveWaiting}, active: true},
 		{name: "the rollout ends when no wave has anything left", rollout: twoWaves(nil), state: started("staging", "production"),
 			certs:  []decide.Certificate{waveCert("a", decide.InSync, "stage-1"), waveCert("b", decide.InSync, "prod-1")},
 			status: []decide.WaveStatus{decide.WaveDone, decide.WaveDone}},
@@ -160,7 +181,7 @@ func TestWaves(t *testing.T) {
 				failing[id] = true
 			}
 			dec := decide.Decisions{Certificates: slices.Clone(tt.certs)}
-			r := decide.Waves(dec, decide.RolloutInput{Rollout: tt.rollout, Clusters: waveClusters, State: tt.state, Failing: failing, Now: waveNow})
+			r := decide.Waves(dec, decide.RolloutInput{Rollout: tt.rollout, Clusters: waveClusters, State: tt.state, Failing: failing, Now: waveNow, Partial: tt.partial})
 			r.Apply(&dec)
 			var issued []string
 			held := map[string]string{}
