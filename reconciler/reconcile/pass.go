@@ -189,6 +189,9 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served})
 	rep.addObservationFailures(obs.unobservable)
+	if err := p.rollout(ctx, &dec, inv, start, !res.Scope.Whole() || len(obs.unobservable) > 0, rep); err != nil {
+		return nil, err
+	}
 	if !p.DryRun {
 		p.act(ctx, res, dec, inv, verdicts, rep)
 		p.sweep(ctx, dec, rep)
@@ -203,6 +206,30 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep.Inventory = inv
 	rep.finish(p.now())
 	return rep, nil
+}
+
+// rollout holds the mass reissues whose wave has not come (decide.Waves)
+// and records the rollout's progress before anything is issued: were it
+// recorded after, a pass stopped in between would leave a wave reissued
+// with no record that it started, and the next pass would take it for a
+// wave with nothing to do and start the next one without a soak. A dry run
+// reads the state and records nothing.
+func (p *Pass) rollout(ctx context.Context, dec *decide.Decisions, inv map[string]*inventory.Entry, now time.Time, partial bool, rep *Result) error {
+	st, err := inventory.LoadRollout(ctx, p.Backend)
+	if err != nil {
+		return err
+	}
+	in := decide.RolloutInput{State: st, Failing: decide.FailingIDs(inv), Now: now, Partial: partial}
+	if p.Catalog != nil {
+		in.Rollout, in.Clusters = p.Catalog.Rollout, p.Catalog.Clusters
+	}
+	r := decide.Waves(*dec, in)
+	r.Apply(dec)
+	rep.Waves = r.Waves
+	if p.DryRun || r.State.Equal(st) {
+		return nil
+	}
+	return inventory.SaveRollout(ctx, p.Backend, r.State)
 }
 
 // sweep cleans what interrupted writes left in the directories this pass

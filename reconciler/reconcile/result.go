@@ -33,6 +33,9 @@ type Result struct {
 	Revoked int `json:"revoked"`
 	// TrustBundles counts trust bundle targets written.
 	TrustBundles int `json:"trustBundles"`
+	// Waves is where each wave of the catalog's Rollout stands after the
+	// pass's decisions (none without a Rollout).
+	Waves []decide.Wave `json:"waves,omitempty"`
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.
