@@ -119,12 +119,7 @@ func Waves(d Decisions, in RolloutInput) Rollout {
 		return out
 	}
 	spec := &in.Rollout.Spec
-	selectors := make([]labels.Selector, len(spec.Waves))
-	for i, w := range spec.Waves {
-		if w.ClusterSelector != nil {
-			selectors[i] = labels.SelectorFromSet(w.ClusterSelector.MatchLabels)
-		}
-	}
+	selectors := waveSelectors(spec)
 	changes := 0
 	for _, c := range d.Certificates {
 		if _, changed := massOf(c); changed && !stuck[c.Reason] {
@@ -142,7 +137,7 @@ func Waves(d Decisions, in RolloutInput) Rollout {
 		failing[i] = map[string]bool{}
 	}
 	for _, c := range d.Certificates {
-		w := waveOf(c, spec.Waves, selectors, in.Clusters)
+		w := waveOf(c.Desired.Targets, spec.Waves, selectors, in.Clusters)
 		members[w]++
 		rotated, changed := massOf(c)
 		if !rotated && (!changed || !governChanges) || c.Reason == Suspended || c.Reason == PolicyViolation {
@@ -306,11 +301,48 @@ func massOf(c Certificate) (rotated, changed bool) {
 	return rotated, changed
 }
 
-// waveOf is the index of the wave c belongs to: the latest of its targets'.
-func waveOf(c Certificate, waves []schemas.RolloutWave, selectors []labels.Selector, clusters map[string]*schemas.Cluster) int {
+// PlannedWaves are the waves a merge's reissues would go out in (plan):
+// the certificates of each wave, in wave order, leaving out empty waves.
+// None when there is no rollout, or when the merge reissues fewer than its
+// minCertificates (those go at once). A rollout under way, which would
+// govern even a smaller change, is not known to plan.
+func PlannedWaves(reissues []*render.Desired, r *schemas.Rollout, clusters map[string]*schemas.Cluster) []schemas.PlanWave {
+	if r == nil || len(r.Spec.Waves) == 0 || len(reissues) == 0 || len(reissues) < r.Spec.EffectiveMinCertificates() {
+		return nil
+	}
+	selectors := waveSelectors(&r.Spec)
+	ids := make([][]string, len(r.Spec.Waves))
+	for _, d := range reissues {
+		w := waveOf(d.Targets, r.Spec.Waves, selectors, clusters)
+		ids[w] = append(ids[w], d.ID)
+	}
+	var out []schemas.PlanWave
+	for i, w := range r.Spec.Waves {
+		if len(ids[i]) > 0 {
+			slices.Sort(ids[i])
+			out = append(out, schemas.PlanWave{Name: w.Name, Certificates: ids[i]})
+		}
+	}
+	return out
+}
+
+// waveSelectors are the waves' cluster selectors, nil for a wave without one.
+func waveSelectors(spec *schemas.RolloutSpec) []labels.Selector {
+	out := make([]labels.Selector, len(spec.Waves))
+	for i, w := range spec.Waves {
+		if w.ClusterSelector != nil {
+			out[i] = labels.SelectorFromSet(w.ClusterSelector.MatchLabels)
+		}
+	}
+	return out
+}
+
+// waveOf is the index of the wave a certificate with targets ts belongs
+// to: the latest of its targets'.
+func waveOf(ts []render.Target, waves []schemas.RolloutWave, selectors []labels.Selector, clusters map[string]*schemas.Cluster) int {
 	last := len(waves) - 1
 	w := -1
-	for _, t := range c.Desired.Targets {
+	for _, t := range ts {
 		i := last
 		if cl := clusters[t.Cluster]; t.Kind == render.Kubernetes && cl != nil {
 			for j, s := range selectors {

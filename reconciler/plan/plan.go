@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/evaluate"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/source"
@@ -227,8 +228,26 @@ func Plan(base, head *render.Result, ev *evaluate.Evaluator) *schemas.Report {
 	rep.Base = &b
 	rep.Changes = Diff(base, head)
 	rep.BaseErrors = base.Errors
+	if cat := ev.Catalog(); cat != nil {
+		rep.Waves = decide.PlannedWaves(reissues(rep.Changes, head), cat.Rollout, cat.Clusters)
+	}
 	summarize(rep)
 	return rep
+}
+
+// reissues are the head's certificates that changes reissue.
+func reissues(changes []schemas.Change, head *render.Result) []*render.Desired {
+	byID := map[string]*render.Desired{}
+	for _, d := range head.Desired {
+		byID[d.ID] = d
+	}
+	var out []*render.Desired
+	for _, c := range changes {
+		if d := byID[c.ID]; d != nil && c.Action == schemas.ActionReissue {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func summarize(rep *schemas.Report) {

@@ -127,6 +127,12 @@ func Text(w io.Writer, rep *schemas.Report, color bool) error {
 			}
 		}
 	}
+	if len(rep.Waves) > 0 {
+		fmt.Fprintf(b, "\nRollout (the reissues go out in waves):\n")
+		for i, w := range rep.Waves {
+			fmt.Fprintf(b, "  %d. %s: %d to reissue: %s\n", i+1, w.Name, len(w.Certificates), strings.Join(w.Certificates, ", "))
+		}
+	}
 	var denied, warned []schemas.CertificateVerdict
 	for _, c := range rep.Certificates {
 		if !c.Allowed {
@@ -225,6 +231,17 @@ func Markdown(w io.Writer, rep *schemas.Report) error {
 	if len(warnings) > 0 {
 		fmt.Fprintf(b, "<details><summary>Warnings: %d</summary>\n\n| certificate | where | reason | why |\n|---|---|---|---|\n%s\n\n</details>\n\n",
 			len(warnings), strings.Join(warnings, "\n"))
+	}
+	if len(rep.Waves) > 0 {
+		fmt.Fprintf(b, "<details open><summary><b>Rollout: the reissues go out in %d waves</b></summary>\n\n| wave | reissues | certificates |\n|---|---:|---|\n", len(rep.Waves))
+		for _, w := range rep.Waves {
+			ids := make([]string, len(w.Certificates))
+			for i, id := range w.Certificates {
+				ids[i] = "`" + mdEscape(id) + "`"
+			}
+			fmt.Fprintf(b, "| %s | %d | %s |\n", mdEscape(w.Name), len(w.Certificates), strings.Join(ids, ", "))
+		}
+		fmt.Fprintf(b, "\n</details>\n\n")
 	}
 	if len(rep.Changes) > 0 {
 		fmt.Fprintf(b, "<details><summary>Changes: %d</summary>\n\n| | certificate | action | where |\n|---|---|---|---|\n", len(rep.Changes))
