@@ -27,6 +27,8 @@ type DriftReport struct {
 	Entries []DriftEntry          `json:"entries"`
 	// Failures are targets or clusters that could not be observed.
 	Failures inventory.Failures `json:"failures"`
+	// Waves is where each wave of the catalog's Rollout stands (none without one).
+	Waves []decide.Wave `json:"waves,omitempty"`
 }
 
 // DriftEntry is one target that differs.
@@ -40,6 +42,8 @@ type DriftEntry struct {
 	DeliveredSerial string    `json:"deliveredSerial,omitempty"`
 	NotAfter        time.Time `json:"notAfter,omitzero"`
 	Message         string    `json:"message"`
+	// Wave is the rollout wave a WaitingForWave certificate waits in.
+	Wave string `json:"wave,omitempty"`
 	// Effective is what the issuer makes of the declaration (requested vs effective).
 	Effective *schemas.Effective `json:"effective,omitempty"`
 }
@@ -65,6 +69,7 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 func DriftOf(rep *Result) *DriftReport {
 	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: inventory.Failures{}}
 	r.Failures = append(r.Failures, rep.Unobservable...)
+	r.Waves = rep.Waves
 	for _, s := range rep.State {
 		if s.Reason == decide.InSync {
 			r.InSync++
@@ -72,7 +77,7 @@ func DriftOf(rep *Result) *DriftReport {
 		}
 		r.Counts[s.Reason]++
 		r.Entries = append(r.Entries, DriftEntry{Reason: s.Reason, Certificate: s.Certificate, Target: s.Target, File: s.File,
-			IssuedSerial: s.IssuedSerial, DeliveredSerial: s.Serial, NotAfter: s.NotAfter, Message: s.Message})
+			IssuedSerial: s.IssuedSerial, DeliveredSerial: s.Serial, NotAfter: s.NotAfter, Message: s.Message, Wave: s.Wave})
 	}
 	return r
 }
@@ -93,6 +98,9 @@ func (r *DriftReport) Text(w io.Writer) error {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.Counts[k]))
 		}
 		fmt.Fprintf(b, "\ndrift: %s\n", strings.Join(parts, ", "))
+	}
+	if len(r.Waves) > 0 {
+		fmt.Fprintf(b, "rollout: %s\n", wavesLine(r.Waves))
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(b, "could not check: %s\n", f)
@@ -120,9 +128,30 @@ func (r *DriftReport) Markdown(w io.Writer) error {
 				strings.ReplaceAll(e.Message, "|", `\|`))
 		}
 	}
+	if len(r.Waves) > 0 {
+		fmt.Fprintf(b, "\nRollout: %s\n", wavesLine(r.Waves))
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(b, "\n> could not check: %s\n", f)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wavesLine sums up a rollout's waves in one line: each wave's status and
+// what it has left, and why the first one that waits does.
+func wavesLine(ws []decide.Wave) string {
+	parts := make([]string, len(ws))
+	why := ""
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s %s (%d of %d left)", w.Name, w.Status, w.Pending, w.Certificates)
+		if why == "" && w.Message != "" {
+			why = w.Message
+		}
+	}
+	line := strings.Join(parts, " → ")
+	if why != "" {
+		line += "; " + why
+	}
+	return line
 }

@@ -70,6 +70,8 @@ type TargetState struct {
 	// Message explains it.
 	Reason  decide.Reason
 	Message string
+	// Wave is the rollout wave a WaitingForWave target waits in.
+	Wave string
 	// Serial is what the target holds; IssuedSerial what the inventory records.
 	Serial, IssuedSerial         string
 	NotBefore, NotAfter, RenewAt time.Time
@@ -85,7 +87,9 @@ type Item struct {
 	Target      string        `json:"target"`
 	Reason      decide.Reason `json:"reason"`
 	// Message explains Reason.
-	Message  string    `json:"message,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Wave is the rollout wave a WaitingForWave target waits in.
+	Wave     string    `json:"wave,omitempty"`
 	Action   string    `json:"action,omitempty"`
 	Serial   string    `json:"serial,omitempty"`
 	NotAfter time.Time `json:"notAfter,omitzero"`
@@ -143,6 +147,9 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 				continue
 			}
 			it := Item{Certificate: c.Desired.ID, Issuer: c.Desired.Certificate.Spec.Issuer, Target: t.Target.Key, Reason: reason, Message: msg}
+			if reason == decide.WaitingForWave {
+				it.Wave = c.Wave
+			}
 			if t.Write {
 				it.Action = action
 			}
@@ -179,6 +186,9 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 		s := TargetState{Certificate: d.ID, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
 			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File()}
 		s.Reason, s.Message = c.TargetReason(t)
+		if s.Reason == decide.WaitingForWave {
+			s.Wave = c.Wave
+		}
 		if entry != nil {
 			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
 		}
@@ -264,6 +274,9 @@ func (r *Result) Text(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(b, "\n%s\n", r.summary())
+	if len(r.Waves) > 0 {
+		fmt.Fprintf(b, "rollout: %s\n", wavesLine(r.Waves))
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(b, "note: %s\n", n)
 	}

@@ -114,6 +114,14 @@ func TestARotationIsReissuedInWaves(t *testing.T) {
 		d.Entries[0].Message != "wave production starts after staging soaks until "+until {
 		t.Errorf("drift during the soak: %+v", d.Entries)
 	}
+	var text strings.Builder
+	if err := d.Text(&text); err != nil {
+		t.Fatal(err)
+	}
+	if d.Entries[0].Wave != "production" || !strings.Contains(text.String(),
+		"rollout: staging Soaking (0 of 1 left) → production Waiting (1 of 1 left); wave production starts after staging soaks until "+until) {
+		t.Errorf("drift does not show the held certificate's wave (%q):\n%s", d.Entries[0].Wave, text.String())
+	}
 	if rep := e.run(files); len(rep.Actions) != 0 || rep.Reasons[decide.WaitingForWave] != 1 || rep.Waves[0].Status != decide.WaveSoaking {
 		t.Fatalf("a pass during the soak: actions %v reasons %v waves %+v, want production still waiting", rep.Actions, rep.Reasons, rep.Waves)
 	}
