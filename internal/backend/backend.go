@@ -126,6 +126,22 @@ func PutObject(ctx context.Context, s Store, obj any) error {
 	return s.Put(ctx, ObjectKey(kind, name), obj)
 }
 
+// PutRollout stores the catalog's Rollout, refusing a second one under
+// another name: every pass follows one Rollout, and a catalog with two
+// would not load.
+func PutRollout(ctx context.Context, s Store, r *schemas.Rollout) error {
+	names, err := s.List(ctx, schemas.KindRollout+"/")
+	if err != nil {
+		return fmt.Errorf("listing Rollout objects: %w", err)
+	}
+	for _, n := range names {
+		if n != r.Metadata.Name {
+			return fmt.Errorf("the catalog already has Rollout %q: it holds one Rollout, which every pass follows; change that one, or delete it first", n)
+		}
+	}
+	return PutObject(ctx, s, r)
+}
+
 // GetObject reads a catalog object of a kind; ErrNotFound when missing.
 func GetObject[T any](ctx context.Context, s Store, kind, name string) (*T, error) {
 	v := new(T)
