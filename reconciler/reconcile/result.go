@@ -33,6 +33,8 @@ type Result struct {
 	Revoked int `json:"revoked"`
 	// TrustBundles counts trust bundle targets written.
 	TrustBundles int `json:"trustBundles"`
+	// Rotations are the authorities in a rotation (not Idle) after the pass.
+	Rotations []decide.AuthorityPhase `json:"rotations,omitempty"`
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.
@@ -261,6 +263,7 @@ func (r *Result) Text(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(b, "\n%s\n", r.summary())
+	writeRotations(b, r.Rotations)
 	for _, n := range r.Notes {
 		fmt.Fprintf(b, "note: %s\n", n)
 	}
