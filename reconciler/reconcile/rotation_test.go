@@ -2,10 +2,7 @@ package reconcile_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,22 +248,5 @@ func vaultIssuers(t *testing.T, e *env, mount string) map[string]string {
 // issuerCRL is the serials on one issuer's CRL (not the mount's default).
 func issuerCRL(t *testing.T, mount, id string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(vaultServer.Addr + "/v1/" + mount + "/issuer/" + id + "/crl/der")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	der, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		t.Fatalf("the CRL of issuer %s (HTTP %d): %v", id, resp.StatusCode, err)
-	}
-	out := map[string]bool{}
-	for _, e := range crl.RevokedCertificateEntries {
-		out[pki.Serial(e.SerialNumber)] = true
-	}
-	return out
+	return crlAt(t, mount+"/issuer/"+id+"/crl/der")
 }
