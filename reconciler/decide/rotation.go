@@ -181,7 +181,7 @@ func RotationPhases(in RotationInput) []AuthorityPhase {
 			ap.Phase, ap.Message = PhaseReissuing, "no declared leaf signed by a previous CA is left; the old CA leaves the bundles once a pass that sees the whole fleet finds nothing signed by it"
 		default:
 			ap.Phase, ap.Retire = PhaseRetired, live
-			ap.Message = fmt.Sprintf("nothing chains to the previous CA any more: it has left every trust bundle; its issuer is tidied per retirePreviousIssuer (%s)", a.Spec.Retire())
+			ap.Message = fmt.Sprintf("nothing chains to the previous CA any more: it leaves every trust bundle (a dry run only reads them), and its issuer is tidied per retirePreviousIssuer (%s)", a.Spec.Retire())
 		}
 		ap.PhaseName = ap.Phase.String()
 		if prev, ok := in.Previous[name]; ok && prev.Phase == ap.Phase {
