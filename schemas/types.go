@@ -106,6 +106,35 @@ type AuthoritySpec struct {
 	OCSPServers []string `json:"ocspServers,omitempty"`
 	// RotateBefore is how long before expiry the authority is rotated (a new issuer in the same mount). Default: a third of the TTL.
 	RotateBefore Duration `json:"rotateBefore,omitempty"`
+	// RetirePreviousIssuer says what becomes of an issuer rotation replaced
+	// once no delivered certificate chains to it any more and it has left
+	// every trust bundle: keep (default) leaves it in the mount until it
+	// expires; disable leaves it signing only its CRL (Vault usage
+	// read-only,crl-signing), so it can never issue again while the
+	// serials it signed and certfleet revoked stay published; delete
+	// removes it from the mount, after it has been disabled for as long as
+	// a certificate it signed is revoked and not yet expired.
+	RetirePreviousIssuer RetireMode `json:"retirePreviousIssuer,omitempty"`
+}
+
+// RetireMode is what becomes of a retired previous issuer: keep, disable or delete.
+type RetireMode string
+
+const (
+	RetireKeep    RetireMode = "keep"
+	RetireDisable RetireMode = "disable"
+	RetireDelete  RetireMode = "delete"
+)
+
+// RetireModes lists the modes, in the order docs name them.
+var RetireModes = []RetireMode{RetireKeep, RetireDisable, RetireDelete}
+
+// Retire is the authority's RetirePreviousIssuer, keep when unset.
+func (s AuthoritySpec) Retire() RetireMode {
+	if s.RetirePreviousIssuer == "" {
+		return RetireKeep
+	}
+	return s.RetirePreviousIssuer
 }
 
 // AuthorityStatus is what the backend reports about an authority: public data only.

@@ -434,6 +434,9 @@ func validateAuthority(e *errs, s *AuthoritySpec) {
 	} else if rb >= ttl {
 		e.addf("spec.rotateBefore", "make it shorter than the ttl", "rotateBefore %s is not shorter than the ttl %s", s.RotateBefore, FormatDuration(ttl))
 	}
+	if m := s.RetirePreviousIssuer; m != "" && !slices.Contains(RetireModes, m) {
+		e.addf("spec.retirePreviousIssuer", "use keep, disable or delete", "unknown value %s", quote(string(m)))
+	}
 	if s.MaxPathLength != nil && *s.MaxPathLength < -1 {
 		e.add("spec.maxPathLength", fmt.Sprintf("maxPathLength %d is below -1", *s.MaxPathLength), "use -1 for no limit, or 0 and up")
 	}

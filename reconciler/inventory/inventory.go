@@ -111,6 +111,9 @@ type Event struct {
 	// Actor is the certfleet instance that acted (user@host).
 	Actor string `json:"actor"`
 	Error string `json:"error,omitempty"`
+	// Authority names the authority of a rotation's events (a phase
+	// change, a retired issuer tidied).
+	Authority string `json:"authority,omitempty"`
 }
 
 // Audit appends events as JSON lines.

@@ -29,6 +29,8 @@ type DriftReport struct {
 	Failures inventory.Failures `json:"failures"`
 	// Waves is where each wave of the catalog's Rollout stands (none without one).
 	Waves []decide.Wave `json:"waves,omitempty"`
+	// Rotations are the authorities in a rotation, with their phase.
+	Rotations []decide.AuthorityPhase `json:"rotations,omitempty"`
 }
 
 // DriftEntry is one target that differs.
@@ -70,6 +72,7 @@ func DriftOf(rep *Result) *DriftReport {
 	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: inventory.Failures{}}
 	r.Failures = append(r.Failures, rep.Unobservable...)
 	r.Waves = rep.Waves
+	r.Rotations = rep.Rotations
 	for _, s := range rep.State {
 		if s.Reason == decide.InSync {
 			r.InSync++
@@ -105,8 +108,21 @@ func (r *DriftReport) Text(w io.Writer) error {
 	for _, f := range r.Failures {
 		fmt.Fprintf(b, "could not check: %s\n", f)
 	}
+	writeRotations(b, r.Rotations)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeRotations writes a line per authority in a rotation, for people.
+func writeRotations(b *strings.Builder, rotations []decide.AuthorityPhase) {
+	for _, ap := range rotations {
+		since := ""
+		if ap.Since != nil {
+			since = " since " + ap.Since.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(b, "\nrotation of authority %s: phase %d/4 %s%s; trust bundle places holding the new CA %d/%d; leaves left %d (awaiting trust %d)\n      %s\n",
+			ap.Authority, ap.Phase, ap.PhaseName, since, ap.PlacesTrusting, ap.Places, ap.LeavesRemaining, ap.LeavesAwaitingTrust, ap.Message)
+	}
 }
 
 // Markdown writes the drift report as a table.
@@ -133,6 +149,13 @@ func (r *DriftReport) Markdown(w io.Writer) error {
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(b, "\n> could not check: %s\n", f)
+	}
+	if len(r.Rotations) > 0 {
+		fmt.Fprintf(b, "\n| authority | phase | trust bundle places holding the new CA | leaves left | awaiting trust | why |\n|---|---|---|---|---|---|\n")
+		for _, ap := range r.Rotations {
+			fmt.Fprintf(b, "| `%s` | %d %s | %d/%d | %d | %d | %s |\n", ap.Authority, ap.Phase, ap.PhaseName, ap.PlacesTrusting, ap.Places,
+				ap.LeavesRemaining, ap.LeavesAwaitingTrust, strings.ReplaceAll(ap.Message, "|", `\|`))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -182,7 +182,8 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep := newResult(res, start, p.DryRun)
 	// Trust first: a leaf is reissued under a rotated authority's new CA
 	// only once every bundle place reads back holding it.
-	untrusted := p.trustBundles(ctx, res, obs, rep)
+	trust, retired := p.trustBundles(ctx, res, obs, rep)
+	untrusted := untrustedOf(trust)
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
@@ -192,8 +193,9 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if err := p.rollout(ctx, &dec, inv, start, !res.Scope.Whole() || len(obs.unobservable) > 0, rep); err != nil {
 		return nil, err
 	}
+	var rewritten map[string]bool
 	if !p.DryRun {
-		p.act(ctx, res, dec, inv, verdicts, rep)
+		rewritten = p.act(ctx, res, dec, inv, verdicts, rep)
 		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
@@ -203,6 +205,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if ctx.Err() == nil {
 		p.prune(ctx, res, dec, inv, rep)
 	}
+	p.rotations(ctx, dec, trust, retired, rewritten, rep)
 	rep.Inventory = inv
 	rep.finish(p.now())
 	return rep, nil
@@ -272,11 +275,12 @@ type outcome struct {
 // was cancelled: long enough for a backend write, short enough to exit.
 const recordTimeout = 5 * time.Second
 
-// act issues and delivers, certificates in parallel, and records. Once ctx
+// act issues and delivers, certificates in parallel, and records; it
+// returns the targets it delivered a new certificate to. Once ctx
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
-	verdicts map[string]schemas.CertificateVerdict, rep *Result) {
+	verdicts map[string]schemas.CertificateVerdict, rep *Result) (rewritten map[string]bool) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0
@@ -325,6 +329,7 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			inv[o.entry.ID] = o.entry
 		}
 	}
+	return newlyIssued(dec, outcomes)
 }
 
 // save writes the inventory pages holding what this pass recorded, each

@@ -36,6 +36,8 @@ type Result struct {
 	// Waves is where each wave of the catalog's Rollout stands after the
 	// pass's decisions (none without a Rollout).
 	Waves []decide.Wave `json:"waves,omitempty"`
+	// Rotations are the authorities in a rotation (not Idle) after the pass.
+	Rotations []decide.AuthorityPhase `json:"rotations,omitempty"`
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.
@@ -277,6 +279,7 @@ func (r *Result) Text(w io.Writer) error {
 	if len(r.Waves) > 0 {
 		fmt.Fprintf(b, "rollout: %s\n", wavesLine(r.Waves))
 	}
+	writeRotations(b, r.Rotations)
 	for _, n := range r.Notes {
 		fmt.Fprintf(b, "note: %s\n", n)
 	}

@@ -17,7 +17,13 @@ import (
 // (unauthenticated) and returns the serials on it.
 func crlSerials(t *testing.T, mount string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(vaultServer.Addr + "/v1/" + mount + "/crl")
+	return crlAt(t, mount+"/crl")
+}
+
+// crlAt is the serials on the DER CRL Vault serves at path (under /v1/).
+func crlAt(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(vaultServer.Addr + "/v1/" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +34,7 @@ func crlSerials(t *testing.T, mount string) map[string]bool {
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		t.Fatalf("the CRL of %s (HTTP %d): %v", mount, resp.StatusCode, err)
+		t.Fatalf("the CRL at %s (HTTP %d): %v", path, resp.StatusCode, err)
 	}
 	out := map[string]bool{}
 	for _, e := range crl.RevokedCertificateEntries {

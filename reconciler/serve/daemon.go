@@ -399,7 +399,7 @@ func (d *Daemon) Snapshot() (Status, *reconcile.Result, *reconcile.DriftReport, 
 
 // standby forgets the last pass's state when the lease is lost.
 func (d *Daemon) standby() {
-	d.metrics.fleet.set(nil, nil)
+	d.metrics.fleet.set(nil, nil, nil)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.report, d.drift, d.ready = nil, nil, false
