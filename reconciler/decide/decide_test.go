@@ -1300,3 +1300,95 @@ func TestNotServedOnOneTargetIsTheCertificatesStateAndWritesNothing(t *testing.T
 			c.Reason, c.Issue, c.Record, writes(c.Targets), c.Action())
 	}
 }
+
+// TestRestart: a target's workload (restart:) is restarted once a write
+// delivers another certificate than the one it held, and when its probe
+// still sees the previous one past the grace — once per serial, never for
+// the same certificate written again, never blind.
+func TestRestart(t *testing.T) {
+	f := newFixture(t)
+	api := schemas.Restart{Kind: schemas.Deployment, Name: "api"}
+	restarting := kubeTarget("prod", "team-a", "api-tls")
+	restarting.Restart = &api
+	restarting.Probe = &schemas.Probe{Address: "api.internal:443"}
+	plain := kubeTarget("prod", "team-a", "plain-tls")
+	other := dirTarget("/etc/tls/api")
+	current, previous := f.fresh(), f.issue(now.Add(-70*day), lifetime)
+	otherTemplate := restarting
+	otherTemplate.TemplateHash = "template-0"
+	gone := &target.Observed{} // a target holding nothing
+	type setup struct {
+		targets []render.Target
+		// observed is what each target holds: nil, the current certificate in sync
+		observed []*target.Observed
+		served   *decide.Served // what the restarting target's probe saw
+		workload *target.Workload
+	}
+	tests := []struct {
+		name string
+		setup
+		want *decide.Restart // of the last target
+	}{
+		{name: "a first issuance restarts, for the serial it issues", want: &decide.Restart{},
+			setup: setup{targets: []render.Target{restarting}, observed: []*target.Observed{gone}}},
+		{name: "a copy of another certificate restarts, for its serial", want: &decide.Restart{Serial: serialOf(current)},
+			setup: setup{targets: []render.Target{other, restarting}, observed: []*target.Observed{nil, gone},
+				workload: &target.Workload{RestartedFor: []string{serialOf(previous)}}}},
+		{name: "the same certificate written again (a template change) does not restart",
+			setup: setup{targets: []render.Target{restarting}, observed: []*target.Observed{f.delivered(desired("team-a/api", nil, restarting), otherTemplate, current)}}},
+		{name: "a copy of a serial the workload was restarted for does not restart",
+			setup: setup{targets: []render.Target{other, restarting}, observed: []*target.Observed{nil, gone},
+				workload: &target.Workload{RestartedFor: []string{serialOf(current)}}}},
+		{name: "NotServed restarts, for the delivered serial", want: &decide.Restart{Serial: serialOf(current)},
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(previous)},
+				workload: &target.Workload{RestartedFor: []string{serialOf(previous), "0a"}}}},
+		{name: "NotServed after a restart for the delivered serial does not restart again (the pods may still be rolling)",
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(previous)},
+				workload: &target.Workload{RestartedFor: []string{"0a", serialOf(current)}}}},
+		{name: "NotServed with a workload that could not be read does not restart",
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(previous)}}},
+		{name: "a target serving what was delivered does not restart",
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(current)}, workload: &target.Workload{}}},
+		{name: "a target without restart: never restarts", setup: setup{targets: []render.Target{plain}, observed: []*target.Observed{gone}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := desired("team-a/api", nil, tt.targets...)
+			last := tt.targets[len(tt.targets)-1]
+			obs := map[string]*target.Observed{}
+			inv := map[string]*inventory.Entry{}
+			for i, tg := range tt.targets {
+				o := f.delivered(d, tg, current) // in sync, unless setup says otherwise
+				if i < len(tt.observed) && tt.observed[i] != nil {
+					o = tt.observed[i]
+				}
+				if o != gone {
+					obs[tg.Key] = o
+					inv = recordedAt(d, o)
+				}
+			}
+			if e := inv[d.ID]; e != nil {
+				e.UpdatedAt = now.Add(-time.Hour)
+			}
+			served := map[string]decide.Served{}
+			if tt.served != nil {
+				served[last.Key] = *tt.served
+			}
+			workloads := map[string]*target.Workload{}
+			if tt.workload != nil {
+				workloads[last.Key] = tt.workload
+			}
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: obs, Now: now, Inventory: inv, Catalog: f.catalog(),
+				Served: served, Workloads: workloads}).Certificates[0]
+			got := c.Targets[len(c.Targets)-1]
+			switch {
+			case tt.want == nil && got.Restart != nil:
+				t.Errorf("%s (write %v): restart for %q, want none", got.Reason, got.Write, got.Restart.Serial)
+			case tt.want != nil && got.Restart == nil:
+				t.Errorf("%s (write %v): no restart, want one for %q", got.Reason, got.Write, tt.want.Serial)
+			case tt.want != nil && got.Restart.Serial != tt.want.Serial:
+				t.Errorf("restart for %q, want %q", got.Restart.Serial, tt.want.Serial)
+			}
+		})
+	}
+}
