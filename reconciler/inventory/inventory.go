@@ -108,6 +108,8 @@ type Event struct {
 	Issuer      string     `json:"issuer,omitempty"`
 	Revision    string     `json:"revision,omitempty"`
 	Author      string     `json:"author,omitempty"`
+	// Workload is the workload a restart line restarted (Kind namespace/name).
+	Workload string `json:"workload,omitempty"`
 	// Actor is the certfleet instance that acted (user@host).
 	Actor string `json:"actor"`
 	Error string `json:"error,omitempty"`

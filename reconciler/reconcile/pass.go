@@ -185,15 +185,19 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	untrusted := p.trustBundles(ctx, res, obs, rep)
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
+	workloads, workloadFailures := p.observeWorkloads(ctx, res.Desired, obs)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served})
+		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served,
+		Workloads: workloads})
 	rep.addObservationFailures(obs.unobservable)
+	rep.Failures = append(rep.Failures, workloadFailures...)
 	if !p.DryRun {
-		p.act(ctx, res, dec, inv, verdicts, rep)
+		p.act(ctx, res, dec, inv, verdicts, workloads, rep)
 		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
+		rep.addRestarts(dec, nil)
 	}
 	// A cancelled pass (SIGTERM past the grace, a lost lease or lock) starts
 	// no delete and no further write.
@@ -249,7 +253,7 @@ const recordTimeout = 5 * time.Second
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
-	verdicts map[string]schemas.CertificateVerdict, rep *Result) {
+	verdicts map[string]schemas.CertificateVerdict, workloads map[string]*target.Workload, rep *Result) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0
@@ -291,7 +295,11 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	}
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
 	p.save(ctx, inv, outcomes)
+	// Restarted once the new certificate is delivered (and recorded): a
+	// workload restarted earlier would start with the old one.
+	restarts := p.restartWorkloads(ctx, dec, outcomes, workloads)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
+	rep.addRestarts(dec, restarts)
 	p.revokeSuperseded(ctx, dec, inv, outcomes, rep)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
