@@ -763,6 +763,43 @@ func restartFor(td Target, issue bool, source *target.Observed, w *target.Worklo
 	return &Restart{Serial: serial}
 }
 
+// RevocationWait says why a superseded serial of certificate d is not
+// revoked yet ("" when it may be): a target with a probe was seen serving
+// it, or its probe could not tell (not dialled this pass, or the dial
+// failed). Revoking a certificate a workload still serves breaks the
+// handshakes of every client that checks the CRL, and a certificate
+// superseded by a change of declaration, issuer or authority is not
+// compromised: it waits — past the probe's grace too, when the target is
+// NotServed — until the probes see it no more, or it expires. A target
+// without a probe is not waited for. (`certfleet revoke`, for a
+// compromised key, never asks.) since is when the serial was superseded.
+func RevocationWait(d *render.Desired, serial string, served map[string]Served, since, now time.Time) string {
+	if d == nil {
+		return "" // no longer declared: nothing of it is probed
+	}
+	for _, t := range d.Targets {
+		if t.Probe == nil {
+			continue
+		}
+		s, probed := served[t.Key]
+		switch {
+		case !probed:
+			return fmt.Sprintf("%s (probe of %s) was not probed this pass", t.Probe.Address, t.Key)
+		case s.Err != nil:
+			return fmt.Sprintf("probing %s failed: %v", t.Probe.Address, s.Err)
+		case s.Serial == serial:
+			grace, after := t.Probe.EffectiveGrace(), now.Sub(since)
+			if after < grace {
+				return fmt.Sprintf("%s still serves it, %s after it was superseded (grace %s)", t.Probe.Address,
+					schemas.FormatDuration(after.Round(time.Second)), schemas.FormatDuration(grace))
+			}
+			return fmt.Sprintf("%s still serves it, %s after it was superseded, past the grace (%s): the workload has not reloaded (NotServed)",
+				t.Probe.Address, schemas.FormatDuration(after.Round(time.Second)), schemas.FormatDuration(grace))
+		}
+	}
+	return ""
+}
+
 // issuedBy reports whether leaf was signed by the current or a previous
 // certificate of the authority behind issuer.
 func issuedBy(cat *schemas.Catalog, issuer string, leaf *x509.Certificate) bool {

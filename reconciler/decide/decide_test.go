@@ -1392,3 +1392,51 @@ func TestRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestRevocationWait: a superseded serial is revoked only once no probe of
+// the certificate's targets sees it served — past the grace too — and a
+// probe that could not tell keeps it waiting; targets without a probe and
+// certificates no longer declared are not waited for.
+func TestRevocationWait(t *testing.T) {
+	probed := dirTarget("/etc/tls/api")
+	probed.Probe = &schemas.Probe{Address: "api.internal:8443"}
+	plain := dirTarget("/etc/tls/plain")
+	d := desired("team-a/api", nil, plain, probed)
+	const old, fresh = "0a:01", "0b:02"
+	since := now.Add(-2 * time.Minute)
+	tests := []struct {
+		name    string
+		d       *render.Desired
+		served  map[string]decide.Served
+		since   time.Time
+		waiting []string // what the reason says; none: revoke now
+	}{
+		{name: "the probe sees the new serial: revoke", d: d, since: since, served: map[string]decide.Served{probed.Key: {Serial: fresh}}},
+		{name: "the probe sees the old serial within the grace: wait", d: d, since: since, served: map[string]decide.Served{probed.Key: {Serial: old}},
+			waiting: []string{"api.internal:8443 still serves it", "2m after it was superseded (grace 5m)"}},
+		{name: "the probe sees the old serial past the grace: still wait (NotServed), a superseded certificate is not compromised", d: d,
+			since: now.Add(-time.Hour), served: map[string]decide.Served{probed.Key: {Serial: old}}, waiting: []string{"past the grace (5m)", "NotServed"}},
+		{name: "a failed dial cannot tell: wait", d: d, since: since, served: map[string]decide.Served{probed.Key: {Err: errDown}},
+			waiting: []string{"probing api.internal:8443 failed: connection refused"}},
+		{name: "a probe not dialled this pass cannot tell: wait", d: d, since: since, served: map[string]decide.Served{},
+			waiting: []string{"was not probed this pass"}},
+		{name: "targets without a probe are not waited for", d: desired("team-a/api", nil, plain), since: since},
+		{name: "a certificate no longer declared is not waited for", since: since},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decide.RevocationWait(tt.d, old, tt.served, tt.since, now)
+			if len(tt.waiting) == 0 && got != "" {
+				t.Errorf("waits: %s; want it revoked now", got)
+			}
+			if len(tt.waiting) > 0 && got == "" {
+				t.Errorf("revoked now; want it to wait")
+			}
+			for _, w := range tt.waiting {
+				if !strings.Contains(got, w) {
+					t.Errorf("reason %q does not say %q", got, w)
+				}
+			}
+		})
+	}
+}
