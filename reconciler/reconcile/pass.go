@@ -193,7 +193,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep.addObservationFailures(obs.unobservable)
 	rep.Failures = append(rep.Failures, workloadFailures...)
 	if !p.DryRun {
-		p.act(ctx, res, dec, inv, verdicts, workloads, rep)
+		p.act(ctx, res, dec, inv, verdicts, workloads, served, rep)
 		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
@@ -253,7 +253,7 @@ const recordTimeout = 5 * time.Second
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
-	verdicts map[string]schemas.CertificateVerdict, workloads map[string]*target.Workload, rep *Result) {
+	verdicts map[string]schemas.CertificateVerdict, workloads map[string]*target.Workload, served map[string]decide.Served, rep *Result) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0
@@ -300,12 +300,12 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 	restarts := p.restartWorkloads(ctx, dec, outcomes, workloads)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
 	rep.addRestarts(dec, restarts)
-	p.revokeSuperseded(ctx, dec, inv, outcomes, rep)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
 			inv[o.entry.ID] = o.entry
 		}
 	}
+	p.revokeSuperseded(ctx, res, inv, served, rep)
 }
 
 // save writes the inventory pages holding what this pass recorded, each
@@ -531,6 +531,9 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
+	if s, ok := p.superseded(c, o, prev, now); ok {
+		e.Superseded = append(e.Superseded, s)
+	}
 	failures := failuresOf(o)
 	if len(failures) > 0 {
 		p.markFailing(e, prev, c.Desired, o.err, failures, now)
@@ -559,6 +562,9 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 	if prev != nil && !c.Issue {
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision
+	}
+	if prev != nil {
+		e.Superseded = slices.Clone(prev.Superseded) // still waiting to be revoked
 	}
 	declared := map[string]bool{}
 	for _, t := range d.Targets {
