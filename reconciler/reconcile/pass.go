@@ -294,7 +294,18 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 		})
 	}
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
-	p.save(ctx, inv, outcomes)
+	// Revoked before the save: the entries that stop listing a serial as
+	// waiting are written with this pass's others, one write per page.
+	dropped := p.revokeSuperseded(ctx, res, inv, outcomes, served, rep)
+	failed := p.save(ctx, inv, outcomes, dropped)
+	for _, id := range slices.Sorted(maps.Keys(dropped)) {
+		if err := failed[id]; err != nil {
+			// Revoked but still listed as waiting: the next pass revokes it again, which Vault accepts.
+			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
+			continue
+		}
+		inv[id] = dropped[id]
+	}
 	// Restarted once the new certificate is delivered (and recorded): a
 	// workload restarted earlier would start with the old one.
 	restarts := p.restartWorkloads(ctx, dec, outcomes, workloads)
@@ -305,7 +316,6 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 			inv[o.entry.ID] = o.entry
 		}
 	}
-	p.revokeSuperseded(ctx, res, inv, served, rep)
 }
 
 // save writes the inventory pages holding what this pass recorded, each
@@ -313,8 +323,9 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 // changed page, not per certificate). An entry whose page could not be
 // written is reported as not recorded; the next pass records it from what
 // the target holds (decide.NotRecorded). Like record, it runs even when the
-// pass was cancelled meanwhile.
-func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome) {
+// pass was cancelled meanwhile. others are further entries to write
+// (not acted on, changed all the same); it returns what failed to be written.
+func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome, others map[string]*inventory.Entry) map[string]error {
 	next := maps.Clone(inv)
 	var changed []string
 	for _, o := range outcomes {
@@ -323,8 +334,12 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 			changed = append(changed, o.entry.ID)
 		}
 	}
+	for id, e := range others {
+		next[id] = e
+		changed = append(changed, id)
+	}
 	if len(changed) == 0 {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -338,6 +353,7 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 			o.entry = nil
 		}
 	}
+	return failed
 }
 
 // withoutCancelled is o without what a cancellation stopped, which is no

@@ -32,26 +32,44 @@ func (p *Pass) superseded(c *decide.Certificate, o *outcome, prev *inventory.Ent
 	return inventory.Superseded{Serial: prev.Serial, Issuer: prev.Issuer, NotAfter: prev.NotAfter, Reason: string(c.Reason), Since: now}, true
 }
 
-// revokeSuperseded revokes the superseded serials waiting in the inventory
-// that decide.RevocationWait lets go — in the pass that delivered their
+// revokeSuperseded revokes the superseded serials waiting in the
+// inventory (and in the entries this pass recorded, outcomes) that
+// decide.RevocationWait lets go — in the pass that delivered their
 // replacement when no target of theirs has a probe (its probes dialled
 // before the delivery, so they still see the old serial), otherwise in a
 // later one, once the probes see it no more — and reports those still
-// waiting, with why. An expired one is dropped: revoking it is worth nothing.
-func (p *Pass) revokeSuperseded(ctx context.Context, res *render.Result, inv map[string]*inventory.Entry,
-	served map[string]decide.Served, rep *Result) {
+// waiting, with why. An expired one is dropped: revoking it is worth
+// nothing. This pass's entries are changed in place; it returns the other
+// entries that changed, for the caller to save.
+func (p *Pass) revokeSuperseded(ctx context.Context, res *render.Result, inv map[string]*inventory.Entry, outcomes []*outcome,
+	served map[string]decide.Served, rep *Result) map[string]*inventory.Entry {
 	if p.KeepSuperseded {
-		return
+		return nil
 	}
 	desired := map[string]*render.Desired{}
 	for _, d := range res.Desired {
 		desired[d.ID] = d
 	}
+	recorded := map[string]*inventory.Entry{}
+	for _, o := range outcomes {
+		if o != nil && o.entry != nil {
+			recorded[o.entry.ID] = o.entry
+		}
+	}
+	ids := slices.Collect(maps.Keys(inv))
+	for id := range recorded {
+		if inv[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
 	now := p.now()
-	next := maps.Clone(inv)
-	var changed []string
-	for _, id := range slices.Sorted(maps.Keys(inv)) {
-		e := inv[id]
+	others := map[string]*inventory.Entry{}
+	for _, id := range ids {
+		e := recorded[id]
+		if e == nil {
+			e = inv[id]
+		}
 		if len(e.Superseded) == 0 {
 			continue
 		}
@@ -73,27 +91,17 @@ func (p *Pass) revokeSuperseded(ctx context.Context, res *render.Result, inv map
 			}
 			rep.Revoked++
 		}
-		if len(kept) != len(e.Superseded) {
+		switch {
+		case len(kept) == len(e.Superseded):
+		case recorded[id] != nil:
+			e.Superseded = kept
+		default:
 			updated := *e
 			updated.Superseded = kept
-			next[id] = &updated
-			changed = append(changed, id)
+			others[id] = &updated
 		}
 	}
-	if len(changed) == 0 {
-		return
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
-	failed := inventory.Save(rctx, p.Backend, next, changed)
-	for _, id := range changed {
-		if err := failed[id]; err != nil {
-			// Revoked but still listed: the next pass revokes it again, which Vault accepts.
-			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
-			continue
-		}
-		inv[id] = next[id]
-	}
+	return others
 }
 
 // revocable reports whether revoking e's serial can be done — revocation
