@@ -85,6 +85,9 @@ type Change struct {
 	File   string        `json:"file"`
 	Line   int           `json:"line"`
 	Fields []FieldChange `json:"fields,omitempty"`
+	// Restarts are the workloads (restart:) a delivery of the new
+	// certificate restarts, "Kind namespace/name in cluster" (issue and reissue only).
+	Restarts []string `json:"restarts,omitempty"`
 }
 
 // FieldChange is one field's old and new value.

@@ -532,7 +532,33 @@ type Target struct {
 	Directory  *DirectoryTarget  `json:"directory,omitempty"`
 	// Probe dials the workload this target feeds, to check that it serves the certificate delivered (optional).
 	Probe *Probe `json:"probe,omitempty"`
+	// Restart names the workload a Kubernetes Secret target feeds, restarted (as `kubectl rollout restart` does) once per new certificate delivered, for workloads that do not reload their certificate (optional).
+	Restart *Restart `json:"restart,omitempty"`
 }
+
+// Restart is a workload in a Kubernetes Secret target's namespace that
+// reads the Secret only when it starts: after a delivery of a new
+// certificate (or when the probe finds the old one still served past its
+// grace) certfleet sets the annotation `kubectl rollout restart` sets on
+// its pod template, once per serial.
+type Restart struct {
+	// Kind is Deployment, StatefulSet or DaemonSet. Required.
+	Kind WorkloadKind `json:"kind"`
+	// Name is the workload's name in the target's namespace. Required.
+	Name string `json:"name"`
+}
+
+// WorkloadKind is a kind of apps/v1 workload certfleet can restart.
+type WorkloadKind string
+
+const (
+	Deployment  WorkloadKind = "Deployment"
+	StatefulSet WorkloadKind = "StatefulSet"
+	DaemonSet   WorkloadKind = "DaemonSet"
+)
+
+// WorkloadKinds are the kinds a restart may name.
+var WorkloadKinds = []WorkloadKind{Deployment, StatefulSet, DaemonSet}
 
 // Probe is a TLS endpoint serving a target's certificate: after a delivery,
 // passes dial it and compare the served leaf's serial with the delivered one.

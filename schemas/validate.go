@@ -312,6 +312,30 @@ func validateTarget(e *errs, path string, t Target) {
 	if t.Probe != nil {
 		validateProbe(e, path+".probe", t)
 	}
+	if t.Restart != nil {
+		validateRestart(e, path+".restart", t)
+	}
+}
+
+// validateRestart checks a target's restart: a workload kind certfleet
+// restarts and a name, in a Kubernetes Secret's namespace.
+func validateRestart(e *errs, path string, t Target) {
+	r := t.Restart
+	if t.Kubernetes == nil {
+		e.add(path, "a restart names a workload in the Secret's namespace, and this target is not a Kubernetes Secret",
+			"move the restart to a kubernetes target, or leave it out (a directory's or Vault KV's reader restarts by its own means)")
+	}
+	switch {
+	case r.Kind == "":
+		e.add(path+".kind", "kind is required", "use Deployment, StatefulSet or DaemonSet")
+	case !slices.Contains(WorkloadKinds, r.Kind):
+		e.addf(path+".kind", "use Deployment, StatefulSet or DaemonSet (the workloads `kubectl rollout restart` restarts)", "unknown kind %s", quote(string(r.Kind)))
+	}
+	if r.Name == "" {
+		e.add(path+".name", "name is required", "give the workload's name in the target's namespace, e.g. payments-api")
+	} else if p := checkObjectName(r.Name); p != "" {
+		e.addf(path+".name", "use a Kubernetes object name: lower-case letters, digits, \"-\" and \".\"", "name %s %s", quote(r.Name), p)
+	}
 }
 
 // validateProbe checks a target's probe: an address to dial, a name to

@@ -8,6 +8,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,10 +47,14 @@ func Diff(base, head *render.Result) []schemas.Change {
 		b, ok := old[h.ID]
 		delete(old, h.ID)
 		if !ok {
-			out = append(out, schemas.Change{ID: h.ID, Action: schemas.ActionAdd, File: h.File(), Line: h.Line(), Fields: fields(nil, h)})
+			out = append(out, schemas.Change{ID: h.ID, Action: schemas.ActionAdd, File: h.File(), Line: h.Line(), Fields: fields(nil, h),
+				Restarts: restarts(h)})
 			continue
 		}
 		if c, changed := compare(b, h); changed {
+			if c.Action == schemas.ActionReissue {
+				c.Restarts = restarts(h)
+			}
 			out = append(out, c)
 		}
 	}
@@ -93,6 +98,22 @@ func compare(b, h *render.Desired) (schemas.Change, bool) {
 		return c, false
 	}
 	return c, true
+}
+
+// restarts are the workloads a delivery of h's new certificate restarts
+// (its targets' restart:), each once.
+func restarts(h *render.Desired) []string {
+	var out []string
+	for _, t := range h.Targets {
+		if t.Restart == nil {
+			continue
+		}
+		w := fmt.Sprintf("%s %s/%s in %s", t.Restart.Kind, t.Namespace, t.Restart.Name, t.Cluster)
+		if !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // keyDefault reports whether a field of the private key that IssueHash does

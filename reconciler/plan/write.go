@@ -119,6 +119,9 @@ func Text(w io.Writer, rep *schemas.Report, color bool) error {
 				col = p.yellow
 			}
 			fmt.Fprintf(b, "  %s%s %s%s  %s  %s%s:%d%s\n", col, symbols[c.Action], c.ID, p.reset, c.Action, p.dim, c.File, c.Line, p.reset)
+			for _, r := range c.Restarts {
+				fmt.Fprintf(b, "      restarts %s\n", r)
+			}
 			if c.Action == schemas.ActionAdd {
 				continue // every field is new: the file says it better
 			}
@@ -246,7 +249,11 @@ func Markdown(w io.Writer, rep *schemas.Report) error {
 	if len(rep.Changes) > 0 {
 		fmt.Fprintf(b, "<details><summary>Changes: %d</summary>\n\n| | certificate | action | where |\n|---|---|---|---|\n", len(rep.Changes))
 		for _, c := range rep.Changes {
-			fmt.Fprintf(b, "| %s | `%s` | %s | `%s:%d` |\n", symbols[c.Action], mdEscape(c.ID), c.Action, mdEscape(c.File), c.Line)
+			action := string(c.Action)
+			for _, r := range c.Restarts {
+				action += ", restarts " + mdEscape(r)
+			}
+			fmt.Fprintf(b, "| %s | `%s` | %s | `%s:%d` |\n", symbols[c.Action], mdEscape(c.ID), action, mdEscape(c.File), c.Line)
 		}
 		fmt.Fprintf(b, "\n")
 		for _, c := range rep.Changes {

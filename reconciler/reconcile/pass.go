@@ -186,19 +186,23 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	untrusted := untrustedOf(trust)
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
+	workloads, workloadFailures := p.observeWorkloads(ctx, res.Desired, obs)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served})
+		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served,
+		Workloads: workloads})
 	rep.addObservationFailures(obs.unobservable)
 	if err := p.rollout(ctx, &dec, inv, start, !res.Scope.Whole() || len(obs.unobservable) > 0, rep); err != nil {
 		return nil, err
 	}
+	rep.Failures = append(rep.Failures, workloadFailures...)
 	var rewritten map[string]bool
 	if !p.DryRun {
-		rewritten = p.act(ctx, res, dec, inv, verdicts, rep)
+		rewritten = p.act(ctx, res, dec, inv, verdicts, workloads, served, rep)
 		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
+		rep.addRestarts(dec, nil)
 	}
 	// A cancelled pass (SIGTERM past the grace, a lost lease or lock) starts
 	// no delete and no further write.
@@ -280,7 +284,8 @@ const recordTimeout = 5 * time.Second
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
-	verdicts map[string]schemas.CertificateVerdict, rep *Result) (rewritten map[string]bool) {
+	verdicts map[string]schemas.CertificateVerdict, workloads map[string]*target.Workload, served map[string]decide.Served,
+	rep *Result) (rewritten map[string]bool) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0
@@ -321,9 +326,23 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 		})
 	}
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
-	p.save(ctx, inv, outcomes)
+	// Revoked before the save: the entries that stop listing a serial as
+	// waiting are written with this pass's others, one write per page.
+	dropped := p.revokeSuperseded(ctx, res, inv, outcomes, served, rep)
+	failed := p.save(ctx, inv, outcomes, dropped)
+	for _, id := range slices.Sorted(maps.Keys(dropped)) {
+		if err := failed[id]; err != nil {
+			// Revoked but still listed as waiting: the next pass revokes it again, which Vault accepts.
+			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
+			continue
+		}
+		inv[id] = dropped[id]
+	}
+	// Restarted once the new certificate is delivered (and recorded): a
+	// workload restarted earlier would start with the old one.
+	restarts := p.restartWorkloads(ctx, dec, outcomes, workloads)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
-	p.revokeSuperseded(ctx, dec, inv, outcomes, rep)
+	rep.addRestarts(dec, restarts)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
 			inv[o.entry.ID] = o.entry
@@ -337,8 +356,9 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 // changed page, not per certificate). An entry whose page could not be
 // written is reported as not recorded; the next pass records it from what
 // the target holds (decide.NotRecorded). Like record, it runs even when the
-// pass was cancelled meanwhile.
-func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome) {
+// pass was cancelled meanwhile. others are further entries to write
+// (not acted on, changed all the same); it returns what failed to be written.
+func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome, others map[string]*inventory.Entry) map[string]error {
 	next := maps.Clone(inv)
 	var changed []string
 	for _, o := range outcomes {
@@ -347,8 +367,12 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 			changed = append(changed, o.entry.ID)
 		}
 	}
+	for id, e := range others {
+		next[id] = e
+		changed = append(changed, id)
+	}
 	if len(changed) == 0 {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -362,6 +386,7 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 			o.entry = nil
 		}
 	}
+	return failed
 }
 
 // withoutCancelled is o without what a cancellation stopped, which is no
@@ -555,6 +580,9 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
+	if s, ok := p.superseded(c, o, prev, now); ok {
+		e.Superseded = append(e.Superseded, s)
+	}
 	failures := failuresOf(o)
 	if len(failures) > 0 {
 		p.markFailing(e, prev, c.Desired, o.err, failures, now)
@@ -583,6 +611,9 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 	if prev != nil && !c.Issue {
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision
+	}
+	if prev != nil {
+		e.Superseded = slices.Clone(prev.Superseded) // still waiting to be revoked
 	}
 	declared := map[string]bool{}
 	for _, t := range d.Targets {

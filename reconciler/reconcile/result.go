@@ -31,6 +31,10 @@ type Result struct {
 	Pruned  int            `json:"pruned"`
 	// Revoked counts serials put on a CRL: superseded or pruned certificates.
 	Revoked int `json:"revoked"`
+	// Restarted counts workloads restarted (restart:) for a new certificate
+	// or because their probe still saw the old one; in a dry run, those
+	// that would be.
+	Restarted int `json:"restarted"`
 	// TrustBundles counts trust bundle targets written.
 	TrustBundles int `json:"trustBundles"`
 	// Waves is where each wave of the catalog's Rollout stands after the
@@ -91,8 +95,11 @@ type Item struct {
 	// Message explains Reason.
 	Message string `json:"message,omitempty"`
 	// Wave is the rollout wave a WaitingForWave target waits in.
-	Wave     string    `json:"wave,omitempty"`
-	Action   string    `json:"action,omitempty"`
+	Wave   string `json:"wave,omitempty"`
+	Action string `json:"action,omitempty"`
+	// Restart names the workload restarted for this target (Kind
+	// namespace/name), or in a dry run the one that would be.
+	Restart  string    `json:"restart,omitempty"`
 	Serial   string    `json:"serial,omitempty"`
 	NotAfter time.Time `json:"notAfter,omitzero"`
 	Error    string    `json:"error,omitempty"`
@@ -269,6 +276,9 @@ func (r *Result) Text(w io.Writer) error {
 					line += " " + it.Serial
 				}
 			}
+			if it.Restart != "" {
+				line += "  → restart " + it.Restart
+			}
 			if it.Error != "" {
 				line += "  FAILED: " + it.Error
 			}
@@ -305,6 +315,9 @@ func (r *Result) summary() string {
 	}
 	if r.Revoked > 0 {
 		parts = append(parts, fmt.Sprintf("revoke %d", r.Revoked))
+	}
+	if r.Restarted > 0 {
+		parts = append(parts, fmt.Sprintf("restart %d", r.Restarted))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing to do")
