@@ -267,9 +267,11 @@ func (k *Kube) observeStore(ctx context.Context, cluster string, w *watchedClust
 	store := w.informer.GetStore()
 	items := store.List()
 	out := make(map[string]*Observed, len(items))
+	parse := newParser()
+	defer parse.wait()
 	for _, obj := range items {
 		if s, ok := obj.(*corev1.Secret); ok {
-			add(out, last, cluster, s)
+			add(out, last, cluster, s, parse)
 		}
 	}
 	w.mu.Lock()
@@ -288,7 +290,7 @@ func (k *Kube) observeStore(ctx context.Context, cluster string, w *watchedClust
 		switch {
 		case err == nil && got.Type == corev1.SecretTypeTLS:
 			delete(out, render.KubernetesAddress(cluster, ns, name).Key)
-			add(out, last, cluster, got)
+			add(out, last, cluster, got, parse)
 		case err == nil || apierrors.IsNotFound(err):
 			delete(out, render.KubernetesAddress(cluster, ns, name).Key)
 			got = nil
@@ -301,6 +303,7 @@ func (k *Kube) observeStore(ctx context.Context, cluster string, w *watchedClust
 			w.settle(key, p)
 		}
 	}
+	parse.wait()
 	k.Seen.keep(cluster, out)
 	return out, nil
 }

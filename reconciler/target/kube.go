@@ -3,6 +3,7 @@ package target
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,6 +83,8 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 	}
 	out := map[string]*Observed{}
 	last := k.Seen.last(cluster)
+	parse := newParser()
+	defer parse.wait()
 	// client-go's pager: pages of 5,000 (a tenth of the round trips of its
 	// default 500, at ~15 MB of TLS Secrets a page), and a full LIST should
 	// a continue token expire mid-way (410 Gone), rather than a failed
@@ -95,20 +98,21 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 		if !ok {
 			return fmt.Errorf("listing TLS Secrets returned a %T", obj)
 		}
-		add(out, last, cluster, s)
+		add(out, last, cluster, s, parse)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: listing TLS Secrets: %w", cluster, err)
 	}
+	parse.wait()
 	k.Seen.keep(cluster, out)
 	return out, nil
 }
 
 // add puts the observation of Secret s into out: last's, when s is the
 // same object at the same resourceVersion (nothing to parse), else a new
-// one, parsed.
-func add(out, last map[string]*Observed, cluster string, s *corev1.Secret) {
+// one, which parse fills in.
+func add(out, last map[string]*Observed, cluster string, s *corev1.Secret, parse *parser) {
 	addr := render.KubernetesAddress(cluster, s.Namespace, s.Name)
 	if o := last[addr.Key]; o != nil && o.UID == string(s.UID) && o.Version == s.ResourceVersion {
 		out[addr.Key] = o // unchanged since the last pass: nothing to parse
@@ -128,8 +132,41 @@ func add(out, last map[string]*Observed, cluster string, s *corev1.Secret) {
 			o.CreatedFields = o.CreatedFields || (f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate)
 		}
 	}
-	o.parse()
+	parse.add(o)
 	out[o.Target.Key] = o
+}
+
+// parser parses observations (x509 and key: what a first or one-shot
+// observation spends most of its CPU on) on every core, while the caller
+// goes on reading the next page of the LIST.
+type parser struct {
+	todo chan *Observed
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func newParser() *parser {
+	p := &parser{todo: make(chan *Observed, 256)}
+	n := goruntime.GOMAXPROCS(0)
+	p.wg.Add(n)
+	for range n {
+		go func() {
+			defer p.wg.Done()
+			for o := range p.todo {
+				o.parse()
+			}
+		}()
+	}
+	return p
+}
+
+// add has o parsed; o must not be read before wait returns.
+func (p *parser) add(o *Observed) { p.todo <- o }
+
+// wait returns once every observation added is parsed; no add after it.
+func (p *parser) wait() {
+	p.once.Do(func() { close(p.todo) })
+	p.wg.Wait()
 }
 
 // Write delivers the bundle to a Secret, provided the Secret is still what
