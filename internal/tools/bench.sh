@@ -36,6 +36,7 @@ cat <<TABLE
 |---|---|---|---|
 | issue $N ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s)"), $(metric BenchmarkFleet certs/s) certificates/s | floor: pki/sign + Secret create loop: $(s "$(metric BenchmarkFleet floor-s)"), $(metric BenchmarkFleet floor-certs/s)/s | $(metric BenchmarkFleet issue-ratio)× |
 | no-op pass over those $N, the daemon's: the watch says nothing changed (clusters observed from informers' stores, inventory and parsed Secrets kept) | $(s "$(metric BenchmarkFleet watch-noop-s)") | plain LIST of the Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet watch-noop-ratio)× |
+| memory the daemon's informer holds for those $N Secrets (and the floor loop's $N; heap, after GC) | $(metric BenchmarkFleet informer-heap-MB) MB | — | — |
 | no-op pass over those $N, the daemon's while a watch cannot be used (a LIST; inventory and parsed Secrets kept) | $(s "$(metric BenchmarkFleet noop-pass-s)") | the same LIST | $(metric BenchmarkFleet noop-ratio)× |
 | no-op pass over those $N, one-shot (\`reconcile --once\` reads the inventory from Vault, one GET per page) | $(s "$(metric BenchmarkFleet oneshot-noop-s)") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio)× |
 TABLE
