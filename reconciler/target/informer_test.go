@@ -15,23 +15,10 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
 )
-
-// eventually polls cond for up to d: a watch delivers changes with some
-// latency, which no test should assume to be short.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %s", d, what)
-}
 
 // With Watches, a cluster is observed from the informer's store: hand
 // edits and deletions between passes reach it through the watch, and the
@@ -74,7 +61,7 @@ func TestKubeObservesThroughTheInformer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the hand edit is observed", func() bool {
+	testbed.Eventually(t, 30*time.Second, "the hand edit is observed", func() bool {
 		o := observe()[tg.Key]
 		return o != nil && o.Version == s.ResourceVersion && o != first && o.Cert != nil &&
 			o.Cert.SerialNumber.Cmp(first.Cert.SerialNumber) != 0
@@ -83,7 +70,7 @@ func TestKubeObservesThroughTheInformer(t *testing.T) {
 	if err := b.cs.CoreV1().Secrets(tg.Namespace).Delete(ctx, tg.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the hand deletion is observed", func() bool { return observe()[tg.Key] == nil })
+	testbed.Eventually(t, 30*time.Second, "the hand deletion is observed", func() bool { return observe()[tg.Key] == nil })
 
 	// certfleet's own writes while the store lags: the next observation
 	// reads them through, so a pass never decides on their old state.
@@ -117,7 +104,7 @@ func TestKubeObservesThroughTheInformer(t *testing.T) {
 	}
 	// Once the store holds them, the writes are no longer read through.
 	gate.Release()
-	eventually(t, 30*time.Second, "the store catches up with certfleet's writes", func() bool {
+	testbed.Eventually(t, 30*time.Second, "the store catches up with certfleet's writes", func() bool {
 		return observe()[tg.Key] == nil && target.Pending(ws, "alpha") == 0
 	})
 }
