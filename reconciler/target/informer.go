@@ -70,6 +70,7 @@ type watchedCluster struct {
 	client   kubernetes.Interface
 	informer cache.SharedIndexInformer
 	cancel   context.CancelFunc
+	stopped  <-chan struct{}
 	// state is watchStarting until the first list or watch call returns,
 	// then watchRunning while the last call started fine, watchBroken
 	// after an error (until a watch starts again).
@@ -138,7 +139,7 @@ func (ws *Watches) start(cluster string, c kubernetes.Interface) *watchedCluster
 	})
 	_ = w.informer.SetTransform(trimSecret)
 	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
+	w.cancel, w.stopped = cancel, ctx.Done()
 	go w.informer.RunWithContext(ctx)
 	return w
 }
@@ -195,6 +196,8 @@ func (ws *Watches) ready(ctx context.Context, cluster string, c kubernetes.Inter
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-w.stopped:
+			return nil // stopped meanwhile (Stop, Sweep)
 		case <-time.After(syncPoll):
 		}
 	}
