@@ -85,14 +85,15 @@ func (k *Kube) ObserveCluster(ctx context.Context, cluster string) (map[string]*
 	last := k.Seen.last(cluster)
 	parse := newParser()
 	defer parse.wait()
-	// client-go's pager: pages of 5,000 (a tenth of the round trips of its
-	// default 500, at ~15 MB of TLS Secrets a page), and a full LIST should
-	// a continue token expire mid-way (410 Gone), rather than a failed
-	// observation.
+	// One LIST, not pages: an API server (1.33) serves a consistent LIST
+	// from its watch cache, but the pages after the first from etcd, which
+	// made a no-op pass over 10,000 certificates (20,000 Secrets) 4.5× a
+	// plain LIST instead of 1.5× (make bench). The objects are kept (Seen)
+	// either way: pages only spared the one response buffer.
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return c.CoreV1().Secrets("").List(ctx, opts)
 	})
-	p.PageSize = 5000
+	p.PageSize = 0
 	err = p.EachListItem(ctx, metav1.ListOptions{FieldSelector: tlsSecrets}, func(obj runtime.Object) error {
 		s, ok := obj.(*corev1.Secret)
 		if !ok {
