@@ -71,3 +71,24 @@ spec:
 		t.Fatalf("the catalog's rollout is %+v, want fleet's", c.Rollout)
 	}
 }
+
+// TestDecodeRolloutShare decodes a share written in YAML: the decoder once
+// knew no float field and refused every maxSharePerPass.
+func TestDecodeRolloutShare(t *testing.T) {
+	doc := func(share string) string {
+		return "apiVersion: certfleet.dev/v1alpha1\nkind: Rollout\nmetadata: {name: fleet}\nspec:\n  waves: [{name: all}]\n  maxSharePerPass: " + share + "\n"
+	}
+	for share, want := range map[string]float64{"0.25": 0.25, "1": 1} {
+		dec := Decode("r.yaml", []byte(doc(share)))
+		if len(dec.Errors) > 0 {
+			t.Fatalf("maxSharePerPass: %s: %v", share, dec.Errors)
+		}
+		if got := dec.Documents[0].Object.(*Rollout).Spec.MaxSharePerPass; got != want {
+			t.Errorf("maxSharePerPass: %s decoded as %g, want %g", share, got, want)
+		}
+	}
+	dec := Decode("r.yaml", []byte(doc(`"a quarter"`)))
+	if len(dec.Errors) != 1 || !strings.Contains(dec.Errors[0].Error(), "spec.maxSharePerPass: expected a number") {
+		t.Errorf("a quoted share: got %v, want one error naming spec.maxSharePerPass", dec.Errors)
+	}
+}
