@@ -55,6 +55,14 @@ type Entry struct {
 	// the certificate is not tried again until that changes.
 	PermanentFor string    `json:"permanentFor,omitempty"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+	// Shard is the shard that owns the certificate: the only one that acts
+	// on it ("": the unsharded process). The entry is kept in that shard's
+	// pages, which no other shard writes.
+	Shard string `json:"shard,omitempty"`
+	// Released is set by the owning shard once the certificate is no longer
+	// its own (relabelled, resharded): it stopped acting on it, left every
+	// target as it was, and the shard it now belongs to may adopt it.
+	Released bool `json:"released,omitempty"`
 }
 
 // FailureKind says whether trying an issuance or a delivery again can help.
