@@ -107,7 +107,7 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 		}
 		changed = append(changed, id)
 	}
-	failed := inventory.Save(ctx, p.Backend, next, changed)
+	failed := inventory.Save(ctx, p.Backend, p.shardName(), next, changed)
 	for _, id := range changed {
 		if err := failed[id]; err != nil {
 			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))

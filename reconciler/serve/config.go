@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/certfleet/certfleet/reconciler/shard"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -98,10 +99,19 @@ func check(c *schemas.ServeConfig) error {
 	if c.MaxPruneShare < 0 || c.MaxPruneShare > 1 {
 		problems = append(problems, "maxPruneShare must be between 0 and 1")
 	}
+	problems = append(problems, Sharding(c).Check(c.Shard)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// Sharding is the shard configuration of certfleet.yaml (empty: unsharded).
+func Sharding(c *schemas.ServeConfig) shard.Config {
+	if c.Sharding == nil {
+		return shard.Config{}
+	}
+	return shard.Config{Shards: c.Sharding.Shards, By: c.Sharding.By, Default: c.Sharding.Default}
 }
 
 // durationOr parses a duration that check() accepted, or returns def.
