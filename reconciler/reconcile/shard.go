@@ -131,6 +131,8 @@ type share struct {
 	report  ShardReport
 	// unclaimed are the unclaimed certificates (reported by the reporter only).
 	unclaimed []*render.Desired
+	// declared are the IDs the revision declares.
+	declared map[string]bool
 	// mine reports whether an ID is this shard's to act on.
 	mine func(id string) bool
 }
@@ -197,6 +199,7 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) shar
 		}
 	}
 	out.res = &r
+	out.declared = declared
 	out.report.Owned = len(r.Desired)
 	acts := map[string]bool{}
 	for _, d := range r.Desired {
@@ -214,17 +217,17 @@ func ownerOf(e *inventory.Entry) string {
 	return e.Shard
 }
 
-// handOff records this pass's releases and adoptions before it acts: one
-// write of each page of this shard's holding one. A release leaves every
-// target as it is; the shard the certificate belongs to adopts it from
-// its next pass on, keeping the delivered certificate while it is valid
-// and matches. An adoption is recorded first so that the shard it came
-// from, should it come back, reads that it is no longer its own; one that
-// could not be recorded is not acted on in this pass.
+// handOff records this pass's releases and adoptions before it acts, and
+// tidies this shard's pages: one write of each page of this shard's
+// holding a change. A release leaves every target as it is; the shard the
+// certificate belongs to adopts it from its next pass on, keeping the
+// delivered certificate while it is valid and matches. An adoption is
+// recorded first, so that the shard it came from, should it come back,
+// reads that it is no longer its own; one that could not be recorded is
+// not acted on in this pass. A certificate taken over from a shard that is
+// gone leaves that shard's pages too (nobody else writes them): otherwise
+// its copy would come back once this shard prunes and forgets it.
 func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory.Entry) inventory.Failures {
-	if len(sh.release)+len(sh.adopt) == 0 {
-		return nil
-	}
 	now := p.now()
 	me := p.shardName()
 	next := maps.Clone(inv)
@@ -232,19 +235,39 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 	for _, id := range sh.release {
 		if e := inv[id]; e != nil && e.Shard == me && !e.Released {
 			r := *e
-			r.Released, r.UpdatedAt = true, now
+			r.Released, r.UpdatedAt, r.Handoffs = true, now, e.Handoffs+1
 			next[id] = &r
 			changed = append(changed, id)
 		}
 	}
+	gone := map[string][]string{} // a gone shard → the IDs taken over from it
 	for _, id := range slices.Sorted(maps.Keys(sh.adopt)) {
-		a := *inv[id]
-		a.Shard, a.Released, a.UpdatedAt = me, false, now
+		e := inv[id]
+		a := *e
+		a.Shard, a.Released, a.UpdatedAt, a.Handoffs = me, false, now, e.Handoffs+1
 		next[id] = &a
 		changed = append(changed, id)
+		if !e.Released && e.Shard != me {
+			gone[e.Shard] = append(gone[e.Shard], id)
+		}
+	}
+	// Tidying: this shard's copies another shard's have replaced, and its
+	// own entries with nothing left to prune whose older copies are gone.
+	var tidied []string
+	for id, e := range inv {
+		switch {
+		case e.Shard != me && e.HeldElsewhere(me):
+			tidied = append(tidied, id)
+		case e.Shard == me && !e.Released && !sh.declared[id] && len(e.Targets) == 0 && !e.Copies():
+			delete(next, id)
+			tidied = append(tidied, id)
+		}
+	}
+	if len(changed)+len(tidied) == 0 {
+		return nil
 	}
 	var failures inventory.Failures
-	failed := inventory.Save(ctx, p.Backend, me, next, changed)
+	failed := inventory.Save(ctx, p.Backend, me, next, append(slices.Clone(changed), tidied...))
 	for _, id := range changed {
 		if err := failed[id]; err != nil {
 			failures = append(failures, inventory.Failed("handing "+id+" over between shards", err))
@@ -257,6 +280,16 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 		inv[id] = next[id]
 		if _, adopting := sh.adopt[id]; adopting {
 			sh.inv[id] = next[id]
+		}
+	}
+	for _, id := range tidied {
+		if failed[id] == nil && next[id] == nil {
+			delete(inv, id)
+		}
+	}
+	for _, owner := range slices.Sorted(maps.Keys(gone)) {
+		for id, err := range inventory.Save(ctx, p.Backend, owner, next, gone[owner]) {
+			failures = append(failures, inventory.Failed("removing "+id+" from the pages of shard "+owner+", which is gone", err))
 		}
 	}
 	return failures
