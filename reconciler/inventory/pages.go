@@ -65,10 +65,14 @@ func ShardPageOf(id, shard string) string {
 }
 
 // later reports whether a should replace b, two copies of one entry from
-// different shards' pages: the one updated last (a release, an adoption,
-// a takeover are all writes after what they replace); on a tie, the one
-// not released, then the shard named first, so every reader picks the same.
+// different shards' pages: the one moved between shards more often (a
+// release, an adoption, a takeover each count one more than what they
+// replace), then the one updated last, then the one not released, then
+// the shard named first, so every reader picks the same.
 func later(a, b *Entry) bool {
+	if a.Handoffs != b.Handoffs {
+		return a.Handoffs > b.Handoffs
+	}
 	if !a.UpdatedAt.Equal(b.UpdatedAt) {
 		return a.UpdatedAt.After(b.UpdatedAt)
 	}
@@ -135,8 +139,12 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 				continue
 			}
 			if i >= len(legacy) {
-				if prev := out[e.ID]; prev != nil && fromPage[e.ID] && !later(e, prev) {
-					continue // another shard's copy is newer
+				if prev := out[e.ID]; prev != nil && fromPage[e.ID] {
+					if !later(e, prev) {
+						prev.elsewhere = append(prev.elsewhere, e.Shard) // another shard's copy is newer
+						continue
+					}
+					e.elsewhere = append(prev.elsewhere, prev.Shard)
 				}
 				fromPage[e.ID] = true
 			}

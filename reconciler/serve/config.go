@@ -28,6 +28,7 @@ const (
 	DefaultMaxRetryBackoff = time.Hour
 	DefaultLeaseNamespace  = "certfleet-system"
 	DefaultLeaseName       = "certfleet"
+	DefaultLeaseDuration   = 15 * time.Second
 	// DefaultShutdownGrace fits under Kubernetes' default
 	// terminationGracePeriodSeconds (30 s), leaving time to exit.
 	DefaultShutdownGrace = 25 * time.Second
@@ -99,7 +100,11 @@ func check(c *schemas.ServeConfig) error {
 	if c.MaxPruneShare < 0 || c.MaxPruneShare > 1 {
 		problems = append(problems, "maxPruneShare must be between 0 and 1")
 	}
-	problems = append(problems, Sharding(c).Check(c.Shard)...)
+	me := c.Shard
+	if me == "" && c.Sharding != nil && len(c.Sharding.Shards) > 0 {
+		me = c.Sharding.Shards[0] // --shard may name it; New refuses to start without one
+	}
+	problems = append(problems, Sharding(c).Check(me)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
