@@ -126,4 +126,3 @@ func (d *Daemon) handOffNext(rep *reconcile.Result, now, next time.Time) time.Ti
 
 // shardLabel is the value of the shard label of the metrics.
 func shardLabel(cfg *schemas.ServeConfig) string { return cfg.Shard }
-
