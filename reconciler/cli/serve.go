@@ -102,7 +102,7 @@ func runDaemon(ctx context.Context, d *serve.Daemon, cfg *schemas.ServeConfig, l
 	var elector *serve.Elector
 	standby := func() bool { return false }
 	if cfg.LeaderElection.Enabled {
-		elector = serve.NewElector(d, serve.Identity())
+		elector = serve.NewElector(d, serve.AdvertisedIdentity(cfg.Listen))
 		standby = elector.Standby
 	}
 	ln, err := serve.Listen(cfg.Listen, cfg.HTTP)

@@ -47,10 +47,10 @@ func (e *Elector) Standby() bool { return e.started.Load() && !e.leading.Load() 
 // Leading reports whether the replica holds the lease.
 func (e *Elector) Leading() bool { return e.leading.Load() }
 
-func (e *Elector) client() (kubernetes.Interface, error) { return leaseClient(e.d.cfg) }
+func (e *Elector) client() (kubernetes.Interface, error) { return LeaseClient(e.d.cfg) }
 
-// leaseClient reaches the cluster holding the Leases.
-func leaseClient(c *schemas.ServeConfig) (kubernetes.Interface, error) {
+// LeaseClient reaches the cluster holding the Leases (leaderElection.kubeconfigContext of kubeconfig, else in-cluster).
+func LeaseClient(c *schemas.ServeConfig) (kubernetes.Interface, error) {
 	le := c.LeaderElection
 	var cfg *rest.Config
 	var err error

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,10 +17,10 @@ import (
 // WithShard makes cfg shard name's (the --shard flag, over shard: in
 // certfleet.yaml) and checks the sharding again.
 func WithShard(cfg *schemas.ServeConfig, name string) error {
-	cfg.Shard = name
 	if problems := Sharding(cfg).Check(name); len(problems) > 0 {
-		return fmt.Errorf("--shard %s: %v", name, problems)
+		return fmt.Errorf("--shard %s: %s", name, strings.Join(problems, "; "))
 	}
+	cfg.Shard = name
 	return nil
 }
 
@@ -58,7 +59,7 @@ func (d *Daemon) sharding(ctx context.Context) *reconcile.Sharding {
 		return s
 	}
 	if d.leases == nil {
-		c, err := leaseClient(d.cfg)
+		c, err := LeaseClient(d.cfg)
 		if err != nil {
 			d.log.Warn("cannot read the shards' leases: no certificate of a gone shard is taken over", "err", err)
 			return s

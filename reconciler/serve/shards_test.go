@@ -24,6 +24,7 @@ import (
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/serve"
 	"github.com/certfleet/certfleet/reconciler/shard"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -125,7 +126,7 @@ func (sw *shardedWorld) leader(s string) *shardProc {
 	if err != nil || l.Spec.HolderIdentity == nil {
 		return nil
 	}
-	id := *l.Spec.HolderIdentity
+	id, _, _ := strings.Cut(*l.Spec.HolderIdentity, " ") // <host>_<pid> <address>
 	pid, _ := strconv.Atoi(id[strings.LastIndexByte(id, '_')+1:])
 	for _, p := range sw.procs {
 		if p.cmd.Process.Pid == pid && p.shard == s {
@@ -259,6 +260,19 @@ func TestShardsAsProcesses(t *testing.T) {
 	}
 	if m := a.get(t, "/metrics"); !strings.Contains(m, `shard="a"`) {
 		t.Error(`shard a's metrics carry no shard="a" label`)
+	}
+	// certfleet fleet finds the three leaders from their Leases and merges their reports.
+	out, err := exec.Command(sw.bin, "fleet", "--kubeconfig", kubeconfig, "--context", "alpha", "--namespace", sw.ns, "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("certfleet fleet: %v\n%s", err, out)
+	}
+	var fleet serve.FleetView
+	if err := json.Unmarshal(out, &fleet); err != nil {
+		t.Fatal(err)
+	}
+	if len(fleet.Shards) != 3 || fleet.Unreachable != 0 || fleet.InSync != len(labels)-1 || fleet.Counts["Unclaimed"] != 1 || len(fleet.Entries) != 1 {
+		t.Errorf("certfleet fleet: %d shards (%d unreachable), %d in sync, counts %v; want 3, 0, %d, Unclaimed 1", len(fleet.Shards),
+			fleet.Unreachable, fleet.InSync, fleet.Counts, len(labels)-1)
 	}
 
 	// SIGKILL a's leader just as new work for a arrives: its standby does it, once each.
