@@ -42,6 +42,9 @@ type ShardReport struct {
 	Waiting []HandOff `json:"waiting,omitempty"`
 	// Unclaimed are certificates no declared shard claims.
 	Unclaimed []HandOff `json:"unclaimed,omitempty"`
+	// Claimed are new certificates this pass claimed: they are issued from
+	// the next pass on, once a fresh read shows the claim holds.
+	Claimed []string `json:"claimed,omitempty"`
 }
 
 // HandOff is one certificate between shards.
@@ -104,7 +107,8 @@ func (p *Pass) claimed(res *render.Result) []*render.Desired {
 
 // stale reports whether a kept copy of the inventory may hide another
 // shard's work on this shard's certificates: one of them is unrecorded in
-// it (another shard may have issued it since the copy was read) or owned
+// it (another shard may have claimed it since the copy was read), claimed
+// by this shard but not issued yet (the claim must still hold), or owned
 // elsewhere (it may have been released since). The pass then reads the
 // inventory afresh, so a shard never issues what another already has.
 func (p *Pass) stale(claimed []*render.Desired, inv map[string]*inventory.Entry) bool {
@@ -112,7 +116,8 @@ func (p *Pass) stale(claimed []*render.Desired, inv map[string]*inventory.Entry)
 		return false
 	}
 	for _, d := range claimed {
-		if e := inv[d.ID]; e == nil || e.Shard != p.Shard.Name || e.Released {
+		// A claim not yet issued on is confirmed on a fresh read too.
+		if e := inv[d.ID]; e == nil || e.Shard != p.Shard.Name || e.Released || e.Serial == "" {
 			return true
 		}
 	}
@@ -128,6 +133,7 @@ type share struct {
 	inv     map[string]*inventory.Entry
 	adopt   map[string]string // ID → previous owner
 	release []string
+	claim   []*render.Desired
 	report  ShardReport
 	// unclaimed are the unclaimed certificates (reported by the reporter only).
 	unclaimed []*render.Desired
@@ -177,6 +183,12 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) shar
 			out.report.Released = append(out.report.Released, HandOff{Certificate: d.ID, From: me, To: claimant})
 		case shard.Wait:
 			out.report.Waiting = append(out.report.Waiting, HandOff{Certificate: d.ID, From: o.Shard, To: me})
+		case shard.Claim:
+			if p.DryRun {
+				r.Desired = append(r.Desired, d) // reported as it stands (Missing): a dry run claims nothing
+			}
+			out.claim = append(out.claim, d)
+			out.report.Claimed = append(out.report.Claimed, d.ID)
 		}
 	}
 	// Certificates no longer declared: their owner prunes them; one whose
@@ -254,6 +266,10 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 	// Tidying: this shard's copies another shard's have replaced, and its
 	// own entries with nothing left to prune whose older copies are gone.
 	var tidied []string
+	for _, d := range sh.claim {
+		next[d.ID] = &inventory.Entry{ID: d.ID, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Shard: me, UpdatedAt: now}
+		changed = append(changed, d.ID)
+	}
 	for id, e := range inv {
 		switch {
 		case e.Shard != me && e.HeldElsewhere(me):

@@ -103,15 +103,31 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 		return shard.Rendezvous("payments/"+name, shards)
 	}
 
-	// 1. Every shard issues its own share, once.
-	for _, s := range three {
-		rep := e.runWith(e.shardPass(s, three, alive), files)
-		want := 0
+	// 1. Every shard claims its own share of the new certificates, then issues it, once.
+	share := func(s string) int {
+		n := 0
 		for name := range labels {
 			if shardOf(name, three) == s {
-				want++
+				n++
 			}
 		}
+		return n
+	}
+	for _, s := range three {
+		rep := e.runWith(e.shardPass(s, three, alive), files)
+		if len(rep.Actions) != 0 || rep.Shard == nil || len(rep.Shard.Claimed) != share(s) {
+			t.Fatalf("shard %s's first pass: actions %v, report %+v; want %d claims and no issuance", s, rep.Actions, rep.Shard, share(s))
+		}
+	}
+	// The claims hold against a shard with another view (a shard list not
+	// rolled out everywhere yet): x, alone in its list, takes every
+	// unlabelled certificate for its own, and waits for their claimants.
+	if rep := e.runWith(e.shardPass("x", []string{"x"}, alive), files); len(rep.Actions) != 0 || len(rep.Shard.Waiting) != 9 {
+		t.Fatalf("a shard with another view issued claimed certificates: actions %v, waiting %v", rep.Actions, rep.Shard.Waiting)
+	}
+	for _, s := range three {
+		rep := e.runWith(e.shardPass(s, three, alive), files)
+		want := share(s)
 		if rep.Actions["issue"] != want || rep.Shard == nil || rep.Shard.Owned != want {
 			t.Fatalf("shard %s issued %d (owns %v); want %d: %v", s, rep.Actions["issue"], rep.Shard, want, rep.Failures)
 		}

@@ -104,7 +104,7 @@ func (d *Daemon) afterShardPass(rep *reconcile.Result) {
 	if rep.Shard == nil {
 		return
 	}
-	if len(rep.Shard.Waiting) > 0 {
+	if len(rep.Shard.Waiting)+len(rep.Shard.Claimed) > 0 {
 		d.inventory = nil
 	}
 	d.mu.Lock()
@@ -113,10 +113,10 @@ func (d *Daemon) afterShardPass(rep *reconcile.Result) {
 }
 
 // handOffNext brings the next pass forward to retryBackoff from now while
-// a certificate waits for its owner's release, so a hand-off takes a
-// pass or two of the shards involved, not an interval.
+// a certificate waits for its owner's release, or a new one was claimed,
+// so a hand-off or a first issuance takes a pass or two, not an interval.
 func (d *Daemon) handOffNext(rep *reconcile.Result, now, next time.Time) time.Time {
-	if rep.Shard == nil || len(rep.Shard.Waiting) == 0 {
+	if rep.Shard == nil || len(rep.Shard.Waiting)+len(rep.Shard.Claimed) == 0 {
 		return next
 	}
 	if soon := now.Add(durationOr(d.cfg.RetryBackoff, DefaultRetryBackoff)); soon.Before(next) {

@@ -163,6 +163,13 @@ const (
 	Wait Turn = "Wait"
 	// Skip: another shard's business.
 	Skip Turn = "Skip"
+	// Claim: a certificate of the shard's that the inventory does not know
+	// yet (never issued): the shard records a claim and issues from its
+	// next pass on, once a fresh read shows its claim still holds. Two
+	// shards whose views differ for a while (a revision that moved a new
+	// certificate's label, a rollout of a new shard list) may both claim
+	// it; only the claim read back as current goes on to issue.
+	Claim Turn = "Claim"
 )
 
 // Owner is what the inventory records of a certificate's ownership.
@@ -185,8 +192,11 @@ func Decide(me, claimant string, claimed bool, owner Owner, alive func(shard str
 	mine := claimed && claimant == me
 	switch {
 	case !owner.Recorded:
-		if mine {
-			return Act
+		switch {
+		case mine && me == "":
+			return Act // unsharded: nobody to race with
+		case mine:
+			return Claim
 		}
 		return Skip
 	case owner.Shard == me && !owner.Released:

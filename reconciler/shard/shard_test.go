@@ -81,7 +81,10 @@ func TestDecide(t *testing.T) {
 		alive    func(string) bool
 		want     Turn
 	}{
-		{"a new certificate of mine: act", "a", "a", true, Owner{}, alive, Act},
+		{"a new certificate of mine: claim it first", "a", "a", true, Owner{}, alive, Claim},
+		{"a new certificate of the unsharded process: act", "", "", true, Owner{}, alive, Act},
+		{"claimed by me, never issued: act", "a", "a", true, Owner{Recorded: true, Shard: "a"}, alive, Act},
+		{"claimed by another live shard, mine by my view: wait", "a", "a", true, Owner{Recorded: true, Shard: "b"}, alive, Wait},
 		{"a new certificate of another shard: skip", "a", "b", true, Owner{}, alive, Skip},
 		{"an unclaimed new certificate: nobody acts", "a", "z", false, Owner{}, alive, Skip},
 		{"mine and owned by me: act", "a", "a", true, Owner{Recorded: true, Shard: "a"}, alive, Act},
