@@ -47,6 +47,20 @@ type ServeConfig struct {
 	HTTP ServeHTTP `json:"http,omitempty"`
 	// Timeouts bound every call to an outside server, so a hung one fails that call, never the daemon.
 	Timeouts ServeTimeouts `json:"timeouts,omitempty"`
+	// Shard names this process's shard of a sharded fleet (--shard overrides it): it observes, decides and acts on that shard's certificates only, and elects its leader on a Lease of its own (leaderElection.name-<shard>). Default: unsharded, acting on every certificate.
+	Shard string `json:"shard,omitempty"`
+	// Sharding declares the fleet's shards; give every shard the same. Required with shard.
+	Sharding *ServeSharding `json:"sharding,omitempty"`
+}
+
+// ServeSharding declares how certificates are spread over shards. The label certfleet.dev/shard on a Certificate or CertificateSet always wins; a label naming an undeclared shard leaves the certificate unclaimed (reported, never acted on or pruned).
+type ServeSharding struct {
+	// Shards are the fleet's shards: DNS labels, each declared once.
+	Shards []string `json:"shards"`
+	// By is how unlabelled certificates are spread: hash (rendezvous hashing of the certificate's ID over shards, so adding a shard moves about 1/n of them) or label (they go to default). Default hash.
+	By string `json:"by,omitempty"`
+	// Default is the shard of unlabelled certificates with by: label. Default: none, so they are unclaimed.
+	Default string `json:"default,omitempty"`
 }
 
 // ServeTimeouts bound the daemon's calls to the servers it talks to.

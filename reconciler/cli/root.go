@@ -45,7 +45,7 @@ Launched by Terraform, the same binary is the certfleet Terraform provider.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand(), reconcileCommand(), driftCommand(), inventoryCommand(), statusCommand(), renewCommand(), revokeCommand(), serveCommand(), acmeCommand())
+	root.AddCommand(versionCommand(), validateCommand(), planCommand(), catalogCommand(), reconcileCommand(), driftCommand(), inventoryCommand(), statusCommand(), renewCommand(), revokeCommand(), serveCommand(), fleetCommand(), acmeCommand())
 	return root
 }
 

@@ -20,6 +20,7 @@ func serveCommand() *cobra.Command {
 		leaderElect bool
 		listen      string
 		logFormat   string
+		shardName   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -39,6 +40,13 @@ half-written.
 With --leader-elect (or leaderElection.enabled), replicas share a Kubernetes
 Lease and only its holder acts; one that loses the lease stops at once.
 
+With --shard (or shard:, and sharding.shards), the process is one shard of a
+larger fleet: it renders the whole revision but observes, decides and acts on
+its shard's certificates only (label certfleet.dev/shard, else a hash of the
+certificate's ID over sharding.shards), elects its leader on a Lease of its
+own (<leaderElection.name>-<shard>), and hands certificates over to other
+shards through the inventory without reissuing them.
+
 Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 /metrics, /report (JSON; ?format=markdown), /hooks/git, and the fleet page
 (/, /certificate?id=): off loopback, / and /report need
@@ -49,6 +57,11 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 			cfg, err := serve.LoadConfig(config)
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("shard") {
+				if err := serve.WithShard(cfg, shardName); err != nil {
+					return err
+				}
 			}
 			if cmd.Flags().Changed("leader-elect") {
 				cfg.LeaderElection.Enabled = leaderElect
@@ -72,6 +85,7 @@ Endpoints: /healthz, /readyz (after the first pass; standbys are ready),
 	cmd.Flags().BoolVar(&leaderElect, "leader-elect", false, "act only while holding the Kubernetes Lease (default: leaderElection.enabled)")
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address (default: listen in the configuration, else :8080)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&shardName, "shard", "", "act as this shard of sharding.shards (default: shard in the configuration; none: unsharded)")
 	return cmd
 }
 
@@ -88,7 +102,7 @@ func runDaemon(ctx context.Context, d *serve.Daemon, cfg *schemas.ServeConfig, l
 	var elector *serve.Elector
 	standby := func() bool { return false }
 	if cfg.LeaderElection.Enabled {
-		elector = serve.NewElector(d, serve.Identity())
+		elector = serve.NewElector(d, serve.AdvertisedIdentity(cfg.Listen))
 		standby = elector.Standby
 	}
 	ln, err := serve.Listen(cfg.Listen, cfg.HTTP)

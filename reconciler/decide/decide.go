@@ -92,6 +92,15 @@ const (
 	// be dialled, past the probe's grace since the delivery. Writing again
 	// cannot fix it (the workload has not reloaded): it is reported only.
 	NotServed Reason = "NotServed"
+	// Unclaimed: no declared shard claims the certificate (its
+	// certfleet.dev/shard label names an undeclared shard, or it has none
+	// and sharding is by label without a default): no shard acts on it or
+	// prunes it until one does.
+	Unclaimed Reason = "Unclaimed"
+	// AwaitingHandOff: the certificate now belongs to this shard, but the
+	// shard that owns it has not released it yet (and its lease is live):
+	// it is left alone until then, so two shards never act on it at once.
+	AwaitingHandOff Reason = "AwaitingHandOff"
 )
 
 // needsNewCertificate lists the reasons a target's certificate cannot be

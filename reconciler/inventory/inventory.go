@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,6 +61,22 @@ type Entry struct {
 	// revokes those no probe sees any more.
 	Superseded []Superseded `json:"superseded,omitempty"`
 	UpdatedAt  time.Time    `json:"updatedAt"`
+	// Shard is the shard that owns the certificate: the only one that acts
+	// on it ("": the unsharded process). The entry is kept in that shard's
+	// pages, which no other shard writes.
+	Shard string `json:"shard,omitempty"`
+	// Released is set by the owning shard once the certificate is no longer
+	// its own (relabelled, resharded): it stopped acting on it, left every
+	// target as it was, and the shard it now belongs to may adopt it.
+	Released bool `json:"released,omitempty"`
+	// Handoffs counts the certificate's moves between shards (each release,
+	// adoption and takeover adds one): of two copies in two shards' pages
+	// the one with more is current, whatever the clocks say.
+	Handoffs int `json:"handoffs,omitempty"`
+
+	// elsewhere names the other shards whose pages still hold an older copy
+	// (set by Load).
+	elsewhere []string
 }
 
 // Superseded is a serial waiting to be revoked.
@@ -72,6 +89,13 @@ type Superseded struct {
 	// Since is when its replacement was delivered.
 	Since time.Time `json:"since"`
 }
+
+// HeldElsewhere reports whether shard's pages hold an older copy of the
+// entry than the one Load returned ("" is the unsharded process).
+func (e *Entry) HeldElsewhere(shard string) bool { return slices.Contains(e.elsewhere, shard) }
+
+// Copies reports whether other shards' pages hold older copies of the entry.
+func (e *Entry) Copies() bool { return len(e.elsewhere) > 0 }
 
 // FailureKind says whether trying an issuance or a delivery again can help.
 type FailureKind string

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
@@ -48,7 +50,7 @@ func TestPagesRoundTripAndMigrate(t *testing.T) {
 		inv[id] = &inventory.Entry{ID: id, Serial: fmt.Sprint(i)}
 		ids = append(ids, id)
 	}
-	if failed := inventory.Save(ctx, s, inv, ids); failed != nil {
+	if failed := inventory.Save(ctx, s, "", inv, ids); failed != nil {
 		t.Fatal(failed)
 	}
 	pages, _ := s.List(ctx, "inventory/pages/")
@@ -64,7 +66,7 @@ func TestPagesRoundTripAndMigrate(t *testing.T) {
 	inv["web/svc-1"] = &inventory.Entry{ID: "web/svc-1", Serial: "new"}
 	inv["web/svc-2"] = &inventory.Entry{ID: "web/svc-2", Serial: "new"}
 	delete(inv, "web/svc-3")
-	if failed := inventory.Save(ctx, s, inv, []string{"web/svc-1", "web/svc-3"}); failed != nil {
+	if failed := inventory.Save(ctx, s, "", inv, []string{"web/svc-1", "web/svc-3"}); failed != nil {
 		t.Fatal(failed)
 	}
 	got, _ = inventory.Load(ctx, s)
@@ -106,4 +108,73 @@ func TestPagesRoundTripAndMigrate(t *testing.T) {
 	if got["payments/api"] != nil || got["web/svc-5"].Serial != "put" || len(got) != 599 {
 		t.Errorf("after Delete and Put: payments/api %v, svc-5 %q, %d entries", got["payments/api"], got["web/svc-5"].Serial, len(got))
 	}
+}
+
+// Each shard writes its own pages only; a certificate in two shards' pages
+// (released by one and adopted by the other, or taken over from a shard
+// that is gone) loads as the copy updated last, and a shard's next write
+// of the page drops the copy it no longer owns.
+func TestShardPages(t *testing.T) {
+	ctx := t.Context()
+	s, err := backend.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	a := map[string]*inventory.Entry{
+		"x": {ID: "x", Serial: "1", Shard: "a", UpdatedAt: t0},
+		"y": {ID: "y", Serial: "2", Shard: "a", UpdatedAt: t0},
+		"z": {ID: "z", Serial: "3", Shard: "b", UpdatedAt: t0}, // another shard's, in a's view
+	}
+	if failed := inventory.Save(ctx, s, "a", a, []string{"x", "y", "z"}); failed != nil {
+		t.Fatal(failed)
+	}
+	got, _ := inventory.Load(ctx, s)
+	if len(got) != 2 || got["z"] != nil {
+		t.Fatalf("shard a wrote %v; want x and y only (z is b's)", keys(got))
+	}
+	if pages, _ := s.List(ctx, "inventory/pages/"); len(pages) == 0 || !strings.HasSuffix(pages[0], ".a") {
+		t.Fatalf("shard a's pages are %v; want names ending in .a", pages)
+	}
+
+	// a releases x; b adopts it later: b's copy wins, whatever the order read.
+	a["x"] = &inventory.Entry{ID: "x", Serial: "1", Shard: "a", Released: true, UpdatedAt: t0.Add(time.Minute)}
+	if failed := inventory.Save(ctx, s, "a", a, []string{"x"}); failed != nil {
+		t.Fatal(failed)
+	}
+	if got, _ = inventory.Load(ctx, s); !got["x"].Released || got["x"].Shard != "a" {
+		t.Fatalf("after the release x is %+v", got["x"])
+	}
+	b := map[string]*inventory.Entry{"x": {ID: "x", Serial: "1", Shard: "b", UpdatedAt: t0.Add(2 * time.Minute)}}
+	if failed := inventory.Save(ctx, s, "b", b, []string{"x"}); failed != nil {
+		t.Fatal(failed)
+	}
+	got, _ = inventory.Load(ctx, s)
+	if got["x"].Shard != "b" || got["x"].Released || got["y"].Shard != "a" {
+		t.Fatalf("after b adopted x: x %+v, y %+v", got["x"], got["y"])
+	}
+	// a's stale released copy goes the next time a writes that page.
+	if failed := inventory.Save(ctx, s, "a", got, []string{"x"}); failed != nil {
+		t.Fatal(failed)
+	}
+	var pg struct{ Entries []*inventory.Entry }
+	if err := s.Get(ctx, "inventory/pages/"+inventory.ShardPageOf("x", "a"), &pg); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		t.Fatal(err)
+	}
+	for _, e := range pg.Entries {
+		if e.ID == "x" {
+			t.Fatalf("shard a's page still holds x after b adopted it: %+v", e)
+		}
+	}
+	if got, _ = inventory.Load(ctx, s); got["x"].Shard != "b" || len(got) != 2 {
+		t.Fatalf("after a's cleanup: x %+v, %d entries", got["x"], len(got))
+	}
+}
+
+func keys(m map[string]*inventory.Entry) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

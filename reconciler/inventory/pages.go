@@ -24,6 +24,14 @@ import (
 // inventory/pages/<xx>, xx two hex digits, is {"entries": [Entry, …]}
 // sorted by ID. Entries of the earlier format (one document per entry at
 // inventory/<id>, "/" as "_") are still read; Migrate moves them into pages.
+//
+// A sharded fleet keeps each shard's entries in pages of its own,
+// inventory/pages/<xx>.<shard>, written by that shard's leader only, so two
+// shards never overwrite each other's page. While a certificate moves
+// between shards it is in two shards' pages (released by one, adopted by
+// the other; or held by a shard that is gone and taken over): Load keeps
+// the entry updated last. A copy left behind is dropped the next time its
+// shard writes that page.
 const (
 	pagePrefix = "inventory/pages/"
 	// legacyPrefix is where the earlier format kept one entry per document.
@@ -41,11 +49,37 @@ type page struct {
 	Entries []*Entry `json:"entries"`
 }
 
-// PageOf names the page an ID is kept in.
+// PageOf names the page an ID is kept in by the unsharded process.
 func PageOf(id string) string {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return fmt.Sprintf("%02x", h.Sum32()%Pages)
+}
+
+// ShardPageOf names the page an ID is kept in by shard ("": unsharded).
+func ShardPageOf(id, shard string) string {
+	if shard == "" {
+		return PageOf(id)
+	}
+	return PageOf(id) + "." + shard
+}
+
+// later reports whether a should replace b, two copies of one entry from
+// different shards' pages: the one moved between shards more often (a
+// release, an adoption, a takeover each count one more than what they
+// replace), then the one updated last, then the one not released, then
+// the shard named first, so every reader picks the same.
+func later(a, b *Entry) bool {
+	if a.Handoffs != b.Handoffs {
+		return a.Handoffs > b.Handoffs
+	}
+	if !a.UpdatedAt.Equal(b.UpdatedAt) {
+		return a.UpdatedAt.After(b.UpdatedAt)
+	}
+	if a.Released != b.Released {
+		return !a.Released
+	}
+	return a.Shard < b.Shard
 }
 
 // legacyKey is where the earlier format kept an entry: "/" cannot be in a
@@ -98,32 +132,48 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 	out := make(map[string]*Entry, len(pages)+len(legacy))
 	// Pages come last: an entry both in a page and in the earlier format
 	// (a migration cut short) is the page's, which is newer.
-	for _, entries := range read {
+	fromPage := map[string]bool{}
+	for i, entries := range read {
 		for _, e := range entries {
-			if e != nil && e.ID != "" {
-				out[e.ID] = e
+			if e == nil || e.ID == "" {
+				continue
 			}
+			if i >= len(legacy) {
+				if prev := out[e.ID]; prev != nil && fromPage[e.ID] {
+					if !later(e, prev) {
+						prev.elsewhere = append(prev.elsewhere, e.Shard) // another shard's copy is newer
+						continue
+					}
+					e.elsewhere = append(prev.elsewhere, prev.Shard)
+				}
+				fromPage[e.ID] = true
+			}
+			out[e.ID] = e
 		}
 	}
 	return out, nil
 }
 
-// Save writes the pages holding the changed IDs, each once, from inv (the
-// whole inventory after the change; an ID missing from it is deleted). It
-// returns the IDs whose page could not be written, with the error; the
-// pages of unchanged entries are not touched, so a pass that changed
-// nothing writes nothing and KV versions grow with real changes only.
-func Save(ctx context.Context, s backend.Store, inv map[string]*Entry, changed []string) map[string]error {
+// Save writes shard's pages ("": the unsharded process's) holding the
+// changed IDs, each once, from inv (the whole inventory after the change;
+// an ID missing from it, or owned by another shard, leaves shard's pages).
+// A page holds the entries of inv that shard owns (Entry.Shard), released
+// ones included. It returns the IDs whose page could not be written, with
+// the error; the pages of unchanged entries are not touched, so a pass
+// that changed nothing writes nothing and KV versions grow with real
+// changes only.
+func Save(ctx context.Context, s backend.Store, shard string, inv map[string]*Entry, changed []string) map[string]error {
 	if len(changed) == 0 {
 		return nil
 	}
 	dirty := map[string][]string{} // page → changed IDs in it
 	for _, id := range changed {
-		dirty[PageOf(id)] = append(dirty[PageOf(id)], id)
+		pg := ShardPageOf(id, shard)
+		dirty[pg] = append(dirty[pg], id)
 	}
 	members := map[string][]*Entry{}
 	for id, e := range inv {
-		if pg := PageOf(id); dirty[pg] != nil && e != nil {
+		if pg := ShardPageOf(id, shard); dirty[pg] != nil && e != nil && e.Shard == shard {
 			members[pg] = append(members[pg], e)
 		}
 	}
@@ -172,7 +222,7 @@ func Migrate(ctx context.Context, s backend.Store, inv map[string]*Entry) error 
 	for _, name := range legacy {
 		ids = append(ids, strings.ReplaceAll(name, "_", "/"))
 	}
-	if failed := Save(ctx, s, inv, ids); len(failed) > 0 {
+	if failed := Save(ctx, s, "", inv, ids); len(failed) > 0 {
 		return errors.Join(slices.Collect(maps.Values(failed))...)
 	}
 	for _, name := range legacy {
@@ -183,18 +233,19 @@ func Migrate(ctx context.Context, s backend.Store, inv map[string]*Entry) error 
 	return nil
 }
 
-// Put writes one entry: a read and a write of its page. A pass saves its
-// changes with Save instead, each page once.
+// Put writes one entry into its owner's page: a read and a write of the
+// page. A pass saves its changes with Save instead, each page once.
 func Put(ctx context.Context, s backend.Store, e *Entry) error {
-	return update(ctx, s, e.ID, func(entries []*Entry) []*Entry {
+	return update(ctx, s, ShardPageOf(e.ID, e.Shard), func(entries []*Entry) []*Entry {
 		entries = slices.DeleteFunc(entries, func(x *Entry) bool { return x.ID == e.ID })
 		return append(entries, e)
 	})
 }
 
-// Delete removes one entry: a read and a write of its page.
+// Delete removes one entry from the unsharded process's page: a read and
+// a write of the page.
 func Delete(ctx context.Context, s backend.Store, id string) error {
-	if err := update(ctx, s, id, func(entries []*Entry) []*Entry {
+	if err := update(ctx, s, PageOf(id), func(entries []*Entry) []*Entry {
 		return slices.DeleteFunc(entries, func(x *Entry) bool { return x.ID == id })
 	}); err != nil {
 		return err
@@ -202,8 +253,7 @@ func Delete(ctx context.Context, s backend.Store, id string) error {
 	return backend.Purge(ctx, s, legacyKey(id))
 }
 
-func update(ctx context.Context, s backend.Store, id string, change func([]*Entry) []*Entry) error {
-	name := PageOf(id)
+func update(ctx context.Context, s backend.Store, name string, change func([]*Entry) []*Entry) error {
 	var pg page
 	if err := s.Get(ctx, pagePrefix+name, &pg); err != nil && !errors.Is(err, backend.ErrNotFound) {
 		return err

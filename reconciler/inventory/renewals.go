@@ -37,6 +37,13 @@ func RequestRenewal(ctx context.Context, s backend.Store, r Renewal) error {
 // already (their serial is not the one inv records now, or inv no longer
 // has the certificate) are left out, and deleted unless dryRun.
 func Renewals(ctx context.Context, s backend.Store, inv map[string]*Entry, dryRun bool) (map[string]Renewal, error) {
+	return RenewalsOf(ctx, s, inv, dryRun, nil)
+}
+
+// RenewalsOf is Renewals for one shard: inv holds the shard's entries, and
+// a request for a certificate mine reports false (another shard's) is
+// neither returned nor deleted; its shard meets it. Nil mine: all are mine.
+func RenewalsOf(ctx context.Context, s backend.Store, inv map[string]*Entry, dryRun bool, mine func(id string) bool) (map[string]Renewal, error) {
 	keys, err := s.List(ctx, renewalPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing renewal requests: %w", err)
@@ -49,6 +56,9 @@ func Renewals(ctx context.Context, s backend.Store, inv map[string]*Entry, dryRu
 				continue // met and deleted by another pass meanwhile
 			}
 			return nil, fmt.Errorf("reading renewal request %s: %w", k, err)
+		}
+		if mine != nil && !mine(r.ID) {
+			continue
 		}
 		if e := inv[r.ID]; e != nil && e.Serial == r.Serial {
 			out[r.ID] = r

@@ -45,14 +45,21 @@ func (s RolloutState) Equal(o RolloutState) bool {
 	})
 }
 
-// rolloutKey is one document: one acting pass at a time writes it (the
-// pass holds the backend's lock).
-const rolloutKey = "rollout/state"
+// RolloutKey is the rollout state of shard ("": the unsharded process),
+// one document each: one acting pass at a time writes it (the pass holds
+// its shard's backend lock). Each shard sends its own share out in the
+// catalog's waves, as it acts on its share only.
+func RolloutKey(shard string) string {
+	if shard == "" {
+		return "rollout/state"
+	}
+	return "rollout/state." + shard
+}
 
-// LoadRollout reads the rollout state (empty when none is under way).
-func LoadRollout(ctx context.Context, s backend.Store) (RolloutState, error) {
+// LoadRollout reads shard's rollout state (empty when none is under way).
+func LoadRollout(ctx context.Context, s backend.Store, shard string) (RolloutState, error) {
 	var st RolloutState
-	if err := s.Get(ctx, rolloutKey, &st); err != nil {
+	if err := s.Get(ctx, RolloutKey(shard), &st); err != nil {
 		if errors.Is(err, backend.ErrNotFound) {
 			return RolloutState{}, nil
 		}
@@ -63,14 +70,14 @@ func LoadRollout(ctx context.Context, s backend.Store) (RolloutState, error) {
 
 // SaveRollout writes the rollout state; an empty one (the rollout is over)
 // is deleted, so the next mass reissue starts again at the first wave.
-func SaveRollout(ctx context.Context, s backend.Store, st RolloutState) error {
+func SaveRollout(ctx context.Context, s backend.Store, shard string, st RolloutState) error {
 	if !st.Active() {
-		if err := backend.Purge(ctx, s, rolloutKey); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		if err := backend.Purge(ctx, s, RolloutKey(shard)); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return fmt.Errorf("deleting the finished rollout's state: %w", err)
 		}
 		return nil
 	}
-	if err := s.Put(ctx, rolloutKey, st); err != nil {
+	if err := s.Put(ctx, RolloutKey(shard), st); err != nil {
 		return fmt.Errorf("recording the rollout state: %w", err)
 	}
 	return nil

@@ -18,29 +18,61 @@ func TestRolloutStateSurvivesAReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := inventory.LoadRollout(ctx, b); err != nil || st.Active() {
+	if st, err := inventory.LoadRollout(ctx, b, ""); err != nil || st.Active() {
 		t.Fatalf("a new backend's rollout state is %+v (%v), want none", st, err)
 	}
 	at := time.Date(2030, 1, 1, 14, 0, 0, 0, time.UTC)
 	want := inventory.RolloutState{Waves: map[string]inventory.WaveState{"staging": {StartedAt: at, LastIssuedAt: at, FinishedAt: &at}}}
-	if err := inventory.SaveRollout(ctx, b, want); err != nil {
+	if err := inventory.SaveRollout(ctx, b, "", want); err != nil {
 		t.Fatal(err)
 	}
 	b2, err := backend.OpenLocal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := inventory.LoadRollout(ctx, b2)
+	got, err := inventory.LoadRollout(ctx, b2, "")
 	if err != nil || !got.Equal(want) {
 		t.Fatalf("read back %+v (%v), want %+v", got, err, want)
 	}
-	if err := inventory.SaveRollout(ctx, b2, inventory.RolloutState{}); err != nil {
+	if err := inventory.SaveRollout(ctx, b2, "", inventory.RolloutState{}); err != nil {
 		t.Fatal(err)
 	}
 	if keys, err := b2.List(ctx, "rollout/"); err != nil || len(keys) != 0 {
 		t.Fatalf("after the rollout ended the backend holds %v (%v), want nothing", keys, err)
 	}
-	if err := inventory.SaveRollout(ctx, b2, inventory.RolloutState{}); err != nil {
+	if err := inventory.SaveRollout(ctx, b2, "", inventory.RolloutState{}); err != nil {
 		t.Fatalf("ending an ended rollout: %v", err)
+	}
+}
+
+// TestEachShardKeepsItsOwnRolloutState: shards run their passes side by
+// side, each under its own lock, so each sends its share out in waves of
+// its own; one shard's state never overwrites or ends another's.
+func TestEachShardKeepsItsOwnRolloutState(t *testing.T) {
+	ctx := context.Background()
+	b, err := backend.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 1, 14, 0, 0, 0, time.UTC)
+	a := inventory.RolloutState{Waves: map[string]inventory.WaveState{"staging": {StartedAt: at, LastIssuedAt: at}}}
+	bs := inventory.RolloutState{Waves: map[string]inventory.WaveState{"production": {StartedAt: at.Add(time.Hour), LastIssuedAt: at.Add(time.Hour)}}}
+	if err := inventory.SaveRollout(ctx, b, "a", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := inventory.SaveRollout(ctx, b, "b", bs); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := inventory.LoadRollout(ctx, b, "a"); err != nil || !got.Equal(a) {
+		t.Fatalf("shard a reads %+v (%v), want its own %+v", got, err, a)
+	}
+	if err := inventory.SaveRollout(ctx, b, "b", inventory.RolloutState{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := inventory.LoadRollout(ctx, b, "a"); err != nil || !got.Equal(a) {
+		t.Fatalf("after shard b's rollout ended shard a reads %+v (%v), want %+v", got, err, a)
+	}
+	if got, err := inventory.LoadRollout(ctx, b, ""); err != nil || got.Active() {
+		t.Fatalf("the unsharded state is %+v (%v), want none", got, err)
 	}
 }

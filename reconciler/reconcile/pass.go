@@ -75,6 +75,10 @@ type Pass struct {
 	// from the backend again (it reloads now and then, and on taking the
 	// lease). Nil reads the backend.
 	Inventory map[string]*inventory.Entry
+	// Shard, when set, makes the pass one shard's (see Sharding); nil is
+	// the unsharded process, which still leaves alone the certificates a
+	// shard owns.
+	Shard *Sharding
 	// Progress receives a line per step on a terminal (nil: quiet).
 	Progress io.Writer
 	Log      *slog.Logger
@@ -124,7 +128,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		// One acting pass per backend at a time: a second one would issue
 		// every certificate again and race on the inventory. Taken before
 		// the inventory is read, so what this pass decides on is current.
-		lease, err := l.Lock(ctx, "pass", backend.Holder{Actor: p.Actor, PID: os.Getpid(), Scope: res.Scope.Path, Since: start})
+		lease, err := l.Lock(ctx, p.lockName(), backend.Holder{Actor: p.Actor, PID: os.Getpid(), Scope: res.Scope.Path, Since: start})
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +145,10 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			}
 		}()
 	}
-	p.progress("observing %d certificates' targets", len(res.Desired))
+	// A shard observes the certificates that belong to it; which of them it
+	// acts on depends on who owns them (the inventory, read meanwhile).
+	claimed := p.claimed(res)
+	p.progress("observing %d certificates' targets", len(claimed))
 	var inv map[string]*inventory.Entry
 	var obs observed
 	if p.Inventory == nil {
@@ -154,24 +161,38 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			defer close(loaded)
 			inv, loadErr = inventory.Load(ctx, p.Backend)
 		}()
-		obs = p.observe(ctx, res.Desired, nil, res.Scope.Covers)
+		obs = p.observe(ctx, claimed, nil, res.Scope.Covers)
 		<-loaded
 		if loadErr != nil {
 			return nil, fmt.Errorf("reading the inventory: %w", loadErr)
 		}
-		p.observeMore(ctx, nil, inv, res.Scope.Covers, &obs)
 	} else {
 		// The pass updates a copy: the caller's map stays as it was.
 		inv = maps.Clone(p.Inventory)
-		obs = p.observe(ctx, res.Desired, inv, res.Scope.Covers)
+		obs = p.observe(ctx, claimed, nil, res.Scope.Covers)
+		if p.stale(claimed, inv) {
+			var err error
+			if inv, err = inventory.Load(ctx, p.Backend); err != nil {
+				return nil, fmt.Errorf("reading the inventory: %w", err)
+			}
+		}
 	}
-	if p.Inventory == nil && !p.DryRun {
-		// Entries still in the earlier one-document-each format move into pages.
+	all := res
+	sh := p.shareOf(res, inv)
+	var handOffFailures inventory.Failures
+	if !p.DryRun {
+		handOffFailures = p.handOff(ctx, &sh, inv)
+	}
+	res = sh.res
+	p.observeMore(ctx, nil, sh.inv, res.Scope.Covers, &obs)
+	if p.Inventory == nil && !p.DryRun && p.reporter() {
+		// Entries still in the earlier one-document-each format move into
+		// pages (the unsharded ones: in a sharded fleet, the reporter's job).
 		if err := inventory.Migrate(ctx, p.Backend, inv); err != nil {
 			return nil, fmt.Errorf("moving the inventory into pages: %w", err)
 		}
 	}
-	renewals, err := inventory.Renewals(ctx, p.Backend, inv, p.DryRun)
+	renewals, err := inventory.RenewalsOf(ctx, p.Backend, sh.inv, p.DryRun, sh.mine)
 	if err != nil {
 		return nil, err
 	}
@@ -180,15 +201,23 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		dirRoot = p.Dir.Root
 	}
 	rep := newResult(res, start, p.DryRun)
+	rep.Failures = append(rep.Failures, handOffFailures...)
+	if p.sharded() {
+		rep.Shard = &sh.report
+		rep.addWaiting(sh.report.Waiting)
+		if p.reporter() {
+			rep.addUnclaimed(sh.unclaimed, sh.report)
+		}
+	}
 	// Trust first: a leaf is reissued under a rotated authority's new CA
 	// only once every bundle place reads back holding it.
-	trust, retired := p.trustBundles(ctx, res, obs, rep)
+	trust, retired := p.trustBundles(ctx, all, obs, rep)
 	untrusted := untrustedOf(trust)
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
 	workloads, workloadFailures := p.observeWorkloads(ctx, res.Desired, obs)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
-		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
+		Unobservable: obs.unobservable, Inventory: sh.inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served,
 		Workloads: workloads})
 	rep.addObservationFailures(obs.unobservable)
@@ -222,7 +251,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 // wave with nothing to do and start the next one without a soak. A dry run
 // reads the state and records nothing.
 func (p *Pass) rollout(ctx context.Context, dec *decide.Decisions, inv map[string]*inventory.Entry, now time.Time, partial bool, rep *Result) error {
-	st, err := inventory.LoadRollout(ctx, p.Backend)
+	st, err := inventory.LoadRollout(ctx, p.Backend, p.shardName())
 	if err != nil {
 		return err
 	}
@@ -236,7 +265,7 @@ func (p *Pass) rollout(ctx context.Context, dec *decide.Decisions, inv map[strin
 	if p.DryRun || r.State.Equal(st) {
 		return nil
 	}
-	return inventory.SaveRollout(ctx, p.Backend, r.State)
+	return inventory.SaveRollout(ctx, p.Backend, p.shardName(), r.State)
 }
 
 // sweep cleans what interrupted writes left in the directories this pass
@@ -376,7 +405,7 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	failed := inventory.Save(rctx, p.Backend, next, changed)
+	failed := inventory.Save(rctx, p.Backend, p.shardName(), next, changed)
 	for _, o := range outcomes {
 		if o == nil || o.entry == nil {
 			continue
@@ -583,6 +612,7 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	if s, ok := p.superseded(c, o, prev, now); ok {
 		e.Superseded = append(e.Superseded, s)
 	}
+	e.Shard = p.shardName() // acting on it makes it this shard's (an adoption)
 	failures := failuresOf(o)
 	if len(failures) > 0 {
 		p.markFailing(e, prev, c.Desired, o.err, failures, now)

@@ -78,8 +78,10 @@ func (p *Pass) deleteOrphans(ctx context.Context, res *render.Result, dec decide
 }
 
 // forget drops what was pruned from the inventory: an entry of a
-// certificate no longer declared goes once all its targets have; others
-// lose the pruned targets. What failed stays recorded, to be pruned next time.
+// certificate no longer declared goes once all its targets have (and no
+// other shard's pages hold an older copy, which would come back: it stays,
+// without targets, until they are tidied); others lose the pruned targets.
+// What failed stays recorded, to be pruned next time.
 func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*inventory.Entry, pruned map[string]bool, rep *Result) {
 	desired := map[string]bool{}
 	for _, d := range res.Desired {
@@ -98,7 +100,7 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 		switch {
 		case len(kept) == len(e.Targets):
 			continue
-		case !desired[id] && len(kept) == 0:
+		case !desired[id] && len(kept) == 0 && !e.Copies():
 			delete(next, id)
 		default:
 			updated := *e
@@ -107,11 +109,14 @@ func (p *Pass) forget(ctx context.Context, res *render.Result, inv map[string]*i
 		}
 		changed = append(changed, id)
 	}
-	failed := inventory.Save(ctx, p.Backend, next, changed)
+	failed := inventory.Save(ctx, p.Backend, p.shardName(), next, changed)
 	for _, id := range changed {
 		if err := failed[id]; err != nil {
 			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
 		} else if e, ok := next[id]; ok {
+			if !desired[id] && len(e.Targets) == 0 {
+				p.revoke(ctx, inv[id], "pruned", rep) // kept only until other shards' copies are tidied
+			}
 			inv[id] = e
 		} else {
 			// Its last target is gone: nothing holds the certificate any more.

@@ -49,6 +49,8 @@ type Result struct {
 	Notes    []string           `json:"notes,omitempty"`
 	// PruneRefused is set when pruning was refused for safety.
 	PruneRefused string `json:"pruneRefused,omitempty"`
+	// Shard is what a sharded pass did with its share of the fleet (nil: unsharded).
+	Shard *ShardReport `json:"shard,omitempty"`
 	// State is every target after the pass: what drift reports and the
 	// daemon's metrics show.
 	State []TargetState `json:"-"`

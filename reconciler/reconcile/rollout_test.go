@@ -151,7 +151,7 @@ func TestARotationIsReissuedInWaves(t *testing.T) {
 	if rep := e.run(files); len(rep.Actions) != 0 || rep.Reasons[decide.InSync] != 2 {
 		t.Errorf("the pass after the rollout: actions %v reasons %v, want nothing", rep.Actions, rep.Reasons)
 	}
-	if st, err := inventory.LoadRollout(ctx, e.backend); err != nil || st.Active() {
+	if st, err := inventory.LoadRollout(ctx, e.backend, ""); err != nil || st.Active() {
 		t.Errorf("after the rollout the backend still records %+v (%v)", st, err)
 	}
 	// Each leaf was reissued exactly once.

@@ -14,8 +14,14 @@ import (
 // phasesKey is where the backend keeps each authority's last rotation
 // phase and since when: one-shot runs (`reconcile --once` from cron) see a
 // change as well as the daemon does, and a restarted daemon does not log
-// every phase again.
-const phasesKey = "rotation/phases"
+// every phase again. Each shard keeps its own (it counts its share's
+// leaves, and holds its own lock), as it keeps its own inventory pages.
+func (p *Pass) phasesKey() string {
+	if p.shardName() == "" {
+		return "rotation/phases"
+	}
+	return "rotation/phases." + p.shardName()
+}
 
 // newlyIssued are the targets a pass delivered a newly issued certificate
 // to: whatever they held before, they now hold a leaf of the current CA.
@@ -44,7 +50,7 @@ func (p *Pass) rotations(ctx context.Context, dec decide.Decisions, trust map[st
 	retired func(schemas.PreviousIssuer) bool, rewritten map[string]bool, rep *Result) {
 	now := p.now()
 	var previous map[string]decide.PhaseRecord
-	err := p.Backend.Get(ctx, phasesKey, &previous)
+	err := p.Backend.Get(ctx, p.phasesKey(), &previous)
 	known := err == nil || errors.Is(err, backend.ErrNotFound)
 	if !known {
 		// Without the record a change cannot be told from a phase held
@@ -72,7 +78,7 @@ func (p *Pass) rotations(ctx context.Context, dec decide.Decisions, trust map[st
 			}
 		}
 		if len(changed) > 0 {
-			if err := p.Backend.Put(ctx, phasesKey, records); err != nil {
+			if err := p.Backend.Put(ctx, p.phasesKey(), records); err != nil {
 				rep.Failures = append(rep.Failures, inventory.Failed("recording the rotation phases", err))
 			}
 		}

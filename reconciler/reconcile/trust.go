@@ -44,7 +44,10 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observe
 		}
 		trust[a] = t
 	}
-	retired := retiredCAs(p.Catalog, obs, res.Scope.Whole())
+	// A shard sees its share of the fleet only: it cannot know a previous
+	// CA is unused, so a sharded fleet retires none (they leave the
+	// bundles when they expire).
+	retired := retiredCAs(p.Catalog, obs, res.Scope.Whole() && !p.sharded())
 	for _, tb := range res.TrustBundles {
 		name := tb.Metadata.Name
 		places := p.bundlePlaces(ctx, tb)
@@ -62,7 +65,8 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observe
 		for _, place := range places {
 			var held string
 			var err error
-			if p.DryRun {
+			if p.DryRun || !p.reporter() {
+				// One shard publishes the bundles; the others read them.
 				held, err = place.read()
 			} else if held, err = place.write(pem); err != nil {
 				rep.Failures = append(rep.Failures, inventory.Failed(fmt.Sprintf("trust bundle %s at %s", name, place.what), err))

@@ -61,7 +61,7 @@ func daemonRSS(b *testing.B, bin string, n int) float64 {
 		all[id] = e
 		ids = append(ids, id)
 	}
-	if failed := inventory.Save(ctx, l, all, ids); failed != nil {
+	if failed := inventory.Save(ctx, l, "", all, ids); failed != nil {
 		b.Fatal(failed[ids[0]])
 	}
 	repo := filepath.Join(dir, "repo")

@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/certfleet/certfleet/reconciler/shard"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -27,6 +28,7 @@ const (
 	DefaultMaxRetryBackoff = time.Hour
 	DefaultLeaseNamespace  = "certfleet-system"
 	DefaultLeaseName       = "certfleet"
+	DefaultLeaseDuration   = 15 * time.Second
 	// DefaultShutdownGrace fits under Kubernetes' default
 	// terminationGracePeriodSeconds (30 s), leaving time to exit.
 	DefaultShutdownGrace = 25 * time.Second
@@ -98,10 +100,23 @@ func check(c *schemas.ServeConfig) error {
 	if c.MaxPruneShare < 0 || c.MaxPruneShare > 1 {
 		problems = append(problems, "maxPruneShare must be between 0 and 1")
 	}
+	me := c.Shard
+	if me == "" && c.Sharding != nil && len(c.Sharding.Shards) > 0 {
+		me = c.Sharding.Shards[0] // --shard may name it; New refuses to start without one
+	}
+	problems = append(problems, Sharding(c).Check(me)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// Sharding is the shard configuration of certfleet.yaml (empty: unsharded).
+func Sharding(c *schemas.ServeConfig) shard.Config {
+	if c.Sharding == nil {
+		return shard.Config{}
+	}
+	return shard.Config{Shards: c.Sharding.Shards, By: c.Sharding.By, Default: c.Sharding.Default}
 }
 
 // durationOr parses a duration that check() accepted, or returns def.

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/cluster"
@@ -76,6 +79,8 @@ type Daemon struct {
 	// Token, when set, lets clients off loopback read the fleet page and
 	// /report with "Authorization: Bearer <Token>".
 	Token string
+	// leases reads the shards' Leases (see shard.go).
+	leases kubernetes.Interface
 }
 
 // Status is what /report and the logs say about the daemon itself.
@@ -93,12 +98,19 @@ type Status struct {
 	// Failing lists certificates failing since a time, with their last error.
 	Failing []inventory.Failure `json:"failing,omitempty"`
 	Leader  bool                `json:"leader"`
+	// Shard is the shard this daemon is ("": unsharded); Sharding what its
+	// last pass did with the shard's share of the fleet.
+	Shard    string                 `json:"shard,omitempty"`
+	Sharding *reconcile.ShardReport `json:"sharding,omitempty"`
 }
 
 // New opens the backend and prepares the daemon.
 func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if problems := Sharding(cfg).Check(cfg.Shard); len(problems) > 0 {
+		return nil, fmt.Errorf("certfleet.yaml: %s", strings.Join(problems, "; "))
 	}
 	v := cfg.Backend.Vault
 	b, err := backend.Open(ctx, backend.Config{Type: cfg.Backend.Type, Local: backend.LocalConfig{Path: cfg.Backend.StateDir},
@@ -118,9 +130,10 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
 	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig, Timeout: durationOr(cfg.Timeouts.Kubernetes, 0)}, srcOpts: opts,
-		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewMetrics(), log: log,
+		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewShardMetrics(shardLabel(cfg)), log: log,
 		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now,
 		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace), auditPath: auditPath}
+	d.status.Shard = cfg.Shard
 	return d, nil
 }
 
@@ -263,6 +276,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 		d.inventory = nil
 	}
 	p.Inventory = d.inventory
+	p.Shard = d.sharding(ctx)
 	p.RetryBackoff = durationOr(d.cfg.RetryBackoff, DefaultRetryBackoff)
 	p.MaxRetryBackoff = durationOr(d.cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	rep, err := p.Run(ctx, res, verdicts)
@@ -282,6 +296,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 		return next
 	}
 	d.inventory = rep.Inventory
+	d.afterShardPass(rep)
 	took := d.Now().Sub(start)
 	d.metrics.observePass(rep, took, cat)
 	for _, f := range rep.Failures {
@@ -297,6 +312,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	if !rep.NextRetry.IsZero() && rep.NextRetry.Before(next) {
 		next = rep.NextRetry
 	}
+	next = d.handOffNext(rep, now, next)
 	drift := reconcile.DriftOf(rep)
 	d.mu.Lock()
 	d.report, d.drift = rep, drift

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/certfleet/certfleet/schemas"
 )
 
 // Elector runs the daemon only while this replica holds the Lease: two
@@ -45,8 +47,11 @@ func (e *Elector) Standby() bool { return e.started.Load() && !e.leading.Load() 
 // Leading reports whether the replica holds the lease.
 func (e *Elector) Leading() bool { return e.leading.Load() }
 
-func (e *Elector) client() (kubernetes.Interface, error) {
-	le := e.d.cfg.LeaderElection
+func (e *Elector) client() (kubernetes.Interface, error) { return LeaseClient(e.d.cfg) }
+
+// LeaseClient reaches the cluster holding the Leases (leaderElection.kubeconfigContext of kubeconfig, else in-cluster).
+func LeaseClient(c *schemas.ServeConfig) (kubernetes.Interface, error) {
+	le := c.LeaderElection
 	var cfg *rest.Config
 	var err error
 	if le.KubeconfigContext == "" {
@@ -55,8 +60,8 @@ func (e *Elector) client() (kubernetes.Interface, error) {
 		}
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if e.d.cfg.Kubeconfig != "" {
-		rules.ExplicitPath = e.d.cfg.Kubeconfig
+	if c.Kubeconfig != "" {
+		rules.ExplicitPath = c.Kubeconfig
 	}
 	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: le.KubeconfigContext}).ClientConfig()
@@ -98,9 +103,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	if ns == "" {
 		ns = DefaultLeaseNamespace
 	}
-	if name == "" {
-		name = DefaultLeaseName
-	}
+	name = LeaseName(name, e.d.cfg.Shard) // each shard elects its leader on a Lease of its own
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
 		Client:     c.CoordinationV1(),
@@ -111,7 +114,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			ReleaseOnCancel: true,
-			LeaseDuration:   durationOr(le.LeaseDuration, 15*time.Second),
+			LeaseDuration:   durationOr(le.LeaseDuration, DefaultLeaseDuration),
 			RenewDeadline:   durationOr(le.RenewDeadline, 10*time.Second),
 			RetryPeriod:     durationOr(le.RetryPeriod, 2*time.Second),
 			Name:            name,

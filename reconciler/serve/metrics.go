@@ -30,7 +30,12 @@ var targetLabels = []string{"certificate", "target", "cluster", "namespace", "is
 
 // NewMetrics registers the metrics in a registry of their own (plus the Go
 // and process collectors).
-func NewMetrics() *Metrics {
+func NewMetrics() *Metrics { return NewShardMetrics("") }
+
+// NewShardMetrics is NewMetrics for a shard: every series carries the
+// label shard="<name>" (none when name is ""), so the shards' series sum
+// to the fleet's and never collide.
+func NewShardMetrics(name string) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		issuances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certfleet_issuance_total",
@@ -43,7 +48,11 @@ func NewMetrics() *Metrics {
 			Help: "The revision the daemon reconciles (1), with whether it is the latest or the last good one."}, []string{"revision", "ref", "state"}),
 		fleet: newFleetCollector(),
 	}
-	m.Registry.MustRegister(m.issuances, m.duration, m.fetchFailures, m.revision, m.fleet,
+	var reg prometheus.Registerer = m.Registry
+	if name != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"shard": name}, m.Registry)
+	}
+	reg.MustRegister(m.issuances, m.duration, m.fetchFailures, m.revision, m.fleet,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

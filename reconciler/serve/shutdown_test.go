@@ -32,16 +32,7 @@ func (w *world) pushMany(prefix string, n int) {
 	files := map[string]string{}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("%s%03d", prefix, i)
-		files["apps/"+name+".yaml"] = fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
-kind: Certificate
-metadata: {name: %[1]s, namespace: apps}
-spec:
-  issuer: mtls
-  dnsNames: [%[1]s.apps.svc.cluster.local]
-  duration: 24h
-  targets:
-    - directory: {path: %[1]s}
-`, name)
+		files["apps/"+name+".yaml"] = dirCert(name, "")
 	}
 	w.push(files)
 }
