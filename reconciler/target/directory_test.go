@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -945,4 +946,40 @@ func TestDirectoryObservationsShareWhatRepeats(t *testing.T) {
 func ownKeys() []string {
 	return []string{target.AnnCertificateID, target.AnnIssuer, target.AnnSerial, target.AnnNotAfter, target.AnnRenewAt,
 		target.AnnSpecHash, target.AnnTemplateHash, target.AnnDataHash, target.AnnRevision}
+}
+
+// A pass holds every target's observation at once, so what one keeps is
+// bounded: a directory target with an ECDSA P-256 certificate was 6.7 KB
+// when observations kept the parsed x509.Certificate, every metadata key
+// and their own copy of the CA; 100,000 of them outgrew 512 MiB alone.
+func TestDirectoryObservationSize(t *testing.T) {
+	is := newIssuer(t)
+	d := &target.Directory{Root: t.TempDir()}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "svc", Key: "directory/svc"}}
+	if err := d.Write(tg, is.bundle(t, pki.Request{DNSNames: []string{"svc.team-a.svc.cluster.local"}}), meta("team-a/svc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Observe(tg); err != nil { // the CA is shared from here on
+		t.Fatal(err)
+	}
+	const n, limit = 1000, 3500
+	kept := make([]*target.Observed, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range kept {
+		o, err := d.Observe(tg)
+		if err != nil || o.Cert == nil || !o.KeyMatches {
+			t.Fatalf("Observe: %v", err)
+		}
+		kept[i] = o
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(kept)
+	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n; per > limit {
+		t.Errorf("one observation keeps %d bytes, want at most %d", per, limit)
+	} else {
+		t.Logf("one observation keeps %d bytes", per)
+	}
 }
