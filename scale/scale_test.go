@@ -50,24 +50,6 @@ var shardArgs = func(i, k int) []string {
 	return []string{"--shard", fmt.Sprintf("%d/%d", i, k)}
 }
 
-// localPKI is the local backend's catalog: an ECDSA P-256 root, one issuer
-// for names under svc.cluster.local, a policy allowing them.
-const localPKI = `apiVersion: certfleet.dev/v1alpha1
-kind: Authority
-metadata: {name: root}
-spec: {type: root, mount: pki, commonName: Scale Root, keyType: ec, keyBits: 256, ttl: 8760h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Issuer
-metadata: {name: mtls}
-spec: {authority: root, allowedDomains: [svc.cluster.local], allowSubdomains: true, maxTTL: 2160h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Policy
-metadata: {name: all}
-spec: {dnsNames: ["**.svc.cluster.local"]}
-`
-
 // perFile is how many certificates one manifests file (or set) declares.
 const perFile = 1000
 
@@ -87,7 +69,7 @@ metadata: {name: svc-%[1]d, namespace: %[2]s}
 spec:
   issuer: mtls
   dnsNames: [svc-%[1]d.%[2]s.svc.cluster.local]
-  duration: 720h
+  duration: 48h
   privateKey: {algorithm: ECDSA, size: 256}
   targets:
     - directory: {path: %[2]s/svc-%[1]d}
@@ -102,7 +84,7 @@ spec:
   template:
     issuer: mtls
     dnsNames: ["svc-${i}.%[1]s.svc.cluster.local"]
-    duration: 720h
+    duration: 48h
     privateKey: {algorithm: ECDSA, size: 256}
     targets:
       - directory: {path: "%[1]s/svc-${i}"}
@@ -146,7 +128,7 @@ func newFleet(tb testing.TB, n int, form string) *fleet {
 	f := &fleet{tb: tb, bin: testbed.Certfleet(tb), work: work, repo: filepath.Join(work, "repo"),
 		state: filepath.Join(work, "state"), out: filepath.Join(work, "tls")}
 	pki := filepath.Join(work, "pki.yaml")
-	if err := os.WriteFile(pki, []byte(localPKI), 0o644); err != nil {
+	if err := os.WriteFile(pki, []byte(testbed.LocalPKI), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	if out, err := exec.Command(f.bin, "catalog", "apply", "-f", pki, "--backend", "local", "--state-dir", f.state).CombinedOutput(); err != nil {
