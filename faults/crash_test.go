@@ -11,25 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 )
-
-// localPKI is a local backend's catalog: one root, one issuer.
-const localPKI = `apiVersion: certfleet.dev/v1alpha1
-kind: Authority
-metadata: {name: root}
-spec: {type: root, mount: pki, commonName: Faults Root, keyType: ec, keyBits: 256, ttl: 8760h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Issuer
-metadata: {name: mtls}
-spec: {authority: root, allowedDomains: [svc.cluster.local], allowSubdomains: true, maxTTL: 72h}
----
-apiVersion: certfleet.dev/v1alpha1
-kind: Policy
-metadata: {name: all}
-spec: {dnsNames: ["**.svc.cluster.local"]}
-`
 
 // localFleet is n directory certificates on the local backend: the
 // backend whose lock a killed process releases at once (Vault's lock
@@ -49,7 +33,7 @@ func newLocalFleet(s *scenario, n int, spec string) *localFleet {
 	work := s.t.TempDir()
 	f := &localFleet{s: s, n: n, work: work, state: filepath.Join(work, "state"), out: filepath.Join(work, "tls"),
 		repo: filepath.Join(work, "repo"), audit: s.path("audit.log")}
-	s.mustRun(nil, "catalog", "apply", "-f", writeFile(s.t, filepath.Join(work, "pki.yaml"), localPKI), "--backend", "local", "--state-dir", f.state)
+	s.mustRun(nil, "catalog", "apply", "-f", writeFile(s.t, filepath.Join(work, "pki.yaml"), testbed.LocalPKI), "--backend", "local", "--state-dir", f.state)
 	writeFiles(s.t, f.repo, certificates("svc", n, spec, dirTarget))
 	return f
 }

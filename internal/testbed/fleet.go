@@ -130,3 +130,23 @@ kind: Cluster
 metadata: {name: beta, labels: {env: prod}}
 spec: {credentials: {kubeconfigContext: beta}}
 `
+
+// LocalPKI is a local backend's catalog for the tests that drive the
+// certfleet binary on it (faults, scale): an ECDSA P-256 root, an mTLS
+// issuer for names under svc.cluster.local (at most 72h), a policy that
+// allows them.
+const LocalPKI = `apiVersion: certfleet.dev/v1alpha1
+kind: Authority
+metadata: {name: root}
+spec: {type: root, mount: pki, commonName: Local Root, keyType: ec, keyBits: 256, ttl: 8760h}
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Issuer
+metadata: {name: mtls}
+spec: {authority: root, allowedDomains: [svc.cluster.local], allowSubdomains: true, maxTTL: 72h}
+---
+apiVersion: certfleet.dev/v1alpha1
+kind: Policy
+metadata: {name: all}
+spec: {dnsNames: ["**.svc.cluster.local"]}
+`

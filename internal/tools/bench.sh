@@ -6,6 +6,9 @@
 # CERTFLEET_STORM_RATE the renewal storm (default 10000 at 100/s).
 # CERTFLEET_BENCH_PROFILE=<dir> writes CPU profiles of the no-op passes
 # (oneshot.cpu, list.cpu, watch.cpu) there.
+# CERTFLEET_SCALE=1 adds the memory benchmark (scale/): 100,000 certificates
+# (CERTFLEET_SCALE_N) managed by one `certfleet reconcile --once` process,
+# which takes several minutes, so it is opt-in.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CERTFLEET_BENCH_N=${CERTFLEET_BENCH_N:-1000}
@@ -24,6 +27,9 @@ run -bench '^Benchmark(Plan10k|Validate10k)$' -benchmem -benchtime 5x ./reconcil
 run -bench '^BenchmarkDecodeValidateEvaluate10k$' -benchmem -benchtime 5x ./schemas
 run -bench '^BenchmarkFetch10k$' -benchtime 5x ./reconciler/source
 run -bench '^Benchmark(DaemonRSS|OneFileCommit)$' -benchtime 1x -timeout 30m ./reconciler/serve
+if [ "${CERTFLEET_SCALE:-}" = 1 ]; then
+	run -bench '^BenchmarkManaged100k$' -benchtime 1x -timeout 90m ./scale
+fi
 
 # metric VALUE UNIT from a benchmark line: the number before UNIT.
 metric() { grep -E "^$1[- ]" "${3:-$out}" | head -1 | awk -v u="$2" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}'; }
@@ -57,5 +63,10 @@ cat <<TABLE
 | daemon peak RSS, 100,000 inventory entries | $(metric BenchmarkDaemonRSS/100000 peak-RSS-MB) MB | — | — |
 | one-file commit in a 10,000-certificate repository: next pass | re-parses $(metric BenchmarkOneFileCommit files-reparsed) of $(metric BenchmarkOneFileCommit files) files, re-evaluates $(metric BenchmarkOneFileCommit certs-reevaluated) certificates: $(metric BenchmarkOneFileCommit next-ms) ms | the first, full render: $(metric BenchmarkOneFileCommit full-ms) ms | — |
 TABLE
+if [ "${CERTFLEET_SCALE:-}" = 1 ]; then cat <<TABLE
+| $(metric BenchmarkManaged100k certificates) certificates managed by one \`reconcile --once\` (rendered, issued by the local backend, delivered to directories, observed, recorded): peak RSS, first pass | $(metric BenchmarkManaged100k first-peak-RSS-MiB) MiB in $(s "$(metric BenchmarkManaged100k first-pass-s)") | goal: 512 MiB; \`validate\` of the same repository (the declarations alone): $(metric BenchmarkManaged100k validate-peak-RSS-MiB) MiB | $(metric BenchmarkManaged100k ratio-to-512MiB)× (the larger pass) |
+| the same, no-op pass | $(metric BenchmarkManaged100k noop-peak-RSS-MiB) MiB in $(s "$(metric BenchmarkManaged100k noop-pass-s)") | goal: 512 MiB | — |
+TABLE
+fi
 
 grep -E 'storm: ' "$out" | sed 's/^ *[a-z_]*\.go:[0-9]*: //' || true

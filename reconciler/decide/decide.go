@@ -293,11 +293,12 @@ func parseAuthorities(cat *schemas.Catalog) map[string]*authorityCAs {
 // earlier checks of the chain have made sure the delivered data is what
 // certfleet wrote, and a signature check per target per pass would cost a
 // fleet's no-op pass an ECDSA verification per certificate.
-func signedBy(leaf, ca *x509.Certificate) bool {
+func signedBy(leaf *target.Leaf, ca *x509.Certificate) bool {
 	if len(leaf.AuthorityKeyId) > 0 && len(ca.SubjectKeyId) > 0 {
 		return bytes.Equal(leaf.AuthorityKeyId, ca.SubjectKeyId)
 	}
-	return leaf.CheckSignatureFrom(ca) == nil
+	c, err := leaf.X509()
+	return err == nil && c.CheckSignatureFrom(ca) == nil
 }
 
 // owned reports whether an observed target carries certfleet's marks for
@@ -456,7 +457,7 @@ func RenewAtWithin(d *render.Desired, nb, na time.Time, maxJitter time.Duration,
 }
 
 // WindowOf is the window suggested for cert (nil when there is none).
-func WindowOf(windows map[string]Window, cert *x509.Certificate) *Window {
+func WindowOf(windows map[string]Window, cert *target.Leaf) *Window {
 	if w, ok := windows[pki.Serial(cert.SerialNumber)]; ok {
 		return &w
 	}
@@ -824,8 +825,12 @@ func RevocationWait(d *render.Desired, serial string, served map[string]Served, 
 
 // issuedBy reports whether leaf was signed by the current or a previous
 // certificate of the authority behind issuer.
-func issuedBy(cat *schemas.Catalog, issuer string, leaf *x509.Certificate) bool {
+func issuedBy(cat *schemas.Catalog, issuer string, observed *target.Leaf) bool {
 	if cat == nil {
+		return false
+	}
+	leaf, err := observed.X509()
+	if err != nil {
 		return false
 	}
 	iss, ok := cat.Issuers[issuer]

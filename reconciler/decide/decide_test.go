@@ -111,7 +111,7 @@ func (f *fixture) delivered(d *render.Desired, tg render.Target, b target.Bundle
 func observed(tg render.Target, b target.Bundle, annotations map[string]string, managed bool) *target.Observed {
 	o := &target.Observed{Target: tg, Exists: true, Bundle: b, Annotations: annotations, Managed: managed}
 	if c, err := pki.ParseCertificate(b.Cert); err == nil {
-		o.Cert = c
+		o.Cert, _ = target.NewLeaf(b.Cert)
 		if k, err := pki.ParseKey(b.Key); err == nil {
 			o.KeyMatches = pki.KeyMatches(k, c)
 		}
@@ -217,7 +217,7 @@ func TestChain(t *testing.T) {
 			}, want: decide.KeyMismatch, msg: "tls.key does not belong to tls.crt", issue: true, write: true},
 		{name: "certfleet's marks on a certificate it did not write is ModifiedOutOfBand",
 			obs: func() *target.Observed {
-				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle = other; o.Cert, _ = pki.ParseCertificate(other.Cert) })
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle = other; o.Cert, _ = target.NewLeaf(other.Cert) })
 			},
 			want: decide.ModifiedOutOfBand, issue: true, write: true},
 		{name: "a data hash that differs is ModifiedOutOfBand, before an issuer change",
@@ -651,7 +651,7 @@ func TestCertificate(t *testing.T) {
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
 				with(f.delivered(dNever, a, renewing), func(o *target.Observed) {
 					o.Bundle = f.issue(now.Add(-61*day), lifetime)
-					o.Cert, _ = pki.ParseCertificate(o.Bundle.Cert)
+					o.Cert, _ = target.NewLeaf(o.Bundle.Cert)
 				})),
 				Inventory: recorded(dNever, renewing)},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.ModifiedOutOfBand, decide.Missing, decide.Missing},

@@ -68,6 +68,10 @@ type Evaluator struct {
 	PolicyErrors map[string]schemas.Errors
 	now          time.Time
 	catalogMount string
+	// usages are each issuer's usages, made once: every certificate's
+	// Effective shares its issuer's slice (read-only) instead of holding a
+	// copy, 100,000 times over in a large fleet.
+	usages map[string][]schemas.KeyUsage
 }
 
 // Option configures New.
@@ -92,6 +96,10 @@ func New(cat *schemas.Catalog, now time.Time, opts ...Option) *Evaluator {
 	}
 	if cat != nil {
 		e.policies, e.PolicyErrors = schemas.CompilePolicies(cat.PolicyList())
+		e.usages = make(map[string][]schemas.KeyUsage, len(cat.Issuers))
+		for name, iss := range cat.Issuers {
+			e.usages[name] = iss.Spec.Usages()
+		}
 	}
 	return e
 }
@@ -135,7 +143,11 @@ func (e *Evaluator) effective(d *render.Desired) *schemas.Effective {
 	if a == nil {
 		return nil
 	}
-	out := &schemas.Effective{Usages: iss.Spec.Usages(),
+	usages, ok := e.usages[spec.Issuer]
+	if !ok {
+		usages = iss.Spec.Usages()
+	}
+	out := &schemas.Effective{Usages: usages,
 		Subject:            pkix.Name{CommonName: spec.CommonName}.String(),
 		SignatureAlgorithm: a.Spec.LeafSignatureAlgorithm(iss.Spec.KeyType, spec.Key().Algorithm)}
 	ttl := spec.Lifetime()

@@ -264,3 +264,24 @@ func TestNoEffectiveValuesWithoutTheIssuerAndItsAuthority(t *testing.T) {
 		t.Errorf("violations = %v, want UsageNotProduced beside AuthorityUnavailable", got)
 	}
 }
+
+// Every certificate's Effective carries its issuer's usages; in a fleet of
+// 100,000 they share the issuer's one slice rather than each holding a copy.
+func TestEffectiveUsagesAreSharedPerIssuer(t *testing.T) {
+	cat, errs := schemas.DecodeCatalog("catalog.yaml", []byte(issuanceCatalog))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ev := evaluate.New(cat, now)
+	a := ev.Verdict(desired(t, "teams/payments/api.yaml", leaf("mtls"))).Effective
+	b := ev.Verdict(desired(t, "teams/payments/web.yaml", leaf("mtls"))).Effective
+	if a == nil || b == nil || len(a.Usages) == 0 {
+		t.Fatalf("effective %+v, %+v", a, b)
+	}
+	if &a.Usages[0] != &b.Usages[0] {
+		t.Error("two certificates of one issuer hold two copies of its usages")
+	}
+	if !slices.Equal(a.Usages, mtlsUsages) {
+		t.Errorf("usages %v, want %v", a.Usages, mtlsUsages)
+	}
+}

@@ -35,8 +35,12 @@ func (p *Pass) renewalWindows(ctx context.Context, desired []*render.Desired, ob
 			}
 			serial := pki.Serial(o.Cert.SerialNumber)
 			if _, seen := ids[serial]; !seen {
+				leaf, err := o.Cert.X509()
+				if err != nil {
+					continue
+				}
 				ids[serial] = d.ID
-				leaves[issuer] = append(leaves[issuer], o.Cert)
+				leaves[issuer] = append(leaves[issuer], leaf)
 			}
 		}
 	}

@@ -286,21 +286,22 @@ func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Result) {
 	}
 }
 
-// outcome is what acting on one certificate did.
+// outcome is what acting on one certificate did. It keeps what the
+// report and the inventory need (serial, validity), never the bundle or
+// the parsed leaf: a pass's outcomes live until it ends, and at 100,000
+// certificates those would be hundreds of megabytes.
 type outcome struct {
-	bundle   target.Bundle
-	serial   string
-	notAfter time.Time
-	err      error
-	written  map[string]error // target key → error (nil: written)
+	serial              string
+	notBefore, notAfter time.Time
+	err                 error
+	written             map[string]error // target key → error (nil: written)
 	// recordErr is a failure to write the inventory or the audit log.
 	recordErr error
 	// retryAt is when a failing certificate is tried again (zero: next pass).
 	retryAt time.Time
 	// entry is the inventory entry recorded (nil when recording failed).
 	entry *inventory.Entry
-	// leaf is the delivered certificate, parsed once; renewAt its renewal time.
-	leaf    *x509.Certificate
+	// renewAt is the delivered certificate's renewal time.
 	renewAt time.Time
 }
 
@@ -448,6 +449,8 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 	o := &outcome{written: map[string]error{}}
 	d := c.Desired
 	spec := d.Certificate.Spec
+	// The bundle lives only while this certificate is acted on.
+	var bundle target.Bundle
 	if c.Issue {
 		if lim != nil {
 			if err := lim.Wait(ctx); err != nil && ctx.Err() == nil {
@@ -460,7 +463,7 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 			o.err = fmt.Errorf("not issued: the pass was cancelled (%w)", context.Cause(ctx))
 			return o
 		}
-		o.bundle, o.err = p.issue(ctx, c)
+		bundle, o.err = p.issue(ctx, c)
 		if o.err != nil {
 			return o
 		}
@@ -470,14 +473,14 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 			o.err = err
 			return o
 		}
-		o.bundle = b
+		bundle = b
 	}
-	leaf, err := pki.ParseCertificate(o.bundle.Cert)
+	leaf, err := pki.ParseCertificate(bundle.Cert)
 	if err != nil {
 		o.err = err
 		return o
 	}
-	o.leaf, o.serial, o.notAfter = leaf, pki.Serial(leaf.SerialNumber), leaf.NotAfter
+	o.serial, o.notBefore, o.notAfter = pki.Serial(leaf.SerialNumber), leaf.NotBefore, leaf.NotAfter
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
 	if !c.Issue && !c.RenewAt.IsZero() {
 		o.renewAt = c.RenewAt // a copy keeps its renewal time, the CA's suggestion (ARI) included
@@ -502,15 +505,15 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		case render.Kubernetes:
 			k := *p.Kube
 			k.Adopt = k.Adopt || td.TakeOver
-			err = k.Write(ctx, td.Target, o.bundle, m, td.Observed)
+			err = k.Write(ctx, td.Target, bundle, m, td.Observed)
 		case render.VaultKV:
 			v := *p.Vault
 			v.Adopt = v.Adopt || td.TakeOver
-			err = v.Write(ctx, td.Target, o.bundle, m, td.Observed)
+			err = v.Write(ctx, td.Target, bundle, m, td.Observed)
 		case render.Directory:
 			dir := *p.Dir
 			dir.Adopt = dir.Adopt || td.TakeOver
-			err = dir.Write(td.Target, o.bundle, m)
+			err = dir.Write(td.Target, bundle, m)
 		}
 		o.written[td.Target.Key] = err
 	}
@@ -660,7 +663,7 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 		}
 	}
 	if o.err == nil {
-		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
+		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.notBefore, o.notAfter, o.renewAt
 	} else if prev != nil {
 		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = prev.Serial, prev.NotBefore, prev.NotAfter, prev.RenewAt
 	}

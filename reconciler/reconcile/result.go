@@ -213,7 +213,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 		written := o != nil && o.err == nil && t.Write && o.written[t.Target.Key] == nil
 		if written {
 			s.Reason, s.Message, s.Serial, s.IssuedSerial = decide.InSync, "", o.serial, o.serial
-			s.NotBefore, s.NotAfter, s.RenewAt = o.leaf.NotBefore, o.leaf.NotAfter, o.renewAt
+			s.NotBefore, s.NotAfter, s.RenewAt = o.notBefore, o.notAfter, o.renewAt
 			s.Ready, s.FailingSince = true, nil
 		} else if ob := t.Observed; ob != nil && ob.Cert != nil {
 			s.Serial = pki.Serial(ob.Cert.SerialNumber)

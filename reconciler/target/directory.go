@@ -327,9 +327,10 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	if o.Bundle.CA, err = read("ca.crt"); err != nil {
 		return nil, err
 	}
+	o.Bundle.CA = shareCA(o.Bundle.CA)
 	o.Exists = len(st.present) > 0
 	if owned {
-		o.Managed, o.Annotations = true, st.meta
+		o.Managed, o.Annotations = true, ownAnnotations(st.meta)
 	}
 	o.parse()
 	return o, nil

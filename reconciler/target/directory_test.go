@@ -7,11 +7,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -135,8 +137,10 @@ func TestDirectoryWriteObserve(t *testing.T) {
 			if o.Target != tg {
 				t.Errorf("Target = %+v, want %+v", o.Target, tg)
 			}
+			// certfleet's own keys; cert-manager's copies of the certificate's
+			// fields stay in the file, not in the observation.
 			want := meta("team-a/api").Annotations(b)
-			want[target.LabelManagedBy] = target.ManagedByValue
+			maps.DeleteFunc(want, func(k, _ string) bool { return !strings.HasPrefix(k, "certfleet.dev/") })
 			if !maps.Equal(o.Annotations, want) {
 				t.Errorf("annotations = %v\nwant %v", o.Annotations, want)
 			}
@@ -904,5 +908,78 @@ func TestDirectoryFirstWriteLinksTheCertificateLast(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "tls.crt")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("tls.crt is there (%v) though its key could not be delivered", err)
+	}
+}
+
+// A pass holds every target's observation at once: observations of one
+// authority's targets share one copy of its CA body, and the metadata's
+// keys are certfleet's constants, not a copy per target.
+func TestDirectoryObservationsShareWhatRepeats(t *testing.T) {
+	is := newIssuer(t)
+	d := &target.Directory{Root: t.TempDir()}
+	var got []*target.Observed
+	for _, name := range []string{"a", "b"} {
+		tg := render.Target{Address: render.Address{Kind: render.Directory, Path: name, Key: "directory/" + name}}
+		if err := d.Write(tg, is.bundle(t, pki.Request{DNSNames: []string{name + ".example.test"}}), meta("team-a/"+name)); err != nil {
+			t.Fatal(err)
+		}
+		o, err := d.Observe(tg)
+		if err != nil || !o.Managed {
+			t.Fatalf("Observe %s: %v, managed %v", name, err, o != nil && o.Managed)
+		}
+		got = append(got, o)
+	}
+	if unsafe.SliceData(got[0].Bundle.CA) != unsafe.SliceData(got[1].Bundle.CA) {
+		t.Error("two observations of one authority's targets hold two copies of its CA body")
+	}
+	for k := range got[1].Annotations {
+		if !slices.ContainsFunc(ownKeys(), func(c string) bool { return unsafe.StringData(c) == unsafe.StringData(k) }) {
+			t.Errorf("annotation key %q is a copy, not certfleet's constant", k)
+		}
+	}
+	if len(got[1].Annotations) == 0 {
+		t.Error("no annotations observed")
+	}
+}
+
+// ownKeys are certfleet's annotation constants.
+func ownKeys() []string {
+	return []string{target.AnnCertificateID, target.AnnIssuer, target.AnnSerial, target.AnnNotAfter, target.AnnRenewAt,
+		target.AnnSpecHash, target.AnnTemplateHash, target.AnnDataHash, target.AnnRevision}
+}
+
+// A pass holds every target's observation at once, so what one keeps is
+// bounded: a directory target with an ECDSA P-256 certificate was 6.7 KB
+// when observations kept the parsed x509.Certificate, every metadata key
+// and their own copy of the CA; 100,000 of them outgrew 512 MiB alone.
+func TestDirectoryObservationSize(t *testing.T) {
+	is := newIssuer(t)
+	d := &target.Directory{Root: t.TempDir()}
+	tg := render.Target{Address: render.Address{Kind: render.Directory, Path: "svc", Key: "directory/svc"}}
+	if err := d.Write(tg, is.bundle(t, pki.Request{DNSNames: []string{"svc.team-a.svc.cluster.local"}}), meta("team-a/svc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Observe(tg); err != nil { // the CA is shared from here on
+		t.Fatal(err)
+	}
+	const n, limit = 1000, 3500
+	kept := make([]*target.Observed, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range kept {
+		o, err := d.Observe(tg)
+		if err != nil || o.Cert == nil || !o.KeyMatches {
+			t.Fatalf("Observe: %v", err)
+		}
+		kept[i] = o
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(kept)
+	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n; per > limit {
+		t.Errorf("one observation keeps %d bytes, want at most %d", per, limit)
+	} else {
+		t.Logf("one observation keeps %d bytes", per)
 	}
 }

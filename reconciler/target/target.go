@@ -6,11 +6,14 @@
 package target
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certfleet/certfleet/internal/pki"
@@ -103,6 +106,56 @@ func (m Meta) Annotations(b Bundle) map[string]string {
 	return a
 }
 
+// ownKeys are the keys of certfleet's own metadata.
+var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnSerial, AnnNotAfter, AnnRenewAt, AnnSpecHash, AnnTemplateHash, AnnDataHash, AnnRevision}
+
+// ownAnnotations are certfleet's own entries of metadata m, keyed by the
+// constant strings above rather than the copies a decoder made: a pass
+// holds every target's observation at once, and 100,000 copies of each key
+// cost megabytes. cert-manager's names are left out: they repeat fields of
+// the certificate, which the observation holds parsed.
+func ownAnnotations(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	own := make(map[string]string, len(ownKeys))
+	for _, k := range ownKeys {
+		if v, ok := m[k]; ok {
+			own[k] = v
+		}
+	}
+	return own
+}
+
+// sharedCAs holds one copy of each CA body observed, for shareCA.
+var sharedCAs = struct {
+	sync.Mutex
+	m map[string][]byte
+}{m: map[string][]byte{}}
+
+// maxSharedCAs bounds sharedCAs: a fleet has a handful of authorities, and
+// a stranger's CA bodies past the bound are simply not shared.
+const maxSharedCAs = 64
+
+// shareCA returns one shared copy of a CA body: every target of an
+// authority holds the same ca.crt, and a pass observing 100,000 targets
+// would otherwise hold it 100,000 times. The bytes are read-only, like
+// every observed bundle's; CA certificates are public.
+func shareCA(ca []byte) []byte {
+	if len(ca) == 0 {
+		return ca
+	}
+	sharedCAs.Lock()
+	defer sharedCAs.Unlock()
+	if s, ok := sharedCAs.m[string(ca)]; ok {
+		return s
+	}
+	if len(sharedCAs.m) < maxSharedCAs {
+		sharedCAs.m[string(ca)] = ca
+	}
+	return ca
+}
+
 // CertificateLabel is the label value naming a certificate: IDs hold a "/",
 // which label values cannot; "_" cannot appear in names or namespaces, so
 // the mapping is one to one. Long IDs are cut and suffixed with a hash.
@@ -120,12 +173,16 @@ type Observed struct {
 	Target render.Target
 	// Exists is false when the target holds nothing.
 	Exists bool
+	// Bundle is read-only: its CA body may be shared with other
+	// observations of the same authority's targets.
 	Bundle Bundle
-	// Cert is the parsed leaf; nil when tls.crt is absent or unreadable.
-	Cert *x509.Certificate
+	// Cert is what a pass reads of the leaf; nil when tls.crt is absent or
+	// unreadable.
+	Cert *Leaf
 	// KeyMatches is true when tls.key parses and belongs to Cert.
 	KeyMatches bool
-	// Annotations are certfleet's metadata on the target (nil when unmanaged).
+	// Annotations are certfleet's metadata on the target (nil when
+	// unmanaged); for a directory, certfleet's own keys only.
 	Annotations map[string]string
 	// Managed is true when certfleet's managed-by mark is on the target;
 	// OwnedBy also checks which certificate it is for.
@@ -182,11 +239,44 @@ func (o *Observed) parse() {
 	if err != nil {
 		return
 	}
-	o.Cert = c
+	o.Cert = leafOf(c, o.Bundle.Cert)
 	if k, err := pki.ParseKey(o.Bundle.Key); err == nil {
 		o.KeyMatches = pki.KeyMatches(k, c)
 	}
 }
+
+// Leaf is what a pass reads of an observed certificate. The parsed
+// x509.Certificate is not kept: it takes ~2.8 KB, and a pass holds every
+// target's observation at once (280 MB at 100,000 targets); X509 parses it
+// again for the rare check that needs all of it.
+type Leaf struct {
+	SerialNumber        *big.Int
+	NotBefore, NotAfter time.Time
+	// AuthorityKeyId is the issuing CA's key ID (nil when absent).
+	AuthorityKeyId []byte
+	// pem is tls.crt as observed (the observation's own bytes, not a copy).
+	pem []byte
+}
+
+// leafOf keeps of c what a pass reads; the key ID is copied, so nothing
+// points into c's DER.
+func leafOf(c *x509.Certificate, pem []byte) *Leaf {
+	return &Leaf{SerialNumber: c.SerialNumber, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		AuthorityKeyId: bytes.Clone(c.AuthorityKeyId), pem: pem}
+}
+
+// NewLeaf parses a PEM certificate (tls.crt) into what a pass reads of it.
+func NewLeaf(certPEM []byte) (*Leaf, error) {
+	c, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	return leafOf(c, certPEM), nil
+}
+
+// X509 parses the certificate again, whole: for a signature check, or an
+// ACME renewal-information request.
+func (l *Leaf) X509() (*x509.Certificate, error) { return pki.ParseCertificate(l.pem) }
 
 // Time reads a time annotation; zero when absent or malformed.
 func (o *Observed) Time(key string) time.Time {

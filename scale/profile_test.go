@@ -1,0 +1,80 @@
+package scale_test
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/certfleet/certfleet/reconciler/cli"
+)
+
+// BenchmarkProfilePass runs the same first and no-op passes as
+// BenchmarkManaged100k inside the test process, so that the heap can be
+// profiled where it peaks: with CERTFLEET_SCALE_HEAPPROFILE=<dir> it writes
+// <dir>/first.pprof and <dir>/noop.pprof, each the heap profile taken when
+// that pass's live heap was at its largest (read them with
+// `go tool pprof -sample_index=inuse_space`). CERTFLEET_SCALE_N sets the
+// size (100,000 by default, as there).
+func BenchmarkProfilePass(b *testing.B) {
+	dir := os.Getenv("CERTFLEET_SCALE_HEAPPROFILE")
+	for b.Loop() {
+		f := newFleet(b, scaleN(), form())
+		args := []string{"reconcile", "--once", "-o", "json", "--source", f.repo, "--backend", "local",
+			"--state-dir", f.state, "--output-dir", f.out, "--audit-log", filepath.Join(f.work, "audit.log")}
+		for _, name := range []string{"first", "noop"} {
+			stop := watchPeak(b, filepath.Join(dir, name+".pprof"), dir != "")
+			root := cli.NewRoot()
+			root.SetArgs(args)
+			root.SetOut(io.Discard)
+			start := time.Now()
+			if code := cli.Execute(root); code != 0 {
+				b.Fatalf("%s pass: exit code %d", name, code)
+			}
+			peak := stop()
+			b.ReportMetric(time.Since(start).Seconds(), name+"-pass-s")
+			b.ReportMetric(float64(peak)/(1<<20), name+"-peak-heap-MiB")
+		}
+	}
+}
+
+// watchPeak samples the live heap every 20 ms and, when write is set,
+// writes a heap profile to path each time it grows by a tenth over the
+// largest seen; stop returns the largest.
+func watchPeak(b *testing.B, path string, write bool) (stop func() uint64) {
+	runtime.GC()
+	done := make(chan struct{})
+	result := make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak, written uint64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+			metrics.Read(s)
+			v := s[0].Value.Uint64()
+			peak = max(peak, v)
+			if write && v > written+written/10 {
+				written = v
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		return <-result
+	}
+}
