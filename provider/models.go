@@ -36,6 +36,7 @@ type authorityModel struct {
 	CRLDistributionPoints types.List    `tfsdk:"crl_distribution_points"`
 	OCSPServers           types.List    `tfsdk:"ocsp_servers"`
 	RotateBefore          types.String  `tfsdk:"rotate_before"`
+	RetirePreviousIssuer  types.String  `tfsdk:"retire_previous_issuer"`
 
 	IssuerID             types.String `tfsdk:"issuer_id"`
 	Certificate          types.String `tfsdk:"certificate"`
@@ -62,6 +63,7 @@ func (m *authorityModel) toSchemas(ctx context.Context, diags *diag.Diagnostics)
 			CRLDistributionPoints: listStrings(ctx, m.CRLDistributionPoints, diags),
 			OCSPServers:           listStrings(ctx, m.OCSPServers, diags),
 			RotateBefore:          schemas.Duration(m.RotateBefore.ValueString()),
+			RetirePreviousIssuer:  schemas.RetireMode(m.RetirePreviousIssuer.ValueString()),
 		},
 	}
 	if !m.MaxPathLength.IsNull() && !m.MaxPathLength.IsUnknown() {
@@ -106,6 +108,7 @@ func (m *authorityModel) fromSchemas(a *schemas.Authority) {
 	m.CRLDistributionPoints = stringList(s.CRLDistributionPoints)
 	m.OCSPServers = stringList(s.OCSPServers)
 	m.RotateBefore = types.StringValue(string(s.RotateBefore))
+	m.RetirePreviousIssuer = types.StringValue(string(s.Retire()))
 	m.setStatus(a.Status, s.RotationLead())
 }
 

@@ -149,7 +149,7 @@ func (p *certfleetProvider) Configure(ctx context.Context, req provider.Configur
 }
 
 func (p *certfleetProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewAuthorityResource, NewIssuerResource, NewPolicyResource, NewClusterResource}
+	return []func() resource.Resource{NewAuthorityResource, NewIssuerResource, NewPolicyResource, NewClusterResource, NewRolloutResource}
 }
 
 func (p *certfleetProvider) DataSources(context.Context) []func() datasource.DataSource {

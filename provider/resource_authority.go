@@ -47,6 +47,7 @@ func (r *authorityResource) Metadata(_ context.Context, req resource.MetadataReq
 var (
 	authorityTypes = []string{string(schemas.AuthorityRoot), string(schemas.AuthorityIntermediate)}
 	keyTypes       = []string{"ec", "rsa", "ed25519"}
+	retireModes    = []string{string(schemas.RetireKeep), string(schemas.RetireDisable), string(schemas.RetireDelete)}
 )
 
 func replaced(desc string) string { return desc + " Changing it replaces the authority." }
@@ -109,6 +110,11 @@ func (r *authorityResource) Schema(_ context.Context, _ resource.SchemaRequest, 
 			"rotate_before": schema.StringAttribute{Optional: true, Computed: true,
 				Validators:          []validator.String{durationValidator{}},
 				MarkdownDescription: "How long before the CA certificate expires the authority is rotated. Default: a third of `ttl`."},
+			"retire_previous_issuer": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString(string(schemas.RetireKeep)),
+				Validators: []validator.String{stringvalidator.OneOf(retireModes...)},
+				MarkdownDescription: "What becomes of an issuer rotation replaced, once the reconciler finds no delivered certificate signed by it and it has left every trust bundle. " +
+					oneOfDescription(retireModes...) + " `keep` leaves it in the mount until it expires; `disable` leaves it signing only its CRL " +
+					"(Vault usage `read-only,crl-signing`); `delete` deletes it, once no certificate it signed is revoked and unexpired (until then it is disabled). Default `keep`."},
 
 			"issuer_id":     schema.StringAttribute{Computed: true, PlanModifiers: keep, MarkdownDescription: "The backend's ID of the current (default) issuer."},
 			"certificate":   schema.StringAttribute{Computed: true, PlanModifiers: keep, MarkdownDescription: "The current CA certificate, PEM."},

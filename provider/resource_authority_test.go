@@ -1,7 +1,10 @@
 package provider
 
 import (
+	"context"
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,13 +14,16 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 var pemCert = regexp.MustCompile(`^-----BEGIN CERTIFICATE-----`)
 
 func TestAccAuthorityCreateImportUpdateDestroy(t *testing.T) {
 	eachEnv(t, func(t *testing.T, e *accEnv) {
-		config := func(url string) string {
+		config := func(url string, extra ...string) string {
 			return e.config(`
 resource "certfleet_authority" "root" {
   name                 = "root-%[1]s"
@@ -26,6 +32,7 @@ resource "certfleet_authority" "root" {
   common_name          = "Fleet Root %[1]s"
   ttl                  = "720h"
   issuing_certificates = ["` + url + `"]
+  ` + strings.Join(extra, "\n  ") + `
 }
 `)
 		}
@@ -40,6 +47,7 @@ resource "certfleet_authority" "root" {
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("key_type"), knownvalue.StringExact("ec")),
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("key_bits"), knownvalue.Int64Exact(256)),
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("rotate_before"), knownvalue.StringExact("10d")),
+						statecheck.ExpectKnownValue(name, tfjsonpath.New("retire_previous_issuer"), knownvalue.StringExact("keep")),
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("ca_chain"), knownvalue.ListSizeExact(0)),
 						statecheck.ExpectKnownValue(name, tfjsonpath.New("certificate"), knownvalue.StringRegexp(pemCert)),
 					},
@@ -62,6 +70,23 @@ resource "certfleet_authority" "root" {
 				{
 					Config:           config("https://pki.example.test/b.crt"),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				},
+				{
+					// What the reconciler does with the old issuer after a rotation: an in-place update of the catalog.
+					Config: config("https://pki.example.test/b.crt", `retire_previous_issuer = "delete"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+					}},
+					Check: func(*terraform.State) error {
+						a, err := backend.GetObject[schemas.Authority](context.Background(), e.backend, schemas.KindAuthority, "root-"+e.id)
+						if err != nil {
+							return err
+						}
+						if a.Spec.RetirePreviousIssuer != schemas.RetireDelete {
+							return fmt.Errorf("the catalog says retirePreviousIssuer %q, want delete", a.Spec.RetirePreviousIssuer)
+						}
+						return nil
+					},
 				},
 			},
 		})

@@ -19,6 +19,8 @@ type Catalog struct {
 	Issuers     map[string]*Issuer
 	Policies    map[string]*Policy
 	Clusters    map[string]*Cluster
+	// Rollout paces mass reissues (nil: every reissue goes at once).
+	Rollout *Rollout
 }
 
 // NewCatalog returns an empty catalog.
@@ -34,7 +36,7 @@ func NewCatalog() *Catalog {
 // IsCatalogKind reports whether kind belongs in the catalog.
 func IsCatalogKind(kind string) bool {
 	switch kind {
-	case KindAuthority, KindIssuer, KindPolicy, KindCluster:
+	case KindAuthority, KindIssuer, KindPolicy, KindCluster, KindRollout:
 		return true
 	}
 	return false
@@ -51,14 +53,20 @@ func (c *Catalog) Add(obj any) error {
 		c.Policies[o.Metadata.Name] = o
 	case *Cluster:
 		c.Clusters[o.Metadata.Name] = o
+	case *Rollout:
+		if c.Rollout != nil && c.Rollout.Metadata.Name != o.Metadata.Name {
+			return fmt.Errorf("a second Rollout %q beside %q: a catalog holds one Rollout, which every pass follows (merge their waves into one)",
+				o.Metadata.Name, c.Rollout.Metadata.Name)
+		}
+		c.Rollout = o
 	default:
-		return fmt.Errorf("%T is not a catalog kind (Authority, Issuer, Policy, Cluster)", obj)
+		return fmt.Errorf("%T is not a catalog kind (Authority, Issuer, Policy, Cluster, Rollout)", obj)
 	}
 	return nil
 }
 
-// Objects returns every object, by kind (Authority, Issuer, Policy, Cluster)
-// then name, so snapshots are stable.
+// Objects returns every object, by kind (Authority, Issuer, Policy, Cluster,
+// Rollout) then name, so snapshots are stable.
 func (c *Catalog) Objects() []any {
 	var out []any
 	for _, n := range slices.Sorted(maps.Keys(c.Authorities)) {
@@ -72,6 +80,9 @@ func (c *Catalog) Objects() []any {
 	}
 	for _, n := range slices.Sorted(maps.Keys(c.Clusters)) {
 		out = append(out, c.Clusters[n])
+	}
+	if c.Rollout != nil {
+		out = append(out, c.Rollout)
 	}
 	return out
 }
@@ -101,14 +112,16 @@ func DecodeCatalog(file string, data []byte) (*Catalog, Errors) {
 	for _, d := range dec.Documents {
 		if !IsCatalogKind(d.Kind) {
 			list = append(list, d.Locate(Errors{{Field: "kind", Problem: fmt.Sprintf("%s is not a catalog kind", d.Kind),
-				Hint: "a catalog holds Authority, Issuer, Policy and Cluster objects; certificates belong in the repository"}})...)
+				Hint: "a catalog holds Authority, Issuer, Policy, Cluster and Rollout objects; certificates belong in the repository"}})...)
 			continue
 		}
 		if errs := Validate(d.Object); len(errs) > 0 {
 			list = append(list, d.Locate(errs)...)
 			continue
 		}
-		_ = c.Add(d.Object)
+		if err := c.Add(d.Object); err != nil {
+			list = append(list, d.Locate(Errors{{Field: "metadata.name", Problem: err.Error()}})...)
+		}
 	}
 	return c, list
 }

@@ -90,13 +90,14 @@ var newObject = map[string]func() any{
 	KindIssuer:         func() any { return &Issuer{} },
 	KindPolicy:         func() any { return &Policy{} },
 	KindCluster:        func() any { return &Cluster{} },
+	KindRollout:        func() any { return &Rollout{} },
 	KindCertificate:    func() any { return &Certificate{} },
 	KindCertificateSet: func() any { return &CertificateSet{} },
 	KindTrustBundle:    func() any { return &TrustBundle{} },
 }
 
 // Kinds lists the kinds in a stable order.
-var Kinds = []string{KindAuthority, KindIssuer, KindPolicy, KindCluster, KindCertificate, KindCertificateSet, KindTrustBundle}
+var Kinds = []string{KindAuthority, KindIssuer, KindPolicy, KindCluster, KindRollout, KindCertificate, KindCertificateSet, KindTrustBundle}
 
 const apiGroup = "certfleet.dev"
 
@@ -795,7 +796,7 @@ func decodeNode(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 		if x := anyNode(n, k, p, e); x != nil {
 			v.Set(reflect.ValueOf(x))
 		}
-	case t.Kind() == reflect.String, t.Kind() == reflect.Int, t.Kind() == reflect.Bool:
+	case t.Kind() == reflect.String, t.Kind() == reflect.Int, t.Kind() == reflect.Bool, t.Kind() == reflect.Float64:
 		decodeScalar(n, k, v, p, e)
 	default:
 		e.at(n, k, p, "", "cannot decode into %s", t)
@@ -891,6 +892,14 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 			e.at(n, k, p, "write a smaller number", "the number %s is out of range", n.Value)
 		} else {
 			v.SetInt(i)
+		}
+	case reflect.Float64:
+		// A share such as a Rollout's maxSharePerPass: 0.25, or a whole 1.
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil {
+			e.at(n, k, p, "write a number without quotes, such as 0.25", "expected a number, got %s", describe(n))
+		} else {
+			v.SetFloat(f)
 		}
 	case reflect.Bool:
 		var b bool

@@ -145,12 +145,12 @@ func TestDecodeReportsStrictErrors(t *testing.T) {
 		{
 			name: "an unknown kind near no kind lists the kinds",
 			yaml: "apiVersion: certfleet.dev/v1alpha1\nkind: Secret\nmetadata:\n  name: api\n",
-			want: []string{`f.yaml:2:7: Secret "api": kind: unknown kind "Secret"; use one of Authority, Issuer, Policy, Cluster, Certificate, CertificateSet, TrustBundle`},
+			want: []string{`f.yaml:2:7: Secret "api": kind: unknown kind "Secret"; use one of Authority, Issuer, Policy, Cluster, Rollout, Certificate, CertificateSet, TrustBundle`},
 		},
 		{
 			name: "a missing kind under certfleet's apiVersion is an error",
 			yaml: "apiVersion: certfleet.dev/v1alpha1\nmetadata:\n  name: api\n",
-			want: []string{`f.yaml:1:1: kind is missing; add ` + "`kind:`" + ` with one of Authority, Issuer, Policy, Cluster, Certificate, CertificateSet, TrustBundle`},
+			want: []string{`f.yaml:1:1: kind is missing; add ` + "`kind:`" + ` with one of Authority, Issuer, Policy, Cluster, Rollout, Certificate, CertificateSet, TrustBundle`},
 		},
 		{
 			name: "a wrong version of certfleet's API is an error",

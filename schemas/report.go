@@ -21,12 +21,21 @@ type Report struct {
 	Summary ReportSummary  `json:"summary"`
 	// Changes are the certificates that differ between base and head, by ID (plan only).
 	Changes []Change `json:"changes,omitempty"`
+	// Waves are the rollout waves the merge's reissues would go out in, in order (plan only; absent without a catalog Rollout, or when fewer certificates are reissued than its minCertificates, which go at once).
+	Waves []PlanWave `json:"waves,omitempty"`
 	// Certificates holds the verdict on every certificate of the head, by ID.
 	Certificates []CertificateVerdict `json:"certificates"`
 	// Errors are invalid manifests of the head, by file and line.
 	Errors Errors `json:"errors"`
 	// BaseErrors are invalid manifests of the base, for context: they do not fail a plan.
 	BaseErrors Errors `json:"baseErrors,omitempty"`
+}
+
+// PlanWave is one rollout wave of a plan.
+type PlanWave struct {
+	Name string `json:"name"`
+	// Certificates are the IDs the wave reissues.
+	Certificates []string `json:"certificates"`
 }
 
 // ReportRevision names a revision.
@@ -76,6 +85,9 @@ type Change struct {
 	File   string        `json:"file"`
 	Line   int           `json:"line"`
 	Fields []FieldChange `json:"fields,omitempty"`
+	// Restarts are the workloads (restart:) a delivery of the new
+	// certificate restarts, "Kind namespace/name in cluster" (issue and reissue only).
+	Restarts []string `json:"restarts,omitempty"`
 }
 
 // FieldChange is one field's old and new value.

@@ -15,6 +15,7 @@ const (
 	KindIssuer         = "Issuer"
 	KindPolicy         = "Policy"
 	KindCluster        = "Cluster"
+	KindRollout        = "Rollout"
 	KindCertificate    = "Certificate"
 	KindCertificateSet = "CertificateSet"
 	KindTrustBundle    = "TrustBundle"
@@ -24,7 +25,7 @@ const (
 type TypeMeta struct {
 	// APIVersion must be certfleet.dev/v1alpha1.
 	APIVersion string `json:"apiVersion"`
-	// Kind is one of Authority, Issuer, Policy, Cluster, Certificate, CertificateSet, TrustBundle.
+	// Kind is one of Authority, Issuer, Policy, Cluster, Rollout, Certificate, CertificateSet, TrustBundle.
 	Kind string `json:"kind"`
 }
 
@@ -105,6 +106,35 @@ type AuthoritySpec struct {
 	OCSPServers []string `json:"ocspServers,omitempty"`
 	// RotateBefore is how long before expiry the authority is rotated (a new issuer in the same mount). Default: a third of the TTL.
 	RotateBefore Duration `json:"rotateBefore,omitempty"`
+	// RetirePreviousIssuer says what becomes of an issuer rotation replaced
+	// once no delivered certificate chains to it any more and it has left
+	// every trust bundle: keep (default) leaves it in the mount until it
+	// expires; disable leaves it signing only its CRL (Vault usage
+	// read-only,crl-signing), so it can never issue again while the
+	// serials it signed and certfleet revoked stay published; delete
+	// removes it from the mount, after it has been disabled for as long as
+	// a certificate it signed is revoked and not yet expired.
+	RetirePreviousIssuer RetireMode `json:"retirePreviousIssuer,omitempty"`
+}
+
+// RetireMode is what becomes of a retired previous issuer: keep, disable or delete.
+type RetireMode string
+
+const (
+	RetireKeep    RetireMode = "keep"
+	RetireDisable RetireMode = "disable"
+	RetireDelete  RetireMode = "delete"
+)
+
+// RetireModes lists the modes, in the order docs name them.
+var RetireModes = []RetireMode{RetireKeep, RetireDisable, RetireDelete}
+
+// Retire is the authority's RetirePreviousIssuer, keep when unset.
+func (s AuthoritySpec) Retire() RetireMode {
+	if s.RetirePreviousIssuer == "" {
+		return RetireKeep
+	}
+	return s.RetirePreviousIssuer
 }
 
 // AuthorityStatus is what the backend reports about an authority: public data only.
@@ -366,6 +396,58 @@ type ClusterCredentials struct {
 	KubeconfigContext string `json:"kubeconfigContext,omitempty"`
 }
 
+// Rollout paces mass reissues — an authority rotation, and a spec or issuer
+// change touching many certificates — in waves of clusters chosen by label,
+// so a bad new certificate reaches staging before production. Ordinary
+// renewals never wait for it. A catalog holds at most one, because plan,
+// drift, reconcile and the daemon must all follow the same waves.
+type Rollout struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta  `json:"metadata"`
+	Spec     RolloutSpec `json:"spec"`
+}
+
+// RolloutSpec says how a mass reissue proceeds.
+type RolloutSpec struct {
+	// Waves, in order: a wave starts once the one before it has finished and soaked. A certificate belongs to the latest wave any of its clusters falls in (a cluster falls in the first wave whose clusterSelector matches its labels); the last wave also takes what no wave selects, such as directory and Vault KV targets.
+	Waves []RolloutWave `json:"waves"`
+	// MaxSharePerPass is the largest share (0 < share <= 1) of a wave's certificates reissued by one pass; at least one is. Default 1: the whole wave at once.
+	MaxSharePerPass float64 `json:"maxSharePerPass,omitempty"`
+	// PauseOnFailures pauses the rollout when more than this many certificates of the running wave failed their last attempt: no further certificate starts (the failed ones retry on their backoff) until they succeed. Default 0: the first failure pauses it.
+	PauseOnFailures int `json:"pauseOnFailures,omitempty"`
+	// Soak is the least time between a wave's last reissue and the next wave's start. Default 0.
+	Soak Duration `json:"soak,omitempty"`
+	// MinCertificates is the fewest certificates a spec or issuer change must touch in one pass for the rollout to govern it; a smaller change (one team editing its certificate) is reissued at once. An authority rotation is always governed, and so is every such change while a rollout is under way. Default 10.
+	MinCertificates int `json:"minCertificates,omitempty"`
+}
+
+// RolloutWave is one wave of a rollout.
+type RolloutWave struct {
+	// Name identifies the wave in drift, the report and plan.
+	Name string `json:"name"`
+	// ClusterSelector picks the wave's clusters by their labels. Only the last wave may omit it.
+	ClusterSelector *LabelSelector `json:"clusterSelector,omitempty"`
+}
+
+// DefaultRolloutMinCertificates is MinCertificates when it is not set.
+const DefaultRolloutMinCertificates = 10
+
+// EffectiveMaxSharePerPass is MaxSharePerPass, 1 when unset.
+func (s *RolloutSpec) EffectiveMaxSharePerPass() float64 {
+	if s.MaxSharePerPass <= 0 {
+		return 1
+	}
+	return s.MaxSharePerPass
+}
+
+// EffectiveMinCertificates is MinCertificates, DefaultRolloutMinCertificates when unset.
+func (s *RolloutSpec) EffectiveMinCertificates() int {
+	if s.MinCertificates <= 0 {
+		return DefaultRolloutMinCertificates
+	}
+	return s.MinCertificates
+}
+
 // ---------------------------------------------------------------------------
 // Repository kinds
 
@@ -450,7 +532,33 @@ type Target struct {
 	Directory  *DirectoryTarget  `json:"directory,omitempty"`
 	// Probe dials the workload this target feeds, to check that it serves the certificate delivered (optional).
 	Probe *Probe `json:"probe,omitempty"`
+	// Restart names the workload a Kubernetes Secret target feeds, restarted (as `kubectl rollout restart` does) once per new certificate delivered, for workloads that do not reload their certificate (optional).
+	Restart *Restart `json:"restart,omitempty"`
 }
+
+// Restart is a workload in a Kubernetes Secret target's namespace that
+// reads the Secret only when it starts: after a delivery of a new
+// certificate (or when the probe finds the old one still served past its
+// grace) certfleet sets the annotation `kubectl rollout restart` sets on
+// its pod template, once per serial.
+type Restart struct {
+	// Kind is Deployment, StatefulSet or DaemonSet. Required.
+	Kind WorkloadKind `json:"kind"`
+	// Name is the workload's name in the target's namespace. Required.
+	Name string `json:"name"`
+}
+
+// WorkloadKind is a kind of apps/v1 workload certfleet can restart.
+type WorkloadKind string
+
+const (
+	Deployment  WorkloadKind = "Deployment"
+	StatefulSet WorkloadKind = "StatefulSet"
+	DaemonSet   WorkloadKind = "DaemonSet"
+)
+
+// WorkloadKinds are the kinds a restart may name.
+var WorkloadKinds = []WorkloadKind{Deployment, StatefulSet, DaemonSet}
 
 // Probe is a TLS endpoint serving a target's certificate: after a delivery,
 // passes dial it and compare the served leaf's serial with the delivered one.

@@ -100,6 +100,9 @@ func Validate(obj any) Errors {
 	case *TrustBundle:
 		validateMeta(&e, o.Metadata)
 		validateTrustBundle(&e, &o.Spec)
+	case *Rollout:
+		validateMeta(&e, o.Metadata)
+		validateRollout(&e, &o.Spec)
 	default:
 		e.add("", fmt.Sprintf("cannot validate %T", obj), "")
 	}
@@ -309,6 +312,30 @@ func validateTarget(e *errs, path string, t Target) {
 	if t.Probe != nil {
 		validateProbe(e, path+".probe", t)
 	}
+	if t.Restart != nil {
+		validateRestart(e, path+".restart", t)
+	}
+}
+
+// validateRestart checks a target's restart: a workload kind certfleet
+// restarts and a name, in a Kubernetes Secret's namespace.
+func validateRestart(e *errs, path string, t Target) {
+	r := t.Restart
+	if t.Kubernetes == nil {
+		e.add(path, "a restart names a workload in the Secret's namespace, and this target is not a Kubernetes Secret",
+			"move the restart to a kubernetes target, or leave it out (a directory's or Vault KV's reader restarts by its own means)")
+	}
+	switch {
+	case r.Kind == "":
+		e.add(path+".kind", "kind is required", "use Deployment, StatefulSet or DaemonSet")
+	case !slices.Contains(WorkloadKinds, r.Kind):
+		e.addf(path+".kind", "use Deployment, StatefulSet or DaemonSet (the workloads `kubectl rollout restart` restarts)", "unknown kind %s", quote(string(r.Kind)))
+	}
+	if r.Name == "" {
+		e.add(path+".name", "name is required", "give the workload's name in the target's namespace, e.g. payments-api")
+	} else if p := checkObjectName(r.Name); p != "" {
+		e.addf(path+".name", "use a Kubernetes object name: lower-case letters, digits, \"-\" and \".\"", "name %s %s", quote(r.Name), p)
+	}
 }
 
 // validateProbe checks a target's probe: an address to dial, a name to
@@ -430,6 +457,9 @@ func validateAuthority(e *errs, s *AuthoritySpec) {
 		e.add("spec.rotateBefore", err.Error(), durationHint)
 	} else if rb >= ttl {
 		e.addf("spec.rotateBefore", "make it shorter than the ttl", "rotateBefore %s is not shorter than the ttl %s", s.RotateBefore, FormatDuration(ttl))
+	}
+	if m := s.RetirePreviousIssuer; m != "" && !slices.Contains(RetireModes, m) {
+		e.addf("spec.retirePreviousIssuer", "use keep, disable or delete", "unknown value %s", quote(string(m)))
 	}
 	if s.MaxPathLength != nil && *s.MaxPathLength < -1 {
 		e.add("spec.maxPathLength", fmt.Sprintf("maxPathLength %d is below -1", *s.MaxPathLength), "use -1 for no limit, or 0 and up")
@@ -578,6 +608,40 @@ func validateCluster(e *errs, s *ClusterSpec) {
 	}
 	if s.CACertificate != "" && !strings.Contains(s.CACertificate, "-----BEGIN CERTIFICATE-----") {
 		e.add("spec.caCertificate", "caCertificate is not a PEM certificate", "paste the PEM block, from -----BEGIN CERTIFICATE-----")
+	}
+}
+
+func validateRollout(e *errs, s *RolloutSpec) {
+	if len(s.Waves) == 0 {
+		e.add("spec.waves", "waves is empty", "list the waves in order, e.g. {name: staging, clusterSelector: {matchLabels: {env: staging}}} then {name: production}")
+	}
+	seen := map[string]bool{}
+	for i, w := range s.Waves {
+		p := index("spec.waves", i)
+		if q := checkLabelName(w.Name); q != "" {
+			e.addf(p+".name", "use lower-case letters, digits and \"-\", e.g. staging", "wave name %s %s", quote(w.Name), q)
+		} else if seen[w.Name] {
+			e.addf(p+".name", "give each wave its own name", "wave name %s is used twice", quote(w.Name))
+		}
+		seen[w.Name] = true
+		switch {
+		case w.ClusterSelector == nil && i < len(s.Waves)-1:
+			e.addf(p+".clusterSelector", "add clusterSelector.matchLabels; only the last wave may omit it (it takes the rest)", "wave %s has no clusterSelector", quote(w.Name))
+		case w.ClusterSelector != nil && len(w.ClusterSelector.MatchLabels) == 0:
+			e.add(p+".clusterSelector", "clusterSelector has no matchLabels", "add matchLabels, or leave clusterSelector out of the last wave to take every remaining cluster")
+		}
+	}
+	if s.MaxSharePerPass < 0 || s.MaxSharePerPass > 1 {
+		e.addf("spec.maxSharePerPass", "give a share between 0 and 1, e.g. 0.25 for a quarter of a wave per pass", "maxSharePerPass %g is not a share", s.MaxSharePerPass)
+	}
+	if s.PauseOnFailures < 0 {
+		e.addf("spec.pauseOnFailures", "give 0 (pause on the first failure) or more", "pauseOnFailures %d is negative", s.PauseOnFailures)
+	}
+	if s.MinCertificates < 0 {
+		e.addf("spec.minCertificates", "give 1 or more (default 10)", "minCertificates %d is negative", s.MinCertificates)
+	}
+	if d, err := s.Soak.Parse(); err != nil || d < 0 {
+		e.addf("spec.soak", `write a duration such as "30m", "2h" or "1d"`, "soak %s is not a duration of 0 or more", quote(string(s.Soak)))
 	}
 }
 

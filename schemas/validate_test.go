@@ -330,6 +330,26 @@ func TestValidateCertificate(t *testing.T) {
 			c.Spec.Targets[0].Kubernetes.ClusterSelector = &LabelSelector{MatchLabels: map[string]string{"env": "prod"}}
 			c.Spec.Targets[0].Probe = &Probe{Address: "api.internal:443"}
 		}, want: []fieldErr{{"spec.targets[0].probe", "a probe dials one address, but a clusterSelector delivers to several clusters"}}},
+		{name: "a restart of a Deployment, a StatefulSet or a DaemonSet is valid", change: func(c *Certificate) {
+			c.Spec.Targets[0].Restart = &Restart{Kind: StatefulSet, Name: "api"}
+		}},
+		{name: "a restart on a clusterSelector target is valid: each selected cluster restarts its own", change: func(c *Certificate) {
+			c.Spec.Targets[0].Kubernetes.Cluster = ""
+			c.Spec.Targets[0].Kubernetes.ClusterSelector = &LabelSelector{MatchLabels: map[string]string{"env": "prod"}}
+			c.Spec.Targets[0].Restart = &Restart{Kind: DaemonSet, Name: "api"}
+		}},
+		{name: "a restart needs a kind and a name", change: func(c *Certificate) {
+			c.Spec.Targets[0].Restart = &Restart{}
+		}, want: []fieldErr{{"spec.targets[0].restart.kind", "kind is required"}, {"spec.targets[0].restart.name", "name is required"}}},
+		{name: "a restart of another kind is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Restart = &Restart{Kind: "Pod", Name: "api"}
+		}, want: []fieldErr{{"spec.targets[0].restart.kind", `unknown kind "Pod"`}}},
+		{name: "a restart naming no Kubernetes object is an error", change: func(c *Certificate) {
+			c.Spec.Targets[0].Restart = &Restart{Kind: Deployment, Name: "Payments API"}
+		}, want: []fieldErr{{"spec.targets[0].restart.name", `name "Payments API"`}}},
+		{name: "a restart on a directory target is an error", change: func(c *Certificate) {
+			c.Spec.Targets = []Target{{Directory: &DirectoryTarget{Path: "/etc/tls/api"}, Restart: &Restart{Kind: Deployment, Name: "api"}}}
+		}, want: []fieldErr{{"spec.targets[0].restart", "this target is not a Kubernetes Secret"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -180,6 +180,10 @@ func Apply(ctx context.Context, b Backend, cat *schemas.Catalog, opts ...ApplyOp
 			if err = WriteIssuer(ctx, b, x); err == nil {
 				done = append(done, "Issuer/"+x.Metadata.Name+": written")
 			}
+		case *schemas.Rollout:
+			if err = PutRollout(ctx, b, x); err == nil {
+				done = append(done, "Rollout/"+x.Metadata.Name+": written")
+			}
 		case *schemas.Policy, *schemas.Cluster:
 			kind, name, _ := identity(o)
 			if err = PutObject(ctx, b, o); err == nil {

@@ -126,6 +126,22 @@ func PutObject(ctx context.Context, s Store, obj any) error {
 	return s.Put(ctx, ObjectKey(kind, name), obj)
 }
 
+// PutRollout stores the catalog's Rollout, refusing a second one under
+// another name: every pass follows one Rollout, and a catalog with two
+// would not load.
+func PutRollout(ctx context.Context, s Store, r *schemas.Rollout) error {
+	names, err := s.List(ctx, schemas.KindRollout+"/")
+	if err != nil {
+		return fmt.Errorf("listing Rollout objects: %w", err)
+	}
+	for _, n := range names {
+		if n != r.Metadata.Name {
+			return fmt.Errorf("the catalog already has Rollout %q: it holds one Rollout, which every pass follows; change that one, or delete it first", n)
+		}
+	}
+	return PutObject(ctx, s, r)
+}
+
 // GetObject reads a catalog object of a kind; ErrNotFound when missing.
 func GetObject[T any](ctx context.Context, s Store, kind, name string) (*T, error) {
 	v := new(T)
@@ -143,7 +159,7 @@ func DeleteObject(ctx context.Context, s Store, kind, name string) error {
 // LoadCatalog reads every catalog object.
 func LoadCatalog(ctx context.Context, s Store) (*schemas.Catalog, error) {
 	c := schemas.NewCatalog()
-	for _, kind := range []string{schemas.KindAuthority, schemas.KindIssuer, schemas.KindPolicy, schemas.KindCluster} {
+	for _, kind := range []string{schemas.KindAuthority, schemas.KindIssuer, schemas.KindPolicy, schemas.KindCluster, schemas.KindRollout} {
 		names, err := s.List(ctx, kind+"/")
 		if err != nil {
 			return nil, fmt.Errorf("listing %s objects: %w", kind, err)
@@ -159,6 +175,8 @@ func LoadCatalog(ctx context.Context, s Store) (*schemas.Catalog, error) {
 				obj = &schemas.Policy{}
 			case schemas.KindCluster:
 				obj = &schemas.Cluster{}
+			case schemas.KindRollout:
+				obj = &schemas.Rollout{}
 			}
 			if err := s.Get(ctx, ObjectKey(kind, name), obj); err != nil {
 				if errors.Is(err, ErrNotFound) {
@@ -184,6 +202,8 @@ func identity(obj any) (kind, name string, err error) {
 		return schemas.KindPolicy, o.Metadata.Name, nil
 	case *schemas.Cluster:
 		return schemas.KindCluster, o.Metadata.Name, nil
+	case *schemas.Rollout:
+		return schemas.KindRollout, o.Metadata.Name, nil
 	}
 	return "", "", fmt.Errorf("%T is not a catalog kind", obj)
 }

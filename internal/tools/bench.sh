@@ -4,6 +4,8 @@
 # fleet size of the issuance benchmark (default 1000), CERTFLEET_BENCH_N2 a
 # second, larger one (default 10000; 0 skips it); CERTFLEET_STORM_N and
 # CERTFLEET_STORM_RATE the renewal storm (default 10000 at 100/s).
+# CERTFLEET_BENCH_PROFILE=<dir> writes CPU profiles of the no-op passes
+# (oneshot.cpu, list.cpu, watch.cpu) there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CERTFLEET_BENCH_N=${CERTFLEET_BENCH_N:-1000}
@@ -33,12 +35,15 @@ cat <<TABLE
 | measure | certfleet | baseline (same run) | ratio |
 |---|---|---|---|
 | issue $N ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s)"), $(metric BenchmarkFleet certs/s) certificates/s | floor: pki/sign + Secret create loop: $(s "$(metric BenchmarkFleet floor-s)"), $(metric BenchmarkFleet floor-certs/s)/s | $(metric BenchmarkFleet issue-ratio)× |
-| no-op pass over those $N, the daemon's (inventory and parsed Secrets kept from the passes before) | $(s "$(metric BenchmarkFleet noop-pass-s)") | plain LIST of the Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet noop-ratio)× |
+| no-op pass over those $N, the daemon's: the watch says nothing changed (clusters observed from informers' stores, inventory and parsed Secrets kept) | $(s "$(metric BenchmarkFleet watch-noop-s)") | plain LIST of the Secrets: $(s "$(metric BenchmarkFleet list-s)") | $(metric BenchmarkFleet watch-noop-ratio)× |
+| memory the daemon's informer holds for those $N Secrets (and the floor loop's $N; heap, after GC) | $(metric BenchmarkFleet informer-heap-MB) MB | — | — |
+| no-op pass over those $N, the daemon's while a watch cannot be used (a LIST; inventory and parsed Secrets kept) | $(s "$(metric BenchmarkFleet noop-pass-s)") | the same LIST | $(metric BenchmarkFleet noop-ratio)× |
 | no-op pass over those $N, one-shot (\`reconcile --once\` reads the inventory from Vault, one GET per page) | $(s "$(metric BenchmarkFleet oneshot-noop-s)") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio)× |
 TABLE
 if [ "$N2" -gt 0 ]; then cat <<TABLE
 | issue $N2 ECDSA P-256 certificates through Vault into a cluster (concurrency 8) | $(s "$(metric BenchmarkFleet issue-pass-s "$out2")"), $(metric BenchmarkFleet certs/s "$out2") certificates/s | floor: $(s "$(metric BenchmarkFleet floor-s "$out2")"), $(metric BenchmarkFleet floor-certs/s "$out2")/s | $(metric BenchmarkFleet issue-ratio "$out2")× |
-| no-op pass over those $N2, the daemon's | $(s "$(metric BenchmarkFleet noop-pass-s "$out2")") | plain LIST: $(s "$(metric BenchmarkFleet list-s "$out2")") | $(metric BenchmarkFleet noop-ratio "$out2")× |
+| no-op pass over those $N2, the daemon's: the watch says nothing changed | $(s "$(metric BenchmarkFleet watch-noop-s "$out2")") | plain LIST: $(s "$(metric BenchmarkFleet list-s "$out2")") | $(metric BenchmarkFleet watch-noop-ratio "$out2")× |
+| no-op pass over those $N2, the daemon's while a watch cannot be used (a LIST) | $(s "$(metric BenchmarkFleet noop-pass-s "$out2")") | the same LIST | $(metric BenchmarkFleet noop-ratio "$out2")× |
 | no-op pass over those $N2, one-shot | $(s "$(metric BenchmarkFleet oneshot-noop-s "$out2")") | the same LIST | $(metric BenchmarkFleet oneshot-noop-ratio "$out2")× |
 TABLE
 fi

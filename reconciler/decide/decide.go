@@ -46,6 +46,10 @@ const (
 	// of its issuer's authority, but some trust bundle does not hold the
 	// new CA yet: it is kept (reissuing now could break handshakes).
 	AwaitingTrust Reason = "AwaitingTrust"
+	// WaitingForWave: a mass reissue (an authority rotation, a spec or
+	// issuer change touching many certificates) waits for its rollout wave
+	// (see Waves); what is delivered stays until then.
+	WaitingForWave Reason = "WaitingForWave"
 	// SpecChanged: a field the certificate carries changed (SANs, subject, key, duration, usages).
 	SpecChanged Reason = "SpecChanged"
 	// Expired: the delivered certificate has expired.
@@ -133,6 +137,9 @@ type Input struct {
 	OutputDir string
 	// Served is what the probes of delivered targets saw, by target key.
 	Served map[string]Served
+	// Workloads are the workloads targets restart (restart:), as observed,
+	// by target key; absent when it could not be read.
+	Workloads map[string]*target.Workload
 }
 
 // Served is what a target's probe saw: the serial (pki.Serial) of the leaf
@@ -158,6 +165,16 @@ type Target struct {
 	// Certificate is the ID the inventory records an orphan or a taken-over
 	// target under.
 	Certificate string
+	// Restart is set when the workload the target feeds (its restart:) is
+	// to be restarted: after this pass's write when Write is set.
+	Restart *Restart
+}
+
+// Restart is the decision to restart a target's workload for one serial.
+type Restart struct {
+	// Serial is the certificate it is restarted for: the one the target
+	// holds or this pass copies to it; "" when it is the one this pass issues.
+	Serial string
 }
 
 // Certificate is the decision for one desired certificate.
@@ -180,6 +197,12 @@ type Certificate struct {
 	Record bool
 	// RenewAt is when the current certificate renews (zero when there is none).
 	RenewAt time.Time
+	// DueAt is the earliest renewal time of the certificates its targets
+	// hold (zero when none holds one): a rollout never holds a certificate
+	// back past it.
+	DueAt time.Time
+	// Wave is the rollout wave a held mass reissue waits in ("": none).
+	Wave string
 }
 
 // Window is the time span an ACME CA suggests renewing one certificate in
@@ -387,7 +410,7 @@ var certificateWide = map[Reason]string{
 }
 
 // urgency orders reasons for a certificate's own state.
-var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, NotServed, AwaitingTrust, TakenOver, Unreachable, InSync}
+var urgency = []Reason{Expired, Missing, MissingData, KeyMismatch, ModifiedOutOfBand, IssuerChanged, AuthorityRotated, SpecChanged, RenewalRequested, Expiring, TemplateChanged, NotRecorded, NotServed, WaitingForWave, AwaitingTrust, TakenOver, Unreachable, InSync}
 
 func rank(r Reason) int {
 	for i, u := range urgency {
@@ -521,7 +544,14 @@ func unobservable(in Input, t render.Target) bool {
 
 func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired) (c Certificate) {
 	c = Certificate{Desired: d, Reason: InSync}
-	defer func() { c.Message = certificateMessage(c) }()
+	defer func() {
+		c.Message = certificateMessage(c)
+		if c.Reason != Suspended && c.Reason != PolicyViolation {
+			for i := range c.Targets {
+				c.Targets[i].Restart = restartFor(c.Targets[i], c.Issue, c.Source, in.Workloads[c.Targets[i].Target.Key])
+			}
+		}
+	}()
 	entry := in.Inventory[d.ID]
 	var healthy []int // targets holding a usable copy of a current certificate
 	for _, t := range d.Targets {
@@ -539,6 +569,9 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 			}
 			if o != nil && o.Cert != nil {
 				ti.renewAt, ti.suggested = RenewAtWithin(d, o.Cert.NotBefore, o.Cert.NotAfter, in.MaxJitter, WindowOf(in.Windows, o.Cert))
+				if c.DueAt.IsZero() || ti.renewAt.Before(c.DueAt) {
+					c.DueAt = ti.renewAt
+				}
 			}
 			for _, ch := range chain {
 				if r, msg, applies := ch(ti); applies {
@@ -704,6 +737,80 @@ func notServed(t render.Target, o *target.Observed, served map[string]Served, en
 	}
 	return fmt.Sprintf("%s serves serial %s, not the delivered %s, %s: the workload has not reloaded its certificate",
 		t.Probe.Address, s.Serial, delivered, after), true
+}
+
+// restartFor decides whether a target's workload (its restart:) is
+// restarted, and for which serial: once a write delivers another
+// certificate than the one the target held — not when the same one is
+// written again (a changed template or key encoding) — and, as the remedy,
+// when the probe still sees the previous one past its grace (NotServed).
+// Never twice for one serial: the workload records the serials it was
+// restarted for, and a workload that could not be read (w nil) is not
+// restarted for NotServed, so a rolling workload that still serves the old
+// certificate for a while is not restarted again and again.
+func restartFor(td Target, issue bool, source *target.Observed, w *target.Workload) *Restart {
+	if td.Target.Restart == nil {
+		return nil
+	}
+	held := ""
+	if o := td.Observed; o != nil && o.Exists && o.Cert != nil {
+		held = pki.Serial(o.Cert.SerialNumber)
+	}
+	var serial string
+	switch {
+	case td.Write && issue:
+		return &Restart{}
+	case td.Write && source != nil && source.Cert != nil:
+		serial = pki.Serial(source.Cert.SerialNumber)
+		if serial == held {
+			return nil // the same certificate written again
+		}
+	case td.Reason == NotServed && w != nil:
+		serial = held
+	default:
+		return nil
+	}
+	if w != nil && slices.Contains(w.RestartedFor, serial) {
+		return nil
+	}
+	return &Restart{Serial: serial}
+}
+
+// RevocationWait says why a superseded serial of certificate d is not
+// revoked yet ("" when it may be): a target with a probe was seen serving
+// it, or its probe could not tell (not dialled this pass, or the dial
+// failed). Revoking a certificate a workload still serves breaks the
+// handshakes of every client that checks the CRL, and a certificate
+// superseded by a change of declaration, issuer or authority is not
+// compromised: it waits — past the probe's grace too, when the target is
+// NotServed — until the probes see it no more, or it expires. A target
+// without a probe is not waited for. (`certfleet revoke`, for a
+// compromised key, never asks.) since is when the serial was superseded.
+func RevocationWait(d *render.Desired, serial string, served map[string]Served, since, now time.Time) string {
+	if d == nil {
+		return "" // no longer declared: nothing of it is probed
+	}
+	for _, t := range d.Targets {
+		if t.Probe == nil {
+			continue
+		}
+		s, probed := served[t.Key]
+		switch {
+		case !probed:
+			return fmt.Sprintf("%s (probe of %s) was not probed this pass", t.Probe.Address, t.Key)
+		case s.Err != nil:
+			return fmt.Sprintf("probing %s failed: %v", t.Probe.Address, s.Err)
+		case s.Serial == serial:
+			grace, after := t.Probe.EffectiveGrace(), now.Sub(since)
+			if after < grace {
+				return fmt.Sprintf("%s still serves it, %s after it was superseded (grace %s)", t.Probe.Address,
+					schemas.FormatDuration(after.Round(time.Second)), schemas.FormatDuration(grace))
+			}
+			return fmt.Sprintf("%s still serves it, %s after it was superseded, past the grace (%s): the workload has not reloaded (NotServed)",
+				t.Probe.Address, schemas.FormatDuration(after.Round(time.Second)), schemas.FormatDuration(grace))
+		}
+	}
+	return ""
 }
 
 // issuedBy reports whether leaf was signed by the current or a previous

@@ -1300,3 +1300,143 @@ func TestNotServedOnOneTargetIsTheCertificatesStateAndWritesNothing(t *testing.T
 			c.Reason, c.Issue, c.Record, writes(c.Targets), c.Action())
 	}
 }
+
+// TestRestart: a target's workload (restart:) is restarted once a write
+// delivers another certificate than the one it held, and when its probe
+// still sees the previous one past the grace — once per serial, never for
+// the same certificate written again, never blind.
+func TestRestart(t *testing.T) {
+	f := newFixture(t)
+	api := schemas.Restart{Kind: schemas.Deployment, Name: "api"}
+	restarting := kubeTarget("prod", "team-a", "api-tls")
+	restarting.Restart = &api
+	restarting.Probe = &schemas.Probe{Address: "api.internal:443"}
+	plain := kubeTarget("prod", "team-a", "plain-tls")
+	other := dirTarget("/etc/tls/api")
+	current, previous := f.fresh(), f.issue(now.Add(-70*day), lifetime)
+	otherTemplate := restarting
+	otherTemplate.TemplateHash = "template-0"
+	gone := &target.Observed{} // a target holding nothing
+	type setup struct {
+		targets []render.Target
+		// observed is what each target holds: nil, the current certificate in sync
+		observed []*target.Observed
+		served   *decide.Served // what the restarting target's probe saw
+		workload *target.Workload
+	}
+	tests := []struct {
+		name string
+		setup
+		want *decide.Restart // of the last target
+	}{
+		{name: "a first issuance restarts, for the serial it issues", want: &decide.Restart{},
+			setup: setup{targets: []render.Target{restarting}, observed: []*target.Observed{gone}}},
+		{name: "a copy of another certificate restarts, for its serial", want: &decide.Restart{Serial: serialOf(current)},
+			setup: setup{targets: []render.Target{other, restarting}, observed: []*target.Observed{nil, gone},
+				workload: &target.Workload{RestartedFor: []string{serialOf(previous)}}}},
+		{name: "the same certificate written again (a template change) does not restart",
+			setup: setup{targets: []render.Target{restarting}, observed: []*target.Observed{f.delivered(desired("team-a/api", nil, restarting), otherTemplate, current)}}},
+		{name: "a copy of a serial the workload was restarted for does not restart",
+			setup: setup{targets: []render.Target{other, restarting}, observed: []*target.Observed{nil, gone},
+				workload: &target.Workload{RestartedFor: []string{serialOf(current)}}}},
+		{name: "NotServed restarts, for the delivered serial", want: &decide.Restart{Serial: serialOf(current)},
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(previous)},
+				workload: &target.Workload{RestartedFor: []string{serialOf(previous), "0a"}}}},
+		{name: "NotServed after a restart for the delivered serial does not restart again (the pods may still be rolling)",
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(previous)},
+				workload: &target.Workload{RestartedFor: []string{"0a", serialOf(current)}}}},
+		{name: "NotServed with a workload that could not be read does not restart",
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(previous)}}},
+		{name: "a target serving what was delivered does not restart",
+			setup: setup{targets: []render.Target{restarting}, served: &decide.Served{Serial: serialOf(current)}, workload: &target.Workload{}}},
+		{name: "a target without restart: never restarts", setup: setup{targets: []render.Target{plain}, observed: []*target.Observed{gone}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := desired("team-a/api", nil, tt.targets...)
+			last := tt.targets[len(tt.targets)-1]
+			obs := map[string]*target.Observed{}
+			inv := map[string]*inventory.Entry{}
+			for i, tg := range tt.targets {
+				o := f.delivered(d, tg, current) // in sync, unless setup says otherwise
+				if i < len(tt.observed) && tt.observed[i] != nil {
+					o = tt.observed[i]
+				}
+				if o != gone {
+					obs[tg.Key] = o
+					inv = recordedAt(d, o)
+				}
+			}
+			if e := inv[d.ID]; e != nil {
+				e.UpdatedAt = now.Add(-time.Hour)
+			}
+			served := map[string]decide.Served{}
+			if tt.served != nil {
+				served[last.Key] = *tt.served
+			}
+			workloads := map[string]*target.Workload{}
+			if tt.workload != nil {
+				workloads[last.Key] = tt.workload
+			}
+			c := decide.Decide(decide.Input{Desired: []*render.Desired{d}, Observed: obs, Now: now, Inventory: inv, Catalog: f.catalog(),
+				Served: served, Workloads: workloads}).Certificates[0]
+			got := c.Targets[len(c.Targets)-1]
+			switch {
+			case tt.want == nil && got.Restart != nil:
+				t.Errorf("%s (write %v): restart for %q, want none", got.Reason, got.Write, got.Restart.Serial)
+			case tt.want != nil && got.Restart == nil:
+				t.Errorf("%s (write %v): no restart, want one for %q", got.Reason, got.Write, tt.want.Serial)
+			case tt.want != nil && got.Restart.Serial != tt.want.Serial:
+				t.Errorf("restart for %q, want %q", got.Restart.Serial, tt.want.Serial)
+			}
+		})
+	}
+}
+
+// TestRevocationWait: a superseded serial is revoked only once no probe of
+// the certificate's targets sees it served — past the grace too — and a
+// probe that could not tell keeps it waiting; targets without a probe and
+// certificates no longer declared are not waited for.
+func TestRevocationWait(t *testing.T) {
+	probed := dirTarget("/etc/tls/api")
+	probed.Probe = &schemas.Probe{Address: "api.internal:8443"}
+	plain := dirTarget("/etc/tls/plain")
+	d := desired("team-a/api", nil, plain, probed)
+	const old, fresh = "0a:01", "0b:02"
+	since := now.Add(-2 * time.Minute)
+	tests := []struct {
+		name    string
+		d       *render.Desired
+		served  map[string]decide.Served
+		since   time.Time
+		waiting []string // what the reason says; none: revoke now
+	}{
+		{name: "the probe sees the new serial: revoke", d: d, since: since, served: map[string]decide.Served{probed.Key: {Serial: fresh}}},
+		{name: "the probe sees the old serial within the grace: wait", d: d, since: since, served: map[string]decide.Served{probed.Key: {Serial: old}},
+			waiting: []string{"api.internal:8443 still serves it", "2m after it was superseded (grace 5m)"}},
+		{name: "the probe sees the old serial past the grace: still wait (NotServed), a superseded certificate is not compromised", d: d,
+			since: now.Add(-time.Hour), served: map[string]decide.Served{probed.Key: {Serial: old}}, waiting: []string{"past the grace (5m)", "NotServed"}},
+		{name: "a failed dial cannot tell: wait", d: d, since: since, served: map[string]decide.Served{probed.Key: {Err: errDown}},
+			waiting: []string{"probing api.internal:8443 failed: connection refused"}},
+		{name: "a probe not dialled this pass cannot tell: wait", d: d, since: since, served: map[string]decide.Served{},
+			waiting: []string{"was not probed this pass"}},
+		{name: "targets without a probe are not waited for", d: desired("team-a/api", nil, plain), since: since},
+		{name: "a certificate no longer declared is not waited for", since: since},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decide.RevocationWait(tt.d, old, tt.served, tt.since, now)
+			if len(tt.waiting) == 0 && got != "" {
+				t.Errorf("waits: %s; want it revoked now", got)
+			}
+			if len(tt.waiting) > 0 && got == "" {
+				t.Errorf("revoked now; want it to wait")
+			}
+			for _, w := range tt.waiting {
+				if !strings.Contains(got, w) {
+					t.Errorf("reason %q does not say %q", got, w)
+				}
+			}
+		})
+	}
+}

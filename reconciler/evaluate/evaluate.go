@@ -99,6 +99,9 @@ func New(cat *schemas.Catalog, now time.Time, opts ...Option) *Evaluator {
 // HasCatalog reports whether policies and catalog checks apply.
 func (e *Evaluator) HasCatalog() bool { return e.cat != nil }
 
+// Catalog is the catalog the evaluator checks against (nil: none).
+func (e *Evaluator) Catalog() *schemas.Catalog { return e.cat }
+
 // Verdict evaluates one desired certificate.
 func (e *Evaluator) Verdict(d *render.Desired) schemas.CertificateVerdict {
 	v := schemas.CertificateVerdict{ID: d.ID, File: d.File(), Line: d.Line(), Issuer: d.Certificate.Spec.Issuer,

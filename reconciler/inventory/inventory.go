@@ -53,8 +53,24 @@ type Entry struct {
 	Effective *schemas.Effective `json:"effective,omitempty"`
 	// PermanentFor is what a permanent failure was for (decide.FailureKey):
 	// the certificate is not tried again until that changes.
-	PermanentFor string    `json:"permanentFor,omitempty"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	PermanentFor string `json:"permanentFor,omitempty"`
+	// Superseded are serials of this certificate replaced before they
+	// expired for a superseding reason, not revoked yet: a probe of one of
+	// its targets still saw one served (decide.RevocationWait). Each pass
+	// revokes those no probe sees any more.
+	Superseded []Superseded `json:"superseded,omitempty"`
+	UpdatedAt  time.Time    `json:"updatedAt"`
+}
+
+// Superseded is a serial waiting to be revoked.
+type Superseded struct {
+	Serial   string    `json:"serial"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"notAfter"`
+	// Reason is the decide reason that superseded it (SpecChanged, …).
+	Reason string `json:"reason"`
+	// Since is when its replacement was delivered.
+	Since time.Time `json:"since"`
 }
 
 // FailureKind says whether trying an issuance or a delivery again can help.
@@ -108,9 +124,14 @@ type Event struct {
 	Issuer      string     `json:"issuer,omitempty"`
 	Revision    string     `json:"revision,omitempty"`
 	Author      string     `json:"author,omitempty"`
+	// Workload is the workload a restart line restarted (Kind namespace/name).
+	Workload string `json:"workload,omitempty"`
 	// Actor is the certfleet instance that acted (user@host).
 	Actor string `json:"actor"`
 	Error string `json:"error,omitempty"`
+	// Authority names the authority of a rotation's events (a phase
+	// change, a retired issuer tidied).
+	Authority string `json:"authority,omitempty"`
 }
 
 // Audit appends events as JSON lines.

@@ -8,9 +8,11 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/evaluate"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/source"
@@ -45,10 +47,14 @@ func Diff(base, head *render.Result) []schemas.Change {
 		b, ok := old[h.ID]
 		delete(old, h.ID)
 		if !ok {
-			out = append(out, schemas.Change{ID: h.ID, Action: schemas.ActionAdd, File: h.File(), Line: h.Line(), Fields: fields(nil, h)})
+			out = append(out, schemas.Change{ID: h.ID, Action: schemas.ActionAdd, File: h.File(), Line: h.Line(), Fields: fields(nil, h),
+				Restarts: restarts(h)})
 			continue
 		}
 		if c, changed := compare(b, h); changed {
+			if c.Action == schemas.ActionReissue {
+				c.Restarts = restarts(h)
+			}
 			out = append(out, c)
 		}
 	}
@@ -92,6 +98,22 @@ func compare(b, h *render.Desired) (schemas.Change, bool) {
 		return c, false
 	}
 	return c, true
+}
+
+// restarts are the workloads a delivery of h's new certificate restarts
+// (its targets' restart:), each once.
+func restarts(h *render.Desired) []string {
+	var out []string
+	for _, t := range h.Targets {
+		if t.Restart == nil {
+			continue
+		}
+		w := fmt.Sprintf("%s %s/%s in %s", t.Restart.Kind, t.Namespace, t.Restart.Name, t.Cluster)
+		if !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // keyDefault reports whether a field of the private key that IssueHash does
@@ -227,8 +249,26 @@ func Plan(base, head *render.Result, ev *evaluate.Evaluator) *schemas.Report {
 	rep.Base = &b
 	rep.Changes = Diff(base, head)
 	rep.BaseErrors = base.Errors
+	if cat := ev.Catalog(); cat != nil {
+		rep.Waves = decide.PlannedWaves(reissues(rep.Changes, head), cat.Rollout, cat.Clusters)
+	}
 	summarize(rep)
 	return rep
+}
+
+// reissues are the head's certificates that changes reissue.
+func reissues(changes []schemas.Change, head *render.Result) []*render.Desired {
+	byID := map[string]*render.Desired{}
+	for _, d := range head.Desired {
+		byID[d.ID] = d
+	}
+	var out []*render.Desired
+	for _, c := range changes {
+		if d := byID[c.ID]; d != nil && c.Action == schemas.ActionReissue {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func summarize(rep *schemas.Report) {

@@ -37,6 +37,9 @@ spec:
           labels: {team: payments}
 `
 
+// restartLine gives apiCert's Secret a workload to restart, after restartAfter.
+const restartAfter, restartLine = "          labels: {team: payments}\n", "      restart: {kind: Deployment, name: api}\n"
+
 // webCert leaves every default out.
 const webCert = `apiVersion: certfleet.dev/v1alpha1
 kind: Certificate
@@ -164,6 +167,22 @@ func TestDiff(t *testing.T) {
 			head: with(map[string]string{apiPath: edit(t, apiCert, "    - api.payments.svc\n", "    - api.payments.svc\n    - api.payments\n")}),
 			want: []schemas.Change{{ID: "payments/api", Action: schemas.ActionReissue, File: apiPath, Line: 12, Fields: []schemas.FieldChange{
 				{Field: "spec.dnsNames[2]", New: "api.payments", Reissue: true},
+			}}},
+		},
+		{
+			name: "a reissue names the workloads its delivery restarts",
+			base: with(map[string]string{apiPath: edit(t, apiCert, restartAfter, restartAfter+restartLine)}),
+			head: with(map[string]string{apiPath: edit(t, edit(t, apiCert, restartAfter, restartAfter+restartLine), "    - api.payments.svc\n", "    - api.payments.svc\n    - api.payments\n")}),
+			want: []schemas.Change{{ID: "payments/api", Action: schemas.ActionReissue, File: apiPath, Line: 12, Fields: []schemas.FieldChange{
+				{Field: "spec.dnsNames[2]", New: "api.payments", Reissue: true},
+			}, Restarts: []string{"Deployment payments/api in prod-eu"}}},
+		},
+		{
+			name: "an update (the same certificate) restarts nothing",
+			base: with(map[string]string{apiPath: edit(t, apiCert, restartAfter, restartAfter+restartLine)}),
+			head: with(map[string]string{apiPath: edit(t, edit(t, apiCert, restartAfter, restartAfter+restartLine), "renewBefore: 240h", "renewBefore: 360h")}),
+			want: []schemas.Change{{ID: "payments/api", Action: schemas.ActionUpdate, File: apiPath, Line: 13, Fields: []schemas.FieldChange{
+				{Field: "spec.renewBefore", Old: "240h", New: "360h"},
 			}}},
 		},
 		{

@@ -119,12 +119,21 @@ func Text(w io.Writer, rep *schemas.Report, color bool) error {
 				col = p.yellow
 			}
 			fmt.Fprintf(b, "  %s%s %s%s  %s  %s%s:%d%s\n", col, symbols[c.Action], c.ID, p.reset, c.Action, p.dim, c.File, c.Line, p.reset)
+			for _, r := range c.Restarts {
+				fmt.Fprintf(b, "      restarts %s\n", r)
+			}
 			if c.Action == schemas.ActionAdd {
 				continue // every field is new: the file says it better
 			}
 			for _, f := range c.Fields {
 				fmt.Fprintf(b, "      %s\n", describeChange(f))
 			}
+		}
+	}
+	if len(rep.Waves) > 0 {
+		fmt.Fprintf(b, "\nRollout (the reissues go out in waves):\n")
+		for i, w := range rep.Waves {
+			fmt.Fprintf(b, "  %d. %s: %d to reissue: %s\n", i+1, w.Name, len(w.Certificates), strings.Join(w.Certificates, ", "))
 		}
 	}
 	var denied, warned []schemas.CertificateVerdict
@@ -226,10 +235,25 @@ func Markdown(w io.Writer, rep *schemas.Report) error {
 		fmt.Fprintf(b, "<details><summary>Warnings: %d</summary>\n\n| certificate | where | reason | why |\n|---|---|---|---|\n%s\n\n</details>\n\n",
 			len(warnings), strings.Join(warnings, "\n"))
 	}
+	if len(rep.Waves) > 0 {
+		fmt.Fprintf(b, "<details open><summary><b>Rollout: the reissues go out in %d waves</b></summary>\n\n| wave | reissues | certificates |\n|---|---:|---|\n", len(rep.Waves))
+		for _, w := range rep.Waves {
+			ids := make([]string, len(w.Certificates))
+			for i, id := range w.Certificates {
+				ids[i] = "`" + mdEscape(id) + "`"
+			}
+			fmt.Fprintf(b, "| %s | %d | %s |\n", mdEscape(w.Name), len(w.Certificates), strings.Join(ids, ", "))
+		}
+		fmt.Fprintf(b, "\n</details>\n\n")
+	}
 	if len(rep.Changes) > 0 {
 		fmt.Fprintf(b, "<details><summary>Changes: %d</summary>\n\n| | certificate | action | where |\n|---|---|---|---|\n", len(rep.Changes))
 		for _, c := range rep.Changes {
-			fmt.Fprintf(b, "| %s | `%s` | %s | `%s:%d` |\n", symbols[c.Action], mdEscape(c.ID), c.Action, mdEscape(c.File), c.Line)
+			action := string(c.Action)
+			for _, r := range c.Restarts {
+				action += ", restarts " + mdEscape(r)
+			}
+			fmt.Fprintf(b, "| %s | `%s` | %s | `%s:%d` |\n", symbols[c.Action], mdEscape(c.ID), action, mdEscape(c.File), c.Line)
 		}
 		fmt.Fprintf(b, "\n")
 		for _, c := range rep.Changes {

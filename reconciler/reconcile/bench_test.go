@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,12 +111,37 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil || len(rep.Actions) != 0 || rep.Reasons["InSync"] != n {
 			b.Fatalf("no-op pass: %v, actions %v", err, rep.Actions)
 		}
+		// The daemon as it runs: each cluster observed from an informer's
+		// store. The first pass waits for its sync; the one timed is a
+		// pass where the watch said nothing changed.
+		heapBefore := heapInUse()
+		ws := target.NewWatches(nil)
+		defer ws.Stop()
+		clients := e.pass().Kube.Clients // one client: one informer
+		watched := func() *reconcile.Pass {
+			w := warm()
+			w.Kube.Clients, w.Kube.Watches = clients, ws
+			return w
+		}
+		if _, err := watched().Run(ctx, res, v); err != nil || !ws.Synced(alpha.Name) {
+			b.Fatalf("first watched pass: %v (synced %v)", err, ws.Synced(alpha.Name))
+		}
+		// What the informer's store holds (the Secrets, their data and
+		// metadata): the parsed observations were made before, by the LIST.
+		informerMB := float64(heapInUse()-heapBefore) / (1 << 20)
+		start = time.Now()
+		rep, err = watched().Run(ctx, res, v)
+		watchNoop := time.Since(start)
+		if err != nil || len(rep.Actions) != 0 || rep.Reasons["InSync"] != n {
+			b.Fatalf("no-op pass from the informer: %v, actions %v", err, rep.Actions)
+		}
 		start = time.Now()
 		rep, err = e.pass().Run(ctx, res, v)
 		cold := time.Since(start)
 		if err != nil || len(rep.Actions) != 0 {
 			b.Fatalf("one-shot no-op pass: %v, actions %v", err, rep.Actions)
 		}
+		profileNoops(b, map[string]func() *reconcile.Pass{"oneshot": e.pass, "list": warm, "watch": watched}, res, v)
 		start = time.Now()
 		list, err := clientset(b, alpha).CoreV1().Secrets(e.id+"-web").List(ctx, metav1.ListOptions{})
 		listTime := time.Since(start)
@@ -128,8 +156,45 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(noop.Seconds(), "noop-pass-s")
 		b.ReportMetric(listTime.Seconds(), "list-s")
 		b.ReportMetric(noop.Seconds()/listTime.Seconds(), "noop-ratio")
+		b.ReportMetric(informerMB, "informer-heap-MB")
+		b.ReportMetric(watchNoop.Seconds(), "watch-noop-s")
+		b.ReportMetric(watchNoop.Seconds()/listTime.Seconds(), "watch-noop-ratio")
 		b.ReportMetric(cold.Seconds(), "oneshot-noop-s")
 		b.ReportMetric(cold.Seconds()/listTime.Seconds(), "oneshot-noop-ratio")
+	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// profileNoops writes a CPU profile of each kind of no-op pass, run
+// several times, to $CERTFLEET_BENCH_PROFILE/<kind>.cpu when that is set
+// (then without go test's -cpuprofile, which the issuing pass dominates).
+func profileNoops(b *testing.B, passes map[string]func() *reconcile.Pass, res *render.Result, v map[string]schemas.CertificateVerdict) {
+	dir := os.Getenv("CERTFLEET_BENCH_PROFILE")
+	if dir == "" {
+		return
+	}
+	for name, pass := range passes {
+		f, err := os.Create(filepath.Join(dir, name+".cpu"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		for range 5 {
+			if rep, err := pass().Run(context.Background(), res, v); err != nil || len(rep.Actions) != 0 {
+				b.Fatalf("%s no-op pass: %v, actions %v", name, err, rep.Actions)
+			}
+		}
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 

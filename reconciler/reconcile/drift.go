@@ -27,6 +27,10 @@ type DriftReport struct {
 	Entries []DriftEntry          `json:"entries"`
 	// Failures are targets or clusters that could not be observed.
 	Failures inventory.Failures `json:"failures"`
+	// Waves is where each wave of the catalog's Rollout stands (none without one).
+	Waves []decide.Wave `json:"waves,omitempty"`
+	// Rotations are the authorities in a rotation, with their phase.
+	Rotations []decide.AuthorityPhase `json:"rotations,omitempty"`
 }
 
 // DriftEntry is one target that differs.
@@ -40,6 +44,8 @@ type DriftEntry struct {
 	DeliveredSerial string    `json:"deliveredSerial,omitempty"`
 	NotAfter        time.Time `json:"notAfter,omitzero"`
 	Message         string    `json:"message"`
+	// Wave is the rollout wave a WaitingForWave certificate waits in.
+	Wave string `json:"wave,omitempty"`
 	// Effective is what the issuer makes of the declaration (requested vs effective).
 	Effective *schemas.Effective `json:"effective,omitempty"`
 }
@@ -65,6 +71,8 @@ func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[strin
 func DriftOf(rep *Result) *DriftReport {
 	r := &DriftReport{Revision: rep.Revision, Time: rep.Started, Counts: map[decide.Reason]int{}, Entries: []DriftEntry{}, Failures: inventory.Failures{}}
 	r.Failures = append(r.Failures, rep.Unobservable...)
+	r.Waves = rep.Waves
+	r.Rotations = rep.Rotations
 	for _, s := range rep.State {
 		if s.Reason == decide.InSync {
 			r.InSync++
@@ -72,7 +80,7 @@ func DriftOf(rep *Result) *DriftReport {
 		}
 		r.Counts[s.Reason]++
 		r.Entries = append(r.Entries, DriftEntry{Reason: s.Reason, Certificate: s.Certificate, Target: s.Target, File: s.File,
-			IssuedSerial: s.IssuedSerial, DeliveredSerial: s.Serial, NotAfter: s.NotAfter, Message: s.Message})
+			IssuedSerial: s.IssuedSerial, DeliveredSerial: s.Serial, NotAfter: s.NotAfter, Message: s.Message, Wave: s.Wave})
 	}
 	return r
 }
@@ -94,11 +102,27 @@ func (r *DriftReport) Text(w io.Writer) error {
 		}
 		fmt.Fprintf(b, "\ndrift: %s\n", strings.Join(parts, ", "))
 	}
+	if len(r.Waves) > 0 {
+		fmt.Fprintf(b, "rollout: %s\n", wavesLine(r.Waves))
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(b, "could not check: %s\n", f)
 	}
+	writeRotations(b, r.Rotations)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeRotations writes a line per authority in a rotation, for people.
+func writeRotations(b *strings.Builder, rotations []decide.AuthorityPhase) {
+	for _, ap := range rotations {
+		since := ""
+		if ap.Since != nil {
+			since = " since " + ap.Since.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(b, "\nrotation of authority %s: phase %d/4 %s%s; trust bundle places holding the new CA %d/%d; leaves left %d (awaiting trust %d)\n      %s\n",
+			ap.Authority, ap.Phase, ap.PhaseName, since, ap.PlacesTrusting, ap.Places, ap.LeavesRemaining, ap.LeavesAwaitingTrust, ap.Message)
+	}
 }
 
 // Markdown writes the drift report as a table.
@@ -120,9 +144,37 @@ func (r *DriftReport) Markdown(w io.Writer) error {
 				strings.ReplaceAll(e.Message, "|", `\|`))
 		}
 	}
+	if len(r.Waves) > 0 {
+		fmt.Fprintf(b, "\nRollout: %s\n", wavesLine(r.Waves))
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(b, "\n> could not check: %s\n", f)
 	}
+	if len(r.Rotations) > 0 {
+		fmt.Fprintf(b, "\n| authority | phase | trust bundle places holding the new CA | leaves left | awaiting trust | why |\n|---|---|---|---|---|---|\n")
+		for _, ap := range r.Rotations {
+			fmt.Fprintf(b, "| `%s` | %d %s | %d/%d | %d | %d | %s |\n", ap.Authority, ap.Phase, ap.PhaseName, ap.PlacesTrusting, ap.Places,
+				ap.LeavesRemaining, ap.LeavesAwaitingTrust, strings.ReplaceAll(ap.Message, "|", `\|`))
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wavesLine sums up a rollout's waves in one line: each wave's status and
+// what it has left, and why the first one that waits does.
+func wavesLine(ws []decide.Wave) string {
+	parts := make([]string, len(ws))
+	why := ""
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s %s (%d of %d left)", w.Name, w.Status, w.Pending, w.Certificates)
+		if why == "" && w.Message != "" {
+			why = w.Message
+		}
+	}
+	line := strings.Join(parts, " → ")
+	if why != "" {
+		line += "; " + why
+	}
+	return line
 }

@@ -182,27 +182,61 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep := newResult(res, start, p.DryRun)
 	// Trust first: a leaf is reissued under a rotated authority's new CA
 	// only once every bundle place reads back holding it.
-	untrusted := p.trustBundles(ctx, res, obs, rep)
+	trust, retired := p.trustBundles(ctx, res, obs, rep)
+	untrusted := untrustedOf(trust)
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
+	workloads, workloadFailures := p.observeWorkloads(ctx, res.Desired, obs)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
-		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served})
+		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served,
+		Workloads: workloads})
 	rep.addObservationFailures(obs.unobservable)
+	if err := p.rollout(ctx, &dec, inv, start, !res.Scope.Whole() || len(obs.unobservable) > 0, rep); err != nil {
+		return nil, err
+	}
+	rep.Failures = append(rep.Failures, workloadFailures...)
+	var rewritten map[string]bool
 	if !p.DryRun {
-		p.act(ctx, res, dec, inv, verdicts, rep)
+		rewritten = p.act(ctx, res, dec, inv, verdicts, workloads, served, rep)
 		p.sweep(ctx, dec, rep)
 	} else {
 		rep.addDecisions(dec, nil, inv, start, p.MaxJitter)
+		rep.addRestarts(dec, nil)
 	}
 	// A cancelled pass (SIGTERM past the grace, a lost lease or lock) starts
 	// no delete and no further write.
 	if ctx.Err() == nil {
 		p.prune(ctx, res, dec, inv, rep)
 	}
+	p.rotations(ctx, dec, trust, retired, rewritten, rep)
 	rep.Inventory = inv
 	rep.finish(p.now())
 	return rep, nil
+}
+
+// rollout holds the mass reissues whose wave has not come (decide.Waves)
+// and records the rollout's progress before anything is issued: were it
+// recorded after, a pass stopped in between would leave a wave reissued
+// with no record that it started, and the next pass would take it for a
+// wave with nothing to do and start the next one without a soak. A dry run
+// reads the state and records nothing.
+func (p *Pass) rollout(ctx context.Context, dec *decide.Decisions, inv map[string]*inventory.Entry, now time.Time, partial bool, rep *Result) error {
+	st, err := inventory.LoadRollout(ctx, p.Backend)
+	if err != nil {
+		return err
+	}
+	in := decide.RolloutInput{State: st, Failing: decide.FailingIDs(inv), Now: now, Partial: partial}
+	if p.Catalog != nil {
+		in.Rollout, in.Clusters = p.Catalog.Rollout, p.Catalog.Clusters
+	}
+	r := decide.Waves(*dec, in)
+	r.Apply(dec)
+	rep.Waves = r.Waves
+	if p.DryRun || r.State.Equal(st) {
+		return nil
+	}
+	return inventory.SaveRollout(ctx, p.Backend, r.State)
 }
 
 // sweep cleans what interrupted writes left in the directories this pass
@@ -245,11 +279,13 @@ type outcome struct {
 // was cancelled: long enough for a backend write, short enough to exit.
 const recordTimeout = 5 * time.Second
 
-// act issues and delivers, certificates in parallel, and records. Once ctx
+// act issues and delivers, certificates in parallel, and records; it
+// returns the targets it delivered a new certificate to. Once ctx
 // is cancelled no certificate starts, and one in progress starts no
 // further issuance or write.
 func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions, inv map[string]*inventory.Entry,
-	verdicts map[string]schemas.CertificateVerdict, rep *Result) {
+	verdicts map[string]schemas.CertificateVerdict, workloads map[string]*target.Workload, served map[string]decide.Served,
+	rep *Result) (rewritten map[string]bool) {
 	outcomes := make([]*outcome, len(dec.Certificates))
 	acts := func(c *decide.Certificate) bool { return c.Action() != "" }
 	todo := 0
@@ -290,14 +326,29 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 		})
 	}
 	_ = g.Wait() // every failure is the certificate's own, in its outcome
-	p.save(ctx, inv, outcomes)
+	// Revoked before the save: the entries that stop listing a serial as
+	// waiting are written with this pass's others, one write per page.
+	dropped := p.revokeSuperseded(ctx, res, inv, outcomes, served, rep)
+	failed := p.save(ctx, inv, outcomes, dropped)
+	for _, id := range slices.Sorted(maps.Keys(dropped)) {
+		if err := failed[id]; err != nil {
+			// Revoked but still listed as waiting: the next pass revokes it again, which Vault accepts.
+			rep.Failures = append(rep.Failures, inventory.Failed("updating "+id+" in the inventory", err))
+			continue
+		}
+		inv[id] = dropped[id]
+	}
+	// Restarted once the new certificate is delivered (and recorded): a
+	// workload restarted earlier would start with the old one.
+	restarts := p.restartWorkloads(ctx, dec, outcomes, workloads)
 	rep.addDecisions(dec, outcomes, inv, p.now(), p.MaxJitter)
-	p.revokeSuperseded(ctx, dec, inv, outcomes, rep)
+	rep.addRestarts(dec, restarts)
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
 			inv[o.entry.ID] = o.entry
 		}
 	}
+	return newlyIssued(dec, outcomes)
 }
 
 // save writes the inventory pages holding what this pass recorded, each
@@ -305,8 +356,9 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 // changed page, not per certificate). An entry whose page could not be
 // written is reported as not recorded; the next pass records it from what
 // the target holds (decide.NotRecorded). Like record, it runs even when the
-// pass was cancelled meanwhile.
-func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome) {
+// pass was cancelled meanwhile. others are further entries to write
+// (not acted on, changed all the same); it returns what failed to be written.
+func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome, others map[string]*inventory.Entry) map[string]error {
 	next := maps.Clone(inv)
 	var changed []string
 	for _, o := range outcomes {
@@ -315,8 +367,12 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 			changed = append(changed, o.entry.ID)
 		}
 	}
+	for id, e := range others {
+		next[id] = e
+		changed = append(changed, id)
+	}
 	if len(changed) == 0 {
-		return
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -330,6 +386,7 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 			o.entry = nil
 		}
 	}
+	return failed
 }
 
 // withoutCancelled is o without what a cancellation stopped, which is no
@@ -523,6 +580,9 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	effective *schemas.Effective) (*inventory.Entry, time.Time, error) {
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
+	if s, ok := p.superseded(c, o, prev, now); ok {
+		e.Superseded = append(e.Superseded, s)
+	}
 	failures := failuresOf(o)
 	if len(failures) > 0 {
 		p.markFailing(e, prev, c.Desired, o.err, failures, now)
@@ -551,6 +611,9 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 	if prev != nil && !c.Issue {
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision
+	}
+	if prev != nil {
+		e.Superseded = slices.Clone(prev.Superseded) // still waiting to be revoked
 	}
 	declared := map[string]bool{}
 	for _, t := range d.Targets {

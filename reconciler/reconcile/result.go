@@ -31,8 +31,17 @@ type Result struct {
 	Pruned  int            `json:"pruned"`
 	// Revoked counts serials put on a CRL: superseded or pruned certificates.
 	Revoked int `json:"revoked"`
+	// Restarted counts workloads restarted (restart:) for a new certificate
+	// or because their probe still saw the old one; in a dry run, those
+	// that would be.
+	Restarted int `json:"restarted"`
 	// TrustBundles counts trust bundle targets written.
 	TrustBundles int `json:"trustBundles"`
+	// Waves is where each wave of the catalog's Rollout stands after the
+	// pass's decisions (none without a Rollout).
+	Waves []decide.Wave `json:"waves,omitempty"`
+	// Rotations are the authorities in a rotation (not Idle) after the pass.
+	Rotations []decide.AuthorityPhase `json:"rotations,omitempty"`
 	// Items lists every certificate and target that was not in sync.
 	Items []Item `json:"items"`
 	// Failures are what could not be done; the next pass retries them.
@@ -67,6 +76,8 @@ type TargetState struct {
 	// Message explains it.
 	Reason  decide.Reason
 	Message string
+	// Wave is the rollout wave a WaitingForWave target waits in.
+	Wave string
 	// Serial is what the target holds; IssuedSerial what the inventory records.
 	Serial, IssuedSerial         string
 	NotBefore, NotAfter, RenewAt time.Time
@@ -82,8 +93,13 @@ type Item struct {
 	Target      string        `json:"target"`
 	Reason      decide.Reason `json:"reason"`
 	// Message explains Reason.
-	Message  string    `json:"message,omitempty"`
-	Action   string    `json:"action,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Wave is the rollout wave a WaitingForWave target waits in.
+	Wave   string `json:"wave,omitempty"`
+	Action string `json:"action,omitempty"`
+	// Restart names the workload restarted for this target (Kind
+	// namespace/name), or in a dry run the one that would be.
+	Restart  string    `json:"restart,omitempty"`
 	Serial   string    `json:"serial,omitempty"`
 	NotAfter time.Time `json:"notAfter,omitzero"`
 	Error    string    `json:"error,omitempty"`
@@ -140,6 +156,9 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 				continue
 			}
 			it := Item{Certificate: c.Desired.ID, Issuer: c.Desired.Certificate.Spec.Issuer, Target: t.Target.Key, Reason: reason, Message: msg}
+			if reason == decide.WaitingForWave {
+				it.Wave = c.Wave
+			}
 			if t.Write {
 				it.Action = action
 			}
@@ -176,6 +195,9 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 		s := TargetState{Certificate: d.ID, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
 			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File()}
 		s.Reason, s.Message = c.TargetReason(t)
+		if s.Reason == decide.WaitingForWave {
+			s.Wave = c.Wave
+		}
 		if entry != nil {
 			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
 		}
@@ -254,6 +276,9 @@ func (r *Result) Text(w io.Writer) error {
 					line += " " + it.Serial
 				}
 			}
+			if it.Restart != "" {
+				line += "  → restart " + it.Restart
+			}
 			if it.Error != "" {
 				line += "  FAILED: " + it.Error
 			}
@@ -261,6 +286,10 @@ func (r *Result) Text(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(b, "\n%s\n", r.summary())
+	if len(r.Waves) > 0 {
+		fmt.Fprintf(b, "rollout: %s\n", wavesLine(r.Waves))
+	}
+	writeRotations(b, r.Rotations)
 	for _, n := range r.Notes {
 		fmt.Fprintf(b, "note: %s\n", n)
 	}
@@ -286,6 +315,9 @@ func (r *Result) summary() string {
 	}
 	if r.Revoked > 0 {
 		parts = append(parts, fmt.Sprintf("revoke %d", r.Revoked))
+	}
+	if r.Restarted > 0 {
+		parts = append(parts, fmt.Sprintf("restart %d", r.Restarted))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing to do")

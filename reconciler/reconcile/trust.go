@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/schemas"
@@ -25,25 +26,40 @@ type bundlePlace struct {
 // authorities: during a rotation, old and new) as a ConfigMap or Secret in
 // its clusters, or a ca.crt in its directories, and reads each one back.
 // Applying the same content again changes nothing, so each pass simply
-// applies. It returns the authorities some bundle place does not yet hold
-// the current CA of, with why: their leaves signed by a previous CA wait
-// (decide.AwaitingTrust) rather than be reissued under a CA that a workload
-// reading that bundle would not trust. A dry run only reads.
-func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observed, rep *Result) map[string]string {
-	untrusted := map[string]string{}
+// applies. It returns, per authority, how many bundle places name it and
+// how many read back holding its current CA (with why the first one does
+// not): leaves signed by a previous CA wait (decide.AwaitingTrust) until
+// every place does, rather than be reissued under a CA that a workload
+// reading that bundle would not trust. It also returns which previous CAs
+// it retired from the bundles (nil: none could be). A dry run only reads.
+func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observed, rep *Result) (map[string]decide.Trust, func(schemas.PreviousIssuer) bool) {
+	trust := map[string]decide.Trust{}
+	count := func(a string, trusted bool, why string) {
+		t := trust[a]
+		t.Places++
+		if trusted {
+			t.Trusting++
+		} else if t.Why == "" {
+			t.Why = why
+		}
+		trust[a] = t
+	}
 	retired := retiredCAs(p.Catalog, obs, res.Scope.Whole())
 	for _, tb := range res.TrustBundles {
 		name := tb.Metadata.Name
+		places := p.bundlePlaces(ctx, tb)
 		certs, err := p.Catalog.TrustedCertificates(tb.Spec.Authorities, p.now(), retired)
 		if err != nil {
 			rep.Failures = append(rep.Failures, inventory.Failed("trust bundle "+name, err))
 			for _, a := range tb.Spec.Authorities {
-				untrusted[a] = fmt.Sprintf("trust bundle %s cannot be built: %v", name, err)
+				for range max(len(places), 1) {
+					count(a, false, fmt.Sprintf("trust bundle %s cannot be built: %v", name, err))
+				}
 			}
 			continue
 		}
 		pem := strings.Join(certs, "")
-		for _, place := range p.bundlePlaces(ctx, tb) {
+		for _, place := range places {
 			var held string
 			var err error
 			if p.DryRun {
@@ -54,19 +70,30 @@ func (p *Pass) trustBundles(ctx context.Context, res *render.Result, obs observe
 				rep.TrustBundles++
 			}
 			for _, a := range tb.Spec.Authorities {
-				if _, seen := untrusted[a]; seen {
-					continue
-				}
 				switch current := strings.TrimSpace(p.Catalog.Authorities[a].Status.Certificate); {
 				case err != nil:
-					untrusted[a] = fmt.Sprintf("trust bundle %s at %s could not be written or read back: %v", name, place.what, err)
+					count(a, false, fmt.Sprintf("trust bundle %s at %s could not be written or read back: %v", name, place.what, err))
 				case !strings.Contains(held, current):
-					untrusted[a] = fmt.Sprintf("trust bundle %s at %s does not hold the current CA of %s yet", name, place.what, a)
+					count(a, false, fmt.Sprintf("trust bundle %s at %s does not hold the current CA of %s yet", name, place.what, a))
+				default:
+					count(a, true, "")
 				}
 			}
 		}
 	}
-	return untrusted
+	return trust, retired
+}
+
+// untrustedOf names the authorities some bundle place does not yet hold
+// the current CA of, with why (decide.Input.Untrusted).
+func untrustedOf(trust map[string]decide.Trust) map[string]string {
+	out := map[string]string{}
+	for a, t := range trust {
+		if t.Trusting < t.Places {
+			out[a] = t.Why
+		}
+	}
+	return out
 }
 
 // retiredCAs says which previous CAs nothing depends on any more: no

@@ -71,6 +71,9 @@ type Target struct {
 	TemplateHash string
 	// Probe is the TLS endpoint serving this target's certificate (nil: none).
 	Probe *schemas.Probe
+	// Restart is the workload restarted after a new certificate is
+	// delivered here (nil: none; Kubernetes targets only).
+	Restart *schemas.Restart
 }
 
 // Desired is a certificate as the repository declares it, with its targets
@@ -302,7 +305,7 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desir
 		errs = append(errs, es...)
 		for _, rt := range resolved {
 			rt.TemplateHash = schemas.TemplateHash(&c.Spec, t)
-			rt.Probe = t.Probe
+			rt.Probe, rt.Restart = t.Probe, t.Restart
 			d.Targets = append(d.Targets, rt)
 		}
 	}

@@ -471,6 +471,7 @@ func TestRenderTargets(t *testing.T) {
         secretName: api-tls
         secretTemplate:
           labels: {team: payments}
+      restart: {kind: Deployment, name: api}
     - vaultKV: {mount: secret, path: /tls/api}
       probe: {address: "api.internal:8443", serverName: api.example.com, grace: 10m}
 `)}), cat)
@@ -483,8 +484,10 @@ func TestRenderTargets(t *testing.T) {
 	}
 	tmpl := &schemas.SecretTemplate{Labels: map[string]string{"team": "payments"}}
 	want := []render.Target{
-		{Index: 0, Address: render.Address{Key: "kubernetes/prod-eu/payments/api-tls", Kind: render.Kubernetes, Cluster: "prod-eu", Namespace: "payments", Name: "api-tls"}, Template: tmpl},
-		{Index: 0, Address: render.Address{Key: "kubernetes/staging/payments/api-tls", Kind: render.Kubernetes, Cluster: "staging", Namespace: "payments", Name: "api-tls"}, Template: tmpl},
+		{Index: 0, Address: render.Address{Key: "kubernetes/prod-eu/payments/api-tls", Kind: render.Kubernetes, Cluster: "prod-eu", Namespace: "payments", Name: "api-tls"}, Template: tmpl,
+			Restart: &schemas.Restart{Kind: schemas.Deployment, Name: "api"}},
+		{Index: 0, Address: render.Address{Key: "kubernetes/staging/payments/api-tls", Kind: render.Kubernetes, Cluster: "staging", Namespace: "payments", Name: "api-tls"}, Template: tmpl,
+			Restart: &schemas.Restart{Kind: schemas.Deployment, Name: "api"}},
 		{Index: 1, Address: render.Address{Key: "vault-kv/secret/tls/api", Kind: render.VaultKV, Mount: "secret", Path: "/tls/api"},
 			Probe: &schemas.Probe{Address: "api.internal:8443", ServerName: "api.example.com", Grace: "10m"}},
 	}
@@ -510,8 +513,8 @@ func TestRenderTargets(t *testing.T) {
 	if d.IssueHash != schemas.IssueHash(&d.Certificate.Spec) {
 		t.Errorf("IssueHash = %s, want the spec's", d.IssueHash)
 	}
-	if line, col := d.Pos("spec.targets[1].vaultKV.path"); line != 16 || col != 38 {
-		t.Errorf("Pos(spec.targets[1].vaultKV.path) = %d:%d, want 16:38", line, col)
+	if line, col := d.Pos("spec.targets[1].vaultKV.path"); line != 17 || col != 38 {
+		t.Errorf("Pos(spec.targets[1].vaultKV.path) = %d:%d, want 17:38", line, col)
 	}
 }
 

@@ -50,8 +50,10 @@ type Daemon struct {
 	// whenever Run starts (a new leader must see what the old one wrote).
 	inventory map[string]*inventory.Entry
 	// seen keeps the Secrets parsed by earlier passes (target.Seen).
-	seen   *target.Seen
-	passes int
+	seen *target.Seen
+	// watches are the informers passes observe clusters from (observe.go).
+	watches *target.Watches
+	passes  int
 	// failures counts passes in a row that could not run (the catalog or
 	// the inventory unreadable): their retries back off like a failing
 	// certificate's, within maxRetryBackoff.
@@ -138,7 +140,10 @@ func sourceOptions(cfg *schemas.ServeConfig) (source.Options, error) {
 }
 
 // Close releases the audit log.
-func (d *Daemon) Close() { d.closeFunc() }
+func (d *Daemon) Close() {
+	d.stopWatches()
+	d.closeFunc()
+}
 
 // Metrics are the daemon's metrics.
 func (d *Daemon) Metrics() *Metrics { return d.metrics }
@@ -167,6 +172,7 @@ func (d *Daemon) run(ctx, hard context.Context, grace time.Duration) error {
 	d.inventory = nil
 	d.setLeader(true)
 	defer d.setLeader(false)
+	defer d.stopWatches()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -249,7 +255,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 	if d.seen == nil {
 		d.seen = target.NewSeen()
 	}
-	p.Kube.Seen = d.seen
+	p.Kube.Seen, p.Kube.Watches = d.seen, d.watchesForPass()
 	p.MaxJitter = durationOr(d.cfg.RenewalJitter, schemas.MaxJitter)
 	p.Concurrency, p.IssueRate, p.KeepSuperseded = d.cfg.Concurrency, d.cfg.IssueRate, d.cfg.KeepSuperseded
 	p.DryRun, p.Prune, p.MaxPruneShare = d.cfg.ReportOnly, d.cfg.Prune && !d.cfg.ReportOnly, d.cfg.MaxPruneShare
@@ -266,6 +272,7 @@ func (d *Daemon) Pass(ctx context.Context) time.Time {
 		return start.Add(retry)
 	}
 	d.failures = 0
+	d.afterPass()
 	if ctx.Err() != nil {
 		// What was done is recorded; what was not is left for the next
 		// process. The inventory copy is dropped: the next run reloads it.
@@ -399,7 +406,7 @@ func (d *Daemon) Snapshot() (Status, *reconcile.Result, *reconcile.DriftReport, 
 
 // standby forgets the last pass's state when the lease is lost.
 func (d *Daemon) standby() {
-	d.metrics.fleet.set(nil, nil)
+	d.metrics.fleet.set(nil, nil, nil)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.report, d.drift, d.ready = nil, nil, false

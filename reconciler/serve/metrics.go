@@ -54,7 +54,7 @@ func (m *Metrics) observePass(rep *reconcile.Result, took time.Duration, cat *sc
 	for k, n := range rep.Issuances {
 		m.issuances.WithLabelValues(k.Issuer, string(k.Result)).Add(float64(n))
 	}
-	m.fleet.set(rep.State, cat)
+	m.fleet.set(rep.State, cat, rep.Rotations)
 }
 
 func (m *Metrics) setRevision(revision, ref, state string) {
@@ -67,8 +67,10 @@ type fleetCollector struct {
 	mu          sync.Mutex
 	state       []reconcile.TargetState
 	authorities map[string]time.Time
+	// phases is every authority's rotation phase (0: idle).
+	phases map[string]decide.Phase
 
-	notAfter, notBefore, renewal, ready, drift, failing, authority *prometheus.Desc
+	notAfter, notBefore, renewal, ready, drift, failing, authority, phase *prometheus.Desc
 }
 
 func newFleetCollector() *fleetCollector {
@@ -84,25 +86,32 @@ func newFleetCollector() *fleetCollector {
 			append(targetLabels, "reason")...),
 		failing:   d("certfleet_certificate_renewal_failing_since_timestamp_seconds", "Since when issuing or delivering the certificate fails.", "certificate", "issuer"),
 		authority: d("certfleet_authority_not_after_timestamp_seconds", "When the authority's current CA certificate expires.", "authority"),
+		phase: d("certfleet_authority_rotation_phase", "Where the authority's rotation stands: 0 idle, 1 a new issuer no trust bundle place holds yet, "+
+			"2 trust bundles being published, 3 leaves of the previous CA being reissued, 4 the previous CA retired from the bundles and its issuer tidied.", "authority"),
 	}
 }
 
-func (c *fleetCollector) set(state []reconcile.TargetState, cat *schemas.Catalog) {
+func (c *fleetCollector) set(state []reconcile.TargetState, cat *schemas.Catalog, rotations []decide.AuthorityPhase) {
 	auth := map[string]time.Time{}
+	phases := map[string]decide.Phase{}
 	if cat != nil {
 		for name, a := range cat.Authorities {
 			if a.Status.NotAfter != nil {
 				auth[name] = *a.Status.NotAfter
 			}
+			phases[name] = decide.PhaseIdle
 		}
+	}
+	for _, r := range rotations {
+		phases[r.Authority] = r.Phase
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.state, c.authorities = state, auth
+	c.state, c.authorities, c.phases = state, auth, phases
 }
 
 func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.notAfter, c.notBefore, c.renewal, c.ready, c.drift, c.failing, c.authority} {
+	for _, d := range []*prometheus.Desc{c.notAfter, c.notBefore, c.renewal, c.ready, c.drift, c.failing, c.authority, c.phase} {
 		ch <- d
 	}
 }
@@ -140,6 +149,9 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, t := range c.authorities {
 		ch <- prometheus.MustNewConstMetric(c.authority, prometheus.GaugeValue, unix(t), name)
+	}
+	for name, p := range c.phases {
+		ch <- prometheus.MustNewConstMetric(c.phase, prometheus.GaugeValue, float64(p), name)
 	}
 }
 

@@ -194,14 +194,7 @@ func (dm *daemon) hook(t *testing.T, secret []byte) int {
 // eventually polls cond for up to d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %s", d, what)
+	testbed.Eventually(t, d, what, cond)
 }
 
 // serial is the serial of the certificate in a Secret ("" when absent or invalid).

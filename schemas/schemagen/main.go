@@ -55,6 +55,7 @@ var objects = map[string]any{
 	schemas.KindIssuer:         schemas.Issuer{},
 	schemas.KindPolicy:         schemas.Policy{},
 	schemas.KindCluster:        schemas.Cluster{},
+	schemas.KindRollout:        schemas.Rollout{},
 	schemas.KindCertificate:    schemas.Certificate{},
 	schemas.KindCertificateSet: schemas.CertificateSet{},
 	schemas.KindTrustBundle:    schemas.TrustBundle{},
@@ -164,6 +165,8 @@ func mapper(t reflect.Type) *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Enum: enum(schemas.RSA, schemas.ECDSA, schemas.Ed25519)}
 	case reflect.TypeOf(schemas.RotationPolicy("")):
 		return &jsonschema.Schema{Type: "string", Enum: enum(schemas.RotationAlways, schemas.RotationNever)}
+	case reflect.TypeOf(schemas.RetireMode("")):
+		return &jsonschema.Schema{Type: "string", Enum: enum(schemas.RetireModes...)}
 	case reflect.TypeOf(schemas.Enforcement("")):
 		return &jsonschema.Schema{Type: "string", Enum: enum(schemas.EnforcementDeny, schemas.EnforcementWarn)}
 	}

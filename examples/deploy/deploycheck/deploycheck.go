@@ -596,7 +596,7 @@ func (a *APIServer) CheckAccepted(t testing.TB, ms []Manifest) {
 // CheckServiceAccount creates the ServiceAccount and RBAC objects for real
 // and, acting as the service account, does what the daemon does (leader
 // election with the configured Lease, one LIST of TLS Secrets in every
-// namespace, apply and delete of a Secret), then checks what the account
+// namespace, apply and delete of a Secret, a workload's restart), then checks what the account
 // must not do. Call it once per APIServer: it creates namespaces of its own.
 func (a *APIServer) CheckServiceAccount(t testing.TB, ms []Manifest) {
 	t.Helper()
@@ -703,6 +703,31 @@ func (a *APIServer) CheckServiceAccount(t testing.TB, ms []Manifest) {
 		t.Errorf("pruning the Secret as the service account: %v", err)
 	}
 
+	// A target's restart: read the workload, set its restart annotations.
+	labels := map[string]string{"app": "api"}
+	if _, err := adminClient.AppsV1().Deployments("payments").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "api:1"}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restart := schemas.Restart{Kind: schemas.Deployment, Name: "api"}
+	w, err := kube.ObserveWorkload(ctx, "local", "payments", restart)
+	if err != nil {
+		t.Errorf("reading a Deployment as the service account: %v", err)
+	} else if err := kube.Restart(ctx, "local", "payments", restart, "01:02", w.RestartedFor, time.Now()); err != nil {
+		t.Errorf("restarting a Deployment as the service account: %v", err)
+	} else if d, err := adminClient.AppsV1().Deployments("payments").Get(ctx, "api", metav1.GetOptions{}); err != nil ||
+		d.Spec.Template.Annotations[target.AnnRestartedFor] != "01:02" {
+		t.Errorf("the restarted Deployment (%v): template annotations %v", err, d.Spec.Template.Annotations)
+	}
+	for _, kind := range []schemas.WorkloadKind{schemas.StatefulSet, schemas.DaemonSet} {
+		// Absent, but allowed: NotFound, not Forbidden.
+		if _, err := kube.ObserveWorkload(ctx, "local", "payments", schemas.Restart{Kind: kind, Name: "api"}); !errors.Is(err, target.ErrNoWorkload) {
+			t.Errorf("reading a %s as the service account: %v; want %v", kind, err, target.ErrNoWorkload)
+		}
+	}
+
 	// And no more.
 	denied := map[string]func() error{
 		"list ConfigMaps in its own namespace": func() error {
@@ -719,6 +744,13 @@ func (a *APIServer) CheckServiceAccount(t testing.TB, ms []Manifest) {
 		},
 		"take another Lease": func() error {
 			_, err := client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+			return err
+		},
+		"delete a Deployment": func() error {
+			return client.AppsV1().Deployments("payments").Delete(ctx, "api", metav1.DeleteOptions{})
+		},
+		"list Deployments": func() error {
+			_, err := client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
 			return err
 		},
 		"write a Role": func() error {

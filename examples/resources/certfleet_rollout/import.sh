@@ -1,0 +1,1 @@
+terraform import certfleet_rollout.fleet fleet
