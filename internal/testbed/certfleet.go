@@ -10,11 +10,41 @@ import (
 	"testing"
 )
 
-// built is the certfleet binary, built once per test binary.
-var built struct {
+// build is a binary of this module, built once per test binary.
+type build struct {
 	once sync.Once
 	path string
 	err  error
+}
+
+var certfleetBuild, mtlspeerBuild build
+
+// run builds pkg (relative to the module root) into a temporary directory
+// under name, once.
+func (b *build) run(t testing.TB, pkg, name string) string {
+	t.Helper()
+	b.once.Do(func() {
+		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		if err != nil {
+			b.err = fmt.Errorf("finding the module root: %w", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", name+"-bin-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd.Dir = strings.TrimSpace(string(root))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
 }
 
 // Certfleet builds the certfleet binary of this module once per test
@@ -23,33 +53,14 @@ var built struct {
 // deletes it.
 func Certfleet(t testing.TB) string {
 	t.Helper()
-	built.once.Do(func() {
-		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-		if err != nil {
-			built.err = fmt.Errorf("finding the module root: %w", err)
-			return
-		}
-		dir, err := os.MkdirTemp("", "certfleet-bin-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "terraform-provider-certfleet")
-		cmd := exec.Command("go", "build", "-o", built.path, ".")
-		cmd.Dir = strings.TrimSpace(string(root))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return certfleetBuild.run(t, ".", "terraform-provider-certfleet")
 }
 
-// RemoveCertfleet deletes the binary Certfleet built, if any.
+// RemoveCertfleet deletes the binaries Certfleet and the mTLS peers built, if any.
 func RemoveCertfleet() {
-	if built.path != "" {
-		os.RemoveAll(filepath.Dir(built.path))
+	for _, b := range []*build{&certfleetBuild, &mtlspeerBuild} {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
 	}
 }
