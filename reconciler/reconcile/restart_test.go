@@ -142,7 +142,7 @@ func TestARestartRollsTheWorkloadOncePerDeliveredSerial(t *testing.T) {
 		owned++
 		want := `{"f:spec":{"f:template":{"f:metadata":{"f:annotations":{"f:certfleet.dev/restarted-for-serial":{},"f:kubectl.kubernetes.io/restartedAt":{}}}}}}`
 		var got, w any
-		_ = json.Unmarshal(f.FieldsV1.Raw, &got)
+		_ = json.Unmarshal(f.FieldsV1.GetRawBytes(), &got)
 		_ = json.Unmarshal([]byte(want), &w)
 		if g, _ := json.Marshal(got); string(g) != mustJSON(w) {
 			t.Errorf("certfleet's fields on the Deployment: %s, want %s", g, want)
