@@ -246,3 +246,90 @@ func verify(t *testing.T, leaf *x509.Certificate, chain []string, roots string) 
 		t.Errorf("certificate does not chain to the root: %v", err)
 	}
 }
+
+// Get decodes the stored value itself (Vault: once, from the raw response),
+// so what comes back must be exactly what was put, large numbers
+// and nested values included; a key never written and a
+// soft-deleted one are ErrNotFound, and a refused read is not.
+func TestGetReadsBackExactlyWhatWasPut(t *testing.T) {
+	type page struct {
+		Serial  uint64            `json:"serial"`
+		Names   []string          `json:"names"`
+		Labels  map[string]string `json:"labels"`
+		Nothing *string           `json:"nothing"`
+	}
+	eachBackend(t, func(t *testing.T, b backend.Backend, _ string) {
+		ctx := context.Background()
+		var missing page
+		if err := b.Get(ctx, "Inventory/never", &missing); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("a key never written: %v, want ErrNotFound", err)
+		}
+		in := page{Serial: 1<<40 + 1, Names: []string{"a", "b"}, Labels: map[string]string{"team": "web"}}
+		if err := b.Put(ctx, "Inventory/p0", in); err != nil {
+			t.Fatal(err)
+		}
+		var got page
+		if err := b.Get(ctx, "Inventory/p0", &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Serial != in.Serial || len(got.Names) != 2 || got.Names[1] != "b" || got.Labels["team"] != "web" || got.Nothing != nil {
+			t.Errorf("read back %+v, want %+v", got, in)
+		}
+		if err := b.Delete(ctx, "Inventory/p0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Get(ctx, "Inventory/p0", &got); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("a soft-deleted key: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("vault refuses", func(t *testing.T) {
+		b, err := backend.OpenVault(context.Background(), backend.VaultConfig{
+			Address: vaultServer.Addr, Token: "not-a-token", CatalogMount: "certfleet"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{}
+		err = b.Get(context.Background(), "Inventory/p0", &got)
+		if err == nil || errors.Is(err, backend.ErrNotFound) || strings.Contains(err.Error(), "not-a-token") {
+			t.Errorf("a read with a bad token: %v, want a permission error that is not ErrNotFound and names no token", err)
+		}
+	})
+}
+
+// BenchmarkVaultGetPage reads one page of inventory-like records (40
+// entries: 10,000 certificates over 256 pages), what a one-shot pass does
+// once per page: its CPU and allocations are the decoding of the response.
+func BenchmarkVaultGetPage(b *testing.B) {
+	type entry struct {
+		ID, Issuer, Serial, IssueHash, File, Revision string
+		NotBefore, NotAfter, RenewAt                  time.Time
+		Targets                                       []string
+	}
+	type page struct {
+		Entries []entry `json:"entries"`
+	}
+	ctx := context.Background()
+	v, err := backend.OpenVault(ctx, backend.VaultConfig{Address: vaultServer.Addr, Token: vaultServer.Token,
+		CatalogMount: fmt.Sprintf("bench%d-catalog", time.Now().UnixNano())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var in page
+	for i := range 40 {
+		in.Entries = append(in.Entries, entry{ID: fmt.Sprintf("web/cert-%05d", i), Issuer: "web", Serial: strings.Repeat("3a:", 19) + "00",
+			IssueHash: strings.Repeat("ab", 32), File: "teams/web/f00.yaml", Revision: strings.Repeat("c", 40),
+			NotBefore: now, NotAfter: now.Add(720 * time.Hour), RenewAt: now.Add(480 * time.Hour),
+			Targets: []string{fmt.Sprintf("kubernetes/alpha/web/cert-%05d", i)}})
+	}
+	if err := v.Put(ctx, "Inventory/00", in); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var got page
+		if err := v.Get(ctx, "Inventory/00", &got); err != nil || len(got.Entries) != 40 {
+			b.Fatalf("%d entries, %v", len(got.Entries), err)
+		}
+	}
+}
