@@ -75,6 +75,20 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 	}
 	root.Status = second
 	newLeaf := sign()
+	// An intermediate the root signs names the root issuer's CRL too: Vault
+	// fills the template in for sign-intermediate as for a leaf.
+	inter := authority("inter", prefix+"-inter", schemas.AuthorityIntermediate, "root")
+	interSt, err := b.CreateAuthority(ctx, inter, root)
+	if err != nil {
+		t.Fatalf("creating an intermediate under the templated root: %v", err)
+	}
+	interCA, err := pki.ParseCertificate([]byte(interSt.Certificate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := vaultServer.Addr + "/v1/" + mount + "/issuer/" + second.IssuerID + "/crl/der"; !reflect.DeepEqual(interCA.CRLDistributionPoints, []string{want}) {
+		t.Errorf("the intermediate's crl distribution points are %q, want %q", interCA.CRLDistributionPoints, want)
+	}
 	if err := b.Revoke(ctx, root, pki.Serial(oldLeaf.SerialNumber)); err != nil {
 		t.Fatal(err)
 	}
