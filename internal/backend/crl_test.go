@@ -1,13 +1,9 @@
 package backend_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,7 +11,9 @@ import (
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/schemas"
+	vault "github.com/hashicorp/vault/api"
 )
 
 // TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation follows a
@@ -27,11 +25,7 @@ import (
 func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T) {
 	ctx := context.Background()
 	prefix := "crl" + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")
-	b, err := backend.OpenVault(ctx, backend.VaultConfig{
-		Address: vaultServer.Addr, Token: vaultServer.Token, CatalogMount: prefix + "-catalog"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openVault(t, prefix+"-catalog")
 	mount := prefix + "-root"
 	root := authority("root", mount, schemas.AuthorityRoot, "")
 	declared := []string{vaultServer.Addr + "/v1/" + mount + "/crl"}
@@ -112,7 +106,10 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 		if !strings.Contains(url, c.issuer) {
 			t.Errorf("%s names the CRL at %s, not its issuer %s's", c.name, url, c.issuer)
 		}
-		crl := fetchCRL(t, url)
+		crl, err := testbed.FetchCRL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
 		ca, err := pki.ParseCertificate([]byte(c.ca))
 		if err != nil {
 			t.Fatal(err)
@@ -131,25 +128,6 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 	}
 }
 
-// fetchCRL reads the DER CRL at url without a token.
-func fetchCRL(t *testing.T, url string) *x509.RevocationList {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	der, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		t.Fatalf("the CRL at %s (HTTP %d): %v", url, resp.StatusCode, err)
-	}
-	return crl
-}
-
 // TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem: adopting a mount
 // writes nothing, so an operator's config/urls stay as they were (read back
 // as the adopted spec); certfleet's first write of the URLs — here the
@@ -157,11 +135,7 @@ func fetchCRL(t *testing.T, url string) *x509.RevocationList {
 func TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem(t *testing.T) {
 	ctx := context.Background()
 	prefix := "adcrl" + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")
-	maker, err := backend.OpenVault(ctx, backend.VaultConfig{
-		Address: vaultServer.Addr, Token: vaultServer.Token, CatalogMount: prefix + "-elsewhere"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	maker := openVault(t, prefix+"-elsewhere")
 	mount := prefix + "-root"
 	if _, err := maker.CreateAuthority(ctx, authority("root", mount, schemas.AuthorityRoot, ""), nil); err != nil {
 		t.Fatal(err)
@@ -171,13 +145,9 @@ func TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem(t *testing.T) {
 		"crl_distribution_points": []string{vaultServer.Addr + "/v1/" + mount + "/crl", "http://pki.legacy.test/crl"},
 		"ocsp_servers":            []string{},
 	}
-	vaultAPI(t, http.MethodPost, mount+"/config/urls", operators)
+	vaultAPI(t, mount+"/config/urls", operators)
 
-	b, err := backend.OpenVault(ctx, backend.VaultConfig{
-		Address: vaultServer.Addr, Token: vaultServer.Token, CatalogMount: prefix + "-catalog"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openVault(t, prefix+"-catalog")
 	a, err := backend.AdoptAuthority(ctx, b, "root", mount)
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +155,7 @@ func TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem(t *testing.T) {
 	if want := operators["crl_distribution_points"]; !reflect.DeepEqual(a.Spec.CRLDistributionPoints, want) {
 		t.Errorf("adopted crl distribution points %q, the operator's are %q", a.Spec.CRLDistributionPoints, want)
 	}
-	held := vaultAPI(t, http.MethodGet, mount+"/config/urls", nil)
+	held := vaultAPI(t, mount+"/config/urls", nil)
 	if fmt.Sprint(held["crl_distribution_points"]) != fmt.Sprint(operators["crl_distribution_points"]) || held["enable_templating"] != false {
 		t.Errorf("adoption changed the mount's config/urls to %v", held)
 	}
@@ -193,7 +163,7 @@ func TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem(t *testing.T) {
 	if err := backend.RotateAuthority(ctx, b, a); err != nil {
 		t.Fatal(err)
 	}
-	held = vaultAPI(t, http.MethodGet, mount+"/config/urls", nil)
+	held = vaultAPI(t, mount+"/config/urls", nil)
 	want := fmt.Sprint([]string{vaultServer.Addr + "/v1/" + mount + "/issuer/{{issuer_id}}/crl/der", "http://pki.legacy.test/crl"})
 	if fmt.Sprint(held["crl_distribution_points"]) != want || held["enable_templating"] != true {
 		t.Errorf("after the rotation config/urls = %v, want crl_distribution_points %s templated", held, want)
@@ -207,34 +177,36 @@ func TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem(t *testing.T) {
 	}
 }
 
-// vaultAPI calls Vault's HTTP API with the root token, as an operator would,
-// and returns the response's data.
-func vaultAPI(t *testing.T, method, path string, body map[string]any) map[string]any {
+// vaultAPI writes (body not nil) or reads path with the root token, as an
+// operator would, and returns the response's data.
+func vaultAPI(t *testing.T, path string, body map[string]any) map[string]any {
 	t.Helper()
-	var r io.Reader
+	c, err := vaultServer.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *vault.Secret
 	if body != nil {
-		j, _ := json.Marshal(body)
-		r = bytes.NewReader(j)
+		s, err = c.Logical().Write(path, body)
+	} else {
+		s, err = c.Logical().Read(path)
 	}
-	req, err := http.NewRequest(method, vaultServer.Addr+"/v1/"+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("X-Vault-Token", vaultServer.Token)
-	resp, err := http.DefaultClient.Do(req)
+	if s == nil {
+		return nil
+	}
+	return s.Data
+}
+
+// openVault opens the test bed's Vault with its catalog in catalogMount.
+func openVault(t *testing.T, catalogMount string) *backend.Vault {
+	t.Helper()
+	b, err := backend.OpenVault(context.Background(), backend.VaultConfig{
+		Address: vaultServer.Addr, Token: vaultServer.Token, CatalogMount: catalogMount})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var out struct {
-		Data   map[string]any `json:"data"`
-		Errors []string       `json:"errors"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil && err != io.EOF {
-		t.Fatal(err)
-	}
-	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: HTTP %d %v", method, path, resp.StatusCode, out.Errors)
-	}
-	return out.Data
+	return b
 }
