@@ -100,7 +100,7 @@ type AuthoritySpec struct {
 	PermittedDNSDomains []string `json:"permittedDNSDomains,omitempty"`
 	// IssuingCertificates are URLs where the CA certificate is published (AIA).
 	IssuingCertificates []string `json:"issuingCertificates,omitempty"`
-	// CRLDistributionPoints are URLs of the CRL.
+	// CRLDistributionPoints are URLs of the CRL. On Vault, a URL naming the mount's CRL (.../v1/<mount>/crl) is written as the CRL of the issuer that signs each certificate (.../v1/<mount>/issuer/<issuer id>/crl/der), which keeps listing its revoked serials after a rotation; other URLs are written as given.
 	CRLDistributionPoints []string `json:"crlDistributionPoints,omitempty"`
 	// OCSPServers are URLs of OCSP responders.
 	OCSPServers []string `json:"ocspServers,omitempty"`

@@ -433,7 +433,8 @@ func (v *Vault) newIssuer(ctx context.Context, a, parent *schemas.Authority) err
 }
 
 // DescribeAuthority reads the URLs from the mount's config/urls: Vault does
-// not necessarily write them into its CA certificates.
+// not necessarily write them into its CA certificates. The per-issuer CRL
+// URLs ConfigureAuthority writes read back as the mount's CRL they stand for.
 func (v *Vault) DescribeAuthority(ctx context.Context, a *schemas.Authority) error {
 	if err := describe(ctx, v, a); err != nil {
 		return err
@@ -449,16 +450,23 @@ func (v *Vault) DescribeAuthority(ctx context.Context, a *schemas.Authority) err
 		return nil // no URLs, as the spec of an authority that sets none
 	}
 	a.Spec.IssuingCertificates = list("issuing_certificates")
-	a.Spec.CRLDistributionPoints = list("crl_distribution_points")
+	a.Spec.CRLDistributionPoints = untemplateCRLURLs(a.Spec.Mount, list("crl_distribution_points"))
 	a.Spec.OCSPServers = list("ocsp_servers")
 	return nil
 }
 
+// ConfigureAuthority writes the mount's config/urls. A CRL URL naming the
+// mount's CRL is written as the signing issuer's CRL (templateCRLURLs), so a
+// leaf of a previous issuer, revoked after a rotation, is found on the CRL
+// its crlDistributionPoints names. Vault then leaves AIA URLs out of a new
+// root's certificate, where they would only name the root itself.
 func (v *Vault) ConfigureAuthority(ctx context.Context, a *schemas.Authority) error {
+	crl := templateCRLURLs(a.Spec.Mount, a.Spec.CRLDistributionPoints)
 	_, err := v.write(ctx, a.Spec.Mount+"/config/urls", map[string]any{
 		"issuing_certificates":    nonNil(a.Spec.IssuingCertificates),
-		"crl_distribution_points": nonNil(a.Spec.CRLDistributionPoints),
+		"crl_distribution_points": nonNil(crl),
 		"ocsp_servers":            nonNil(a.Spec.OCSPServers),
+		"enable_templating":       templated(a.Spec.IssuingCertificates, crl, a.Spec.OCSPServers),
 	})
 	return err
 }

@@ -3,8 +3,10 @@ package testbed
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"testing"
@@ -86,6 +88,25 @@ func (v *Vault) Client() (*vault.Client, error) {
 	}
 	c.SetToken(v.Token)
 	return c, nil
+}
+
+// FetchCRL reads the DER CRL at url without a token, as a relying party
+// does.
+func FetchCRL(url string) (*x509.RevocationList, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	der, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("the CRL at %s (HTTP %d): %w", url, resp.StatusCode, err)
+	}
+	return crl, nil
 }
 
 // Env returns the VAULT_ADDR and VAULT_TOKEN settings that reach this server.

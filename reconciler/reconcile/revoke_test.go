@@ -1,16 +1,14 @@
 package reconcile_test
 
 import (
-	"crypto/x509"
-	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/schemas"
@@ -26,18 +24,9 @@ func crlSerials(t *testing.T, mount string) map[string]bool {
 // crlAt is the serials on the DER CRL Vault serves at path (under /v1/).
 func crlAt(t *testing.T, path string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get(vaultServer.Addr + "/v1/" + path)
+	crl, err := testbed.FetchCRL(vaultServer.Addr + "/v1/" + path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	der, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		t.Fatalf("the CRL at %s (HTTP %d): %v", path, resp.StatusCode, err)
 	}
 	out := map[string]bool{}
 	for _, e := range crl.RevokedCertificateEntries {
