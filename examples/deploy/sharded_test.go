@@ -110,13 +110,5 @@ func TestShardedLayout(t *testing.T) {
 // service account elects a leader on every shard's Lease and lists them
 // as `certfleet fleet` does.
 func TestShardedManifestsAreAcceptedByTheAPIServer(t *testing.T) {
-	ms := sharded(t)
-	api := deploycheck.NewAPIServer(t, "deploy-sharded")
-	t.Run("dry-run", func(t *testing.T) { api.CheckAccepted(t, ms) })
-	if t.Failed() {
-		return
-	}
-	t.Run("the service account can do what the daemon does, and no more", func(t *testing.T) {
-		api.CheckServiceAccount(t, ms)
-	})
+	acceptedByTheAPIServer(t, sharded(t), "deploy-sharded")
 }
