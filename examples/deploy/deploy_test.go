@@ -124,8 +124,11 @@ func TestManifestsFitTogether(t *testing.T) {
 // election, one LIST, apply and delete of a Secret) and checks what the
 // account must not do.
 func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
-	ms := manifests(t)
-	api := deploycheck.NewAPIServer(t, "deploy")
+	acceptedByTheAPIServer(t, manifests(t), "deploy")
+}
+
+func acceptedByTheAPIServer(t *testing.T, ms []deploycheck.Manifest, name string) {
+	api := deploycheck.NewAPIServer(t, name)
 	t.Run("dry-run", func(t *testing.T) { api.CheckAccepted(t, ms) })
 	if t.Failed() {
 		return

@@ -146,6 +146,21 @@ func CheckConfiguration(t testing.TB, ms []Manifest) (secretKeys []string) {
 	if !cfg.LeaderElection.Enabled {
 		wantArgs = slices.DeleteFunc(wantArgs, func(a string) bool { return a == "--leader-elect" })
 	}
+	// A shard's Deployment ends its args with --shard <name>, one the
+	// configuration declares, and advertises its pod's IP in its Lease.
+	shard := ""
+	if n := len(c.Args); n >= 2 && c.Args[n-2] == "--shard" {
+		shard = c.Args[n-1]
+		wantArgs = append(wantArgs, "--shard", shard)
+		if err := serve.WithShard(cfg, shard); err != nil {
+			t.Errorf("Deployment %s: %v", dep.Name, err)
+		}
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+		}) {
+			t.Errorf("Deployment %s: no env POD_IP from status.podIP, the address `certfleet fleet` reads the shard's /report at", dep.Name)
+		}
+	}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q; want %q", c.Args, wantArgs)
 	}
@@ -234,9 +249,7 @@ func CheckConfiguration(t testing.TB, ms []Manifest) (secretKeys []string) {
 	if ns == "" {
 		ns = serve.DefaultLeaseNamespace
 	}
-	if name == "" {
-		name = serve.DefaultLeaseName
-	}
+	name = serve.LeaseName(name, shard)
 	if role.Namespace != ns || !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.ResourceNames, name) }) {
 		t.Errorf("Role %s/%s does not grant the Lease %s/%s", role.Namespace, role.Name, ns, name)
 	}
@@ -635,36 +648,66 @@ func (a *APIServer) CheckServiceAccount(t testing.TB, ms []Manifest) {
 	if err := clientcmd.WriteToFile(*api, kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	local := &schemas.ServeConfig{
-		Source:         schemas.ServeSource{URL: t.TempDir()},
-		Backend:        schemas.ServeBackend{Type: "local", StateDir: t.TempDir()},
-		Kubeconfig:     kubeconfig,
-		AuditLog:       filepath.Join(t.TempDir(), "audit.log"),
-		LeaderElection: cfg.LeaderElection,
+	// Each shard's replicas elect on the shard's own Lease; an unsharded
+	// daemon on the one the configuration names.
+	shards := []string{""}
+	if cfg.Sharding != nil {
+		shards = cfg.Sharding.Shards
 	}
-	local.LeaderElection.KubeconfigContext = a.Cluster.Name
-	local.LeaderElection.LeaseDuration, local.LeaderElection.RenewDeadline, local.LeaderElection.RetryPeriod = "4s", "3s", "500ms"
-	d, err := serve.New(ctx, local, nil)
-	if err != nil {
-		t.Fatal(err)
+	leaseNS := cfg.LeaderElection.Namespace
+	for _, shard := range shards {
+		local := &schemas.ServeConfig{
+			Source:         schemas.ServeSource{URL: t.TempDir()},
+			Backend:        schemas.ServeBackend{Type: "local", StateDir: t.TempDir()},
+			Kubeconfig:     kubeconfig,
+			AuditLog:       filepath.Join(t.TempDir(), "audit.log"),
+			LeaderElection: cfg.LeaderElection,
+			Sharding:       cfg.Sharding,
+			Shard:          shard,
+		}
+		local.LeaderElection.KubeconfigContext = a.Cluster.Name
+		local.LeaderElection.LeaseDuration, local.LeaderElection.RenewDeadline, local.LeaderElection.RetryPeriod = "4s", "3s", "500ms"
+		d, err := serve.New(ctx, local, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		elector := serve.NewElector(d, "deploy-test")
+		electCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- elector.Run(electCtx) }()
+		eventually(t, 30*time.Second, "the service account to take the lease of shard "+strconv.Quote(shard), elector.Leading)
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("leader election (shard %q): %v", shard, err)
+		}
+		d.Close()
+		name := serve.LeaseName(cfg.LeaderElection.Name, shard)
+		lease, err := adminClient.CoordinationV1().Leases(leaseNS).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the Lease %s/%s: %v", leaseNS, name, err)
+		}
+		// Released on cancel: an update by the service account too.
+		if lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
+			t.Errorf("the lease %s is still held by %q after the elector stopped", name, *lease.Spec.HolderIdentity)
+		}
 	}
-	defer d.Close()
-	elector := serve.NewElector(d, "deploy-test")
-	electCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- elector.Run(electCtx) }()
-	eventually(t, 30*time.Second, "the service account to take the lease", elector.Leading)
-	stop()
-	if err := <-done; err != nil {
-		t.Errorf("leader election: %v", err)
-	}
-	lease, err := adminClient.CoordinationV1().Leases(cfg.LeaderElection.Namespace).Get(ctx, cfg.LeaderElection.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("the Lease %s/%s: %v", cfg.LeaderElection.Namespace, cfg.LeaderElection.Name, err)
-	}
-	// Released on cancel: an update by the service account too.
-	if lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
-		t.Errorf("the lease is still held by %q after the elector stopped", *lease.Spec.HolderIdentity)
+	if cfg.Sharding != nil {
+		// `certfleet fleet` finds every shard's leader by listing the Leases.
+		views, err := serve.ReadFleet(ctx, client, leaseNS, cfg.LeaderElection.Name, "", nil)
+		if err != nil {
+			t.Errorf("reading the shards' Leases as the service account: %v", err)
+		}
+		var got []string
+		for _, v := range views {
+			got = append(got, v.Lease)
+		}
+		var want []string
+		for _, shard := range shards {
+			want = append(want, serve.LeaseName(cfg.LeaderElection.Name, shard))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("certfleet fleet, as the service account, found the Leases %v; want %v", got, want)
+		}
 	}
 
 	// Delivery: the Kubernetes target's own code, as the service account.
@@ -740,10 +783,14 @@ func (a *APIServer) CheckServiceAccount(t testing.TB, ms []Manifest) {
 			return err
 		},
 		"delete its Lease": func() error {
-			return client.CoordinationV1().Leases(cfg.LeaderElection.Namespace).Delete(ctx, cfg.LeaderElection.Name, metav1.DeleteOptions{})
+			return client.CoordinationV1().Leases(leaseNS).Delete(ctx, serve.LeaseName(cfg.LeaderElection.Name, shards[0]), metav1.DeleteOptions{})
 		},
 		"take another Lease": func() error {
 			_, err := client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
+			return err
+		},
+		"list the Leases of another namespace": func() error {
+			_, err := client.CoordinationV1().Leases("kube-system").List(ctx, metav1.ListOptions{})
 			return err
 		},
 		"delete a Deployment": func() error {
