@@ -48,7 +48,7 @@ func leaseNamespace(cfg *schemas.ServeConfig) string {
 // when the fleet is not sharded). A shard's liveness is its Lease: alive
 // while renewed within twice the lease duration. Without leader election
 // there is no such signal, and no shard's certificates are ever taken
-// over from it (a removed shard's certificates wait; see docs/scaling.md).
+// over from it (a removed shard's certificates wait; see README "Shards").
 func (d *Daemon) sharding(ctx context.Context) *reconcile.Sharding {
 	cfg := Sharding(d.cfg)
 	if len(cfg.Shards) == 0 {
