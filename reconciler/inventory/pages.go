@@ -57,11 +57,16 @@ func PageOf(id string) string {
 }
 
 // ShardPageOf names the page an ID is kept in by shard ("": unsharded).
-func ShardPageOf(id, shard string) string {
+func ShardPageOf(id, shard string) string { return PerShard(PageOf(id), shard) }
+
+// PerShard is the name of shard's own copy of a document the unsharded
+// process keeps at name ("": name itself). A shard writes only its own
+// copies, under its own backend lock, so shards never write over each other.
+func PerShard(name, shard string) string {
 	if shard == "" {
-		return PageOf(id)
+		return name
 	}
-	return PageOf(id) + "." + shard
+	return name + "." + shard
 }
 
 // later reports whether a should replace b, two copies of one entry from

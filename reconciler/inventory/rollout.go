@@ -49,12 +49,7 @@ func (s RolloutState) Equal(o RolloutState) bool {
 // one document each: one acting pass at a time writes it (the pass holds
 // its shard's backend lock). Each shard sends its own share out in the
 // catalog's waves, as it acts on its share only.
-func RolloutKey(shard string) string {
-	if shard == "" {
-		return "rollout/state"
-	}
-	return "rollout/state." + shard
-}
+func RolloutKey(shard string) string { return PerShard("rollout/state", shard) }
 
 // LoadRollout reads shard's rollout state (empty when none is under way).
 func LoadRollout(ctx context.Context, s backend.Store, shard string) (RolloutState, error) {

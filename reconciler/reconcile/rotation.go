@@ -16,12 +16,7 @@ import (
 // change as well as the daemon does, and a restarted daemon does not log
 // every phase again. Each shard keeps its own (it counts its share's
 // leaves, and holds its own lock), as it keeps its own inventory pages.
-func (p *Pass) phasesKey() string {
-	if p.shardName() == "" {
-		return "rotation/phases"
-	}
-	return "rotation/phases." + p.shardName()
-}
+func (p *Pass) phasesKey() string { return inventory.PerShard("rotation/phases", p.shardName()) }
 
 // newlyIssued are the targets a pass delivered a newly issued certificate
 // to: whatever they held before, they now hold a leaf of the current CA.
