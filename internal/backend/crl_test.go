@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,6 +32,8 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 	root := authority("root", mount, schemas.AuthorityRoot, "")
 	declared := []string{vaultServer.Addr + "/v1/" + mount + "/crl"}
 	root.Spec.CRLDistributionPoints = declared
+	declaredCA := []string{vaultServer.Addr + "/v1/" + mount + "/ca"}
+	root.Spec.IssuingCertificates = declaredCA
 	first, err := b.CreateAuthority(ctx, root, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +47,9 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 	}
 	if !reflect.DeepEqual(described.Spec.CRLDistributionPoints, declared) {
 		t.Errorf("crl distribution points read back as %q, declared %q", described.Spec.CRLDistributionPoints, declared)
+	}
+	if !reflect.DeepEqual(described.Spec.IssuingCertificates, declaredCA) {
+		t.Errorf("issuing certificates read back as %q, declared %q", described.Spec.IssuingCertificates, declaredCA)
 	}
 
 	iss := &schemas.Issuer{Metadata: schemas.ObjectMeta{Name: "any"}, Spec: schemas.IssuerSpec{Authority: "root", AllowAnyName: true}}
@@ -106,6 +113,14 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 		if !strings.Contains(url, c.issuer) {
 			t.Errorf("%s names the CRL at %s, not its issuer %s's", c.name, url, c.issuer)
 		}
+		// The leaf's caIssuers URL fetches the CA that signed it, not the
+		// mount's current one: a client completing a chain gets the right CA.
+		if len(c.leaf.IssuingCertificateURL) != 1 {
+			t.Fatalf("%s has issuing certificate URLs %q, want one", c.name, c.leaf.IssuingCertificateURL)
+		}
+		if got := fetchDER(t, c.leaf.IssuingCertificateURL[0]); c.leaf.CheckSignatureFrom(got) != nil {
+			t.Errorf("%s's issuing certificate URL %s serves %s, which did not sign it", c.name, c.leaf.IssuingCertificateURL[0], got.Subject)
+		}
 		crl, err := testbed.FetchCRL(url)
 		if err != nil {
 			t.Fatal(err)
@@ -126,6 +141,25 @@ func TestALeafsCRLDistributionPointListsItWhenRevokedAfterRotation(t *testing.T)
 				c.name, url, len(crl.RevokedCertificateEntries), pki.Serial(c.leaf.SerialNumber))
 		}
 	}
+}
+
+// fetchDER reads the DER certificate an AIA caIssuers URL serves.
+func fetchDER(t *testing.T, url string) *x509.Certificate {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v, status %s", url, err, resp.Status)
+	}
+	c, err := x509.ParseCertificate(body)
+	if err != nil {
+		t.Fatalf("GET %s: not a DER certificate: %v", url, err)
+	}
+	return c
 }
 
 // TestAdoptionKeepsTheOperatorsURLsUntilCertfleetWritesThem: adopting a mount

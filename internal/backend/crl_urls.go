@@ -2,42 +2,44 @@ package backend
 
 import "strings"
 
-// issuerCRLTemplate is where Vault serves the DER CRL of the issuer that
-// signed a certificate, written with Vault's AIA template ({{issuer_id}} is
-// filled in per issuance when config/urls has enable_templating).
-const issuerCRLTemplate = "/issuer/{{issuer_id}}/crl/der"
+// issuerURL is a URL under a mount that names what its default issuer
+// serves, and the same for the issuer that signed a certificate, written
+// with Vault's AIA template ({{issuer_id}} is filled in per issuance when
+// config/urls has enable_templating).
+type issuerURL struct{ mounts, issuers string }
 
-// templateCRLURLs rewrites each URL that names mount's default CRL
-// (".../<mount>/crl") into the CRL of the issuer that signs the certificate.
-// Vault lists a revoked serial on its issuer's CRL only, so after a rotation
-// the mount's CRL (the new issuer's) would not hold the old leaves a relying
-// party looks up. Other URLs (a CDN, an operator's own template) are kept.
-func templateCRLURLs(mount string, urls []string) []string {
-	if urls == nil {
-		return nil
-	}
-	suffix := "/" + strings.Trim(mount, "/") + "/crl"
-	out := make([]string, len(urls))
-	for i, u := range urls {
-		if base, ok := strings.CutSuffix(u, suffix); ok {
-			u = base + suffix[:len(suffix)-len("/crl")] + issuerCRLTemplate
-		}
-		out[i] = u
-	}
-	return out
+var (
+	// crlURL: the DER CRL. Vault lists a revoked serial on its issuer's
+	// CRL only, so after a rotation the mount's CRL (the new issuer's)
+	// would not hold the old leaves a relying party looks up.
+	crlURL = issuerURL{"/crl", "/issuer/{{issuer_id}}/crl/der"}
+	// caURL: the DER certificate (AIA caIssuers). After a rotation the
+	// mount's CA is the new one, which did not sign the old leaves, so a
+	// client fetching a leaf's missing issuer would get the wrong CA.
+	caURL = issuerURL{"/ca", "/issuer/{{issuer_id}}/der"}
+)
+
+// template rewrites each URL that names mount's default issuer's (".../<mount>/crl",
+// ".../<mount>/ca") into the signing issuer's. Other URLs (a CDN, an
+// operator's own template) are kept.
+func (k issuerURL) template(mount string, urls []string) []string {
+	return rewrite(urls, "/"+strings.Trim(mount, "/"), k.mounts, k.issuers)
 }
 
-// untemplateCRLURLs is templateCRLURLs' inverse: the URLs as the authority
-// declares them, so a refresh or an adoption reads back what was written.
-func untemplateCRLURLs(mount string, urls []string) []string {
+// untemplate is template's inverse: the URLs as the authority declares
+// them, so a refresh or an adoption reads back what was written.
+func (k issuerURL) untemplate(mount string, urls []string) []string {
+	return rewrite(urls, "/"+strings.Trim(mount, "/"), k.issuers, k.mounts)
+}
+
+func rewrite(urls []string, mount, from, to string) []string {
 	if urls == nil {
 		return nil
 	}
-	suffix := "/" + strings.Trim(mount, "/") + issuerCRLTemplate
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		if base, ok := strings.CutSuffix(u, suffix); ok {
-			u = base + "/" + strings.Trim(mount, "/") + "/crl"
+		if base, ok := strings.CutSuffix(u, mount+from); ok {
+			u = base + mount + to
 		}
 		out[i] = u
 	}

@@ -449,24 +449,26 @@ func (v *Vault) DescribeAuthority(ctx context.Context, a *schemas.Authority) err
 		}
 		return nil // no URLs, as the spec of an authority that sets none
 	}
-	a.Spec.IssuingCertificates = list("issuing_certificates")
-	a.Spec.CRLDistributionPoints = untemplateCRLURLs(a.Spec.Mount, list("crl_distribution_points"))
+	a.Spec.IssuingCertificates = caURL.untemplate(a.Spec.Mount, list("issuing_certificates"))
+	a.Spec.CRLDistributionPoints = crlURL.untemplate(a.Spec.Mount, list("crl_distribution_points"))
 	a.Spec.OCSPServers = list("ocsp_servers")
 	return nil
 }
 
-// ConfigureAuthority writes the mount's config/urls. A CRL URL naming the
-// mount's CRL is written as the signing issuer's CRL (templateCRLURLs), so a
+// ConfigureAuthority writes the mount's config/urls. A URL naming the
+// mount's CRL or CA is written as the signing issuer's (issuerURL), so a
 // leaf of a previous issuer, revoked after a rotation, is found on the CRL
-// its crlDistributionPoints names. Vault then leaves AIA URLs out of a new
-// root's certificate, where they would only name the root itself.
+// its crlDistributionPoints names, and its caIssuers URL fetches the CA
+// that signed it. Vault then leaves AIA URLs out of a new root's
+// certificate, where they would only name the root itself.
 func (v *Vault) ConfigureAuthority(ctx context.Context, a *schemas.Authority) error {
-	crl := templateCRLURLs(a.Spec.Mount, a.Spec.CRLDistributionPoints)
+	ca := caURL.template(a.Spec.Mount, a.Spec.IssuingCertificates)
+	crl := crlURL.template(a.Spec.Mount, a.Spec.CRLDistributionPoints)
 	_, err := v.write(ctx, a.Spec.Mount+"/config/urls", map[string]any{
-		"issuing_certificates":    nonNil(a.Spec.IssuingCertificates),
+		"issuing_certificates":    nonNil(ca),
 		"crl_distribution_points": nonNil(crl),
 		"ocsp_servers":            nonNil(a.Spec.OCSPServers),
-		"enable_templating":       templated(a.Spec.IssuingCertificates, crl, a.Spec.OCSPServers),
+		"enable_templating":       templated(ca, crl, a.Spec.OCSPServers),
 	})
 	return err
 }
