@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -40,33 +40,23 @@ func BenchmarkObserveCluster(b *testing.B) {
 	for i := range 64 {
 		bundles = append(bundles, is.bundle(b, pki.Request{DNSNames: []string{fmt.Sprintf("svc-%d.example.test", i)}}))
 	}
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failed error
+	g := new(errgroup.Group)
+	g.SetLimit(16)
 	for i := range 2 * n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			bu := bundles[i%len(bundles)]
 			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s-%d", i), Namespace: "web"}, Type: corev1.SecretTypeTLS,
 				Data: map[string][]byte{corev1.TLSCertKey: bu.Cert, corev1.TLSPrivateKeyKey: bu.Key, "ca.crt": bu.CA}}
-			if i%2 == 0 {
+			if i%2 == 0 { // certfleet's; the others are unmanaged
 				s.Labels = map[string]string{target.LabelManagedBy: target.ManagedByValue, target.LabelCertificate: fmt.Sprintf("web_svc-%d", i)}
 				s.Annotations = meta(fmt.Sprintf("web/svc-%d", i)).Annotations(bu)
 			}
-			if _, err := cs.CoreV1().Secrets("web").Create(ctx, s, metav1.CreateOptions{}); err != nil {
-				mu.Lock()
-				failed = err
-				mu.Unlock()
-			}
-		}()
+			_, err := cs.CoreV1().Secrets("web").Create(ctx, s, metav1.CreateOptions{})
+			return err
+		})
 	}
-	wg.Wait()
-	if failed != nil {
-		b.Fatal(failed)
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 	var observeT, listT time.Duration
 	for b.Loop() {
