@@ -87,3 +87,6 @@ func Pending(ws *Watches, cluster string) int {
 	defer w.mu.Unlock()
 	return len(w.pending)
 }
+
+// DecodeSecretList is decodeSecretList, for tests of the wire format.
+var DecodeSecretList = decodeSecretList

@@ -440,3 +440,41 @@ func TestKubeObserveReusesUnchangedSecrets(t *testing.T) {
 		t.Error("a deleted Secret is still observed")
 	}
 }
+
+// The LIST's observation checks each Secret's key against its
+// certificate, certfleet's and others' alike: a tls.key of another
+// certificate is a key mismatch (decide's KeyMismatch), whatever else the
+// Secret holds.
+func TestKubeObserveDetectsAKeyMismatch(t *testing.T) {
+	b := newKubeBed(t)
+	ctx := context.Background()
+	for _, managed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("managed %v", managed), func(t *testing.T) {
+			tg := b.place(t)
+			good, other := b.bundle(t), b.bundle(t)
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tg.Name, Namespace: tg.Namespace}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{corev1.TLSCertKey: good.Cert, corev1.TLSPrivateKeyKey: other.Key}}
+			if managed {
+				s.Labels = map[string]string{target.LabelManagedBy: target.ManagedByValue}
+				s.Annotations = meta("team-a/api").Annotations(good)
+			}
+			if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			o := b.observe(t, tg)
+			if o == nil || o.Cert == nil || o.Managed != managed {
+				t.Fatalf("observed %+v, want the Secret with its certificate parsed", o)
+			}
+			if o.KeyMatches {
+				t.Error("a tls.key of another certificate is observed as matching tls.crt")
+			}
+			s.Data[corev1.TLSPrivateKeyKey] = good.Key
+			if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if o := b.observe(t, tg); o == nil || !o.KeyMatches {
+				t.Errorf("its own key is observed as not matching: %+v", o)
+			}
+		})
+	}
+}
