@@ -338,7 +338,7 @@ var chain = []check{
 		return TakenOver, takenOverMessage, !in.adopt && !owned(in.o, in.d.ID, in.inv)
 	},
 	func(in targetInput) (Reason, string, bool) {
-		return MissingData, "the target lacks a readable tls.crt or tls.key", in.o.Cert == nil || len(in.o.Bundle.Key) == 0
+		return MissingData, "the target lacks a readable tls.crt or tls.key", in.o.Cert == nil || !in.o.HasKey()
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return KeyMismatch, "tls.key does not belong to tls.crt", !in.o.KeyMatches

@@ -468,7 +468,12 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 			return o
 		}
 	} else {
-		b, err := reencode(c.Source.Bundle, spec.Key().Encoding)
+		source, err := p.Dir.Bundle(c.Source)
+		if err != nil {
+			o.err = fmt.Errorf("reading the copy to deliver from %s: %w", c.Source.Target.Key, err)
+			return o
+		}
+		b, err := reencode(source, spec.Key().Encoding)
 		if err != nil {
 			o.err = err
 			return o
@@ -562,7 +567,14 @@ func (p *Pass) issue(ctx context.Context, c *decide.Certificate) (target.Bundle,
 // key generates a private key, or reuses the delivered one under rotationPolicy Never.
 func (p *Pass) key(c *decide.Certificate, k schemas.PrivateKey) (crypto.Signer, error) {
 	if c.ReuseKey != nil {
-		if signer, err := pki.ParseKey(c.ReuseKey.Bundle.Key); err == nil {
+		// Read again where the observation did not keep it (a directory's):
+		// failing that, this certificate fails this pass rather than
+		// silently getting the new key rotationPolicy Never forbids.
+		kept, err := p.Dir.Bundle(c.ReuseKey)
+		if err != nil {
+			return nil, fmt.Errorf("reading the key to keep from %s: %w", c.ReuseKey.Target.Key, err)
+		}
+		if signer, err := pki.ParseKey(kept.Key); err == nil {
 			if alg, size := pki.KeyAlgorithm(signer.Public()); alg == string(k.Algorithm) && (size == k.Size || k.Algorithm == schemas.Ed25519) {
 				return signer, nil
 			}

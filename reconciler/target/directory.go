@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
 )
 
@@ -333,7 +334,43 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 		o.Managed, o.Annotations = true, ownAnnotations(st.meta)
 	}
 	o.parse()
+	// A pass holds every target's observation at once: tls.key is not
+	// kept once parsed (os.ReadFile's buffer is at least 512 bytes) — what
+	// reads it (a copy to another target, a kept key) reads it again
+	// through Bundle, which checks it still belongs to the certificate
+	// observed.
+	o.keyOnDisk, o.Bundle.Key = len(o.Bundle.Key) > 0, nil
 	return o, nil
+}
+
+// Bundle is what an observed target holds, tls.key included: a directory
+// observation does not keep its key, so it is read again here, and
+// refused (ErrConflict) unless it still belongs to the certificate
+// observed. Other observations hold their bundle whole.
+func (d *Directory) Bundle(o *Observed) (Bundle, error) {
+	if !o.keyOnDisk || len(o.Bundle.Key) > 0 {
+		return o.Bundle, nil
+	}
+	od, err := d.open(o.Target.Path, false)
+	if err != nil {
+		return Bundle{}, err
+	}
+	if od == nil {
+		return Bundle{}, fmt.Errorf("directory %s: %w (it is gone)", d.Path(o.Target), ErrConflict)
+	}
+	defer od.Close()
+	key, err := od.dir.ReadFile("tls.key")
+	if err != nil {
+		return Bundle{}, fmt.Errorf("reading %s: %w", filepath.Join(d.Path(o.Target), "tls.key"), err)
+	}
+	c, err := pki.ParseCertificate(o.Bundle.Cert)
+	if err != nil {
+		return Bundle{}, fmt.Errorf("directory %s: %w", d.Path(o.Target), err)
+	}
+	if k, err := pki.ParseKey(key); err != nil || !pki.KeyMatches(k, c) {
+		return Bundle{}, fmt.Errorf("directory %s: tls.key no longer belongs to the tls.crt observed: %w", d.Path(o.Target), ErrConflict)
+	}
+	return Bundle{Cert: o.Bundle.Cert, Key: key, CA: o.Bundle.CA}, nil
 }
 
 // Write swaps a new set of files in. A directory holding files certfleet

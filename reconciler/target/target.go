@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -106,14 +107,22 @@ func (m Meta) Annotations(b Bundle) map[string]string {
 	return a
 }
 
-// ownKeys are the keys of certfleet's own metadata.
-var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnSerial, AnnNotAfter, AnnRenewAt, AnnSpecHash, AnnTemplateHash, AnnDataHash, AnnRevision}
+// ownKeys are the keys of certfleet's own metadata a pass reads of a
+// directory's: seven, so the map fits one group of a Go map (a ninth key
+// more than doubled it). The serial and notAfter annotations are left out:
+// a pass reads those of the parsed certificate.
+var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnRenewAt, AnnSpecHash, AnnTemplateHash, AnnDataHash, AnnRevision}
+
+// sharedValues are the keys whose values repeat across a fleet's targets
+// (a handful of issuers, one revision, a template hash per template).
+var sharedValues = map[string]bool{AnnIssuer: true, AnnRevision: true, AnnTemplateHash: true}
 
 // ownAnnotations are certfleet's own entries of metadata m, keyed by the
-// constant strings above rather than the copies a decoder made: a pass
-// holds every target's observation at once, and 100,000 copies of each key
-// cost megabytes. cert-manager's names are left out: they repeat fields of
-// the certificate, which the observation holds parsed.
+// constant strings above rather than the copies a decoder made, and with
+// one shared copy of each value that repeats: a pass holds every target's
+// observation at once, and 100,000 copies of each cost megabytes.
+// cert-manager's names are left out: they repeat fields of the
+// certificate, which the observation holds parsed.
 func ownAnnotations(m map[string]string) map[string]string {
 	if m == nil {
 		return nil
@@ -121,6 +130,9 @@ func ownAnnotations(m map[string]string) map[string]string {
 	own := make(map[string]string, len(ownKeys))
 	for _, k := range ownKeys {
 		if v, ok := m[k]; ok {
+			if sharedValues[k] {
+				v = unique.Make(v).Value()
+			}
 			own[k] = v
 		}
 	}
@@ -181,6 +193,9 @@ type Observed struct {
 	Cert *Leaf
 	// KeyMatches is true when tls.key parses and belongs to Cert.
 	KeyMatches bool
+	// keyOnDisk is set when a directory's tls.key was read and parsed but
+	// not kept (Directory.Bundle reads it again).
+	keyOnDisk bool
 	// Annotations are certfleet's metadata on the target (nil when
 	// unmanaged); for a directory, certfleet's own keys only.
 	Annotations map[string]string
@@ -244,6 +259,10 @@ func (o *Observed) parse() {
 		o.KeyMatches = pki.KeyMatches(k, c)
 	}
 }
+
+// HasKey reports whether the target holds a tls.key (kept in Bundle, or
+// read and not kept: a directory's).
+func (o *Observed) HasKey() bool { return len(o.Bundle.Key) > 0 || o.keyOnDisk }
 
 // Leaf is what a pass reads of an observed certificate. The parsed
 // x509.Certificate is not kept: it takes ~2.8 KB, and a pass holds every
