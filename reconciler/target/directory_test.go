@@ -2,6 +2,7 @@ package target_test
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"io/fs"
 	"maps"
@@ -144,8 +145,8 @@ func TestDirectoryWriteObserve(t *testing.T) {
 			if !maps.Equal(o.Annotations, want) {
 				t.Errorf("annotations = %v\nwant %v", o.Annotations, want)
 			}
-			if o.Annotations[target.AnnDataHash] != o.Bundle.DataHash() {
-				t.Errorf("data hash %s, bundle's %s", o.Annotations[target.AnnDataHash], o.Bundle.DataHash())
+			if o.Annotations[target.AnnDataHash] != o.DataHash() || o.DataHash() != b.DataHash() {
+				t.Errorf("data hash %s, observed %s, written %s", o.Annotations[target.AnnDataHash], o.DataHash(), b.DataHash())
 			}
 			if got := o.Time(target.AnnRenewAt); !got.Equal(now.Add(20 * 24 * time.Hour)) {
 				t.Errorf("renew-at = %s", got)
@@ -329,8 +330,8 @@ func TestDirectoryTakesOverPlainFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !o.Managed || !o.KeyMatches || !bytes.Equal(o.Bundle.Cert, b.Cert) {
-			t.Errorf("Managed %v KeyMatches %v, new cert %v", o.Managed, o.KeyMatches, bytes.Equal(o.Bundle.Cert, b.Cert))
+		if !o.Managed || !o.KeyMatches || o.DataHash() != b.DataHash() {
+			t.Errorf("Managed %v KeyMatches %v, new cert %v", o.Managed, o.KeyMatches, o.DataHash() == b.DataHash())
 		}
 	})
 	t.Run("other files stay", func(t *testing.T) {
@@ -824,8 +825,8 @@ func TestDirectoryForeignFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			o, err = d.Observe(tg)
-			if err != nil || !o.Managed || !bytes.Equal(o.Bundle.Cert, b.Cert) {
-				t.Errorf("after adopting: Managed %v new cert %v, %v", o != nil && o.Managed, o != nil && bytes.Equal(o.Bundle.Cert, b.Cert), err)
+			if err != nil || !o.Managed || o.DataHash() != b.DataHash() {
+				t.Errorf("after adopting: Managed %v new cert %v, %v", o != nil && o.Managed, o != nil && o.DataHash() == b.DataHash(), err)
 			}
 		})
 	}
@@ -964,24 +965,33 @@ func TestDirectoryObservationKeepsNoKey(t *testing.T) {
 	if err != nil || !o.KeyMatches || !o.HasKey() {
 		t.Fatalf("Observe: %v, KeyMatches %v, HasKey %v", err, o != nil && o.KeyMatches, o != nil && o.HasKey())
 	}
-	if len(o.Bundle.Key) != 0 {
-		t.Error("the observation keeps tls.key's bytes")
+	if len(o.Bundle.Key) != 0 || len(o.Bundle.Cert) != 0 {
+		t.Error("the observation keeps tls.key's or tls.crt's bytes")
+	}
+	if c, err := o.Cert.X509(); err != nil || !c.Equal(mustLeaf(t, b.Cert)) {
+		t.Errorf("the leaf kept is not the one written: %v", err)
 	}
 	got, err := d.Bundle(o)
 	if err != nil || !bytes.Equal(got.Key, b.Key) || !bytes.Equal(got.Cert, b.Cert) {
 		t.Fatalf("Bundle: %v, key read back %v", err, bytes.Equal(got.Key, b.Key))
 	}
-	// Another key in place of this one (tls.key links into the data directory).
+	// Other files in place of these (the names link into the data directory).
 	other := is.bundle(t, pki.Request{DNSNames: []string{"other.example.test"}})
 	data, err := os.Readlink(filepath.Join(d.Root, "svc", "..data"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(d.Root, "svc", data, "tls.key"), other.Key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Bundle(o); !errors.Is(err, target.ErrConflict) {
-		t.Errorf("Bundle after the key changed: %v, want ErrConflict", err)
+	for _, f := range []struct {
+		name, what string
+		body       []byte
+	}{
+		{"tls.key", "the key changed", other.Key}, {"tls.crt", "the certificate changed (and its key with it)", other.Cert}} {
+		if err := os.WriteFile(filepath.Join(d.Root, "svc", data, f.name), f.body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Bundle(o); !errors.Is(err, target.ErrConflict) {
+			t.Errorf("Bundle after %s: %v, want ErrConflict", f.what, err)
+		}
 	}
 	if err := os.RemoveAll(filepath.Join(d.Root, "svc")); err != nil {
 		t.Fatal(err)
@@ -1016,7 +1026,7 @@ func TestDirectoryObservationSize(t *testing.T) {
 	if _, err := d.Observe(tg); err != nil { // the CA is shared from here on
 		t.Fatal(err)
 	}
-	const n, limit = 1000, 1700
+	const n, limit = 1000, 1380
 	kept := make([]*target.Observed, n)
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -1036,4 +1046,13 @@ func TestDirectoryObservationSize(t *testing.T) {
 	} else {
 		t.Logf("one observation keeps %d bytes", per)
 	}
+}
+
+func mustLeaf(t *testing.T, certPEM []byte) *x509.Certificate {
+	t.Helper()
+	c, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -196,6 +196,9 @@ type Observed struct {
 	// keyOnDisk is set when a directory's tls.key was read and parsed but
 	// not kept (Directory.Bundle reads it again).
 	keyOnDisk bool
+	// dataHash is the DataHash of the bundle observed, set where its
+	// tls.crt is not kept (a directory's: Cert keeps the leaf's DER).
+	dataHash string
 	// Annotations are certfleet's metadata on the target (nil when
 	// unmanaged); for a directory, certfleet's own keys only.
 	Annotations map[string]string
@@ -245,19 +248,29 @@ var (
 	ErrTakenOver = errors.New("no longer carries certfleet's marks for this certificate: taken over, left alone")
 )
 
-// parse fills the parsed fields of o (Cert, KeyMatches) from its bundle.
-func (o *Observed) parse() {
+// parse fills the parsed fields of o (Cert, KeyMatches) from its bundle,
+// and returns the leaf parsed (nil when there is none).
+func (o *Observed) parse() *x509.Certificate {
 	if o.Bundle.Empty() {
-		return
+		return nil
 	}
 	c, err := pki.ParseCertificate(o.Bundle.Cert)
 	if err != nil {
-		return
+		return nil
 	}
 	o.Cert = leafOf(c, o.Bundle.Cert)
 	if k, err := pki.ParseKey(o.Bundle.Key); err == nil {
 		o.KeyMatches = pki.KeyMatches(k, c)
 	}
+	return c
+}
+
+// DataHash is the DataHash of the bundle observed.
+func (o *Observed) DataHash() string {
+	if o.dataHash != "" {
+		return o.dataHash
+	}
+	return o.Bundle.DataHash()
 }
 
 // HasKey reports whether the target holds a tls.key (kept in Bundle, or
@@ -273,8 +286,9 @@ type Leaf struct {
 	NotBefore, NotAfter time.Time
 	// AuthorityKeyId is the issuing CA's key ID (nil when absent).
 	AuthorityKeyId []byte
-	// pem is tls.crt as observed (the observation's own bytes, not a copy).
-	pem []byte
+	// pem is tls.crt as observed (the observation's own bytes, not a
+	// copy), or der the leaf alone where the observation keeps no tls.crt.
+	pem, der []byte
 }
 
 // leafOf keeps of c what a pass reads; the key ID is copied, so nothing
@@ -295,7 +309,12 @@ func NewLeaf(certPEM []byte) (*Leaf, error) {
 
 // X509 parses the certificate again, whole: for a signature check, or an
 // ACME renewal-information request.
-func (l *Leaf) X509() (*x509.Certificate, error) { return pki.ParseCertificate(l.pem) }
+func (l *Leaf) X509() (*x509.Certificate, error) {
+	if l.der != nil {
+		return x509.ParseCertificate(l.der)
+	}
+	return pki.ParseCertificate(l.pem)
+}
 
 // Time reads a time annotation; zero when absent or malformed.
 func (o *Observed) Time(key string) time.Time {
