@@ -1026,7 +1026,7 @@ func TestDirectoryObservationSize(t *testing.T) {
 	if _, err := d.Observe(tg); err != nil { // the CA is shared from here on
 		t.Fatal(err)
 	}
-	const n, limit = 1000, 1380
+	const n, limit = 1000, 1400
 	kept := make([]*target.Observed, n)
 	var before, after runtime.MemStats
 	runtime.GC()
