@@ -3,8 +3,9 @@ package reconcile
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"testing"
+
+	"github.com/certfleet/certfleet/internal/memsize"
 )
 
 // A pass keeps every certificate's outcome until it ends (100,000 on a
@@ -16,19 +17,12 @@ func TestOutcomeSize(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("directory/team-a/svc-%d", i)
 	}
-	kept := make([]*outcome, n)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for i := range kept {
+	per := memsize.PerItem(n, func(i int) *outcome {
 		o := &outcome{serial: "01:02"}
 		o.written.set(keys[i], nil)
-		kept[i] = o
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(kept)
-	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n; per > limit {
+		return o
+	})
+	if per > limit {
 		t.Errorf("one outcome keeps %d bytes, want at most %d", per, limit)
 	} else {
 		t.Logf("one outcome keeps %d bytes", per)

