@@ -186,25 +186,22 @@ func keys(m map[string]*inventory.Entry) []string {
 // value per entry: Load shares what repeats across a fleet (issuer, file,
 // revision, author, target kind, the Effective) — one copy, not 100,000.
 func TestLoadSharesWhatRepeats(t *testing.T) {
-	ctx := t.Context()
+	// 600 entries over many pages: sharing crosses pages.
+	inv := make(map[string]*inventory.Entry, 600)
+	for i := range cap(ids600) {
+		id := ids600[i]
+		inv[id] = &inventory.Entry{ID: id, Serial: fmt.Sprint(i), Issuer: "mtls", File: "teams/web/certificates.yaml",
+			Revision: "main@0123456789abcdef", Author: "dev@example.test", Targets: []inventory.Target{render.DirectoryAddress("/out", id)},
+			Effective: &schemas.Effective{TTL: "48h", Usages: []schemas.KeyUsage{"digital signature", "server auth"}, SignatureAlgorithm: "ECDSAWithSHA256"}}
+	}
 	s, err := backend.OpenLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := map[string]*inventory.Entry{}
-	var ids []string
-	for i := range 600 { // over many pages: sharing crosses pages
-		id := fmt.Sprintf("web/svc-%d", i)
-		inv[id] = &inventory.Entry{ID: id, Serial: fmt.Sprint(i), Issuer: "mtls", File: "teams/web/certificates.yaml",
-			Revision: "main@0123456789abcdef", Author: "dev@example.test",
-			Targets:   []inventory.Target{render.DirectoryAddress("/out", fmt.Sprintf("web/svc-%d", i))},
-			Effective: &schemas.Effective{TTL: "48h", Usages: []schemas.KeyUsage{"digital signature", "server auth"}, SignatureAlgorithm: "ECDSAWithSHA256"}}
-		ids = append(ids, id)
-	}
-	if failed := inventory.Save(ctx, s, "", inv, ids); failed != nil {
+	if failed := inventory.Save(t.Context(), s, "", inv, ids600); failed != nil {
 		t.Fatal(failed)
 	}
-	got, err := inventory.Load(ctx, s)
+	got, err := inventory.Load(t.Context(), s)
 	if err != nil || len(got) != 600 {
 		t.Fatalf("loaded %d entries (err %v)", len(got), err)
 	}
@@ -225,3 +222,12 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 		t.Errorf("entries read back wrong: %+v, %+v", a, b)
 	}
 }
+
+// ids600 are web/svc-0 … web/svc-599.
+var ids600 = func() []string {
+	ids := make([]string, 600)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("web/svc-%d", i)
+	}
+	return ids
+}()
