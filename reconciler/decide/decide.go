@@ -338,14 +338,14 @@ var chain = []check{
 		return TakenOver, takenOverMessage, !in.adopt && !owned(in.o, in.d.ID, in.inv)
 	},
 	func(in targetInput) (Reason, string, bool) {
-		return MissingData, "the target lacks a readable tls.crt or tls.key", in.o.Cert == nil || len(in.o.Bundle.Key) == 0
+		return MissingData, "the target lacks a readable tls.crt or tls.key", in.o.Cert == nil || !in.o.HasKey()
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return KeyMismatch, "tls.key does not belong to tls.crt", !in.o.KeyMatches
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return ModifiedOutOfBand, modifiedMessage,
-			!owned(in.o, in.d.ID, in.inv) || in.o.Annotations[target.AnnDataHash] != in.o.Bundle.DataHash()
+			!owned(in.o, in.d.ID, in.inv) || in.o.Annotations[target.AnnDataHash] != in.o.DataHash()
 	},
 	func(in targetInput) (Reason, string, bool) {
 		if in.o.Annotations[target.AnnIssuer] == in.d.Certificate.Spec.Issuer {
@@ -863,7 +863,7 @@ func reusableKey(in Input, c Certificate, entry *inventory.Entry) *target.Observ
 	for _, td := range c.Targets {
 		o := td.Observed
 		if o == nil || o.Cert == nil || !o.KeyMatches || !owned(o, c.Desired.ID, in.Inventory) ||
-			o.Annotations[target.AnnDataHash] != o.Bundle.DataHash() || pki.Serial(o.Cert.SerialNumber) != entry.Serial {
+			o.Annotations[target.AnnDataHash] != o.DataHash() || pki.Serial(o.Cert.SerialNumber) != entry.Serial {
 			continue
 		}
 		return o

@@ -72,6 +72,9 @@ type Evaluator struct {
 	// Effective shares its issuer's slice (read-only) instead of holding a
 	// copy, 100,000 times over in a large fleet.
 	usages map[string][]schemas.KeyUsage
+	// effectives shares the Effectives of certificates that come out alike
+	// (most of a fleet): a pass keeps a verdict per certificate.
+	effectives schemas.Effectives
 }
 
 // Option configures New.
@@ -131,7 +134,7 @@ func (e *Evaluator) Verdict(d *render.Desired) schemas.CertificateVerdict {
 	}
 	v.Violations, v.Warnings = locate(d, viols), locate(d, warns)
 	v.Allowed = len(v.Violations) == 0
-	v.Effective = e.effective(d)
+	v.Effective = e.effectives.Share(e.effective(d))
 	return v
 }
 

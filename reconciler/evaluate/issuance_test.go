@@ -281,6 +281,9 @@ func TestEffectiveUsagesAreSharedPerIssuer(t *testing.T) {
 	if &a.Usages[0] != &b.Usages[0] {
 		t.Error("two certificates of one issuer hold two copies of its usages")
 	}
+	if a != b {
+		t.Error("two certificates that come out alike hold two copies of their Effective")
+	}
 	if !slices.Equal(a.Usages, mtlsUsages) {
 		t.Errorf("usages %v, want %v", a.Usages, mtlsUsages)
 	}

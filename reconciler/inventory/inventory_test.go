@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/certfleet/certfleet/internal/backend"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/inventory"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 func TestKindOf(t *testing.T) {
@@ -178,3 +181,53 @@ func keys(m map[string]*inventory.Entry) []string {
 	}
 	return out
 }
+
+// A pass holds every entry at once, and the decoder makes a copy of every
+// value per entry: Load shares what repeats across a fleet (issuer, file,
+// revision, author, target kind, the Effective) — one copy, not 100,000.
+func TestLoadSharesWhatRepeats(t *testing.T) {
+	// 600 entries over many pages: sharing crosses pages.
+	inv := make(map[string]*inventory.Entry, 600)
+	for i := range cap(ids600) {
+		id := ids600[i]
+		inv[id] = &inventory.Entry{ID: id, Serial: fmt.Sprint(i), Issuer: "mtls", File: "teams/web/certificates.yaml",
+			Revision: "main@0123456789abcdef", Author: "dev@example.test", Targets: []inventory.Target{render.DirectoryAddress("/out", id)},
+			Effective: &schemas.Effective{TTL: "48h", Usages: []schemas.KeyUsage{"digital signature", "server auth"}, SignatureAlgorithm: "ECDSAWithSHA256"}}
+	}
+	s, err := backend.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := inventory.Save(t.Context(), s, "", inv, ids600); failed != nil {
+		t.Fatal(failed)
+	}
+	got, err := inventory.Load(t.Context(), s)
+	if err != nil || len(got) != 600 {
+		t.Fatalf("loaded %d entries (err %v)", len(got), err)
+	}
+	a, b := got["web/svc-1"], got["web/svc-599"]
+	for _, f := range []struct {
+		name string
+		a, b string
+	}{{"issuer", a.Issuer, b.Issuer}, {"file", a.File, b.File}, {"revision", a.Revision, b.Revision},
+		{"author", a.Author, b.Author}, {"target kind", string(a.Targets[0].Kind), string(b.Targets[0].Kind)}} {
+		if f.a != f.b || unsafe.StringData(f.a) != unsafe.StringData(f.b) {
+			t.Errorf("two entries hold two copies of their %s %q", f.name, f.a)
+		}
+	}
+	if a.Effective == nil || a.Effective != b.Effective {
+		t.Errorf("two entries hold two copies of one Effective: %p, %p", a.Effective, b.Effective)
+	}
+	if a.Serial != "1" || b.Serial != "599" || a.Targets[0].Path != "web/svc-1" || b.Effective.TTL != "48h" {
+		t.Errorf("entries read back wrong: %+v, %+v", a, b)
+	}
+}
+
+// ids600 are web/svc-0 … web/svc-599.
+var ids600 = func() []string {
+	ids := make([]string, 600)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("web/svc-%d", i)
+	}
+	return ids
+}()

@@ -8,10 +8,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unique"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/schemas"
 )
 
 // The inventory is stored in pages, not one document per certificate: with
@@ -103,6 +106,7 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 		return nil, err
 	}
 	read := make([][]*Entry, len(pages)+len(legacy))
+	var effectives schemas.Effectives
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ioConcurrency)
 	for i, name := range legacy {
@@ -114,6 +118,7 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 				}
 				return err
 			}
+			e.share(&effectives)
 			read[i] = []*Entry{&e}
 			return nil
 		})
@@ -126,6 +131,11 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 					return nil
 				}
 				return fmt.Errorf("reading inventory page %s: %w", name, err)
+			}
+			for _, e := range pg.Entries {
+				if e != nil {
+					e.share(&effectives)
+				}
 			}
 			read[len(legacy)+i] = pg.Entries
 			return nil
@@ -157,6 +167,29 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// share replaces the values of e that repeat across a fleet's entries —
+// issuer, file, revision, author, shard, target kinds and places, the
+// Effective — by one shared copy each, right after a page is decoded: the
+// decoder makes a copy per entry, and a pass holds every entry at once.
+func (e *Entry) share(effectives *schemas.Effectives) {
+	for _, s := range []*string{&e.Issuer, &e.File, &e.Revision, &e.Author, &e.Shard, &e.PermanentFor} {
+		*s = unique.Make(*s).Value()
+	}
+	e.FailureKind = FailureKind(unique.Make(string(e.FailureKind)).Value())
+	for i := range e.Targets {
+		t := &e.Targets[i]
+		t.Kind = render.TargetKind(unique.Make(string(t.Kind)).Value())
+		for _, s := range []*string{&t.Cluster, &t.Namespace, &t.Mount} {
+			*s = unique.Make(*s).Value()
+		}
+	}
+	for i := range e.Superseded {
+		e.Superseded[i].Issuer = unique.Make(e.Superseded[i].Issuer).Value()
+		e.Superseded[i].Reason = unique.Make(e.Superseded[i].Reason).Value()
+	}
+	e.Effective = effectives.Share(e.Effective)
 }
 
 // Save writes shard's pages ("": the unsharded process's) holding the

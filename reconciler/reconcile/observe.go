@@ -34,35 +34,31 @@ func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[s
 // observeMore observes what the desired certificates and the inventory
 // name that res has not covered yet.
 func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv map[string]*inventory.Entry, inScope func(string) bool, res *observed) {
-	var all []render.Target
-	for _, d := range desired {
-		all = append(all, d.Targets...)
-	}
-	for _, e := range inv {
-		if !inScope(e.File) {
-			continue // another scope's certificate: this pass neither judges nor prunes it
+	// Each target is observed as it is come to, not gathered into a list
+	// first: a list of every target is a copy of each (~200 bytes), held
+	// while all the observations are made — at 100,000 certificates tens
+	// of megabytes at the pass's peak.
+	each := func(f func(render.Target)) {
+		for _, d := range desired {
+			for _, t := range d.Targets {
+				f(t)
+			}
 		}
-		for _, t := range e.Targets {
-			all = append(all, render.Target{Address: t})
+		for _, e := range inv {
+			if !inScope(e.File) {
+				continue // another scope's certificate: this pass neither judges nor prunes it
+			}
+			for _, t := range e.Targets {
+				f(render.Target{Address: t})
+			}
 		}
 	}
 	clusters := map[string]bool{}
-	seen := map[string]bool{}
-	var singles []render.Target
-	for _, t := range all {
-		if t.Kind == render.Kubernetes {
-			if !res.clusters[t.Cluster] {
-				clusters[t.Cluster] = true
-			}
-			continue
+	each(func(t render.Target) {
+		if t.Kind == render.Kubernetes && !res.clusters[t.Cluster] {
+			clusters[t.Cluster] = true
 		}
-		_, done := res.byKey[t.Key]
-		_, failed := res.unobservable[t.Key]
-		if !seen[t.Key] && !done && !failed {
-			seen[t.Key] = true
-			singles = append(singles, t)
-		}
-	}
+	})
 	var mu sync.Mutex
 	g := new(errgroup.Group)
 	g.SetLimit(p.concurrency())
@@ -82,7 +78,19 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 			return nil
 		})
 	}
-	for _, t := range singles {
+	seen := map[string]bool{}
+	each(func(t render.Target) {
+		if t.Kind == render.Kubernetes || seen[t.Key] {
+			return
+		}
+		mu.Lock()
+		_, done := res.byKey[t.Key]
+		_, failed := res.unobservable[t.Key]
+		mu.Unlock()
+		if done || failed {
+			return
+		}
+		seen[t.Key] = true
 		g.Go(func() error {
 			var o *target.Observed
 			var err error
@@ -101,6 +109,6 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 			res.byKey[t.Key] = o
 			return nil
 		})
-	}
+	})
 	_ = g.Wait() // failures are recorded per cluster or target
 }

@@ -294,7 +294,7 @@ type outcome struct {
 	serial              string
 	notBefore, notAfter time.Time
 	err                 error
-	written             map[string]error // target key → error (nil: written)
+	written             writes
 	// recordErr is a failure to write the inventory or the audit log.
 	recordErr error
 	// retryAt is when a failing certificate is tried again (zero: next pass).
@@ -303,6 +303,43 @@ type outcome struct {
 	entry *inventory.Entry
 	// renewAt is the delivered certificate's renewal time.
 	renewAt time.Time
+}
+
+// writes are the targets acting on a certificate wrote or tried to, each
+// with its error (nil: written). A slice, not a map: a certificate has a
+// target or two, and a pass keeps every outcome to its end — a map of one
+// entry takes ~300 bytes, a slice's element 32.
+type writes []write
+
+type write struct {
+	key string
+	err error
+}
+
+// tried reports whether a write of key was tried.
+func (w writes) tried(key string) bool {
+	return slices.ContainsFunc(w, func(x write) bool { return x.key == key })
+}
+
+// err is the error of key's write (nil: written, or not tried).
+func (w writes) err(key string) error {
+	for _, x := range w {
+		if x.key == key {
+			return x.err
+		}
+	}
+	return nil
+}
+
+// set records key's write.
+func (w *writes) set(key string, err error) {
+	for i := range *w {
+		if (*w)[i].key == key {
+			(*w)[i].err = err
+			return
+		}
+	}
+	*w = append(*w, write{key, err})
 }
 
 // recordTimeout bounds recording one certificate's outcome after the pass
@@ -430,10 +467,10 @@ func withoutCancelled(o *outcome) *outcome {
 		return o
 	}
 	r := *o
-	r.written = map[string]error{}
-	for key, err := range o.written {
-		if !errors.Is(err, context.Canceled) {
-			r.written[key] = err
+	r.written = nil
+	for _, w := range o.written {
+		if !errors.Is(w.err, context.Canceled) {
+			r.written = append(r.written, w)
 		}
 	}
 	if len(r.written) == 0 {
@@ -446,7 +483,7 @@ func withoutCancelled(o *outcome) *outcome {
 // failed issuance writes nothing: a working certificate is never replaced
 // by a failure.
 func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certificate, lim *rate.Limiter) *outcome {
-	o := &outcome{written: map[string]error{}}
+	o := &outcome{}
 	d := c.Desired
 	spec := d.Certificate.Spec
 	// The bundle lives only while this certificate is acted on.
@@ -468,7 +505,12 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 			return o
 		}
 	} else {
-		b, err := reencode(c.Source.Bundle, spec.Key().Encoding)
+		source, err := p.Dir.Bundle(c.Source)
+		if err != nil {
+			o.err = fmt.Errorf("reading the copy to deliver from %s: %w", c.Source.Target.Key, err)
+			return o
+		}
+		b, err := reencode(source, spec.Key().Encoding)
 		if err != nil {
 			o.err = err
 			return o
@@ -495,7 +537,7 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 			continue
 		}
 		if ctx.Err() != nil {
-			o.written[td.Target.Key] = fmt.Errorf("not written: the pass was cancelled (%w)", context.Cause(ctx))
+			o.written.set(td.Target.Key, fmt.Errorf("not written: the pass was cancelled (%w)", context.Cause(ctx)))
 			continue
 		}
 		m := target.Meta{CertificateID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, TemplateHash: td.Target.TemplateHash,
@@ -515,7 +557,7 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 			dir.Adopt = dir.Adopt || td.TakeOver
 			err = dir.Write(td.Target, bundle, m)
 		}
-		o.written[td.Target.Key] = err
+		o.written.set(td.Target.Key, err)
 	}
 	return o
 }
@@ -562,7 +604,14 @@ func (p *Pass) issue(ctx context.Context, c *decide.Certificate) (target.Bundle,
 // key generates a private key, or reuses the delivered one under rotationPolicy Never.
 func (p *Pass) key(c *decide.Certificate, k schemas.PrivateKey) (crypto.Signer, error) {
 	if c.ReuseKey != nil {
-		if signer, err := pki.ParseKey(c.ReuseKey.Bundle.Key); err == nil {
+		// Read again where the observation did not keep it (a directory's):
+		// failing that, this certificate fails this pass rather than
+		// silently getting the new key rotationPolicy Never forbids.
+		kept, err := p.Dir.Bundle(c.ReuseKey)
+		if err != nil {
+			return nil, fmt.Errorf("reading the key to keep from %s: %w", c.ReuseKey.Target.Key, err)
+		}
+		if signer, err := pki.ParseKey(kept.Key); err == nil {
 			if alg, size := pki.KeyAlgorithm(signer.Public()); alg == string(k.Algorithm) && (size == k.Size || k.Algorithm == schemas.Ed25519) {
 				return signer, nil
 			}
@@ -676,9 +725,10 @@ func failuresOf(o *outcome) inventory.Failures {
 	if o.err != nil {
 		failures = append(failures, inventory.Failure{Err: o.err.Error()})
 	}
-	for _, key := range slices.Sorted(maps.Keys(o.written)) {
-		if err := o.written[key]; err != nil {
-			failures = append(failures, inventory.Failed(key, err))
+	sorted := slices.SortedFunc(slices.Values(o.written), func(a, b write) int { return strings.Compare(a.key, b.key) })
+	for _, w := range sorted {
+		if w.err != nil {
+			failures = append(failures, inventory.Failed(w.key, w.err))
 		}
 	}
 	return failures
@@ -710,7 +760,7 @@ func (p *Pass) audit(res *render.Result, c *decide.Certificate, o *outcome, now 
 	action := c.Action()
 	var errs []error
 	for _, td := range c.Targets {
-		werr, tried := o.written[td.Target.Key]
+		werr, tried := o.written.err(td.Target.Key), o.written.tried(td.Target.Key)
 		recordOnly := c.Record && td.Reason == decide.NotRecorded && !tried
 		if !tried && o.err == nil && !recordOnly {
 			continue

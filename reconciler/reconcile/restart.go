@@ -75,7 +75,7 @@ func (p *Pass) restartWorkloads(ctx context.Context, dec decide.Decisions, outco
 			}
 			serial := td.Restart.Serial
 			if td.Write {
-				if o == nil || o.err != nil || o.written[td.Target.Key] != nil {
+				if o == nil || o.err != nil || o.written.err(td.Target.Key) != nil {
 					continue // nothing new delivered: nothing to restart for
 				}
 				serial = o.serial

@@ -168,7 +168,7 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 				it.Serial, it.NotAfter = o.serial, o.notAfter
 				if o.err != nil {
 					it.Error, it.ErrorKind = o.err.Error(), inventory.KindOf(o.err)
-				} else if err := o.written[t.Target.Key]; err != nil {
+				} else if err := o.written.err(t.Target.Key); err != nil {
 					it.Error = err.Error()
 					r.Failures = append(r.Failures, inventory.Failed(c.Desired.ID+" → "+t.Target.Key, err))
 				}
@@ -210,7 +210,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 				s.Reason, s.Message = decide.InSync, ""
 			}
 		}
-		written := o != nil && o.err == nil && t.Write && o.written[t.Target.Key] == nil
+		written := o != nil && o.err == nil && t.Write && o.written.err(t.Target.Key) == nil
 		if written {
 			s.Reason, s.Message, s.Serial, s.IssuedSerial = decide.InSync, "", o.serial, o.serial
 			s.NotBefore, s.NotAfter, s.RenewAt = o.notBefore, o.notAfter, o.renewAt
@@ -221,7 +221,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 			s.RenewAt, _ = decide.RenewAtWithin(d, ob.Cert.NotBefore, ob.Cert.NotAfter, jitter, decide.WindowOf(windows, ob.Cert))
 			s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
 		}
-		if o != nil && (o.err != nil || o.written[t.Target.Key] != nil) && s.FailingSince == nil {
+		if o != nil && (o.err != nil || o.written.err(t.Target.Key) != nil) && s.FailingSince == nil {
 			n := now
 			s.FailingSince = &n
 		}

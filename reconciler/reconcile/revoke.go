@@ -24,8 +24,8 @@ func (p *Pass) superseded(c *decide.Certificate, o *outcome, prev *inventory.Ent
 	if o.err != nil || !c.Supersedes() || prev == nil || prev.Serial == "" || prev.Serial == o.serial || !p.revocable(prev, now) {
 		return inventory.Superseded{}, false
 	}
-	for _, err := range o.written {
-		if err != nil {
+	for _, w := range o.written {
+		if w.err != nil {
 			return inventory.Superseded{}, false
 		}
 	}

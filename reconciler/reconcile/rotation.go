@@ -27,9 +27,9 @@ func newlyIssued(dec decide.Decisions, outcomes []*outcome) map[string]bool {
 		if o == nil || o.err != nil || !c.Issue {
 			continue
 		}
-		for key, err := range o.written {
-			if err == nil {
-				out[key] = true
+		for _, w := range o.written {
+			if w.err == nil {
+				out[w.key] = true
 			}
 		}
 	}

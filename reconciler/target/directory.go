@@ -1,6 +1,7 @@
 package target
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
 )
 
@@ -332,8 +334,65 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	if owned {
 		o.Managed, o.Annotations = true, ownAnnotations(st.meta)
 	}
-	o.parse()
+	c := o.parse()
+	// A pass holds every target's observation at once: neither tls.key nor
+	// tls.crt is kept once parsed and hashed (os.ReadFile's buffers are at
+	// least 512 bytes each); the leaf's DER is, for what reads the whole
+	// certificate. What needs the files (a copy to another target, a kept
+	// key) reads them again through Bundle, which checks they are still
+	// what was observed.
+	if c != nil {
+		o.Cert.der, o.Cert.pem = bytes.Clone(c.Raw), nil
+	}
+	if len(o.Bundle.Cert) > 0 {
+		o.dataHash = o.Bundle.DataHash()
+	}
+	o.keyOnDisk = len(o.Bundle.Key) > 0
+	o.Bundle.Cert, o.Bundle.Key = nil, nil
 	return o, nil
+}
+
+// Bundle is what an observed target holds, whole: a directory
+// observation keeps neither tls.crt nor tls.key, so they are read again
+// here, and refused (ErrConflict) unless tls.crt and ca.crt are still what
+// was observed and tls.key still belongs to them. Other observations hold
+// their bundle whole.
+func (d *Directory) Bundle(o *Observed) (Bundle, error) {
+	if o.dataHash == "" && !o.keyOnDisk {
+		return o.Bundle, nil
+	}
+	conflict := func(what string) error {
+		return fmt.Errorf("directory %s: %s since it was observed: %w", d.Path(o.Target), what, ErrConflict)
+	}
+	od, err := d.open(o.Target.Path, false)
+	if err != nil {
+		return Bundle{}, err
+	}
+	if od == nil {
+		return Bundle{}, conflict("the directory is gone")
+	}
+	defer od.Close()
+	var b Bundle
+	for _, f := range []struct {
+		name string
+		into *[]byte
+	}{{"tls.crt", &b.Cert}, {"tls.key", &b.Key}, {"ca.crt", &b.CA}} {
+		data, err := od.dir.ReadFile(f.name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Bundle{}, fmt.Errorf("reading %s: %w", filepath.Join(d.Path(o.Target), f.name), err)
+		}
+		*f.into = data
+	}
+	if b.DataHash() != o.DataHash() {
+		return Bundle{}, conflict("tls.crt or ca.crt changed")
+	}
+	c, cerr := pki.ParseCertificate(b.Cert)
+	k, kerr := pki.ParseKey(b.Key)
+	if cerr != nil || kerr != nil || !pki.KeyMatches(k, c) {
+		return Bundle{}, conflict("tls.key no longer belongs to tls.crt")
+	}
+	b.CA = o.Bundle.CA // the shared copy: equal, as the hash says
+	return b, nil
 }
 
 // Write swaps a new set of files in. A directory holding files certfleet

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -106,14 +107,22 @@ func (m Meta) Annotations(b Bundle) map[string]string {
 	return a
 }
 
-// ownKeys are the keys of certfleet's own metadata.
-var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnSerial, AnnNotAfter, AnnRenewAt, AnnSpecHash, AnnTemplateHash, AnnDataHash, AnnRevision}
+// ownKeys are the keys of certfleet's own metadata a pass reads of a
+// directory's: seven, so the map fits one group of a Go map (a ninth key
+// more than doubled it). The serial and notAfter annotations are left out:
+// a pass reads those of the parsed certificate.
+var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnRenewAt, AnnSpecHash, AnnTemplateHash, AnnDataHash, AnnRevision}
+
+// sharedValues are the keys whose values repeat across a fleet's targets
+// (a handful of issuers, one revision, a template hash per template).
+var sharedValues = map[string]bool{AnnIssuer: true, AnnRevision: true, AnnTemplateHash: true}
 
 // ownAnnotations are certfleet's own entries of metadata m, keyed by the
-// constant strings above rather than the copies a decoder made: a pass
-// holds every target's observation at once, and 100,000 copies of each key
-// cost megabytes. cert-manager's names are left out: they repeat fields of
-// the certificate, which the observation holds parsed.
+// constant strings above rather than the copies a decoder made, and with
+// one shared copy of each value that repeats: a pass holds every target's
+// observation at once, and 100,000 copies of each cost megabytes.
+// cert-manager's names are left out: they repeat fields of the
+// certificate, which the observation holds parsed.
 func ownAnnotations(m map[string]string) map[string]string {
 	if m == nil {
 		return nil
@@ -121,6 +130,9 @@ func ownAnnotations(m map[string]string) map[string]string {
 	own := make(map[string]string, len(ownKeys))
 	for _, k := range ownKeys {
 		if v, ok := m[k]; ok {
+			if sharedValues[k] {
+				v = unique.Make(v).Value()
+			}
 			own[k] = v
 		}
 	}
@@ -181,6 +193,12 @@ type Observed struct {
 	Cert *Leaf
 	// KeyMatches is true when tls.key parses and belongs to Cert.
 	KeyMatches bool
+	// keyOnDisk is set when a directory's tls.key was read and parsed but
+	// not kept (Directory.Bundle reads it again).
+	keyOnDisk bool
+	// dataHash is the DataHash of the bundle observed, set where its
+	// tls.crt is not kept (a directory's: Cert keeps the leaf's DER).
+	dataHash string
 	// Annotations are certfleet's metadata on the target (nil when
 	// unmanaged); for a directory, certfleet's own keys only.
 	Annotations map[string]string
@@ -230,20 +248,34 @@ var (
 	ErrTakenOver = errors.New("no longer carries certfleet's marks for this certificate: taken over, left alone")
 )
 
-// parse fills the parsed fields of o (Cert, KeyMatches) from its bundle.
-func (o *Observed) parse() {
+// parse fills the parsed fields of o (Cert, KeyMatches) from its bundle,
+// and returns the leaf parsed (nil when there is none).
+func (o *Observed) parse() *x509.Certificate {
 	if o.Bundle.Empty() {
-		return
+		return nil
 	}
 	c, err := pki.ParseCertificate(o.Bundle.Cert)
 	if err != nil {
-		return
+		return nil
 	}
 	o.Cert = leafOf(c, o.Bundle.Cert)
 	if k, err := pki.ParseKey(o.Bundle.Key); err == nil {
 		o.KeyMatches = pki.KeyMatches(k, c)
 	}
+	return c
 }
+
+// DataHash is the DataHash of the bundle observed.
+func (o *Observed) DataHash() string {
+	if o.dataHash != "" {
+		return o.dataHash
+	}
+	return o.Bundle.DataHash()
+}
+
+// HasKey reports whether the target holds a tls.key (kept in Bundle, or
+// read and not kept: a directory's).
+func (o *Observed) HasKey() bool { return len(o.Bundle.Key) > 0 || o.keyOnDisk }
 
 // Leaf is what a pass reads of an observed certificate. The parsed
 // x509.Certificate is not kept: it takes ~2.8 KB, and a pass holds every
@@ -254,8 +286,9 @@ type Leaf struct {
 	NotBefore, NotAfter time.Time
 	// AuthorityKeyId is the issuing CA's key ID (nil when absent).
 	AuthorityKeyId []byte
-	// pem is tls.crt as observed (the observation's own bytes, not a copy).
-	pem []byte
+	// pem is tls.crt as observed (the observation's own bytes, not a
+	// copy), or der the leaf alone where the observation keeps no tls.crt.
+	pem, der []byte
 }
 
 // leafOf keeps of c what a pass reads; the key ID is copied, so nothing
@@ -276,7 +309,12 @@ func NewLeaf(certPEM []byte) (*Leaf, error) {
 
 // X509 parses the certificate again, whole: for a signature check, or an
 // ACME renewal-information request.
-func (l *Leaf) X509() (*x509.Certificate, error) { return pki.ParseCertificate(l.pem) }
+func (l *Leaf) X509() (*x509.Certificate, error) {
+	if l.der != nil {
+		return x509.ParseCertificate(l.der)
+	}
+	return pki.ParseCertificate(l.pem)
+}
 
 // Time reads a time annotation; zero when absent or malformed.
 func (o *Observed) Time(key string) time.Time {
