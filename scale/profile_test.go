@@ -19,13 +19,18 @@ import (
 // <dir>/first.pprof and <dir>/noop.pprof, each the heap profile taken when
 // that pass's live heap was at its largest (read them with
 // `go tool pprof -sample_index=inuse_space`). CERTFLEET_SCALE_N sets the
-// size (100,000 by default, as there).
+// size (100,000 by default, as there). With CERTFLEET_SCALE_SHARDS=k > 1
+// the passes are shard s0's of k: the k shards' claiming round runs first,
+// as processes, then s0 issues ("first") and finds nothing to do ("noop").
 func BenchmarkProfilePass(b *testing.B) {
 	dir := os.Getenv("CERTFLEET_SCALE_HEAPPROFILE")
 	for b.Loop() {
 		f := newFleet(b, scaleN(), form())
-		args := []string{"reconcile", "--once", "-o", "json", "--source", f.repo, "--backend", "local",
-			"--state-dir", f.state, "--output-dir", f.out, "--audit-log", filepath.Join(f.work, "audit.log")}
+		args := append([]string{"reconcile", "--once", "-o", "json", "--source", f.repo, "--backend", "local",
+			"--state-dir", f.state, "--output-dir", f.out, "--audit-log", filepath.Join(f.work, "audit.log")}, shardArgs(0, shards())...)
+		if shards() > 1 {
+			f.pass(shards())
+		}
 		for _, name := range []string{"first", "noop"} {
 			stop := watchPeak(b, filepath.Join(dir, name+".pprof"), dir != "")
 			root := cli.NewRoot()

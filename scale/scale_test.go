@@ -20,8 +20,9 @@ import (
 // person at a terminal can choose: CERTFLEET_SCALE_N certificates (default
 // 100,000) declared as CERTFLEET_SCALE_FORM — "documents" (default: one
 // Certificate document each, 1,000 to a file) or "sets" (one CertificateSet
-// of 1,000 items per team) — managed by CERTFLEET_SCALE_SHARDS processes
-// (default 1; see shardArgs).
+// of 1,000 items per team) — managed by CERTFLEET_SCALE_SHARDS shard
+// processes side by side (default 1: one unsharded process only; with more,
+// the same fleet is also managed by one unsharded process, for comparison).
 func scaleN() int { return envInt("CERTFLEET_SCALE_N", 100_000) }
 func shards() int { return envInt("CERTFLEET_SCALE_SHARDS", 1) }
 func form() string {
@@ -39,15 +40,17 @@ func envInt(name string, def int) int {
 }
 
 // shardArgs are the arguments that make process i of k act on its shard
-// only. One process (k = 1) needs none. Sharding (issue 18) fills this in
-// with its flag, e.g. []string{"--shard", fmt.Sprintf("%d/%d", i, k)}; the
-// benchmark then runs the k processes of a pass side by side and reports
-// the largest peak RSS of one and their sum.
-var shardArgs = func(i, k int) []string {
+// only (s0 … s<k-1>, certificates spread by a hash of their IDs). One
+// process (k = 1) needs none.
+func shardArgs(i, k int) []string {
 	if k == 1 {
 		return nil
 	}
-	return []string{"--shard", fmt.Sprintf("%d/%d", i, k)}
+	names := make([]string, k)
+	for j := range k {
+		names[j] = fmt.Sprintf("s%d", j)
+	}
+	return []string{"--shard", names[i], "--shards", strings.Join(names, ","), "--shard-by", "hash"}
 }
 
 // perFile is how many certificates one manifests file (or set) declares.
@@ -145,6 +148,9 @@ type run struct {
 		Actions      map[string]int `json:"actions"`
 		Reasons      map[string]int `json:"reasons"`
 		Failures     []any          `json:"failures"`
+		Shard        *struct {
+			Claimed []string `json:"claimed"`
+		} `json:"shard"`
 	}
 	wall    time.Duration
 	peakMiB float64
@@ -189,6 +195,14 @@ func (f *fleet) exec(args ...string) run {
 	return r
 }
 
+// remove deletes the fleet's files (its repository, state and targets), so
+// a second fleet of the same size fits on the disk.
+func (f *fleet) remove() {
+	if err := os.RemoveAll(f.work); err != nil {
+		f.tb.Fatal(err)
+	}
+}
+
 func tail(s string) string {
 	if len(s) > 4000 {
 		return "…" + s[len(s)-4000:]
@@ -216,50 +230,103 @@ func (f *fleet) pass(k int) (wall time.Duration, peakMiB, sumMiB float64, runs [
 	return wall, peakMiB, sumMiB, runs
 }
 
+// passes is what the passes of one way of running the fleet measured.
+type passes struct {
+	// first is the first pass (for shards: the round that claims and the
+	// round that issues, wall times added); noop the pass after it.
+	firstWall, noopWall time.Duration
+	firstPeak, noopPeak float64 // MiB, the largest process's
+	firstSum, noopSum   float64 // MiB, all processes' peaks added
+	claimWall           time.Duration
+}
+
+// manage runs a fresh fleet of n certificates through a first pass and a
+// no-op pass in k processes side by side, checking that each certificate
+// is issued once and that the no-op pass finds every one in sync. A shard's
+// first pass only claims its new certificates, and issues them from its
+// next pass on (reconciler/shard: two shards whose views differ never both
+// issue); the first pass of shards is these two rounds.
+func manage(b *testing.B, f *fleet, n, k int) passes {
+	var ps passes
+	if k > 1 {
+		wall, peak, sum, runs := f.pass(k)
+		claimed := 0
+		for _, r := range runs {
+			if len(r.report.Actions) > 0 || r.report.Shard == nil {
+				b.Fatalf("claiming round: actions %v, shard report %v", r.report.Actions, r.report.Shard)
+			}
+			claimed += len(r.report.Shard.Claimed)
+		}
+		if claimed != n {
+			b.Fatalf("claiming round: %d of %d claimed", claimed, n)
+		}
+		ps.claimWall, ps.firstWall, ps.firstPeak, ps.firstSum = wall, wall, peak, sum
+	}
+	wall, peak, sum, runs := f.pass(k)
+	ps.firstWall += wall
+	ps.firstPeak, ps.firstSum = max(ps.firstPeak, peak), max(ps.firstSum, sum)
+	issued, failures := 0, 0
+	for _, r := range runs {
+		issued += r.report.Actions["issue"]
+		failures += len(r.report.Failures)
+	}
+	if issued != n || failures > 0 {
+		b.Fatalf("first pass (%d processes): issued %d of %d, %d failures", k, issued, n, failures)
+	}
+	ps.noopWall, ps.noopPeak, ps.noopSum, runs = f.pass(k)
+	inSync := 0
+	for _, r := range runs {
+		if len(r.report.Actions) > 0 || len(r.report.Failures) > 0 {
+			b.Fatalf("no-op pass (%d processes) acted: %v, failures %v", k, r.report.Actions, r.report.Failures)
+		}
+		inSync += r.report.Reasons["InSync"]
+	}
+	if inSync != n {
+		b.Fatalf("no-op pass (%d processes): %d targets InSync, want %d", k, inSync, n)
+	}
+	return ps
+}
+
 // BenchmarkManaged100k: the real `certfleet reconcile --once` manages N
 // certificates (default 100,000) — renders them from a repository on disk,
 // issues them through the embedded local backend (ECDSA P-256, signed in
 // process: the memory goal is about certfleet, and Vault at ~200/s would
-// spend ~8 min signing), delivers each into its own directory, observes
-// and records them — then runs a no-op pass over them. It reports both
-// passes' wall time and peak RSS beside the goal (512 MiB) and a baseline
-// process that only holds the rendered declarations (`certfleet validate`
-// of the same repository, with the catalog).
+// spend ~8 min signing), delivers each into its own directory (100,000
+// Secrets would overload the test bed's single etcd), observes and records
+// them — then runs a no-op pass over them. It reports both passes' wall
+// time and peak RSS beside the goal (512 MiB) and a baseline process that
+// only holds the rendered declarations (`certfleet validate` of the same
+// repository, with the catalog). With CERTFLEET_SCALE_SHARDS=k > 1, k shard
+// processes manage the fleet first (reported as shard-…: the largest
+// process's peak RSS, beside the goal of 256 MiB per shard, and the sum),
+// then, on a fresh copy, the one process does.
 func BenchmarkManaged100k(b *testing.B) {
 	for b.Loop() {
 		n, k := scaleN(), shards()
 		f := newFleet(b, n, form())
 
 		base := f.exec("validate", "--source", f.repo, "--backend", "local", "--state-dir", f.state)
-
-		firstWall, firstPeak, firstSum, runs := f.pass(k)
-		issued, failures := 0, 0
-		for _, r := range runs {
-			issued += r.report.Actions["issue"]
-			failures += len(r.report.Failures)
+		if k > 1 {
+			sh := manage(b, f, n, k)
+			b.ReportMetric(float64(k), "shards")
+			b.ReportMetric(sh.claimWall.Seconds(), "shard-claim-s")
+			b.ReportMetric(sh.firstWall.Seconds(), "shard-first-pass-s")
+			b.ReportMetric(sh.noopWall.Seconds(), "shard-noop-pass-s")
+			b.ReportMetric(sh.firstPeak, "shard-first-peak-RSS-MiB")
+			b.ReportMetric(sh.noopPeak, "shard-noop-peak-RSS-MiB")
+			b.ReportMetric(sh.firstSum, "shard-first-sum-RSS-MiB")
+			b.ReportMetric(sh.noopSum, "shard-noop-sum-RSS-MiB")
+			b.ReportMetric(max(sh.firstPeak, sh.noopPeak)/256, "shard-ratio-to-256MiB")
+			f.remove()
+			f = newFleet(b, n, form())
 		}
-		if issued != n || failures > 0 {
-			b.Fatalf("first pass: issued %d of %d, %d failures", issued, n, failures)
-		}
-		noopWall, noopPeak, noopSum, runs := f.pass(k)
-		inSync := 0
-		for _, r := range runs {
-			if len(r.report.Actions) > 0 || len(r.report.Failures) > 0 {
-				b.Fatalf("no-op pass acted: %v, failures %v", r.report.Actions, r.report.Failures)
-			}
-			inSync += r.report.Reasons["InSync"]
-		}
-		if inSync != n {
-			b.Fatalf("no-op pass: %d targets InSync, want %d", inSync, n)
-		}
-		peak := max(firstPeak, noopPeak)
+		one := manage(b, f, n, 1)
+		peak := max(one.firstPeak, one.noopPeak)
 		b.ReportMetric(float64(n), "certificates")
-		b.ReportMetric(float64(k), "processes")
-		b.ReportMetric(firstWall.Seconds(), "first-pass-s")
-		b.ReportMetric(noopWall.Seconds(), "noop-pass-s")
-		b.ReportMetric(firstPeak, "first-peak-RSS-MiB")
-		b.ReportMetric(noopPeak, "noop-peak-RSS-MiB")
-		b.ReportMetric(max(firstSum, noopSum), "sum-peak-RSS-MiB")
+		b.ReportMetric(one.firstWall.Seconds(), "first-pass-s")
+		b.ReportMetric(one.noopWall.Seconds(), "noop-pass-s")
+		b.ReportMetric(one.firstPeak, "first-peak-RSS-MiB")
+		b.ReportMetric(one.noopPeak, "noop-peak-RSS-MiB")
 		b.ReportMetric(base.peakMiB, "validate-peak-RSS-MiB")
 		b.ReportMetric(base.wall.Seconds(), "validate-s")
 		b.ReportMetric(peak/512, "ratio-to-512MiB")

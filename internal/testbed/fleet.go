@@ -150,3 +150,34 @@ kind: Policy
 metadata: {name: all}
 spec: {dnsNames: ["**.svc.cluster.local"]}
 `
+
+// ShardCert is a Certificate of namespace payments, issued by mtls
+// (FleetPKI, LocalPKI) into the directory name, labelled for a shard
+// (certfleet.dev/shard) when label is set.
+func ShardCert(name, label string) string {
+	labels := ""
+	if label != "" {
+		labels = ", labels: {certfleet.dev/shard: " + label + "}"
+	}
+	return fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
+kind: Certificate
+metadata: {name: %[1]s, namespace: payments%[2]s}
+spec:
+  issuer: mtls
+  commonName: %[1]s.payments.svc.cluster.local
+  dnsNames: [%[1]s.payments.svc.cluster.local]
+  duration: 24h
+  targets:
+    - directory: {path: %[1]s}
+`, name, labels)
+}
+
+// ShardFleet is a repository (path → content) of ShardCerts by name →
+// shard label ("": none).
+func ShardFleet(labels map[string]string) map[string]string {
+	files := map[string]string{}
+	for name, l := range labels {
+		files["certs/"+name+".yaml"] = ShardCert(name, l)
+	}
+	return files
+}

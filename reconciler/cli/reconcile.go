@@ -40,6 +40,8 @@ type passFlags struct {
 	jitter         time.Duration
 	// http01Listen is where one-shot runs answer ACME HTTP-01 challenges.
 	http01Listen string
+	// shard makes the pass one shard's (reconcile and drift register it).
+	shard shardFlags
 }
 
 func (f *passFlags) register(cmd *cobra.Command) {
@@ -85,6 +87,10 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 			return nil, fmt.Errorf("--allow-dir-root %q is not absolute: give an absolute directory, such as /etc/tls", r)
 		}
 	}
+	sharding, err := f.shard.sharding()
+	if err != nil {
+		return nil, err
+	}
 	b, err := f.cat.openBackend(ctx)
 	if err != nil {
 		return nil, err
@@ -97,7 +103,8 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := render.NewRenderer(render.WithOutputDir(f.outputDir)).Render(snap, cat)
+	// A shard holds only its share of what it renders (and evaluates that).
+	res := render.NewRenderer(render.WithOutputDir(f.outputDir), render.WithKeep(sharding.Keep())).Render(snap, cat)
 	ev := evaluate.New(cat, time.Now(), evaluate.WithCatalogMount(f.cat.vault.CatalogMount))
 	verdicts := ev.ByID(res.Desired)
 	notes(cmd, res, ev)
@@ -117,7 +124,7 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	dir := &target.Directory{Root: f.outputDir, AllowedRoots: f.dirRoots}
 	p := reconcile.NewPass(b, cat, &cluster.Connector{Kubeconfig: f.kubeconfig, Timeout: f.cat.vault.Timeout}, dir, audit)
 	p.Actor, p.MaxJitter, p.Concurrency, p.IssueRate = actor(), f.jitter, f.concurrency, f.issueRate
-	p.KeepSuperseded = f.keepSuperseded
+	p.KeepSuperseded, p.Shard = f.keepSuperseded, sharding
 	p.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if colorFor(cmd.ErrOrStderr()) {
 		p.Progress = cmd.ErrOrStderr()
@@ -178,6 +185,14 @@ be pruned.
 One acting pass runs per backend at a time: a second one is refused with the
 name of the process holding the lock.
 
+With --shard and --shards (as certfleet serve's --shard with sharding: in
+certfleet.yaml), the pass is one shard's: it renders the whole revision but
+holds, observes and acts on its shard's certificates only (label
+certfleet.dev/shard, else a hash of the certificate's ID over --shards), and
+takes its own lock, so the shards' passes run side by side. Every shard must
+be given the same --shards. A one-shot shard takes nothing over from a shard
+that is gone (only certfleet serve reads the shards' Leases).
+
 Exit codes: 0 done, 1 something failed (the next pass retries it), 3 invalid
 manifests or denied certificates were left out.`,
 		Example: `  certfleet reconcile --once --source ./fleet --backend local --state-dir ./state --output-dir ./tls
@@ -226,6 +241,7 @@ manifests or denied certificates were left out.`,
 		},
 	}
 	f.register(cmd)
+	f.shard.register(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&once, "once", false, "run one pass and exit")
 	fl.BoolVar(&dry, "dry-run", false, "decide and report, change nothing (default false)")
@@ -269,7 +285,8 @@ func driftCommand() *cobra.Command {
 declares) against issued (the inventory) against delivered (what each target
 holds): Missing, SpecChanged, ModifiedOutOfBand, Expiring (renewal time passed),
 Expired, Orphaned, and Unmanaged — TLS Secrets in target clusters certfleet does
-not manage (the sprawl), with their expiry.
+not manage (the sprawl), with their expiry. With --shard and --shards, the
+drift of one shard's certificates (see reconcile --help).
 
 Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 		Args: cobra.NoArgs,
@@ -306,6 +323,7 @@ Exit codes: 0 in sync, 2 drift, 1 could not run.`,
 		},
 	}
 	f.register(cmd)
+	f.shard.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json, markdown or html (one self-contained page, for CI artifacts)")
 	return cmd
 }

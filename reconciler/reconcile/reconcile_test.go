@@ -142,10 +142,11 @@ func (e *env) run(files map[string]string) *reconcile.Result {
 	return e.runWith(e.pass(), files)
 }
 
-// runWith renders files and runs one pass of p.
+// runWith renders files and runs one pass of p; a shard's pass renders
+// as the command does, holding only the shard's share (Sharding.Keep).
 func (e *env) runWith(p *reconcile.Pass, files map[string]string) *reconcile.Result {
 	e.t.Helper()
-	res := render.Render(e.snapshot(files), e.catalog)
+	res := render.NewRenderer(render.WithKeep(p.Shard.Keep())).Render(e.snapshot(files), e.catalog)
 	if len(res.Errors) > 0 {
 		e.t.Fatalf("render: %v", res.Errors)
 	}

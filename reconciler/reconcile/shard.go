@@ -26,6 +26,21 @@ type Sharding struct {
 	Alive func(shard string) bool
 }
 
+// Keep is what a shard's render holds whole (render.WithKeep): its own
+// certificates and those no shard claims (which the reporter reports);
+// of every other one only its ID and the shard it belongs to (the tag),
+// which is all a shard needs to release what it owned. Nil when the fleet
+// is not sharded: everything is kept.
+func (s *Sharding) Keep() render.Keep {
+	if s == nil || len(s.Config.Shards) == 0 {
+		return nil
+	}
+	return func(id string, labels map[string]string) (bool, string) {
+		claimant, ok := s.Config.Of(id, labels)
+		return !ok || claimant == s.Name, claimant
+	}
+}
+
 // ShardReport is what a sharded pass says about its share of the fleet.
 type ShardReport struct {
 	// Shard is the shard that ran the pass.
@@ -189,6 +204,15 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) shar
 			}
 			out.claim = append(out.claim, d)
 			out.report.Claimed = append(out.report.Claimed, d.ID)
+		}
+	}
+	// Other shards' certificates, which the render did not keep (Keep): this
+	// shard only releases those it still owns.
+	for _, o := range res.Others {
+		declared[o.ID] = true
+		if shard.Decide(me, o.Tag, true, owner(o.ID), sh.Alive) == shard.Release {
+			out.release = append(out.release, o.ID)
+			out.report.Released = append(out.report.Released, HandOff{Certificate: o.ID, From: me, To: o.Tag})
 		}
 	}
 	// Certificates no longer declared: their owner prunes them; one whose

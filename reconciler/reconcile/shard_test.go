@@ -9,40 +9,12 @@ import (
 	"testing"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/reconciler/shard"
 )
-
-// shardCert is a certificate delivered into a directory, labelled for a
-// shard when label is set.
-func shardCert(name, label string) string {
-	labels := ""
-	if label != "" {
-		labels = fmt.Sprintf(", labels: {%s: %s}", shard.Label, label)
-	}
-	return fmt.Sprintf(`apiVersion: certfleet.dev/v1alpha1
-kind: Certificate
-metadata: {name: %[1]s, namespace: payments%[2]s}
-spec:
-  issuer: mtls
-  commonName: %[1]s.payments.svc.cluster.local
-  dnsNames: [%[1]s.payments.svc.cluster.local]
-  duration: 24h
-  targets:
-    - directory: {path: %[1]s}
-`, name, labels)
-}
-
-// shardFleet is a repository of certificates by name → shard label ("": none).
-func shardFleet(labels map[string]string) map[string]string {
-	files := map[string]string{}
-	for name, l := range labels {
-		files["certs/"+name+".yaml"] = shardCert(name, l)
-	}
-	return files
-}
 
 // shardPass is e's pass as shard me of shards; alive says which shards' leaders live.
 func (e *env) shardPass(me string, shards []string, alive map[string]bool) *reconcile.Pass {
@@ -93,7 +65,7 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 	for i := range 9 {
 		labels[fmt.Sprintf("h%d", i)] = ""
 	}
-	files := shardFleet(labels)
+	files := testbed.ShardFleet(labels)
 	three := []string{"a", "b", "c"}
 	alive := map[string]bool{"a": true, "b": true, "c": true, "d": true}
 	shardOf := func(name string, shards []string) string {
@@ -170,7 +142,7 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 	// 2. la is relabelled to b: b waits until a has released it, then adopts it.
 	serial := e.serialOf("la")
 	labels["la"] = "b"
-	files = shardFleet(labels)
+	files = testbed.ShardFleet(labels)
 	rep := e.runWith(e.shardPass("b", three, alive), files)
 	if len(rep.Shard.Waiting) != 1 || rep.Shard.Waiting[0].From != "a" || len(rep.Actions) != 0 || rep.Reasons[decide.AwaitingHandOff] != 1 {
 		t.Fatalf("b acted on la before a released it: waiting %+v, actions %v", rep.Shard.Waiting, rep.Actions)
@@ -222,7 +194,7 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 	abd := []string{"a", "b", "d"}
 	alive["c"] = false
 	delete(labels, "lc") // labelled for c: its manifest goes with the shard
-	files = shardFleet(labels)
+	files = testbed.ShardFleet(labels)
 	var fromC []string
 	for id, en := range owners {
 		if en.Shard == "c" && id != "payments/lc" {
@@ -255,7 +227,7 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 		}
 	}
 	delete(labels, victim)
-	files = shardFleet(labels)
+	files = testbed.ShardFleet(labels)
 	for _, s := range []string{"b", "d"} {
 		if rep := e.runWith(e.shardPass(s, abd, alive), files); rep.Pruned != 0 {
 			t.Fatalf("shard %s pruned %s, which shard a owns", s, victim)

@@ -120,9 +120,27 @@ type Result struct {
 	Documents int
 	// Unresolved counts clusterSelector targets left unresolved because no catalog was given.
 	Unresolved int
+	// Others are the valid certificates a Keep left out (WithKeep), sorted
+	// by ID: only their IDs and tags are held.
+	Others []Other
 
 	// bundleDocs are the documents of TrustBundles, index for index.
 	bundleDocs []*schemas.Document
+	// othersAt are where Others were declared and the keys of their
+	// targets, index for index, while the revision-wide checks run.
+	othersAt []otherAt
+}
+
+type otherAt struct {
+	file string
+	line int
+	keys []string
+}
+
+// Other is a certificate a Keep left out: its ID and the tag Keep gave it
+// (such as the shard it belongs to).
+type Other struct {
+	ID, Tag string
 }
 
 // Render reads a snapshot with a fresh Renderer.
@@ -142,7 +160,14 @@ type Renderer struct {
 	generation int
 	// outputDir is the absolute directory relative directory targets are under.
 	outputDir string
+	// keep decides which certificates a Result holds whole (nil: all).
+	keep Keep
 }
+
+// Keep says, from a certificate's ID and its manifest's labels, whether a
+// Result holds the certificate whole; tag is what is remembered of one it
+// does not hold (Result.Others).
+type Keep func(id string, labels map[string]string) (keep bool, tag string)
 
 type fileKey struct{ path, content string }
 
@@ -155,11 +180,26 @@ type fileResult struct {
 	errs       schemas.Errors
 	bundles    []*schemas.TrustBundle
 	bundleDocs []*schemas.Document
+	// documents counts decoded.Documents, which is not kept.
+	documents int
 }
 
 type declared struct {
 	schemas.Declared
 	issueHash string
+	// other, when a Keep left the certificate out, replaces the rest: the
+	// decoded certificate is dropped with its file's other documents.
+	other *other
+}
+
+// other is what a Renderer keeps of a certificate a Keep left out: enough
+// to report it (Others) and to find conflicts with it (one ID or one target
+// declared twice) across the whole revision.
+type other struct {
+	Other
+	file    string
+	line    int
+	targets []schemas.Target
 }
 
 // Option configures a Renderer.
@@ -178,6 +218,19 @@ func WithOutputDir(dir string) Option {
 			rr.outputDir = abs
 		}
 	}
+}
+
+// WithKeep makes the Renderer hold only the certificates keep accepts (and
+// the ID and tag of the others, Result.Others). keep is asked once per
+// certificate as each file is decoded, so the others are dropped file by
+// file: a shard that renders the whole revision holds about its share.
+// Conflicts are still found across the whole revision; an invalid
+// certificate keep would leave out is left out without an error (the
+// Renderer that keeps it reports it). keep must give a file the same
+// answers every time (it is asked once per cached file). Default: every
+// certificate is kept.
+func WithKeep(keep Keep) Option {
+	return func(rr *Renderer) { rr.keep = keep }
 }
 
 // NewRenderer returns a Renderer with an empty cache.
@@ -224,7 +277,7 @@ func (rr *Renderer) file(f source.File) *fileResult {
 			decls, errs := schemas.Declarations(d)
 			fr.errs = append(fr.errs, errs...)
 			for _, decl := range decls {
-				fr.declared = append(fr.declared, declared{decl, schemas.IssueHash(&decl.Certificate.Spec)})
+				fr.declared = append(fr.declared, rr.declare(decl))
 			}
 		case schemas.KindTrustBundle:
 			if errs := schemas.Validate(d.Object); len(errs) > 0 {
@@ -239,10 +292,24 @@ func (rr *Renderer) file(f source.File) *fileResult {
 				Hint:    "declare it with the certfleet Terraform provider (or `certfleet catalog apply`)"}})...)
 		}
 	}
+	// The documents live on in what was kept; the count is all Render needs.
+	fr.documents, fr.decoded.Documents = len(fr.decoded.Documents), nil
 	fr.lastUsed = rr.generation
 	rr.files[k] = fr
 	rr.parsed++
 	return fr
+}
+
+// declare is a declaration as the Renderer holds it: whole, or as an other.
+func (rr *Renderer) declare(decl schemas.Declared) declared {
+	c := decl.Certificate
+	if rr.keep != nil {
+		if keep, tag := rr.keep(ID(c), c.Metadata.Labels); !keep {
+			return declared{other: &other{Other: Other{ID: ID(c), Tag: tag}, file: decl.Origin.Doc.File,
+				line: decl.Origin.Doc.Line, targets: c.Spec.Targets}}
+		}
+	}
+	return declared{Declared: decl, issueHash: schemas.IssueHash(&c.Spec)}
 }
 
 // forget drops the files neither of the last two renders read.
@@ -261,22 +328,28 @@ func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result 
 	rr.generation++
 	defer rr.forget()
 	r := &Result{Revision: snap.Revision, Scope: snap.Scope}
-	byID := map[string]*Desired{}
+	byID := map[string]place{}
 	for _, f := range snap.Files {
 		fr := rr.file(f)
 		r.Errors = append(r.Errors, fr.decoded.Errors...)
 		r.Errors = append(r.Errors, fr.errs...)
 		r.Ignored = append(r.Ignored, fr.decoded.Ignored...)
-		r.Documents += len(fr.decoded.Documents)
+		r.Documents += fr.documents
 		r.TrustBundles = append(r.TrustBundles, fr.bundles...)
 		r.bundleDocs = append(r.bundleDocs, fr.bundleDocs...)
 		for _, decl := range fr.declared {
+			if decl.other != nil {
+				r.addOther(decl.other, cat, byID, rr.outputDir)
+				continue
+			}
 			r.add(decl, cat, byID, rr.outputDir)
 		}
 	}
 	r.checkTargets()
 	r.checkTrustBundles(rr.outputDir)
+	r.othersAt = nil
 	sort.Slice(r.Desired, func(i, j int) bool { return r.Desired[i].ID < r.Desired[j].ID })
+	sort.Slice(r.Others, func(i, j int) bool { return r.Others[i].ID < r.Others[j].ID })
 	r.Errors.Sort()
 	return r
 }
@@ -289,12 +362,45 @@ func ID(c *schemas.Certificate) string {
 	return c.Metadata.Name
 }
 
-func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desired, outputDir string) {
+// place is where a certificate, held or other, was declared, for the
+// revision-wide checks.
+type place struct {
+	id, file string
+	line     int
+	// d is the certificate, or other the index of an Other.
+	d     *Desired
+	other int
+}
+
+func (d *Desired) place() place { return place{id: d.ID, file: d.File(), line: d.Line(), d: d} }
+
+// addOther adds a certificate a Keep left out, unless it is invalid: its
+// ID taken, or a target that does not resolve.
+func (r *Result) addOther(o *other, cat *schemas.Catalog, byID map[string]place, outputDir string) {
+	if _, dup := byID[o.ID]; dup {
+		return
+	}
+	var keys []string
+	for i, t := range o.targets {
+		resolved, errs := resolve(i, t, cat, r, outputDir)
+		if len(errs) > 0 {
+			return
+		}
+		for _, rt := range resolved {
+			keys = append(keys, rt.Key)
+		}
+	}
+	byID[o.ID] = place{id: o.ID, file: o.file, line: o.line, other: len(r.Others)}
+	r.Others = append(r.Others, o.Other)
+	r.othersAt = append(r.othersAt, otherAt{o.file, o.line, keys})
+}
+
+func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place, outputDir string) {
 	c := decl.Certificate
 	id := ID(c)
 	if prev, dup := byID[id]; dup {
 		r.Errors = append(r.Errors, decl.Origin.Locate(schemas.Errors{{Field: "metadata.name",
-			Problem: fmt.Sprintf("certificate %s is declared twice: here and at %s:%d", id, prev.File(), prev.Line()),
+			Problem: fmt.Sprintf("certificate %s is declared twice: here and at %s:%d", id, prev.file, prev.line),
 			Hint:    "give one of them another name (or namespace)"}})...)
 		return
 	}
@@ -313,7 +419,7 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]*Desir
 		r.Errors = append(r.Errors, decl.Origin.Locate(errs)...)
 		return
 	}
-	byID[id] = d
+	byID[id] = d.place()
 	r.Desired = append(r.Desired, d)
 }
 
@@ -378,44 +484,84 @@ func names(cat *schemas.Catalog) string {
 // checkTargets rejects two certificates writing the same place, naming
 // both files; the later one (by file and line) is left out. A certificate
 // whose own targets reach one place twice (a clusterSelector and a named
-// cluster, say) is left out too: the two writes would fight.
+// cluster, say) is left out too: the two writes would fight. Others take
+// part, so every Renderer of a revision leaves out the same certificates;
+// an Other left out is dropped without an error (its own Renderer has it).
 func (r *Result) checkTargets() {
-	sort.Slice(r.Desired, func(i, j int) bool {
-		a, b := r.Desired[i], r.Desired[j]
-		if a.File() != b.File() {
-			return a.File() < b.File()
-		}
-		return a.Line() < b.Line()
-	})
-	owner := map[string]*Desired{}
-	kept := r.Desired[:0]
+	all := make([]place, 0, len(r.Desired)+len(r.Others))
 	for _, d := range r.Desired {
+		all = append(all, d.place())
+	}
+	for i, o := range r.Others {
+		all = append(all, place{id: o.ID, file: r.othersAt[i].file, line: r.othersAt[i].line, other: i})
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		if a.file != b.file {
+			return a.file < b.file
+		}
+		return a.line < b.line
+	})
+	owner := map[string]place{}
+	keptOthers := map[int]bool{}
+	kept := r.Desired[:0]
+	for _, p := range all {
 		var errs schemas.Errors
 		mine := map[string]int{} // key → index of this certificate's target that writes it
-		for _, t := range d.Targets {
-			field := fmt.Sprintf("spec.targets[%d]", t.Index)
-			if prev, taken := owner[t.Key]; taken {
+		keys := p.keys(r)
+		for j, key := range keys {
+			index := j
+			if p.d != nil {
+				index = p.d.Targets[j].Index
+			}
+			field := fmt.Sprintf("spec.targets[%d]", index)
+			if prev, taken := owner[key]; taken {
 				errs = append(errs, &schemas.Error{Field: field,
-					Problem: fmt.Sprintf("target %s is also written by certificate %s (%s:%d)", t.Key, prev.ID, prev.File(), prev.Line()),
+					Problem: fmt.Sprintf("target %s is also written by certificate %s (%s:%d)", key, prev.id, prev.file, prev.line),
 					Hint:    "give each certificate its own secretName, Vault path or directory"})
-			} else if i, twice := mine[t.Key]; twice {
+			} else if i, twice := mine[key]; twice {
 				errs = append(errs, &schemas.Error{Field: field,
-					Problem: fmt.Sprintf("target %s is also written by spec.targets[%d]", t.Key, i),
+					Problem: fmt.Sprintf("target %s is also written by spec.targets[%d]", key, i),
 					Hint:    "write each Secret, Vault path or directory from one target only"})
 			} else {
-				mine[t.Key] = t.Index
+				mine[key] = index
 			}
 		}
 		if len(errs) > 0 {
-			r.Errors = append(r.Errors, d.Origin.Locate(errs)...)
+			if p.d != nil {
+				r.Errors = append(r.Errors, p.d.Origin.Locate(errs)...)
+			}
 			continue
 		}
-		for _, t := range d.Targets {
-			owner[t.Key] = d
+		for _, key := range keys {
+			owner[key] = p
 		}
-		kept = append(kept, d)
+		if p.d != nil {
+			kept = append(kept, p.d)
+		} else {
+			keptOthers[p.other] = true
+		}
 	}
 	r.Desired = kept
+	others, at := r.Others[:0], r.othersAt[:0]
+	for i, o := range r.Others {
+		if keptOthers[i] {
+			others, at = append(others, o), append(at, r.othersAt[i])
+		}
+	}
+	r.Others, r.othersAt = others, at
+}
+
+// keys are the target keys of a place's certificate.
+func (p place) keys(r *Result) []string {
+	if p.d == nil {
+		return r.othersAt[p.other].keys
+	}
+	keys := make([]string, len(p.d.Targets))
+	for i, t := range p.d.Targets {
+		keys[i] = t.Key
+	}
+	return keys
 }
 
 // checkTrustBundles rejects a TrustBundle writing into a directory a
@@ -423,11 +569,18 @@ func (r *Result) checkTargets() {
 // the certificate's, or the two bundles would fight. The TrustBundle is left
 // out; the certificate keeps its directory.
 func (r *Result) checkTrustBundles(outputDir string) {
-	certs := map[string]*Desired{}
+	certs := map[string]place{}
 	for _, d := range r.Desired {
 		for _, t := range d.Targets {
 			if t.Kind == Directory {
-				certs[t.Key] = d
+				certs[t.Key] = d.place()
+			}
+		}
+	}
+	for i, at := range r.othersAt {
+		for _, key := range at.keys {
+			if strings.HasPrefix(key, "directory/") { // DirectoryKey's
+				certs[key] = place{id: r.Others[i].ID, file: at.file, line: at.line, other: i}
 			}
 		}
 	}
@@ -450,7 +603,7 @@ func (r *Result) checkTrustBundles(outputDir string) {
 			field := fmt.Sprintf("spec.targets[%d].directory.path", j)
 			if d, taken := certs[key]; taken {
 				errs = append(errs, &schemas.Error{Field: field,
-					Problem: fmt.Sprintf("target %s is certificate %s's directory (%s:%d): a trust bundle and a certificate cannot share a directory", key, d.ID, d.File(), d.Line()),
+					Problem: fmt.Sprintf("target %s is certificate %s's directory (%s:%d): a trust bundle and a certificate cannot share a directory", key, d.id, d.file, d.line),
 					Hint:    "give the trust bundle a directory of its own: its ca.crt would replace the certificate's"})
 			} else if o, taken := bundles[key]; taken {
 				errs = append(errs, &schemas.Error{Field: field,

@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg *schemas.ServeConfig, log *slog.Logger) (*Daem
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
 	d := &Daemon{cfg: cfg, backend: b, conn: &cluster.Connector{Kubeconfig: cfg.Kubeconfig, Timeout: durationOr(cfg.Timeouts.Kubernetes, 0)}, srcOpts: opts,
-		audit: inventory.NewAudit(f), renderer: render.NewRenderer(render.WithOutputDir(cfg.OutputDir)), metrics: NewShardMetrics(shardLabel(cfg)), log: log,
+		audit: inventory.NewAudit(f), renderer: newRenderer(cfg), metrics: NewShardMetrics(shardLabel(cfg)), log: log,
 		trigger: make(chan string, 1), closeFunc: func() { f.Close() }, Now: time.Now,
 		Grace: durationOr(cfg.ShutdownGrace, DefaultShutdownGrace), auditPath: auditPath}
 	d.status.Shard = cfg.Shard

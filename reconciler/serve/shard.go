@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/certfleet/certfleet/reconciler/reconcile"
+	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -123,6 +124,14 @@ func (d *Daemon) handOffNext(rep *reconcile.Result, now, next time.Time) time.Ti
 		return soon
 	}
 	return next
+}
+
+// newRenderer is the daemon's renderer: a shard's holds only its share of
+// each revision (its cache and its last good revision too), the others'
+// certificates by ID and shard.
+func newRenderer(cfg *schemas.ServeConfig) *render.Renderer {
+	sh := &reconcile.Sharding{Name: cfg.Shard, Config: Sharding(cfg)}
+	return render.NewRenderer(render.WithOutputDir(cfg.OutputDir), render.WithKeep(sh.Keep()))
 }
 
 // shardLabel is the value of the shard label of the metrics.

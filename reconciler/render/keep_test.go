@@ -1,0 +1,119 @@
+package render_test
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/source"
+)
+
+// keepM keeps the certificates whose names start with m, tagging the
+// others "elsewhere".
+func keepM(id string, _ map[string]string) (bool, string) {
+	return strings.HasPrefix(id, "m"), "elsewhere"
+}
+
+// A Renderer with a Keep holds the certificates it keeps and only the ID
+// and tag of the others, yet finds conflicts across the whole revision as
+// a Renderer that keeps everything does: a kept certificate declared after
+// another one writing its place is left out with the same error; another
+// one declared after a kept one is left out of Others without an error
+// (its own Renderer reports it); a trust bundle in another one's directory
+// is refused.
+func TestKeepHoldsItsShareAndChecksTheWholeRevision(t *testing.T) {
+	dir := func(p string) string { return "    - directory: {path: " + p + "}\n" }
+	snap := snapshot(
+		file{"1.yaml", cert("", "o1", dir("shared")) + "---\n" + cert("", "m1", dir("m1"))},
+		file{"2.yaml", cert("", "m2", dir("shared"))},
+		file{"3.yaml", cert("", "o2", dir("m1"))},
+		file{"4.yaml", cert("", "o3", dir("o3")) + "---\n" + cert("", "o1", dir("again"))},
+		file{"5.yaml", bundle("roots", "o3")},
+		file{"6.yaml", cert("", "m1", dir("twice"))},
+	)
+	cat := catalog(t, clusters)
+	whole := render.NewRenderer().Render(snap, cat)
+	share := render.NewRenderer(render.WithKeep(keepM)).Render(snap, cat)
+
+	var ids []string
+	for _, d := range share.Desired {
+		ids = append(ids, d.ID)
+	}
+	if !slices.Equal(ids, []string{"m1"}) {
+		t.Errorf("the share holds %v; want [m1] (m2 writes o1's directory after it)", ids)
+	}
+	if want := []render.Other{{ID: "o1", Tag: "elsewhere"}, {ID: "o3", Tag: "elsewhere"}}; !slices.Equal(share.Others, want) {
+		t.Errorf("Others are %v; want %v (o2 writes m1's directory after it, the second o1 is a duplicate)", share.Others, want)
+	}
+	// The share's errors are the whole render's, but for those of the
+	// certificates it does not hold (o2's conflict, o1's second declaration).
+	var want []string
+	for _, e := range whole.Errors {
+		if e.File != "3.yaml" && e.File != "4.yaml" {
+			want = append(want, e.Error())
+		}
+	}
+	var got []string
+	for _, e := range share.Errors {
+		got = append(got, e.Error())
+	}
+	if len(want) != 3 || !slices.Equal(got, want) {
+		t.Errorf("the share's errors:\n%s\nwant (the whole render's for m2, the bundle and the second m1):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if share.Documents != whole.Documents {
+		t.Errorf("the share counts %d documents; the whole render %d", share.Documents, whole.Documents)
+	}
+}
+
+// A Renderer with a Keep drops the others as it decodes each file: what it
+// holds afterwards (its cache and its result, as a daemon holds them) is
+// about its share. Measured as live heap per certificate after a GC, less
+// the files' text, which both hold once whatever they keep (the cache's
+// key); keeping everything and dropping only the result's others would
+// hold the whole render's and more.
+func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
+	const n, perFile = 4000, 500
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
+	for f := 0; f*perFile < n; f++ {
+		var b strings.Builder
+		for i := f * perFile; i < (f+1)*perFile; i++ {
+			name := fmt.Sprintf("o%d", i)
+			if i%4 == 0 {
+				name = fmt.Sprintf("m%d", i)
+			}
+			fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
+		}
+		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: []byte(b.String())})
+	}
+	text := 0
+	for _, f := range snap.Files {
+		text += len(f.Data)
+	}
+	cat := catalog(t, clusters)
+	keepTeamM := func(id string, labels map[string]string) (bool, string) {
+		return strings.HasPrefix(id, "team/m"), "elsewhere"
+	}
+	held := func(opts ...render.Option) (perCert float64, res *render.Result) {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		rr := render.NewRenderer(opts...)
+		res = rr.Render(snap, cat)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(rr)
+		return (float64(after.HeapAlloc) - float64(before.HeapAlloc) - float64(text)) / n, res
+	}
+	wholeB, whole := held()
+	shareB, share := held(render.WithKeep(keepTeamM))
+	if len(whole.Desired) != n || len(share.Desired) != n/4 || len(share.Others) != n-n/4 {
+		t.Fatalf("whole %d, share %d + %d others; want %d, %d + %d", len(whole.Desired), len(share.Desired), len(share.Others), n, n/4, n-n/4)
+	}
+	t.Logf("held per certificate of the revision, besides its text (%d B): whole %.0f B, a quarter's share %.0f B", text/n, wholeB, shareB)
+	if shareB > 0.6*wholeB {
+		t.Errorf("a Renderer keeping a quarter holds %.0f B per certificate of the revision, the whole one %.0f B: the others are not dropped", shareB, wholeB)
+	}
+}
