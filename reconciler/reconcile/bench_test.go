@@ -9,7 +9,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -209,38 +208,19 @@ func floorLoop(b *testing.B, e *env, n, c int) time.Duration {
 	iss := e.catalog.Issuers["mtls"]
 	auth := e.catalog.Authorities["root"]
 	cs := clientset(b, alpha)
-	sem := make(chan struct{}, c)
-	var wg sync.WaitGroup
-	var failed error
-	var mu sync.Mutex
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			key, _ := pki.GenerateKey(string(schemas.ECDSA), 256)
-			csr, _ := pki.CSR(key, pki.Request{DNSNames: []string{fmt.Sprintf("loop-%d.web.svc.cluster.local", i)}})
-			signed, err := e.backend.Sign(context.Background(), iss, auth, csr, 24*time.Hour)
-			if err == nil {
-				keyPEM, _ := pki.EncodeKey(key, "PKCS8")
-				_, err = cs.CoreV1().Secrets(e.id+"-web").Create(context.Background(), &corev1.Secret{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("loop-%d-tls", i)},
-					Type:       corev1.SecretTypeTLS,
-					Data:       map[string][]byte{corev1.TLSCertKey: []byte(signed.Certificate), corev1.TLSPrivateKeyKey: keyPEM},
-				}, metav1.CreateOptions{})
-			}
-			if err != nil {
-				mu.Lock()
-				failed = err
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if failed != nil {
-		b.Fatal(failed)
-	}
-	return time.Since(start)
+	return concurrently(b, n, c, func(i int) error {
+		key, _ := pki.GenerateKey(string(schemas.ECDSA), 256)
+		csr, _ := pki.CSR(key, pki.Request{DNSNames: []string{fmt.Sprintf("loop-%d.web.svc.cluster.local", i)}})
+		signed, err := e.backend.Sign(context.Background(), iss, auth, csr, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		keyPEM, _ := pki.EncodeKey(key, "PKCS8")
+		_, err = cs.CoreV1().Secrets(e.id+"-web").Create(context.Background(), &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("loop-%d-tls", i)},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: []byte(signed.Certificate), corev1.TLSPrivateKeyKey: keyPEM},
+		}, metav1.CreateOptions{})
+		return err
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -116,29 +117,17 @@ func BenchmarkIssuanceParts(b *testing.B) {
 	}
 }
 
-// concurrently runs f(0..n-1), c at a time, and returns the wall time.
+// concurrently runs f(0..n-1), c at a time, and returns the wall time;
+// the benchmark fails on the first error.
 func concurrently(b *testing.B, n, c int, f func(i int) error) time.Duration {
-	sem := make(chan struct{}, c)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failed error
+	var g errgroup.Group
+	g.SetLimit(c)
 	start := time.Now()
 	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := f(i); err != nil {
-				mu.Lock()
-				failed = err
-				mu.Unlock()
-			}
-		}()
+		g.Go(func() error { return f(i) })
 	}
-	wg.Wait()
-	if failed != nil {
-		b.Fatal(failed)
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
 	}
 	return time.Since(start)
 }
