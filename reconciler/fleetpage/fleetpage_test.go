@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/reconcile"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -135,5 +136,32 @@ func TestTimelineMarksAuthoritiesInTheSpanOnly(t *testing.T) {
 	}
 	if strings.Count(svg, `class="bar"`) != 1 || !strings.Contains(svg, `data-count="1"`) {
 		t.Errorf("want one bar of 1, got %s", svg)
+	}
+}
+
+func TestOverviewShowsRotationsInProgressOnly(t *testing.T) {
+	since := now.Add(-3 * time.Hour)
+	f := &Fleet{Now: now, Result: &reconcile.Result{Rotations: []decide.AuthorityPhase{
+		{Authority: "fleet-root", Phase: decide.PhaseTrustPublishing, PhaseName: decide.PhaseTrustPublishing.String(), Since: &since,
+			PlacesTrusting: 2, Places: 3, LeavesRemaining: 40, LeavesAwaitingTrust: 40, Message: "a trust bundle place <alpha/ns/ca> does not hold the new CA"},
+	}}}
+	var b strings.Builder
+	if err := Overview(&b, f, Query{}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{`<table id="rotations">`, `data-authority="fleet-root" data-phase="2"`, "2/4 TrustPublishing", "3h0m0s ago",
+		"<td>2/3</td>", "40 (40 awaiting trust)", "&lt;alpha/ns/ca&gt;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+
+	b.Reset()
+	if err := Overview(&b, &Fleet{Now: now, Result: &reconcile.Result{}}, Query{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "rotations") {
+		t.Errorf("a fleet with no rotation in progress shows a rotations table")
 	}
 }
