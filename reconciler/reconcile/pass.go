@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -342,9 +343,34 @@ func (w *writes) set(key string, err error) {
 	*w = append(*w, write{key, err})
 }
 
-// recordTimeout bounds recording one certificate's outcome after the pass
-// was cancelled: long enough for a backend write, short enough to exit.
-const recordTimeout = 5 * time.Second
+// recordGrace bounds recording the pass's outcomes once the pass is
+// cancelled: long enough for the backend's writes, short enough to exit.
+// It runs from the cancellation only: a save that is merely slow (a loaded
+// backend, a 100,000-certificate inventory) is never cut short while the
+// pass goes on — that would leave certificates delivered but unrecorded.
+var recordGrace = 5 * time.Second
+
+// graceAfter is a context that outlives ctx by grace: what was done is
+// recorded even when the pass is cancelled meanwhile.
+func graceAfter(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, cancel)
+	})
+	return rctx, func() {
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel()
+	}
+}
 
 // act issues and delivers, certificates in parallel, and records; it
 // returns the targets it delivered a new certificate to. Once ctx
@@ -441,7 +467,7 @@ func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcom
 	if len(changed) == 0 {
 		return nil
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	rctx, cancel := graceAfter(ctx, recordGrace)
 	defer cancel()
 	failed := inventory.Save(rctx, p.Backend, p.shardName(), next, changed)
 	for _, o := range outcomes {

@@ -368,3 +368,45 @@ func TestDriftAndTheInventoryShowTheEffectiveValues(t *testing.T) {
 		t.Errorf("inventory effective values: %+v", eff)
 	}
 }
+
+// slowPages is a backend whose inventory page writes take a while: a
+// loaded Vault, or a 100,000-certificate inventory's pages.
+type slowPages struct {
+	backend.Backend
+	delay time.Duration
+}
+
+func (s slowPages) Put(ctx context.Context, key string, v any) error {
+	if strings.HasPrefix(key, "inventory/pages/") {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.Backend.Put(ctx, key, v)
+}
+
+// A slow inventory save while the pass runs is waited for: only a
+// cancelled pass bounds its recording (by a grace). Cut short, the pass
+// left every certificate it delivered unrecorded.
+func TestASlowInventorySaveIsNotCutShort(t *testing.T) {
+	defer reconcile.SetRecordGrace(reconcile.SetRecordGrace(50 * time.Millisecond))
+	e := newEnv(t)
+	p := e.pass()
+	p.Backend = slowPages{Backend: e.backend, delay: 500 * time.Millisecond}
+	rep := e.runWith(p, e.api())
+	if len(rep.Failures) != 0 || rep.Actions["issue"] == 0 {
+		t.Fatalf("a pass whose inventory save took 10 graces: actions %v, failures %v; want issued and recorded", rep.Actions, rep.Failures)
+	}
+	inv, err := inventory.Load(context.Background(), e.backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := inv["payments/api"]; !ok || e.Serial == "" {
+		t.Fatalf("payments/api is not recorded after the slow save: %+v", e)
+	}
+	if d := e.drift(e.api()); drifted(d) {
+		t.Errorf("drift after the slow save: %+v", d.Entries)
+	}
+}
