@@ -219,7 +219,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 			s.Serial = pki.Serial(ob.Cert.SerialNumber)
 			s.NotBefore, s.NotAfter = ob.Cert.NotBefore, ob.Cert.NotAfter
 			s.RenewAt, _ = decide.RenewAtWithin(d, ob.Cert.NotBefore, ob.Cert.NotAfter, jitter, decide.WindowOf(windows, ob.Cert))
-			s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
+			s.Ready = ob.KeyMatches() && now.Before(ob.Cert.NotAfter)
 		}
 		if o != nil && (o.err != nil || o.written.err(t.Target.Key) != nil) && s.FailingSince == nil {
 			n := now
@@ -236,7 +236,7 @@ func observedState(t decide.Target, now time.Time) TargetState {
 		Namespace: t.Target.Namespace, Reason: t.Reason, Message: t.Message}
 	if ob := t.Observed; ob != nil && ob.Cert != nil {
 		s.Serial, s.NotBefore, s.NotAfter = pki.Serial(ob.Cert.SerialNumber), ob.Cert.NotBefore, ob.Cert.NotAfter
-		s.Ready = ob.KeyMatches && now.Before(ob.Cert.NotAfter)
+		s.Ready = ob.KeyMatches() && now.Before(ob.Cert.NotAfter)
 		if ob.Annotations != nil {
 			s.Issuer = ob.Annotations[target.AnnIssuer]
 		}

@@ -129,7 +129,7 @@ func TestKubeWrite(t *testing.T) {
 		tg := b.place(t)
 		want := b.bundle(t)
 		o := b.written(t, tg, want, "team-a/api")
-		if !bytes.Equal(o.Bundle.Cert, want.Cert) || !o.KeyMatches {
+		if !bytes.Equal(o.Bundle.Cert, want.Cert) || !o.KeyMatches() {
 			t.Error("the Secret does not hold the bundle written")
 		}
 		s := b.get(t, tg)
@@ -465,14 +465,14 @@ func TestKubeObserveDetectsAKeyMismatch(t *testing.T) {
 			if o == nil || o.Cert == nil || o.Managed != managed {
 				t.Fatalf("observed %+v, want the Secret with its certificate parsed", o)
 			}
-			if o.KeyMatches {
+			if o.KeyMatches() {
 				t.Error("a tls.key of another certificate is observed as matching tls.crt")
 			}
 			s.Data[corev1.TLSPrivateKeyKey] = good.Key
 			if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if o := b.observe(t, tg); o == nil || !o.KeyMatches {
+			if o := b.observe(t, tg); o == nil || !o.KeyMatches() {
 				t.Errorf("its own key is observed as not matching: %+v", o)
 			}
 		})
