@@ -312,8 +312,8 @@ type outcome struct {
 	notBefore, notAfter time.Time
 	// fingerprint is the bundle's written (target.FingerprintOf).
 	fingerprint string
-	err                 error
-	written             writes
+	err         error
+	written     writes
 	// recordErr is a failure to write the inventory or the audit log.
 	recordErr error
 	// retryAt is when a failing certificate is tried again (zero: next pass).
