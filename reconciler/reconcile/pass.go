@@ -216,7 +216,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
 	workloads, workloadFailures := p.observeWorkloads(ctx, res.Desired, obs)
-	checkKeys(obs.byKey, inv)
+	checkKeys(obs.byKey, res.Desired, inv)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: sh.inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served,
@@ -245,20 +245,26 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	return rep, nil
 }
 
-// checkKeys settles the key check of every observation before deciding,
-// on every core (target.CheckKeys): a target holding exactly the bundle
-// the inventory recorded writing to it needs no key parsed.
-func checkKeys(obs map[string]*target.Observed, inv map[string]*inventory.Entry) {
-	written := map[string]string{}
+// checkKeys settles the key check of the observations a decision reads
+// the key of — the declared targets and those the inventory records — on
+// every core (target.CheckKeys), before deciding: a target holding exactly
+// the bundle the inventory recorded writing to it needs no key parsed.
+// Other observations (others' Secrets) keep theirs unparsed: nothing asks.
+func checkKeys(obs map[string]*target.Observed, desired []*render.Desired, inv map[string]*inventory.Entry) {
+	keys := make(map[string]string, len(obs))
 	for _, e := range inv {
-		if e.Fingerprint == "" {
-			continue
-		}
 		for _, t := range e.Targets {
-			written[t.Key] = e.Fingerprint
+			keys[t.Key] = e.Fingerprint
 		}
 	}
-	target.CheckKeys(obs, func(key string) string { return written[key] })
+	for _, d := range desired {
+		for _, t := range d.Targets {
+			if _, ok := keys[t.Key]; !ok {
+				keys[t.Key] = ""
+			}
+		}
+	}
+	target.CheckKeys(obs, keys)
 }
 
 // rollout holds the mass reissues whose wave has not come (decide.Waves)

@@ -236,7 +236,10 @@ func observedState(t decide.Target, now time.Time) TargetState {
 		Namespace: t.Target.Namespace, Reason: t.Reason, Message: t.Message}
 	if ob := t.Observed; ob != nil && ob.Cert != nil {
 		s.Serial, s.NotBefore, s.NotAfter = pki.Serial(ob.Cert.SerialNumber), ob.Cert.NotBefore, ob.Cert.NotAfter
-		s.Ready = ob.KeyMatches() && now.Before(ob.Cert.NotAfter)
+		// Not for another's Secret (Unmanaged): nothing reads its readiness
+		// (metrics and pages count only certfleet's), and finding it would
+		// parse every such key on every pass.
+		s.Ready = t.Reason != decide.Unmanaged && ob.KeyMatches() && now.Before(ob.Cert.NotAfter)
 		if ob.Annotations != nil {
 			s.Issuer = ob.Annotations[target.AnnIssuer]
 		}

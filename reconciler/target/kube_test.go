@@ -441,10 +441,10 @@ func TestKubeObserveReusesUnchangedSecrets(t *testing.T) {
 	}
 }
 
-// The LIST's observation checks each Secret's key against its
-// certificate, certfleet's and others' alike: a tls.key of another
-// certificate is a key mismatch (decide's KeyMismatch), whatever else the
-// Secret holds.
+// The LIST's observation leaves each Secret's key to be checked against
+// its certificate later (target.CheckKeys, or on first use), certfleet's
+// and others' alike: a tls.key of another certificate is a key mismatch
+// (decide's KeyMismatch), whatever else the Secret holds.
 func TestKubeObserveDetectsAKeyMismatch(t *testing.T) {
 	b := newKubeBed(t)
 	ctx := context.Background()
@@ -464,6 +464,9 @@ func TestKubeObserveDetectsAKeyMismatch(t *testing.T) {
 			o := b.observe(t, tg)
 			if o == nil || o.Cert == nil || o.Managed != managed {
 				t.Fatalf("observed %+v, want the Secret with its certificate parsed", o)
+			}
+			if target.KeyChecked(o) {
+				t.Error("the LIST parsed the key, which it leaves for later")
 			}
 			if o.KeyMatches() {
 				t.Error("a tls.key of another certificate is observed as matching tls.crt")

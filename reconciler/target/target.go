@@ -371,26 +371,32 @@ func (o *Observed) Recorded(fingerprint string) bool {
 	return true
 }
 
-// CheckKeys settles the key check of every observation that left it
-// unchecked, on every core: by the fingerprint recorded for the target
-// (recorded, by target key: Recorded) where the bundle is what certfleet
-// wrote, else by parsing the key. A pass calls it once the inventory is
-// read, before deciding; without it each key is checked on first use.
-func CheckKeys(obs map[string]*Observed, recorded func(key string) string) {
-	todo := make(chan *Observed, 256)
+// CheckKeys settles, on every core, the key check of the observations at
+// keys (by target key) that left it unchecked: by the fingerprint recorded
+// for the target (keys' value: Recorded) where the bundle is what
+// certfleet wrote, else by parsing the key. A pass calls it once the
+// inventory is read, before deciding, for the targets a decision reads
+// the key of (declared and recorded ones); any other observation's key is
+// checked on first use, if ever (another's Secret's: nothing asks).
+func CheckKeys(obs map[string]*Observed, keys map[string]string) {
+	type check struct {
+		o           *Observed
+		fingerprint string
+	}
+	todo := make(chan check, 256)
 	var wg sync.WaitGroup
 	for range goruntime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for o := range todo {
-				if !o.Recorded(recorded(o.Target.Key)) {
-					o.KeyMatches()
+			for c := range todo {
+				if !c.o.Recorded(c.fingerprint) {
+					c.o.KeyMatches()
 				}
 			}
 		})
 	}
-	for _, o := range obs {
-		if o.key.Load() == keyUnknown {
-			todo <- o
+	for key, fingerprint := range keys {
+		if o := obs[key]; o != nil && o.key.Load() == keyUnknown {
+			todo <- check{o, fingerprint}
 		}
 	}
 	close(todo)

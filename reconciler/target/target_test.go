@@ -206,7 +206,7 @@ func TestRecordedSparesOnlyTheBundleWritten(t *testing.T) {
 			}
 			// CheckKeys answers the same.
 			o = observe(tt.observed)
-			target.CheckKeys(map[string]*target.Observed{"k": o}, func(string) string { return tt.fingerprint })
+			target.CheckKeys(map[string]*target.Observed{"k": o}, map[string]string{"k": tt.fingerprint})
 			if got := o.KeyMatches(); got != tt.wantKey {
 				t.Errorf("after CheckKeys, KeyMatches = %v, want %v", got, tt.wantKey)
 			}
@@ -246,5 +246,31 @@ func TestFingerprintCoversEveryPart(t *testing.T) {
 		if strings.Contains(fp, "key") {
 			t.Errorf("%s: the fingerprint holds the key's bytes", name)
 		}
+	}
+}
+
+// TestCheckKeysLeavesOthersUnparsed: CheckKeys settles the keys asked for
+// and only those; another's Secret keeps its key unparsed until something
+// asks, and then answers as a full check would.
+func TestCheckKeysLeavesOthersUnparsed(t *testing.T) {
+	is := newIssuer(t)
+	r := pki.Request{CommonName: "api.example.com", DNSNames: []string{"api.example.com"}}
+	ours, theirs, other := is.bundle(t, r), is.bundle(t, r), is.bundle(t, r)
+	theirs.Key = other.Key // a mismatch, for the check on first use to find
+	obs := map[string]*target.Observed{}
+	for key, b := range map[string]target.Bundle{"ours": ours, "theirs": theirs} {
+		o := &target.Observed{Exists: true, Bundle: b}
+		o.Cert, _ = target.NewLeaf(b.Cert)
+		obs[key] = o
+	}
+	target.CheckKeys(obs, map[string]string{"ours": ours.Fingerprint(), "absent": ""})
+	if !target.KeyChecked(obs["ours"]) || !obs["ours"].KeyMatches() {
+		t.Error("the declared target's key is not settled as matching")
+	}
+	if target.KeyChecked(obs["theirs"]) {
+		t.Error("CheckKeys checked the key of a target it was not asked about")
+	}
+	if obs["theirs"].KeyMatches() || !target.KeyChecked(obs["theirs"]) {
+		t.Error("the key checked on first use is not a mismatch")
 	}
 }
