@@ -126,12 +126,19 @@ func (r *Result) addObservationFailures(errs map[string]error) {
 // addDecisions counts the decisions and, when the pass acted, their
 // outcomes, and records every target's state after the pass.
 func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map[string]*inventory.Entry, now time.Time, jitter time.Duration) {
+	// Sized once: a state is ~300 bytes, and growing the slice target by
+	// target copied tens of megabytes at 100,000 of them.
+	n := len(dec.Orphans) + len(dec.Unmanaged) + len(dec.TakenOver)
+	for _, c := range dec.Certificates {
+		n += len(c.Targets)
+	}
+	r.State = slices.Grow(r.State, n)
 	for i, c := range dec.Certificates {
 		var o *outcome
 		if outcomes != nil {
 			o = outcomes[i]
 		}
-		r.State = append(r.State, statesOf(c, o, inv[c.Desired.ID], now, jitter, dec.Windows)...)
+		r.State = statesOf(r.State, c, o, inv[c.Desired.ID], now, jitter, dec.Windows)
 		action := c.Action()
 		if action != "" && o != nil && o.err == nil {
 			r.Actions[action]++
@@ -188,11 +195,10 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 	}
 }
 
-// statesOf is a certificate's targets after the pass.
-func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time.Time, jitter time.Duration,
+// statesOf appends a certificate's targets after the pass to out.
+func statesOf(out []TargetState, c decide.Certificate, o *outcome, entry *inventory.Entry, now time.Time, jitter time.Duration,
 	windows map[string]decide.Window) []TargetState {
 	d := c.Desired
-	var out []TargetState
 	for _, t := range c.Targets {
 		s := TargetState{Certificate: d.ID, Target: t.Target.Key, Kind: string(t.Target.Kind), Cluster: t.Target.Cluster,
 			Namespace: t.Target.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File()}
