@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certfleet/certfleet/internal/pki"
+	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/target"
@@ -21,13 +23,7 @@ import (
 // planted key, a swapped tls.crt with its data-hash annotation forged to
 // match, a changed ca.crt — is still seen and repaired.
 func TestTheFingerprintSparesOnlyWhatCertfleetWrote(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	e.run(e.api())
-	inv, err := inventory.Load(ctx, e.backend)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, inv := issued(t)
 	s := e.secret(alpha, "payments", "api-tls")
 	wrote := target.Bundle{Cert: s.Data["tls.crt"], Key: s.Data["tls.key"], CA: s.Data["ca.crt"]}
 	if got := inv["payments/api"]; got == nil || got.Fingerprint != wrote.Fingerprint() {
@@ -61,9 +57,7 @@ func TestTheFingerprintSparesOnlyWhatCertfleetWrote(t *testing.T) {
 			e.t = t
 			s := e.secret(alpha, "payments", "api-tls")
 			tt.edit(s.Data, s.Annotations)
-			if _, err := clientset(t, alpha).CoreV1().Secrets(s.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			e.update(alpha, s)
 			rep := e.run(e.api())
 			if rep.Reasons[tt.reason] != 1 || len(rep.Actions) == 0 || len(rep.Failures) != 0 {
 				t.Fatalf("reasons %v, actions %v, failures %v; want one %s, repaired", rep.Reasons, rep.Actions, rep.Failures, tt.reason)
@@ -84,20 +78,15 @@ func TestTheFingerprintSparesOnlyWhatCertfleetWrote(t *testing.T) {
 // before fingerprints existed (or by an older certfleet) have every key
 // checked in full: a no-op stays a no-op, and a planted key is found.
 func TestAnInventoryWithoutFingerprintsStillChecksKeys(t *testing.T) {
-	e := newEnv(t)
+	e, inv := issued(t)
 	ctx := context.Background()
-	e.run(e.api())
-	inv, err := inventory.Load(ctx, e.backend)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, en := range inv {
 		en.Fingerprint = ""
 	}
 	if failed := inventory.Save(ctx, e.backend, "", inv, []string{"payments/api"}); len(failed) > 0 {
 		t.Fatal(failed)
 	}
-	if inv, err = inventory.Load(ctx, e.backend); err != nil || inv["payments/api"].Fingerprint != "" {
+	if inv, err := inventory.Load(ctx, e.backend); err != nil || inv["payments/api"].Fingerprint != "" {
 		t.Fatalf("the inventory still holds a fingerprint (%v)", err)
 	}
 	if rep := e.run(e.api()); len(rep.Actions) != 0 || len(rep.Reasons) != 1 || rep.Reasons[decide.InSync] == 0 {
@@ -105,14 +94,32 @@ func TestAnInventoryWithoutFingerprintsStillChecksKeys(t *testing.T) {
 	}
 	s := e.secret(beta, "payments", "api-tls")
 	s.Data["tls.key"] = e.foreignBundle().Key
-	if _, err := clientset(t, beta).CoreV1().Secrets(s.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.update(beta, s)
 	if rep := e.run(e.api()); rep.Reasons[decide.KeyMismatch] != 1 || len(rep.Actions) == 0 {
 		t.Fatalf("a planted key: reasons %v, actions %v; want one KeyMismatch, repaired", rep.Reasons, rep.Actions)
 	}
 	repaired := e.secret(beta, "payments", "api-tls")
 	e.leaf(repaired.Data["tls.crt"], repaired.Data["tls.key"], repaired.Data["ca.crt"])
+}
+
+// issued is a new env where apiCert was issued, and its inventory.
+func issued(t *testing.T) (*env, map[string]*inventory.Entry) {
+	t.Helper()
+	e := newEnv(t)
+	e.run(e.api())
+	inv, err := inventory.Load(context.Background(), e.backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, inv
+}
+
+// update writes s back to cluster c as it is, as someone editing it would.
+func (e *env) update(c *testbed.Cluster, s *corev1.Secret) {
+	e.t.Helper()
+	if _, err := clientset(e.t, c).CoreV1().Secrets(s.Namespace).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // foreignBundle is a valid bundle certfleet never wrote: a key, a
