@@ -86,6 +86,18 @@ type Entry struct {
 	elsewhere []string
 }
 
+// Reported is the entry as reports show it (`certfleet inventory -o json`,
+// `status`, the certificate page): without the fingerprint, which is the
+// pass's bookkeeping — not secret, but nothing a reader needs.
+func (e *Entry) Reported() *Entry {
+	if e == nil || e.Fingerprint == "" {
+		return e
+	}
+	r := *e
+	r.Fingerprint = ""
+	return &r
+}
+
 // Superseded is a serial waiting to be revoked.
 type Superseded struct {
 	Serial   string    `json:"serial"`
