@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -131,17 +130,27 @@ func EncodeCertificate(c *x509.Certificate) []byte {
 
 // Serial formats a serial number the way Vault prints it: colon-separated
 // lower-case hex bytes.
+// One allocation: a pass formats every target's serial a few times.
 func Serial(n *big.Int) string {
-	h := hex.EncodeToString(n.Bytes())
-	if len(h) == 0 {
+	var buf [32]byte // RFC 5280 serials are at most 20 bytes
+	var raw []byte
+	if size := (n.BitLen() + 7) / 8; size > len(buf) {
+		raw = n.Bytes()
+	} else {
+		raw = n.FillBytes(buf[:size])
+	}
+	if len(raw) == 0 {
 		return "00"
 	}
+	const digits = "0123456789abcdef"
 	var b strings.Builder
-	for i := 0; i < len(h); i += 2 {
+	b.Grow(3*len(raw) - 1)
+	for i, c := range raw {
 		if i > 0 {
 			b.WriteByte(':')
 		}
-		b.WriteString(h[i : i+2])
+		b.WriteByte(digits[c>>4])
+		b.WriteByte(digits[c&0xf])
 	}
 	return b.String()
 }

@@ -309,6 +309,8 @@ func TestSerial(t *testing.T) {
 		{name: "one byte", n: big.NewInt(0xab), want: "ab"},
 		{name: "a leading zero nibble is kept", n: big.NewInt(0x0102), want: "01:02"},
 		{name: "128 bits are sixteen colon-separated bytes", n: big128, want: "01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10"},
+		{name: "a negative number is its magnitude", n: big.NewInt(-0x0102), want: "01:02"},
+		{name: "past 32 bytes", n: new(big.Int).Lsh(big.NewInt(0xff), 8*32), want: "ff" + strings.Repeat(":00", 32)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

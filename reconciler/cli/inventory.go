@@ -139,9 +139,13 @@ func inventoryCommand() *cobra.Command {
 			}
 			entries := f.selected(all)
 			if output == "json" {
+				reported := make([]*inventory.Entry, len(entries))
+				for i, e := range entries {
+					reported[i] = e.Reported()
+				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return enc.Encode(reported)
 			}
 			if err := inventoryTable(cmd.OutOrStdout(), entries, f.now); err != nil {
 				return err

@@ -341,7 +341,7 @@ var chain = []check{
 		return MissingData, "the target lacks a readable tls.crt or tls.key", in.o.Cert == nil || !in.o.HasKey()
 	},
 	func(in targetInput) (Reason, string, bool) {
-		return KeyMismatch, "tls.key does not belong to tls.crt", !in.o.KeyMatches
+		return KeyMismatch, "tls.key does not belong to tls.crt", !in.o.KeyMatches()
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return ModifiedOutOfBand, modifiedMessage,
@@ -862,7 +862,7 @@ func reusableKey(in Input, c Certificate, entry *inventory.Entry) *target.Observ
 	}
 	for _, td := range c.Targets {
 		o := td.Observed
-		if o == nil || o.Cert == nil || !o.KeyMatches || !owned(o, c.Desired.ID, in.Inventory) ||
+		if o == nil || o.Cert == nil || !o.KeyMatches() || !owned(o, c.Desired.ID, in.Inventory) ||
 			o.Annotations[target.AnnDataHash] != o.DataHash() || pki.Serial(o.Cert.SerialNumber) != entry.Serial {
 			continue
 		}

@@ -110,13 +110,19 @@ func (f *fixture) delivered(d *render.Desired, tg render.Target, b target.Bundle
 // observed is what a target holding b reads as, parsed the way target does.
 func observed(tg render.Target, b target.Bundle, annotations map[string]string, managed bool) *target.Observed {
 	o := &target.Observed{Target: tg, Exists: true, Bundle: b, Annotations: annotations, Managed: managed}
-	if c, err := pki.ParseCertificate(b.Cert); err == nil {
-		o.Cert, _ = target.NewLeaf(b.Cert)
-		if k, err := pki.ParseKey(b.Key); err == nil {
-			o.KeyMatches = pki.KeyMatches(k, c)
-		}
-	}
+	o.Cert, _ = target.NewLeaf(b.Cert) // the key is checked on first use (KeyMatches)
 	return o
+}
+
+// plantKey puts a key of no certificate in o's tls.key.
+func plantKey(o *target.Observed) {
+	k, err := pki.GenerateKey(string(schemas.ECDSA), 256)
+	if err != nil {
+		panic(err)
+	}
+	if o.Bundle.Key, err = pki.EncodeKey(k, "PKCS8"); err != nil {
+		panic(err)
+	}
 }
 
 // with changes an observed target.
@@ -197,7 +203,7 @@ func TestChain(t *testing.T) {
 			obs: func() *target.Observed { return &target.Observed{Target: tg} }, want: decide.Missing, issue: true, write: true},
 		{name: "a tls.crt without tls.key is MissingData, before a key mismatch",
 			obs: func() *target.Observed {
-				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key, o.KeyMatches = nil, false })
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key = nil })
 			}, want: decide.MissingData, issue: true, write: true},
 		{name: "a target without certfleet's marks is TakenOver, whatever it holds, and left alone",
 			obs: func() *target.Observed {
@@ -208,12 +214,12 @@ func TestChain(t *testing.T) {
 		{name: "an unreadable tls.crt is MissingData",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) {
-					o.Bundle.Cert, o.Cert, o.KeyMatches = []byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"), nil, false
+					o.Bundle.Cert, o.Cert = []byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"), nil
 				})
 			}, want: decide.MissingData, issue: true, write: true},
 		{name: "a key of another certificate is KeyMismatch, before data certfleet did not write",
 			obs: func() *target.Observed {
-				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key, o.KeyMatches = other.Key, false })
+				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key = other.Key })
 			}, want: decide.KeyMismatch, msg: "tls.key does not belong to tls.crt", issue: true, write: true},
 		{name: "certfleet's marks on a certificate it did not write is ModifiedOutOfBand",
 			obs: func() *target.Observed {
@@ -552,7 +558,7 @@ func TestCertificate(t *testing.T) {
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.TemplateChanged, decide.Missing, decide.InSync},
 				writes: []bool{true, true, false}, source: 0, reuse: -1}},
 		{name: "with no healthy copy anywhere a new certificate is issued for every target",
-			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(with(f.delivered(d, a, healthy), func(o *target.Observed) { o.KeyMatches = false }))},
+			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(with(f.delivered(d, a, healthy), plantKey))},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a renewal on one target issues and rewrites every target, the healthy ones too",
@@ -629,13 +635,13 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{false, false, false}, source: 0, reuse: -1}},
 		{name: "rotationPolicy Never reuses the key of a target whose key matches",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
-				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }), f.delivered(dNever, b, renewing)),
+				with(f.delivered(dNever, a, renewing), plantKey), f.delivered(dNever, b, renewing)),
 				Inventory: recorded(dNever, renewing)},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Expiring, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: 1}},
 		{name: "rotationPolicy Never with no matching key anywhere makes a new one",
 			in: decide.Input{Desired: []*render.Desired{dNever}, Observed: observedBy(
-				with(f.delivered(dNever, a, renewing), func(o *target.Observed) { o.KeyMatches = false }))},
+				with(f.delivered(dNever, a, renewing), plantKey))},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.KeyMismatch, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "rotationPolicy Always never reuses a key",

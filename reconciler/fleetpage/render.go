@@ -145,6 +145,7 @@ func FactsOf(f *Fleet, id string) (*Facts, error) {
 	if !ok {
 		e = &inventory.Entry{ID: id, File: v.File, Issuer: v.Issuer}
 	}
+	e = e.Reported()
 	hist, err := History(f.AuditLog, id)
 	if err != nil {
 		return nil, err

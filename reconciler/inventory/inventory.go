@@ -73,10 +73,29 @@ type Entry struct {
 	// adoption and takeover adds one): of two copies in two shards' pages
 	// the one with more is current, whatever the clocks say.
 	Handoffs int `json:"handoffs,omitempty"`
+	// Fingerprint is the target.Bundle.Fingerprint of the bundle certfleet
+	// last wrote to the targets (its key checked against its leaf): a
+	// target still holding exactly those bytes needs no key parsed
+	// (target.Observed.Recorded). A hash of the whole bundle, not of the
+	// key alone, which it reveals nothing of; kept out of reports and logs
+	// all the same. Empty in entries recorded before it existed.
+	Fingerprint string `json:"fingerprint,omitempty"`
 
 	// elsewhere names the other shards whose pages still hold an older copy
 	// (set by Load).
 	elsewhere []string
+}
+
+// Reported is the entry as reports show it (`certfleet inventory -o json`,
+// `status`, the certificate page): without the fingerprint, which is the
+// pass's bookkeeping — not secret, but nothing a reader needs.
+func (e *Entry) Reported() *Entry {
+	if e == nil || e.Fingerprint == "" {
+		return e
+	}
+	r := *e
+	r.Fingerprint = ""
+	return &r
 }
 
 // Superseded is a serial waiting to be revoked.

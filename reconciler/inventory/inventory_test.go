@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -231,3 +232,24 @@ var ids600 = func() []string {
 	}
 	return ids
 }()
+
+func TestReportedLeavesOutTheFingerprint(t *testing.T) {
+	e := &inventory.Entry{ID: "payments/api", Serial: "01:02", Fingerprint: "0123456789abcdef0123456789abcdef"}
+	b, err := json.Marshal(e.Reported())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "fingerprint") || strings.Contains(string(b), e.Fingerprint) {
+		t.Errorf("reported as %s: holds the fingerprint", b)
+	}
+	if !strings.Contains(string(b), `"serial":"01:02"`) {
+		t.Errorf("reported as %s: the rest is missing", b)
+	}
+	if e.Fingerprint == "" {
+		t.Error("Reported cleared the entry's own fingerprint")
+	}
+	stored, err := json.Marshal(e)
+	if err != nil || !strings.Contains(string(stored), e.Fingerprint) {
+		t.Errorf("stored as %s (%v): the fingerprint is not kept", stored, err)
+	}
+}

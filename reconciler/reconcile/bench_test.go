@@ -134,19 +134,32 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil || len(rep.Actions) != 0 || rep.Reasons["InSync"] != n {
 			b.Fatalf("no-op pass from the informer: %v, actions %v", err, rep.Actions)
 		}
-		start = time.Now()
-		rep, err = e.pass().Run(ctx, res, v)
-		cold := time.Since(start)
-		if err != nil || len(rep.Actions) != 0 {
-			b.Fatalf("one-shot no-op pass: %v, actions %v", err, rep.Actions)
+		// The one-shot pass and the plain LIST are timed in turns, three
+		// times each, and the quickest of each kept: on a machine shared
+		// with other work, load only ever adds time, and one timing of
+		// each swung the ratio by 2× from run to run.
+		var cold, listTime time.Duration
+		for i := range 3 {
+			start = time.Now()
+			rep, err = e.pass().Run(ctx, res, v)
+			took := time.Since(start)
+			if err != nil || len(rep.Actions) != 0 {
+				b.Fatalf("one-shot no-op pass: %v, actions %v", err, rep.Actions)
+			}
+			start = time.Now()
+			list, err := clientset(b, alpha).CoreV1().Secrets(e.id+"-web").List(ctx, metav1.ListOptions{})
+			listed := time.Since(start)
+			if err != nil || len(list.Items) != 2*n {
+				b.Fatalf("LIST: %v, %d items, want %d (certfleet's and the floor loop's)", err, len(list.Items), 2*n)
+			}
+			if i == 0 || took < cold {
+				cold = took
+			}
+			if i == 0 || listed < listTime {
+				listTime = listed
+			}
 		}
 		profileNoops(b, map[string]func() *reconcile.Pass{"oneshot": e.pass, "list": warm, "watch": watched}, res, v)
-		start = time.Now()
-		list, err := clientset(b, alpha).CoreV1().Secrets(e.id+"-web").List(ctx, metav1.ListOptions{})
-		listTime := time.Since(start)
-		if err != nil || len(list.Items) != 2*n {
-			b.Fatalf("LIST: %v, %d items, want %d (certfleet's and the floor loop's)", err, len(list.Items), 2*n)
-		}
 		b.ReportMetric(passTime.Seconds(), "issue-pass-s")
 		b.ReportMetric(float64(n)/passTime.Seconds(), "certs/s")
 		b.ReportMetric(floor.Seconds(), "floor-s")

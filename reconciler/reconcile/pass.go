@@ -217,6 +217,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	windows := p.renewalWindows(ctx, res.Desired, obs.byKey, start)
 	served := p.probeServed(ctx, res.Desired, obs.byKey)
 	workloads, workloadFailures := p.observeWorkloads(ctx, res.Desired, obs)
+	checkKeys(obs.byKey, res.Desired, inv)
 	dec := decide.Decide(decide.Input{Desired: res.Desired, Verdicts: verdicts, Observed: obs.byKey,
 		Unobservable: obs.unobservable, Inventory: sh.inv, Renewals: renewals, Now: start, MaxJitter: p.MaxJitter, OutputDir: dirRoot,
 		Catalog: p.Catalog, Untrusted: untrusted, Adopt: p.Adopt, InScope: res.Scope.Covers, Windows: windows, Served: served,
@@ -243,6 +244,28 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	rep.Inventory = inv
 	rep.finish(p.now())
 	return rep, nil
+}
+
+// checkKeys settles the key check of the observations a decision reads
+// the key of — the declared targets and those the inventory records — on
+// every core (target.CheckKeys), before deciding: a target holding exactly
+// the bundle the inventory recorded writing to it needs no key parsed.
+// Other observations (others' Secrets) keep theirs unparsed: nothing asks.
+func checkKeys(obs map[string]*target.Observed, desired []*render.Desired, inv map[string]*inventory.Entry) {
+	keys := make(map[string]string, len(obs))
+	for _, e := range inv {
+		for _, t := range e.Targets {
+			keys[t.Key] = e.Fingerprint
+		}
+	}
+	for _, d := range desired {
+		for _, t := range d.Targets {
+			if _, ok := keys[t.Key]; !ok {
+				keys[t.Key] = ""
+			}
+		}
+	}
+	target.CheckKeys(obs, keys)
 }
 
 // rollout holds the mass reissues whose wave has not come (decide.Waves)
@@ -294,8 +317,10 @@ func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Result) {
 type outcome struct {
 	serial              string
 	notBefore, notAfter time.Time
-	err                 error
-	written             writes
+	// fingerprint is the bundle's written (target.FingerprintOf).
+	fingerprint string
+	err         error
+	written     writes
 	// recordErr is a failure to write the inventory or the audit log.
 	recordErr error
 	// retryAt is when a failing certificate is tried again (zero: next pass).
@@ -549,6 +574,7 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		return o
 	}
 	o.serial, o.notBefore, o.notAfter = pki.Serial(leaf.SerialNumber), leaf.NotBefore, leaf.NotAfter
+	o.fingerprint = target.FingerprintOf(bundle, leaf)
 	o.renewAt = decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, p.MaxJitter)
 	if !c.Issue && !c.RenewAt.IsZero() {
 		o.renewAt = c.RenewAt // a copy keeps its renewal time, the CA's suggestion (ARI) included
@@ -739,8 +765,10 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 	}
 	if o.err == nil {
 		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = o.serial, o.notBefore, o.notAfter, o.renewAt
+		e.Fingerprint = o.fingerprint
 	} else if prev != nil {
 		e.Serial, e.NotBefore, e.NotAfter, e.RenewAt = prev.Serial, prev.NotBefore, prev.NotAfter, prev.RenewAt
+		e.Fingerprint = prev.Fingerprint
 	}
 	return e
 }

@@ -334,7 +334,7 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	if owned {
 		o.Managed, o.Annotations = true, ownAnnotations(st.meta)
 	}
-	c := o.parse()
+	c := o.parse(false)
 	// A pass holds every target's observation at once: neither tls.key nor
 	// tls.crt is kept once parsed and hashed (os.ReadFile's buffers are at
 	// least 512 bytes each); the leaf's DER is, for what reads the whole

@@ -129,8 +129,8 @@ func TestDirectoryWriteObserve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !o.Exists || !o.Managed || !o.KeyMatches || o.Cert == nil {
-				t.Fatalf("Exists %v Managed %v KeyMatches %v Cert %v", o.Exists, o.Managed, o.KeyMatches, o.Cert != nil)
+			if !o.Exists || !o.Managed || !o.KeyMatches() || o.Cert == nil {
+				t.Fatalf("Exists %v Managed %v KeyMatches %v Cert %v", o.Exists, o.Managed, o.KeyMatches(), o.Cert != nil)
 			}
 			if got, err := d.Bundle(o); err != nil || !bytes.Equal(got.Cert, b.Cert) || !bytes.Equal(got.Key, b.Key) || !bytes.Equal(got.CA, b.CA) {
 				t.Errorf("the bundle read back differs from the one written (%v)", err)
@@ -197,9 +197,9 @@ func TestDirectoryObserveUnmanaged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.Exists != tt.wantExists || (o.Cert != nil) != tt.wantCert || o.KeyMatches != tt.wantKeyMatches || o.Managed {
+			if o.Exists != tt.wantExists || (o.Cert != nil) != tt.wantCert || o.KeyMatches() != tt.wantKeyMatches || o.Managed {
 				t.Errorf("Exists %v Cert %v KeyMatches %v Managed %v; want %v %v %v false",
-					o.Exists, o.Cert != nil, o.KeyMatches, o.Managed, tt.wantExists, tt.wantCert, tt.wantKeyMatches)
+					o.Exists, o.Cert != nil, o.KeyMatches(), o.Managed, tt.wantExists, tt.wantCert, tt.wantKeyMatches)
 			}
 		})
 	}
@@ -291,7 +291,7 @@ func TestDirectorySwap(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := d.Bundle(o)
-		if err != nil || !bytes.Equal(got.Cert, second.Cert) || !bytes.Equal(got.Key, second.Key) || !o.KeyMatches {
+		if err != nil || !bytes.Equal(got.Cert, second.Cert) || !bytes.Equal(got.Key, second.Key) || !o.KeyMatches() {
 			t.Error("the directory does not hold the second bundle")
 		}
 		if o.Annotations[target.AnnDataHash] != second.DataHash() {
@@ -330,8 +330,8 @@ func TestDirectoryTakesOverPlainFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !o.Managed || !o.KeyMatches || o.DataHash() != b.DataHash() {
-			t.Errorf("Managed %v KeyMatches %v, new cert %v", o.Managed, o.KeyMatches, o.DataHash() == b.DataHash())
+		if !o.Managed || !o.KeyMatches() || o.DataHash() != b.DataHash() {
+			t.Errorf("Managed %v KeyMatches %v, new cert %v", o.Managed, o.KeyMatches(), o.DataHash() == b.DataHash())
 		}
 	})
 	t.Run("other files stay", func(t *testing.T) {
@@ -649,11 +649,11 @@ func TestDirectoryPlantedDataLink(t *testing.T) {
 				}
 				mustExist(t, filepath.Join(tmp, "victim", "important"), filepath.Join(tmp, "root", "other", "tls.crt"),
 					filepath.Join(tmp, "root", "other", "..data"))
-				if o, err := d.Observe(sibling); err != nil || !o.Managed || !o.KeyMatches {
+				if o, err := d.Observe(sibling); err != nil || !o.Managed || !o.KeyMatches() {
 					t.Errorf("the sibling target was damaged: %v", err)
 				}
 				if op.wantErr == "" {
-					if o, err := d.Observe(tg); err != nil || !o.Managed || !o.KeyMatches {
+					if o, err := d.Observe(tg); err != nil || !o.Managed || !o.KeyMatches() {
 						t.Errorf("after adopting, the target is not certfleet's: %v", err)
 					}
 				}
@@ -962,8 +962,8 @@ func TestDirectoryObservationKeepsNoKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := d.Observe(tg)
-	if err != nil || !o.KeyMatches || !o.HasKey() {
-		t.Fatalf("Observe: %v, KeyMatches %v, HasKey %v", err, o != nil && o.KeyMatches, o != nil && o.HasKey())
+	if err != nil || !o.KeyMatches() || !o.HasKey() {
+		t.Fatalf("Observe: %v, KeyMatches %v, HasKey %v", err, o != nil && o.KeyMatches(), o != nil && o.HasKey())
 	}
 	if len(o.Bundle.Key) != 0 || len(o.Bundle.Cert) != 0 {
 		t.Error("the observation keeps tls.key's or tls.crt's bytes")
@@ -1029,7 +1029,7 @@ func TestDirectoryObservationSize(t *testing.T) {
 	const limit = 1500
 	per := memsize.PerItem(1000, func(int) *target.Observed {
 		o, err := d.Observe(tg)
-		if err != nil || o.Cert == nil || !o.KeyMatches {
+		if err != nil || o.Cert == nil || !o.KeyMatches() {
 			t.Fatalf("Observe: %v", err)
 		}
 		return o

@@ -90,3 +90,7 @@ func Pending(ws *Watches, cluster string) int {
 
 // DecodeSecretList is decodeSecretList, for tests of the wire format.
 var DecodeSecretList = decodeSecretList
+
+// KeyChecked reports whether o's key check is settled (KeyMatches
+// answers without parsing).
+func KeyChecked(o *Observed) bool { return o.key.Load() != keyUnknown }

@@ -89,7 +89,7 @@ func TestKubeObservesThroughTheInformer(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := b.get(t, tg)
-	if o := observe()[tg.Key]; o == nil || o.Version != applied.ResourceVersion || o.Cert == nil || !o.KeyMatches ||
+	if o := observe()[tg.Key]; o == nil || o.Version != applied.ResourceVersion || o.Cert == nil || !o.KeyMatches() ||
 		o.Cert.SerialNumber.Cmp(parsed(t, renewed.Cert).SerialNumber) != 0 {
 		t.Fatalf("right after certfleet renewed it, the Secret is observed as %+v; want resourceVersion %s and the renewed certificate", o, applied.ResourceVersion)
 	}

@@ -127,7 +127,11 @@ func add(out, last map[string]*Observed, cluster string, s *corev1.Secret, parse
 
 // parser parses observations (x509 and key: what a first or one-shot
 // observation spends most of its CPU on) on every core, while the caller
-// goes on reading the rest of the LIST.
+// goes on reading the rest of the LIST. The key is left for later
+// (CheckKeys, once the inventory is read): where a Secret holds exactly
+// what certfleet wrote, the fingerprint the inventory recorded spares
+// parsing it, and no pass reads the key of a Secret that is neither
+// declared nor recorded (another's: the sprawl drift reports).
 type parser struct {
 	todo chan *Observed
 	wg   sync.WaitGroup
@@ -142,7 +146,7 @@ func newParser() *parser {
 		go func() {
 			defer p.wg.Done()
 			for o := range p.todo {
-				o.parse()
+				o.parse(true)
 			}
 		}()
 	}

@@ -129,7 +129,7 @@ func TestKubeWrite(t *testing.T) {
 		tg := b.place(t)
 		want := b.bundle(t)
 		o := b.written(t, tg, want, "team-a/api")
-		if !bytes.Equal(o.Bundle.Cert, want.Cert) || !o.KeyMatches {
+		if !bytes.Equal(o.Bundle.Cert, want.Cert) || !o.KeyMatches() {
 			t.Error("the Secret does not hold the bundle written")
 		}
 		s := b.get(t, tg)
@@ -441,10 +441,10 @@ func TestKubeObserveReusesUnchangedSecrets(t *testing.T) {
 	}
 }
 
-// The LIST's observation checks each Secret's key against its
-// certificate, certfleet's and others' alike: a tls.key of another
-// certificate is a key mismatch (decide's KeyMismatch), whatever else the
-// Secret holds.
+// The LIST's observation leaves each Secret's key to be checked against
+// its certificate later (target.CheckKeys, or on first use), certfleet's
+// and others' alike: a tls.key of another certificate is a key mismatch
+// (decide's KeyMismatch), whatever else the Secret holds.
 func TestKubeObserveDetectsAKeyMismatch(t *testing.T) {
 	b := newKubeBed(t)
 	ctx := context.Background()
@@ -465,14 +465,17 @@ func TestKubeObserveDetectsAKeyMismatch(t *testing.T) {
 			if o == nil || o.Cert == nil || o.Managed != managed {
 				t.Fatalf("observed %+v, want the Secret with its certificate parsed", o)
 			}
-			if o.KeyMatches {
+			if target.KeyChecked(o) {
+				t.Error("the LIST parsed the key, which it leaves for later")
+			}
+			if o.KeyMatches() {
 				t.Error("a tls.key of another certificate is observed as matching tls.crt")
 			}
 			s.Data[corev1.TLSPrivateKeyKey] = good.Key
 			if _, err := b.cs.CoreV1().Secrets(tg.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if o := b.observe(t, tg); o == nil || !o.KeyMatches {
+			if o := b.observe(t, tg); o == nil || !o.KeyMatches() {
 				t.Errorf("its own key is observed as not matching: %+v", o)
 			}
 		})

@@ -9,11 +9,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math/big"
+	goruntime "runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unique"
 
@@ -39,6 +42,44 @@ func (b Bundle) DataHash() string {
 	h.Write([]byte{0})
 	h.Write(b.CA)
 	return hex.EncodeToString(h.Sum(nil))[:20]
+}
+
+// Fingerprint identifies exactly the bytes of a bundle — tls.crt, ca.crt
+// and tls.key — for the inventory to record when certfleet writes it
+// (FingerprintOf): a target whose bundle hashes to the fingerprint
+// recorded holds exactly what certfleet wrote, so its key belongs to its
+// leaf without parsing the key (Observed.Recorded). The inventory is
+// trusted; a Secret's own annotations are not (whoever may edit the Secret
+// may edit them), so the fingerprint is never read from the target.
+//
+// The key is hashed with the rest, so a planted key (or a changed tls.crt
+// or ca.crt) no longer hashes to it. Hashing it reveals nothing of the
+// key: the fingerprint covers the whole bundle, and finding the key from
+// it would mean inverting SHA-256 over the key's 256 bits or more of
+// randomness. The parts are length-prefixed, so no shift of bytes between
+// them hashes alike; 128 bits make a different bundle with the same
+// fingerprint a second preimage (2^128 tries).
+func (b Bundle) Fingerprint() string {
+	h := sha256.New()
+	h.Write([]byte("certfleet bundle v1"))
+	var n [8]byte
+	for _, part := range [][]byte{b.Cert, b.CA, b.Key} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// FingerprintOf is the fingerprint certfleet records for a bundle it
+// writes: "" unless its key parses and belongs to leaf, so that a
+// fingerprint vouches for a matching key.
+func FingerprintOf(b Bundle, leaf *x509.Certificate) string {
+	k, err := pki.ParseKey(b.Key)
+	if err != nil || leaf == nil || !pki.KeyMatches(k, leaf) {
+		return ""
+	}
+	return b.Fingerprint()
 }
 
 // Metadata keys certfleet writes on what it delivers.
@@ -191,8 +232,9 @@ type Observed struct {
 	// Cert is what a pass reads of the leaf; nil when tls.crt is absent or
 	// unreadable.
 	Cert *Leaf
-	// KeyMatches is true when tls.key parses and belongs to Cert.
-	KeyMatches bool
+	// key is what is known of tls.key (keyUnknown until checked): see
+	// KeyMatches.
+	key atomic.Uint32
 	// keyOnDisk is set when a directory's tls.key was read and parsed but
 	// not kept (Directory.Bundle reads it again).
 	keyOnDisk bool
@@ -248,21 +290,117 @@ var (
 	ErrTakenOver = errors.New("no longer carries certfleet's marks for this certificate: taken over, left alone")
 )
 
-// parse fills the parsed fields of o (Cert, KeyMatches) from its bundle,
-// and returns the leaf parsed (nil when there is none).
-func (o *Observed) parse() *x509.Certificate {
+// What is known of an observation's tls.key.
+const (
+	keyUnknown uint32 = iota
+	keyMatches
+	keyMismatch
+)
+
+// parse fills the parsed fields of o (Cert, and the key check unless
+// laterKey) from its bundle, and returns the leaf parsed (nil when there
+// is none). laterKey leaves the key to KeyMatches (or Recorded): it is the
+// costlier half, and certfleet's own targets mostly need no parsing of it.
+func (o *Observed) parse(laterKey bool) *x509.Certificate {
 	if o.Bundle.Empty() {
+		o.setKey(false)
 		return nil
 	}
 	c, err := pki.ParseCertificate(o.Bundle.Cert)
 	if err != nil {
+		o.setKey(false)
 		return nil
 	}
 	o.Cert = leafOf(c, o.Bundle.Cert)
-	if k, err := pki.ParseKey(o.Bundle.Key); err == nil {
-		o.KeyMatches = pki.KeyMatches(k, c)
+	if !laterKey {
+		o.setKey(keyBelongsTo(o.Bundle.Key, c))
 	}
 	return c
+}
+
+func keyBelongsTo(key []byte, c *x509.Certificate) bool {
+	k, err := pki.ParseKey(key)
+	return err == nil && pki.KeyMatches(k, c)
+}
+
+func (o *Observed) setKey(matches bool) {
+	if matches {
+		o.key.Store(keyMatches)
+	} else {
+		o.key.Store(keyMismatch)
+	}
+}
+
+// KeyMatches reports whether tls.key parses and belongs to the leaf
+// (Cert). Where the observation left the key unchecked (a managed
+// Secret's), it is checked on first use — unless Recorded settled it.
+// Safe for concurrent use.
+func (o *Observed) KeyMatches() bool {
+	switch o.key.Load() {
+	case keyMatches:
+		return true
+	case keyMismatch:
+		return false
+	}
+	m := false
+	if o.Cert != nil && len(o.Bundle.Key) > 0 {
+		if c, err := o.Cert.X509(); err == nil {
+			m = keyBelongsTo(o.Bundle.Key, c)
+		}
+	}
+	o.setKey(m)
+	return m
+}
+
+// Recorded settles the key check of an observation by the fingerprint
+// the inventory recorded for the bundle certfleet last wrote to the target
+// (Bundle.Fingerprint; "" when none was recorded): when the bundle
+// observed is exactly those bytes, its key belongs to its leaf — certfleet
+// checked that before writing it (FingerprintOf) — and need not be parsed.
+// Anything else (another key, tls.crt or ca.crt; no fingerprint) is left
+// to the full check, so Recorded only ever spares work: it never changes
+// what KeyMatches answers. It reports whether it settled the check.
+func (o *Observed) Recorded(fingerprint string) bool {
+	if fingerprint == "" || o.key.Load() != keyUnknown || o.Cert == nil || len(o.Bundle.Key) == 0 {
+		return false
+	}
+	if o.Bundle.Fingerprint() != fingerprint {
+		return false
+	}
+	o.key.Store(keyMatches)
+	return true
+}
+
+// CheckKeys settles, on every core, the key check of the observations at
+// keys (by target key) that left it unchecked: by the fingerprint recorded
+// for the target (keys' value: Recorded) where the bundle is what
+// certfleet wrote, else by parsing the key. A pass calls it once the
+// inventory is read, before deciding, for the targets a decision reads
+// the key of (declared and recorded ones); any other observation's key is
+// checked on first use, if ever (another's Secret's: nothing asks).
+func CheckKeys(obs map[string]*Observed, keys map[string]string) {
+	type check struct {
+		o           *Observed
+		fingerprint string
+	}
+	todo := make(chan check, 256)
+	var wg sync.WaitGroup
+	for range goruntime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for c := range todo {
+				if !c.o.Recorded(c.fingerprint) {
+					c.o.KeyMatches()
+				}
+			}
+		})
+	}
+	for key, fingerprint := range keys {
+		if o := obs[key]; o != nil && o.key.Load() == keyUnknown {
+			todo <- check{o, fingerprint}
+		}
+	}
+	close(todo)
+	wg.Wait()
 }
 
 // DataHash is the DataHash of the bundle observed.

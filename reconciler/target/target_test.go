@@ -3,6 +3,7 @@ package target_test
 import (
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,132 @@ func TestObservedOwnedBy(t *testing.T) {
 				t.Errorf("OwnedBy(%q) = %v, want %v", tt.id, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRecordedSparesOnlyTheBundleWritten: a fingerprint the inventory
+// recorded settles the key check of exactly the bundle it was made of;
+// any other bytes — a planted key, another tls.crt, another ca.crt — are
+// left to the full check, which answers as it would have without it.
+func TestRecordedSparesOnlyTheBundleWritten(t *testing.T) {
+	is := newIssuer(t)
+	r := pki.Request{CommonName: "api.example.com", DNSNames: []string{"api.example.com"}}
+	written, other := is.bundle(t, r), is.bundle(t, r)
+	leaf, err := pki.ParseCertificate(written.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := target.FingerprintOf(written, leaf)
+	if fp == "" || fp != written.Fingerprint() {
+		t.Fatalf("FingerprintOf = %q, want the bundle's fingerprint %q", fp, written.Fingerprint())
+	}
+	// The observation as a LIST leaves a managed Secret's: leaf parsed, key not checked.
+	observe := func(b target.Bundle) *target.Observed {
+		o := &target.Observed{Exists: true, Bundle: b, Managed: true}
+		if o.Cert, err = target.NewLeaf(b.Cert); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	with := func(change func(b *target.Bundle)) target.Bundle {
+		b := written
+		change(&b)
+		return b
+	}
+	tests := []struct {
+		name                 string
+		observed             target.Bundle
+		fingerprint          string
+		wantSettled, wantKey bool
+	}{
+		{name: "exactly what was written: the key matches, unparsed", observed: written, fingerprint: fp, wantSettled: true, wantKey: true},
+		{name: "a planted key (valid, of another certificate) is a mismatch",
+			observed: with(func(b *target.Bundle) { b.Key = other.Key }), fingerprint: fp},
+		{name: "another tls.crt under the written key is a mismatch",
+			observed: with(func(b *target.Bundle) { b.Cert = other.Cert }), fingerprint: fp},
+		{name: "another ca.crt is not what was written: checked in full (the key still matches)",
+			observed: with(func(b *target.Bundle) { b.CA = other.Cert }), fingerprint: fp, wantKey: true},
+		{name: "a byte added to the key's PEM is not what was written",
+			observed: with(func(b *target.Bundle) { b.Key = append(slices.Clone(b.Key), '\n') }), fingerprint: fp, wantKey: true},
+		{name: "no fingerprint recorded (an older inventory): checked in full", observed: written, wantKey: true},
+		{name: "no fingerprint recorded, a planted key: a mismatch", observed: with(func(b *target.Bundle) { b.Key = other.Key })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := observe(tt.observed)
+			if got := o.Recorded(tt.fingerprint); got != tt.wantSettled {
+				t.Errorf("Recorded = %v, want %v", got, tt.wantSettled)
+			}
+			if got := o.KeyMatches(); got != tt.wantKey {
+				t.Errorf("KeyMatches = %v, want %v", got, tt.wantKey)
+			}
+			// CheckKeys answers the same.
+			o = observe(tt.observed)
+			target.CheckKeys(map[string]*target.Observed{"k": o}, map[string]string{"k": tt.fingerprint})
+			if got := o.KeyMatches(); got != tt.wantKey {
+				t.Errorf("after CheckKeys, KeyMatches = %v, want %v", got, tt.wantKey)
+			}
+		})
+	}
+
+	// A fingerprint is trusted, not checked: so FingerprintOf vouches only
+	// for a bundle whose key belongs to its leaf.
+	mismatched := with(func(b *target.Bundle) { b.Key = other.Key })
+	if got := target.FingerprintOf(mismatched, leaf); got != "" {
+		t.Errorf("FingerprintOf a bundle with another certificate's key = %q, want none", got)
+	}
+	if o := observe(mismatched); !o.Recorded(mismatched.Fingerprint()) || !o.KeyMatches() {
+		t.Error("a recorded fingerprint did not spare the key check")
+	}
+}
+
+func TestFingerprintCoversEveryPart(t *testing.T) {
+	b := target.Bundle{Cert: []byte("cert"), Key: []byte("key"), CA: []byte("ca")}
+	seen := map[string]string{}
+	for name, v := range map[string]target.Bundle{
+		"whole":              b,
+		"key changed":        {Cert: b.Cert, Key: []byte("kex"), CA: b.CA},
+		"cert changed":       {Cert: []byte("cerx"), Key: b.Key, CA: b.CA},
+		"ca changed":         {Cert: b.Cert, Key: b.Key, CA: []byte("cx")},
+		"a byte moved parts": {Cert: []byte("cer"), Key: b.Key, CA: []byte("tca")},
+		"key empty":          {Cert: b.Cert, CA: b.CA},
+	} {
+		fp := v.Fingerprint()
+		if len(fp) != 32 {
+			t.Errorf("%s: fingerprint %q, want 32 hex digits", name, fp)
+		}
+		if was, ok := seen[fp]; ok {
+			t.Errorf("%s and %s have the same fingerprint", name, was)
+		}
+		seen[fp] = name
+		if strings.Contains(fp, "key") {
+			t.Errorf("%s: the fingerprint holds the key's bytes", name)
+		}
+	}
+}
+
+// TestCheckKeysLeavesOthersUnparsed: CheckKeys settles the keys asked for
+// and only those; another's Secret keeps its key unparsed until something
+// asks, and then answers as a full check would.
+func TestCheckKeysLeavesOthersUnparsed(t *testing.T) {
+	is := newIssuer(t)
+	r := pki.Request{CommonName: "api.example.com", DNSNames: []string{"api.example.com"}}
+	ours, theirs, other := is.bundle(t, r), is.bundle(t, r), is.bundle(t, r)
+	theirs.Key = other.Key // a mismatch, for the check on first use to find
+	obs := map[string]*target.Observed{}
+	for key, b := range map[string]target.Bundle{"ours": ours, "theirs": theirs} {
+		o := &target.Observed{Exists: true, Bundle: b}
+		o.Cert, _ = target.NewLeaf(b.Cert)
+		obs[key] = o
+	}
+	target.CheckKeys(obs, map[string]string{"ours": ours.Fingerprint(), "absent": ""})
+	if !target.KeyChecked(obs["ours"]) || !obs["ours"].KeyMatches() {
+		t.Error("the declared target's key is not settled as matching")
+	}
+	if target.KeyChecked(obs["theirs"]) {
+		t.Error("CheckKeys checked the key of a target it was not asked about")
+	}
+	if obs["theirs"].KeyMatches() || !target.KeyChecked(obs["theirs"]) {
+		t.Error("the key checked on first use is not a mismatch")
 	}
 }

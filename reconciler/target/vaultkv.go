@@ -65,7 +65,7 @@ func (v *VaultKV) Observe(ctx context.Context, t render.Target) (*Observed, erro
 	str := func(k string) []byte { s, _ := s.Data[k].(string); return []byte(s) }
 	o.Exists = true
 	o.Bundle = Bundle{Cert: str("tls.crt"), Key: str("tls.key"), CA: str("ca.crt")}
-	o.parse()
+	o.parse(true) // the key: CheckKeys
 	return o, nil
 }
 

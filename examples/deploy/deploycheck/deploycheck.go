@@ -733,7 +733,7 @@ func (a *APIServer) CheckServiceAccount(t testing.TB, ms []Manifest) {
 	if err != nil {
 		t.Fatalf("listing TLS Secrets in every namespace as the service account: %v", err)
 	}
-	if o := observed[tgt.Key]; o == nil || !o.Managed || !o.KeyMatches {
+	if o := observed[tgt.Key]; o == nil || !o.Managed || !o.KeyMatches() {
 		t.Errorf("the written Secret observed as %+v; want managed, with its key", o)
 	}
 	if o := observed[render.KubernetesAddress("local", "legacy", "hand-made-tls").Key]; o == nil || o.Managed {
