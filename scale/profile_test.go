@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,15 +23,23 @@ import (
 // `go tool pprof -sample_index=inuse_space`). CERTFLEET_SCALE_N sets the
 // size (100,000 by default, as there). With CERTFLEET_SCALE_SHARDS=k > 1
 // the passes are shard s0's of k: the k shards' claiming round runs first,
-// as processes, then s0 issues ("first") and finds nothing to do ("noop").
+// as processes, and the other shards issue theirs (processes too, so that
+// the inventory s0 reads holds the whole fleet as it would), then s0
+// issues ("first") and finds nothing to do ("noop").
 func BenchmarkProfilePass(b *testing.B) {
 	dir := os.Getenv("CERTFLEET_SCALE_HEAPPROFILE")
 	for b.Loop() {
 		f := newFleet(b, scaleN(), form())
-		args := append([]string{"reconcile", "--once", "-o", "json", "--source", f.repo, "--backend", "local",
-			"--state-dir", f.state, "--output-dir", f.out, "--audit-log", filepath.Join(f.work, "audit.log")}, shardArgs(0, shards())...)
-		if shards() > 1 {
-			f.pass(shards())
+		base := []string{"reconcile", "--once", "-o", "json", "--source", f.repo, "--backend", "local",
+			"--state-dir", f.state, "--output-dir", f.out, "--audit-log", filepath.Join(f.work, "audit.log")}
+		args := append(slices.Clone(base), shardArgs(0, shards())...)
+		if k := shards(); k > 1 {
+			f.pass(k)
+			var wg sync.WaitGroup
+			for i := 1; i < k; i++ {
+				wg.Go(func() { f.exec(append(slices.Clone(base), shardArgs(i, k)...)...) })
+			}
+			wg.Wait()
 		}
 		for _, name := range []string{"first", "noop"} {
 			stop := watchPeak(b, filepath.Join(dir, name+".pprof"), dir != "")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,8 @@ type fleet struct {
 	tb                     testing.TB
 	bin                    string
 	repo, state, out, work string
+	// env is added to the processes' environment (GOMEMLIMIT=…).
+	env []string
 }
 
 func newFleet(tb testing.TB, n int, form string) *fleet {
@@ -154,6 +157,24 @@ type run struct {
 	}
 	wall    time.Duration
 	peakMiB float64
+	// liveMiB is the largest live heap a collection marked (gctrace's
+	// third figure): what the pass keeps, whatever the collector's pace.
+	liveMiB float64
+}
+
+// gcLive matches a gctrace line's heap sizes: at the start, at the end,
+// and live after marking (MB).
+var gcLive = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB`)
+
+// liveOf is the largest live heap in a process's gctrace output, MiB.
+func liveOf(stderr string) float64 {
+	live := 0
+	for _, m := range gcLive.FindAllStringSubmatch(stderr, -1) {
+		if n, err := strconv.Atoi(m[3]); err == nil {
+			live = max(live, n)
+		}
+	}
+	return float64(live)
 }
 
 // exec runs the binary with args, its JSON report to a file, and measures
@@ -169,13 +190,16 @@ func (f *fleet) exec(args ...string) run {
 	var stderr strings.Builder
 	cmd := exec.Command(f.bin, args...)
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	// gctrace reports each collection's live heap (liveOf) on stderr.
+	cmd.Env = append(append(os.Environ(), "GODEBUG=gctrace=1"), f.env...)
 	if extra := os.Getenv("CERTFLEET_SCALE_CHILD_ENV"); extra != "" {
-		cmd.Env = append(os.Environ(), strings.Fields(extra)...) // e.g. GODEBUG=gctrace=1
+		cmd.Env = append(cmd.Env, strings.Fields(extra)...) // e.g. GODEBUG=gctrace=1,madvdontneed=1
 	}
 	start := time.Now()
 	err = cmd.Run()
 	var r run
 	r.wall = time.Since(start)
+	r.liveMiB = liveOf(stderr.String())
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.peakMiB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
@@ -237,7 +261,22 @@ type passes struct {
 	firstWall, noopWall time.Duration
 	firstPeak, noopPeak float64 // MiB, the largest process's
 	firstSum, noopSum   float64 // MiB, all processes' peaks added
+	firstLive, noopLive float64 // MiB, the largest live heap of one process
 	claimWall           time.Duration
+	// limitPeak and limitLive are a second no-op pass's, each process
+	// run with GOMEMLIMIT=limit (soft: the collector works harder near it).
+	limit               string
+	limitPeak, limitSum float64
+	limitLive           float64
+}
+
+// maxLive is the largest live heap of one of runs' processes.
+func maxLive(runs []run) float64 {
+	live := 0.0
+	for _, r := range runs {
+		live = max(live, r.liveMiB)
+	}
+	return live
 }
 
 // manage runs a fresh fleet of n certificates through a first pass and a
@@ -261,10 +300,12 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 			b.Fatalf("claiming round: %d of %d claimed", claimed, n)
 		}
 		ps.claimWall, ps.firstWall, ps.firstPeak, ps.firstSum = wall, wall, peak, sum
+		ps.firstLive = maxLive(runs)
 	}
 	wall, peak, sum, runs := f.pass(k)
 	ps.firstWall += wall
 	ps.firstPeak, ps.firstSum = max(ps.firstPeak, peak), max(ps.firstSum, sum)
+	ps.firstLive = max(ps.firstLive, maxLive(runs))
 	issued, failures := 0, 0
 	for _, r := range runs {
 		issued += r.report.Actions["issue"]
@@ -284,7 +325,35 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 	if inSync != n {
 		b.Fatalf("no-op pass (%d processes): %d targets InSync, want %d", k, inSync, n)
 	}
+	ps.noopLive = maxLive(runs)
+	if ps.limit = limitOf(k); ps.limit != "" {
+		f.env = []string{"GOMEMLIMIT=" + ps.limit}
+		_, ps.limitPeak, ps.limitSum, runs = f.pass(k)
+		f.env = nil
+		ps.limitLive = maxLive(runs)
+		for _, r := range runs {
+			if len(r.report.Actions) > 0 || len(r.report.Failures) > 0 {
+				b.Fatalf("no-op pass with GOMEMLIMIT=%s (%d processes) acted: %v, failures %v", ps.limit, k, r.report.Actions, r.report.Failures)
+			}
+		}
+	}
 	return ps
+}
+
+// limitOf is the soft memory limit of the extra no-op pass of k processes:
+// CERTFLEET_SCALE_GOMEMLIMIT ("off": none), by default 230MiB for a shard
+// (beneath its goal of 256 MiB, as a container limit of 256Mi would set
+// it through the downward API less a margin) and none for one process.
+func limitOf(k int) string {
+	switch v := os.Getenv("CERTFLEET_SCALE_GOMEMLIMIT"); {
+	case v == "off":
+		return ""
+	case v != "":
+		return v
+	case k > 1:
+		return "230MiB"
+	}
+	return ""
 }
 
 // BenchmarkManaged100k: the real `certfleet reconcile --once` manages N
@@ -299,7 +368,11 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 // repository, with the catalog). With CERTFLEET_SCALE_SHARDS=k > 1, k shard
 // processes manage the fleet first (reported as shard-…: the largest
 // process's peak RSS, beside the goal of 256 MiB per shard, and the sum),
-// then, on a fresh copy, the one process does.
+// then, on a fresh copy, the one process does. Each process's largest live
+// heap (from GODEBUG=gctrace=1) is reported beside its peak RSS; the
+// shards then run one more no-op pass with a soft memory limit
+// (GOMEMLIMIT, limitOf), reported apart: the limit trades CPU for RSS and
+// cannot make what the pass keeps alive any smaller.
 func BenchmarkManaged100k(b *testing.B) {
 	for b.Loop() {
 		n, k := scaleN(), shards()
@@ -316,6 +389,13 @@ func BenchmarkManaged100k(b *testing.B) {
 			b.ReportMetric(sh.noopPeak, "shard-noop-peak-RSS-MiB")
 			b.ReportMetric(sh.firstSum, "shard-first-sum-RSS-MiB")
 			b.ReportMetric(sh.noopSum, "shard-noop-sum-RSS-MiB")
+			b.ReportMetric(sh.firstLive, "shard-first-peak-live-MiB")
+			b.ReportMetric(sh.noopLive, "shard-noop-peak-live-MiB")
+			if sh.limit != "" {
+				b.ReportMetric(sh.limitPeak, "shard-noop-peak-RSS-MiB-GOMEMLIMIT-"+sh.limit)
+				b.ReportMetric(sh.limitSum, "shard-noop-sum-RSS-MiB-GOMEMLIMIT-"+sh.limit)
+				b.ReportMetric(sh.limitLive, "shard-noop-peak-live-MiB-GOMEMLIMIT-"+sh.limit)
+			}
 			b.ReportMetric(max(sh.firstPeak, sh.noopPeak)/256, "shard-ratio-to-256MiB")
 			f.remove()
 			f = newFleet(b, n, form())
@@ -327,6 +407,12 @@ func BenchmarkManaged100k(b *testing.B) {
 		b.ReportMetric(one.noopWall.Seconds(), "noop-pass-s")
 		b.ReportMetric(one.firstPeak, "first-peak-RSS-MiB")
 		b.ReportMetric(one.noopPeak, "noop-peak-RSS-MiB")
+		b.ReportMetric(one.firstLive, "first-peak-live-MiB")
+		b.ReportMetric(one.noopLive, "noop-peak-live-MiB")
+		if one.limit != "" {
+			b.ReportMetric(one.limitPeak, "noop-peak-RSS-MiB-GOMEMLIMIT-"+one.limit)
+			b.ReportMetric(one.limitLive, "noop-peak-live-MiB-GOMEMLIMIT-"+one.limit)
+		}
 		b.ReportMetric(base.peakMiB, "validate-peak-RSS-MiB")
 		b.ReportMetric(base.wall.Seconds(), "validate-s")
 		b.ReportMetric(peak/512, "ratio-to-512MiB")

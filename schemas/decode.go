@@ -45,6 +45,20 @@ type Document struct {
 	// positions in it for each of its items, and re-parsing a large set per
 	// item would cost as much as the items.
 	set atomic.Pointer[yaml.Node]
+	// detached is set once src is a copy of its own (Detach).
+	detached bool
+}
+
+// Detach gives the document a copy of its text, so that holding it no
+// longer holds its whole file: a shard keeps a quarter of each file's
+// certificates, and their documents would otherwise keep every file's
+// text alive. Called where the document is kept, once (later calls are
+// no-ops).
+func (d *Document) Detach() {
+	if d.detached || d.src == nil {
+		return
+	}
+	d.src, d.detached = bytes.Clone(d.src), true
 }
 
 // tree returns the document's YAML tree with the file's lines, or nil

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -90,7 +93,7 @@ func TestPagesRoundTripAndMigrate(t *testing.T) {
 	if got["payments/api"] == nil || got["payments/api"].Serial != "legacy" {
 		t.Fatalf("an entry in the earlier format was not read: %v", got["payments/api"])
 	}
-	if err := inventory.Migrate(ctx, s, got); err != nil {
+	if err := inventory.Migrate(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := s.List(ctx, "inventory/"); len(left) != 0 {
@@ -251,5 +254,83 @@ func TestReportedLeavesOutTheFingerprint(t *testing.T) {
 	stored, err := json.Marshal(e)
 	if err != nil || !strings.Contains(string(stored), e.Fingerprint) {
 		t.Errorf("stored as %s (%v): the fingerprint is not kept", stored, err)
+	}
+}
+
+// A shard reads its part of the inventory only (WithShare): its own pages
+// whole — released entries and ones keep does not ask for included — and
+// of the other pages the IDs keep asks for plus every copy of an ID its
+// own pages hold, so that the current copy wins as in a whole read; the
+// rest is dropped. Remove takes entries out of another shard's pages
+// without losing the entries this shard never read.
+func TestLoadWithShareKeepsAShardsPart(t *testing.T) {
+	ctx := t.Context()
+	s, err := backend.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	save := func(shard string, entries ...*inventory.Entry) {
+		inv := map[string]*inventory.Entry{}
+		var ids []string
+		for _, e := range entries {
+			inv[e.ID], ids = e, append(ids, e.ID)
+		}
+		if failed := inventory.Save(ctx, s, shard, inv, ids); failed != nil {
+			t.Fatal(failed)
+		}
+	}
+	save("a",
+		&inventory.Entry{ID: "own", Serial: "1", Shard: "a", UpdatedAt: t0},
+		&inventory.Entry{ID: "released", Serial: "2", Shard: "a", Released: true, Handoffs: 1, UpdatedAt: t0},
+		// a released moved, which b adopted since: b's copy is current.
+		&inventory.Entry{ID: "moved", Serial: "3", Shard: "a", Released: true, Handoffs: 1, UpdatedAt: t0})
+	save("b",
+		&inventory.Entry{ID: "moved", Serial: "3", Shard: "b", Handoffs: 2, UpdatedAt: t0.Add(time.Minute)},
+		&inventory.Entry{ID: "b-only", Serial: "4", Shard: "b", UpdatedAt: t0})
+	save("c",
+		&inventory.Entry{ID: "wanted", Serial: "5", Shard: "c", UpdatedAt: t0},
+		&inventory.Entry{ID: "c-only", Serial: "6", Shard: "c", UpdatedAt: t0})
+	save("", &inventory.Entry{ID: "unsharded", Serial: "7", UpdatedAt: t0},
+		&inventory.Entry{ID: "old", Serial: "8", UpdatedAt: t0})
+
+	var asked []string
+	var mu sync.Mutex
+	part, err := inventory.Load(ctx, s, inventory.WithShare("a", func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, id)
+		return id == "wanted" || id == "unsharded"
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := slices.Sorted(maps.Keys(part)), []string{"moved", "own", "released", "unsharded", "wanted"}; !slices.Equal(got, want) {
+		t.Fatalf("shard a's part holds %v; want %v", got, want)
+	}
+	if slices.Contains(asked, "own") || slices.Contains(asked, "released") {
+		t.Errorf("keep was asked about shard a's own entries (%v): they are kept whole", asked)
+	}
+	whole, err := inventory.Load(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, e := range part {
+		w := whole[id]
+		if e.Shard != w.Shard || e.Released != w.Released || e.Serial != w.Serial || e.HeldElsewhere("a") != w.HeldElsewhere("a") {
+			t.Errorf("%s in shard a's part is %+v; a whole read has %+v", id, e, w)
+		}
+	}
+	if m := part["moved"]; m.Shard != "b" || !m.HeldElsewhere("a") {
+		t.Errorf("moved in shard a's part is %+v; want b's copy, with a's older one noted", m)
+	}
+
+	// Taking over from c (gone) removes wanted from c's pages, not c-only.
+	if failed := inventory.Remove(ctx, s, "c", []string{"wanted"}); failed != nil {
+		t.Fatal(failed)
+	}
+	after, _ := inventory.Load(ctx, s)
+	if after["wanted"] != nil || after["c-only"] == nil || after["c-only"].Serial != "6" {
+		t.Fatalf("after removing wanted from c's pages: wanted %+v, c-only %+v", after["wanted"], after["c-only"])
 	}
 }

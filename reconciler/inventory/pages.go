@@ -1,7 +1,9 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -47,9 +49,54 @@ const (
 	ioConcurrency = 32
 )
 
-// page is one stored page.
+// page is one stored page. Read with keep set, it decodes its entries one
+// at a time and drops those keep turns down before the next is decoded.
 type page struct {
-	Entries []*Entry `json:"entries"`
+	Entries []*Entry             `json:"entries"`
+	keep    func(id string) bool `json:"-"`
+}
+
+// UnmarshalJSON decodes a page entry by entry, keeping what keep accepts
+// (everything when keep is nil); a null entry is skipped.
+func (p *page) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fmt.Errorf("an inventory page is a JSON object with an entries list; read %v (%v)", t, err)
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if k != "entries" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil {
+			return err
+		} else if t == nil {
+			continue // "entries": null
+		} else if t != json.Delim('[') {
+			return fmt.Errorf("an inventory page's entries are a list; read %v", t)
+		}
+		for dec.More() {
+			var e *Entry
+			if err := dec.Decode(&e); err != nil {
+				return err
+			}
+			if e != nil && e.ID != "" && (p.keep == nil || p.keep(e.ID)) {
+				p.Entries = append(p.Entries, e)
+			}
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return err
+		}
+	}
+	_, err := dec.Token() // }
+	return err
 }
 
 // PageOf names the page an ID is kept in by the unsharded process.
@@ -95,8 +142,13 @@ func later(a, b *Entry) bool {
 func legacyKey(id string) string { return legacyPrefix + strings.ReplaceAll(id, "/", "_") }
 
 // Load reads every entry, by ID: one LIST and one read per page (plus one
-// per entry still in the earlier format).
-func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
+// per entry still in the earlier format). With WithShare it keeps a
+// shard's part only.
+func Load(ctx context.Context, s backend.Store, opts ...LoadOption) (map[string]*Entry, error) {
+	var o loadOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	pages, err := s.List(ctx, pagePrefix)
 	if err != nil {
 		return nil, err
@@ -105,8 +157,70 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	read := make([][]*Entry, len(pages)+len(legacy))
 	var effectives schemas.Effectives
+	if o.keep == nil {
+		read, err := readPages(ctx, s, legacy, pages, nil, &effectives)
+		if err != nil {
+			return nil, err
+		}
+		return resolve(read, len(legacy)), nil
+	}
+	// A shard's own pages first, whole: every entry it owns (released ones,
+	// ones no longer declared) is there, and Save rewrites those pages from
+	// what Load returns, so dropping one would erase it. Then the other
+	// pages, keeping what keep asks for and every copy of an ID the shard's
+	// pages hold, so that of two copies the current one still wins.
+	var own, rest []string
+	for _, name := range pages {
+		if _, sh, _ := strings.Cut(name, "."); sh == o.shard && sh != "" {
+			own = append(own, name)
+		} else {
+			rest = append(rest, name)
+		}
+	}
+	ownRead, err := readPages(ctx, s, nil, own, nil, &effectives)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]bool{}
+	for _, entries := range ownRead {
+		for _, e := range entries {
+			held[e.ID] = true
+		}
+	}
+	keep := func(id string) bool { return held[id] || o.keep(id) }
+	restRead, err := readPages(ctx, s, legacy, rest, keep, &effectives)
+	if err != nil {
+		return nil, err
+	}
+	// Legacy documents first, then pages (the order resolve expects).
+	return resolve(slices.Concat(restRead[:len(legacy)], ownRead, restRead[len(legacy):]), len(legacy)), nil
+}
+
+// LoadOption changes what Load keeps.
+type LoadOption func(*loadOptions)
+
+type loadOptions struct {
+	shard string
+	keep  func(id string) bool
+}
+
+// WithShare makes Load keep shard's part of the inventory only: the
+// entries in shard's own pages, whole, and of the others' pages (and the
+// unsharded ones) the entries whose ID keep asks for, or that shard's
+// pages also hold. keep is asked once per entry as each page is decoded,
+// and what it turns down is dropped at once: a shard of a 100,000
+// certificate fleet holds its own quarter, not every shard's entries.
+// keep must answer the same for every copy of an ID (it is given the ID
+// only), so that Load still picks the current one of two copies.
+func WithShare(shard string, keep func(id string) bool) LoadOption {
+	return func(o *loadOptions) { o.shard, o.keep = shard, keep }
+}
+
+// readPages reads the legacy documents and the pages named, in that order,
+// keeping the entries keep accepts (nil: all).
+func readPages(ctx context.Context, s backend.Store, legacy, pages []string, keep func(string) bool, effectives *schemas.Effectives) ([][]*Entry, error) {
+	read := make([][]*Entry, len(legacy)+len(pages))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ioConcurrency)
 	for i, name := range legacy {
@@ -118,14 +232,17 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 				}
 				return err
 			}
-			e.share(&effectives)
+			if keep != nil && !keep(e.ID) {
+				return nil
+			}
+			e.share(effectives)
 			read[i] = []*Entry{&e}
 			return nil
 		})
 	}
 	for i, name := range pages {
 		g.Go(func() error {
-			var pg page
+			pg := page{keep: keep}
 			if err := s.Get(gctx, pagePrefix+name, &pg); err != nil {
 				if errors.Is(err, backend.ErrNotFound) {
 					return nil
@@ -133,9 +250,7 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 				return fmt.Errorf("reading inventory page %s: %w", name, err)
 			}
 			for _, e := range pg.Entries {
-				if e != nil {
-					e.share(&effectives)
-				}
+				e.share(effectives)
 			}
 			read[len(legacy)+i] = pg.Entries
 			return nil
@@ -144,7 +259,17 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	out := make(map[string]*Entry, len(pages)+len(legacy))
+	return read, nil
+}
+
+// resolve makes the inventory of what was read: the first nLegacy slices
+// from legacy documents, the rest from pages.
+func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
+	n := 0
+	for _, entries := range read {
+		n += len(entries)
+	}
+	out := make(map[string]*Entry, n)
 	// Pages come last: an entry both in a page and in the earlier format
 	// (a migration cut short) is the page's, which is newer.
 	fromPage := map[string]bool{}
@@ -153,7 +278,7 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 			if e == nil || e.ID == "" {
 				continue
 			}
-			if i >= len(legacy) {
+			if i >= nLegacy {
 				if prev := out[e.ID]; prev != nil && fromPage[e.ID] {
 					if !later(e, prev) {
 						prev.elsewhere = append(prev.elsewhere, e.Shard) // another shard's copy is newer
@@ -166,7 +291,7 @@ func Load(ctx context.Context, s backend.Store) (map[string]*Entry, error) {
 			out[e.ID] = e
 		}
 	}
-	return out, nil
+	return out
 }
 
 // share replaces the values of e that repeat across a fleet's entries —
@@ -204,29 +329,44 @@ func Save(ctx context.Context, s backend.Store, shard string, inv map[string]*En
 	if len(changed) == 0 {
 		return nil
 	}
-	dirty := map[string][]string{} // page → changed IDs in it
-	for _, id := range changed {
-		pg := ShardPageOf(id, shard)
-		dirty[pg] = append(dirty[pg], id)
-	}
+	dirty := pagesOf(changed, shard)
 	members := map[string][]*Entry{}
 	for id, e := range inv {
 		if pg := ShardPageOf(id, shard); dirty[pg] != nil && e != nil && e.Shard == shard {
 			members[pg] = append(members[pg], e)
 		}
 	}
-	failed := make(map[string]error)
+	return writeDirty(ctx, dirty, func(ctx context.Context, name string) error {
+		return writePage(ctx, s, name, members[name])
+	})
+}
+
+// pagesOf groups ids by the page of shard's they are kept in.
+func pagesOf(ids []string, shard string) map[string][]string {
+	out := map[string][]string{}
+	for _, id := range ids {
+		pg := ShardPageOf(id, shard)
+		out[pg] = append(out[pg], id)
+	}
+	return out
+}
+
+// writeDirty writes each dirty page (page → the changed IDs in it) with
+// write, in parallel, and returns the IDs whose page could not be written,
+// with the error (nil when every write went through).
+func writeDirty(ctx context.Context, dirty map[string][]string, write func(ctx context.Context, name string) error) map[string]error {
 	names := slices.Sorted(maps.Keys(dirty))
 	errs := make([]error, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ioConcurrency)
 	for i, name := range names {
 		g.Go(func() error {
-			errs[i] = writePage(gctx, s, name, members[name])
+			errs[i] = write(gctx, name)
 			return nil
 		})
 	}
 	_ = g.Wait()
+	failed := make(map[string]error)
 	for i, name := range names {
 		if errs[i] != nil {
 			for _, id := range dirty[name] {
@@ -249,11 +389,17 @@ func writePage(ctx context.Context, s backend.Store, name string, entries []*Ent
 }
 
 // Migrate moves entries still kept in the earlier format (one document per
-// entry) into their pages and deletes the old documents; inv is the
-// inventory as Load read it. It costs one LIST when there is nothing to move.
-func Migrate(ctx context.Context, s backend.Store, inv map[string]*Entry) error {
+// entry) into their pages and deletes the old documents. It costs one LIST
+// when there is nothing to move; otherwise it reads the whole inventory
+// itself (a shard's pass holds only its part, and a page written from a
+// part would lose the rest).
+func Migrate(ctx context.Context, s backend.Store) error {
 	legacy, err := s.List(ctx, legacyPrefix)
 	if err != nil || len(legacy) == 0 {
+		return err
+	}
+	inv, err := Load(ctx, s)
+	if err != nil {
 		return err
 	}
 	ids := make([]string, 0, len(legacy))
@@ -269,6 +415,20 @@ func Migrate(ctx context.Context, s backend.Store, inv map[string]*Entry) error 
 		}
 	}
 	return nil
+}
+
+// Remove takes ids out of shard's pages ("": the unsharded process's),
+// reading each page holding one and writing it back without them: for a
+// shard taking certificates over from a shard that is gone, whose pages
+// hold entries it did not read (WithShare). It returns the IDs whose page
+// could not be written, with the error.
+func Remove(ctx context.Context, s backend.Store, shard string, ids []string) map[string]error {
+	dirty := pagesOf(ids, shard)
+	return writeDirty(ctx, dirty, func(ctx context.Context, name string) error {
+		return update(ctx, s, name, func(entries []*Entry) []*Entry {
+			return slices.DeleteFunc(entries, func(e *Entry) bool { return slices.Contains(dirty[name], e.ID) })
+		})
+	})
 }
 
 // Put writes one entry into its owner's page: a read and a write of the

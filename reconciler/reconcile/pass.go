@@ -149,6 +149,8 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	// A shard observes the certificates that belong to it; which of them it
 	// acts on depends on who owns them (the inventory, read meanwhile).
 	claimed := p.claimed(res)
+	declared := declaredOf(res)
+	part := p.inventoryShare(res, declared)
 	p.progress("observing %d certificates' targets", len(claimed))
 	var inv map[string]*inventory.Entry
 	var obs observed
@@ -160,7 +162,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		loaded := make(chan struct{})
 		go func() {
 			defer close(loaded)
-			inv, loadErr = inventory.Load(ctx, p.Backend)
+			inv, loadErr = inventory.Load(ctx, p.Backend, part...)
 		}()
 		obs = p.observe(ctx, claimed, nil, res.Scope.Covers)
 		<-loaded
@@ -173,13 +175,13 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		obs = p.observe(ctx, claimed, nil, res.Scope.Covers)
 		if p.stale(claimed, inv) {
 			var err error
-			if inv, err = inventory.Load(ctx, p.Backend); err != nil {
+			if inv, err = inventory.Load(ctx, p.Backend, part...); err != nil {
 				return nil, fmt.Errorf("reading the inventory: %w", err)
 			}
 		}
 	}
 	all := res
-	sh := p.shareOf(res, inv)
+	sh := p.shareOf(res, inv, declared)
 	var handOffFailures inventory.Failures
 	if !p.DryRun {
 		handOffFailures = p.handOff(ctx, &sh, inv)
@@ -189,7 +191,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if p.Inventory == nil && !p.DryRun && p.reporter() {
 		// Entries still in the earlier one-document-each format move into
 		// pages (the unsharded ones: in a sharded fleet, the reporter's job).
-		if err := inventory.Migrate(ctx, p.Backend, inv); err != nil {
+		if err := inventory.Migrate(ctx, p.Backend); err != nil {
 			return nil, fmt.Errorf("moving the inventory into pages: %w", err)
 		}
 	}

@@ -160,7 +160,7 @@ type share struct {
 
 // shareOf splits a rendered revision and the inventory into what this
 // shard acts on, adopts, releases, waits for, and what nobody claims.
-func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) share {
+func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, declared map[string]bool) share {
 	sh := p.sharding()
 	me := sh.Name
 	out := share{inv: map[string]*inventory.Entry{}, adopt: map[string]string{},
@@ -173,9 +173,7 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) shar
 		}
 		return shard.Owner{}
 	}
-	declared := map[string]bool{}
 	for _, d := range res.Desired {
-		declared[d.ID] = true
 		claimant, ok := sh.Config.Of(d.ID, d.Certificate.Metadata.Labels)
 		if !ok {
 			out.report.Unclaimed = append(out.report.Unclaimed, HandOff{Certificate: d.ID, From: ownerOf(inv[d.ID]), To: claimant})
@@ -209,7 +207,6 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) shar
 	// Other shards' certificates, which the render did not keep (Keep): this
 	// shard only releases those it still owns.
 	for _, o := range res.Others {
-		declared[o.ID] = true
 		if shard.Decide(me, o.Tag, true, owner(o.ID), sh.Alive) == shard.Release {
 			out.release = append(out.release, o.ID)
 			out.report.Released = append(out.report.Released, HandOff{Certificate: o.ID, From: me, To: o.Tag})
@@ -243,6 +240,58 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry) shar
 	}
 	out.mine = func(id string) bool { return acts[id] || out.inv[id] != nil }
 	return out
+}
+
+// declaredOf is the set of IDs the revision declares: this shard's and
+// the others' (render.Result.Others).
+func declaredOf(res *render.Result) map[string]bool {
+	out := make(map[string]bool, len(res.Desired)+len(res.Others))
+	for _, d := range res.Desired {
+		out[d.ID] = true
+	}
+	for _, o := range res.Others {
+		out[o.ID] = true
+	}
+	return out
+}
+
+// inventoryShare is what a shard's pass reads of the inventory
+// (inventory.WithShare): its own pages whole — what it owns, released or
+// no longer declared, which it releases, prunes or tidies, and which its
+// writes of those pages must keep — and of the other pages every copy of:
+//   - a certificate of the revision that belongs to it, whoever owns it
+//     now (to act, claim, wait for its owner or adopt it: shard.Decide);
+//   - one no shard claims (the reporter says who owned it);
+//   - one no longer declared whose ID belongs to it (by hash, or the
+//     default shard): the one it takes over and prunes if its owner is gone;
+//   - an ID its own pages also hold (inventory.Load's rule), so that of two
+//     copies the current one wins as in a whole read.
+//
+// Nothing else in a pass reads other shards' entries: the prune share,
+// rollout waves and rotation phases count the shard's own share (its
+// render, its rollout state), and the trust bundles come from the render.
+// Nil when the fleet is not sharded: the whole inventory.
+func (p *Pass) inventoryShare(res *render.Result, declared map[string]bool) []inventory.LoadOption {
+	if !p.sharded() {
+		return nil
+	}
+	cfg, me := p.Shard.Config, p.Shard.Name
+	needed := map[string]bool{}
+	for _, d := range res.Desired {
+		if s, ok := cfg.Of(d.ID, d.Certificate.Metadata.Labels); !ok || s == me {
+			needed[d.ID] = true
+		}
+	}
+	return []inventory.LoadOption{inventory.WithShare(me, func(id string) bool {
+		if needed[id] {
+			return true
+		}
+		if declared[id] {
+			return false
+		}
+		s, ok := cfg.Of(id, nil)
+		return ok && s == me
+	})}
 }
 
 // ownerOf is the shard an entry records as the owner ("" without one).
@@ -328,7 +377,9 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 		}
 	}
 	for _, owner := range slices.Sorted(maps.Keys(gone)) {
-		for id, err := range inventory.Save(ctx, p.Backend, owner, next, gone[owner]) {
+		// Read and written afresh: this shard holds only its part of the
+		// inventory (inventoryShare), not the rest of the gone shard's pages.
+		for id, err := range inventory.Remove(ctx, p.Backend, owner, gone[owner]) {
 			failures = append(failures, inventory.Failed("removing "+id+" from the pages of shard "+owner+", which is gone", err))
 		}
 	}

@@ -237,3 +237,103 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 		t.Fatalf("shard a pruned %d targets of its removed certificate %s; want 1 (%v)", rep.Pruned, victim, rep.Failures)
 	}
 }
+
+// A shard's pass reads only its part of the inventory (what it owns, and
+// what it may claim, adopt or take over), and that part is enough: a
+// no-op pass holds its own entries and no other shard's; a shard that is
+// gone has its certificates taken over by the shards they hash to now —
+// each keeping its serial, none reissued — the first taker leaving the
+// gone shard's other entries in its pages for the next one, and one no
+// longer declared is taken over and pruned.
+func TestAShardReadsItsPartOfTheInventory(t *testing.T) {
+	e := newEnv(t)
+	labels := map[string]string{"la": "a", "lb": "b"}
+	for i := range 12 {
+		labels[fmt.Sprintf("h%d", i)] = ""
+	}
+	three := []string{"a", "b", "c"}
+	// Two of c's certificates in one page of c's, one going to a and one
+	// to b once c is gone: the first taker writes that page.
+	byPage := map[string]map[string]string{} // page → next shard → name
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("g%d", i)
+		id := "payments/" + name
+		if shard.Rendezvous(id, three) != "c" {
+			continue
+		}
+		pg := inventory.PageOf(id)
+		if byPage[pg] == nil {
+			byPage[pg] = map[string]string{}
+		}
+		byPage[pg][shard.Rendezvous(id, []string{"a", "b"})] = name
+		if len(byPage[pg]) == 2 {
+			labels[byPage[pg]["a"]], labels[byPage[pg]["b"]] = "", ""
+			break
+		}
+	}
+	files := testbed.ShardFleet(labels)
+	alive := map[string]bool{"a": true, "b": true, "c": true}
+	for range 2 { // claim, then issue
+		for _, s := range three {
+			e.runWith(e.shardPass(s, three, alive), files)
+		}
+	}
+	owners := e.owners()
+	if len(owners) != len(labels) {
+		t.Fatalf("the inventory holds %d entries; want %d", len(owners), len(labels))
+	}
+	for _, s := range three {
+		rep := e.runWith(e.shardPass(s, three, alive), files)
+		var want []string
+		for id, en := range owners {
+			if en.Shard == s {
+				want = append(want, id)
+			}
+		}
+		if got := slices.Sorted(maps.Keys(rep.Inventory)); len(rep.Actions) != 0 || !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+			t.Fatalf("shard %s's no-op pass held %v (actions %v); want its own entries %v", s, got, rep.Actions, want)
+		}
+	}
+
+	// c is gone: its certificates hash to a or b now; one of them is no
+	// longer declared, and is taken over by the shard it hashes to and pruned.
+	var fromC []string
+	for id, en := range owners {
+		if en.Shard == "c" {
+			fromC = append(fromC, id)
+		}
+	}
+	slices.Sort(fromC)
+	removed := "" // one of c's not in the g… pair
+	for _, id := range fromC {
+		if !strings.HasPrefix(id, "payments/g") {
+			removed = id
+			break
+		}
+	}
+	if removed == "" || len(fromC) < 3 {
+		t.Fatalf("shard c owns %v: the test needs one more than the pair (add certificates)", fromC)
+	}
+	delete(labels, strings.TrimPrefix(removed, "payments/"))
+	files = testbed.ShardFleet(labels)
+	alive["c"] = false
+	before := e.issuances()
+	for _, s := range []string{"a", "b"} {
+		e.runWith(e.shardPass(s, []string{"a", "b"}, alive), files)
+	}
+	after := e.owners()
+	for _, id := range fromC {
+		if id == removed {
+			continue
+		}
+		if got := after[id]; got == nil || got.Shard == "c" || got.Released || got.Serial != owners[id].Serial {
+			t.Errorf("%s, taken over from c, is %+v; want a's or b's with serial %s", id, got, owners[id].Serial)
+		}
+	}
+	if after[removed] != nil {
+		t.Errorf("%s, no longer declared and c gone, was not taken over and pruned: %+v", removed, after[removed])
+	}
+	if got := e.issuances(); !maps.Equal(before, got) {
+		t.Fatalf("taking over c's certificates issued some: before %v, after %v", before, got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"weak"
 
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/source"
@@ -116,4 +117,44 @@ func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
 	if shareB > 0.6*wholeB {
 		t.Errorf("a Renderer keeping a quarter holds %.0f B per certificate of the revision, the whole one %.0f B: the others are not dropped", shareB, wholeB)
 	}
+}
+
+// A certificate a Keep holds keeps a copy of its document's text, not its
+// file's: once the snapshot goes, no file's text stays alive (a shard
+// would otherwise hold the whole source, most of it other shards').
+func TestKeepHoldsNoFilesText(t *testing.T) {
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
+	var texts []weak.Pointer[byte]
+	for f := range 4 {
+		var b strings.Builder
+		for i := range 40 {
+			name := fmt.Sprintf("o%d-%d", f, i)
+			if i%4 == 0 {
+				name = fmt.Sprintf("m%d-%d", f, i)
+			}
+			fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
+		}
+		data := []byte(b.String())
+		texts = append(texts, weak.Make(&data[0]))
+		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: data})
+	}
+	rr := render.NewRenderer(render.WithKeep(func(id string, _ map[string]string) (bool, string) {
+		return strings.HasPrefix(id, "team/m"), "elsewhere"
+	}))
+	res := rr.Render(snap, catalog(t, clusters))
+	if len(res.Desired) != 40 {
+		t.Fatalf("kept %d certificates; want 40", len(res.Desired))
+	}
+	snap = nil
+	runtime.GC()
+	for i, p := range texts {
+		if p.Value() != nil {
+			t.Errorf("file %d's text is still held after the snapshot went", i)
+		}
+	}
+	if line, _ := res.Desired[0].Pos("spec.issuer"); line == 0 {
+		t.Error("a kept certificate lost its positions")
+	}
+	runtime.KeepAlive(rr)
+	runtime.KeepAlive(res)
 }

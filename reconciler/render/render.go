@@ -308,6 +308,9 @@ func (rr *Renderer) declare(decl schemas.Declared) declared {
 			return declared{other: &other{Other: Other{ID: ID(c), Tag: tag}, file: decl.Origin.Doc.File,
 				line: decl.Origin.Doc.Line, targets: c.Spec.Targets}}
 		}
+		// Kept with its own copy of its text: not the whole file, most of
+		// which is the other shards' certificates.
+		decl.Origin.Doc.Detach()
 	}
 	return declared{Declared: decl, issueHash: schemas.IssueHash(&c.Spec)}
 }

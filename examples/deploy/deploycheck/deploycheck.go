@@ -280,6 +280,16 @@ func CheckWiring(t testing.TB, ms []Manifest) {
 			t.Errorf("no %s limit", res)
 		}
 	}
+	// The Go runtime's soft memory limit follows the container's, as Flux's
+	// controllers set it: the collector works harder as the heap nears the
+	// limit instead of letting the kernel kill the pod at it.
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		r := e.ValueFrom
+		return e.Name == "GOMEMLIMIT" && r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.Resource == "limits.memory" &&
+			(r.ResourceFieldRef.ContainerName == "" || r.ResourceFieldRef.ContainerName == c.Name)
+	}) {
+		t.Errorf("Deployment %s: no env GOMEMLIMIT from the container's limits.memory (resourceFieldRef)", dep.Name)
+	}
 
 	sa := One[corev1.ServiceAccount](t, ms, "ServiceAccount")
 	if pod.ServiceAccountName != sa.Name {
