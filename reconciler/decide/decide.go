@@ -655,14 +655,14 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 	if c.Issue && !anyWrite(c.Targets) {
 		c.Issue = false // every target is unreachable or taken over: issuing now would deliver nowhere
 	}
-	if entry != nil && c.Issue && entry.PermanentFor != "" && entry.PermanentFor == FailureKey(d, in.Catalog) {
+	if entry != nil && c.Issue && entry.PermanentFor() != "" && entry.PermanentFor() == FailureKey(d, in.Catalog) {
 		c.Reason, c.Issue, c.Source, c.Record = PermanentFailure, false, nil, false
 		for i := range c.Targets {
 			c.Targets[i].Write = false
 		}
 		return c
 	}
-	if entry != nil && entry.RetryAt != nil && in.Now.Before(*entry.RetryAt) && (c.Issue || anyWrite(c.Targets)) {
+	if entry != nil && entry.RetryAt() != nil && in.Now.Before(*entry.RetryAt()) && (c.Issue || anyWrite(c.Targets)) {
 		c.Reason, c.Issue, c.Source, c.Record = BackingOff, false, nil, false
 		for i := range c.Targets {
 			c.Targets[i].Write = false

@@ -141,11 +141,11 @@ func TestShardPages(t *testing.T) {
 	}
 
 	// a releases x; b adopts it later: b's copy wins, whatever the order read.
-	a["x"] = &inventory.Entry{ID: "x", Serial: "1", Shard: "a", Released: true, UpdatedAt: t0.Add(time.Minute)}
+	a["x"] = &inventory.Entry{ID: "x", Serial: "1", Shard: "a", UpdatedAt: t0.Add(time.Minute), Rare: &inventory.Rare{Released: true}}
 	if failed := inventory.Save(ctx, s, "a", a, []string{"x"}); failed != nil {
 		t.Fatal(failed)
 	}
-	if got, _ = inventory.Load(ctx, s); !got["x"].Released || got["x"].Shard != "a" {
+	if got, _ = inventory.Load(ctx, s); !got["x"].Released() || got["x"].Shard != "a" {
 		t.Fatalf("after the release x is %+v", got["x"])
 	}
 	b := map[string]*inventory.Entry{"x": {ID: "x", Serial: "1", Shard: "b", UpdatedAt: t0.Add(2 * time.Minute)}}
@@ -153,7 +153,7 @@ func TestShardPages(t *testing.T) {
 		t.Fatal(failed)
 	}
 	got, _ = inventory.Load(ctx, s)
-	if got["x"].Shard != "b" || got["x"].Released || got["y"].Shard != "a" {
+	if got["x"].Shard != "b" || got["x"].Released() || got["y"].Shard != "a" {
 		t.Fatalf("after b adopted x: x %+v, y %+v", got["x"], got["y"])
 	}
 	// a's stale released copy goes the next time a writes that page.

@@ -662,7 +662,7 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
 	if s, ok := p.superseded(c, o, prev, now); ok {
-		e.Superseded = append(e.Superseded, s)
+		e.Edit().Superseded = append(e.Superseded(), s)
 	}
 	e.Shard = p.shardName() // acting on it makes it this shard's (an adoption)
 	failures := failuresOf(o)
@@ -673,8 +673,8 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	recordErrs := p.audit(res, c, o, now)
 	p.log().Debug("certificate reconciled", "certificate", c.Desired.ID, "action", c.Action(), "serial", o.serial, "failures", len(failures))
 	var retry time.Time
-	if e.RetryAt != nil {
-		retry = *e.RetryAt
+	if e.RetryAt() != nil {
+		retry = *e.RetryAt()
 	}
 	return e, retry, errors.Join(recordErrs...)
 }
@@ -695,7 +695,7 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 		e.Author, e.Revision = prev.Author, prev.Revision
 	}
 	if prev != nil {
-		e.Superseded = slices.Clone(prev.Superseded) // still waiting to be revoked
+		e.Edit().Superseded = slices.Clone(prev.Superseded()) // still waiting to be revoked
 	}
 	declared := map[string]bool{}
 	for _, t := range d.Targets {
@@ -737,20 +737,20 @@ func failuresOf(o *outcome) inventory.Failures {
 // markFailing records a failure on e: since when, how often, and when to
 // try again — never, for a permanent failure, until what it was for changes.
 func (p *Pass) markFailing(e, prev *inventory.Entry, d *render.Desired, issueErr error, failures inventory.Failures, now time.Time) {
-	since := now
-	if prev != nil && prev.FailingSince != nil {
-		since, e.Attempts = *prev.FailingSince, prev.Attempts
+	since, r := now, e.Edit()
+	if prev != nil && prev.FailingSince() != nil {
+		since, r.Attempts = *prev.FailingSince(), prev.Attempts()
 	}
-	e.FailingSince, e.Failures = &since, failures
-	e.Attempts++
-	e.FailureKind = cmp.Or(inventory.KindOf(issueErr), inventory.Transient) // a failed write is transient
-	if e.FailureKind == inventory.Permanent {
+	r.FailingSince, r.Failures = &since, failures
+	r.Attempts++
+	r.FailureKind = cmp.Or(inventory.KindOf(issueErr), inventory.Transient) // a failed write is transient
+	if r.FailureKind == inventory.Permanent {
 		// Retrying cannot help: wait for the declaration or the catalog to change.
-		e.PermanentFor = decide.FailureKey(d, p.Catalog)
-	} else if delay := decide.RetryDelayFor(p.Catalog.Issuers[d.Certificate.Spec.Issuer], e.Attempts, p.RetryBackoff,
+		r.PermanentFor = decide.FailureKey(d, p.Catalog)
+	} else if delay := decide.RetryDelayFor(p.Catalog.Issuers[d.Certificate.Spec.Issuer], r.Attempts, p.RetryBackoff,
 		p.MaxRetryBackoff, backend.RetryAfter(issueErr)); delay > 0 {
 		retry := now.Add(delay)
-		e.RetryAt = &retry
+		r.RetryAt = &retry
 	}
 }
 

@@ -201,7 +201,7 @@ func statesOf(c decide.Certificate, o *outcome, entry *inventory.Entry, now time
 			s.Wave = c.Wave
 		}
 		if entry != nil {
-			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
+			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince()
 		}
 		if o != nil && o.err == nil && o.entry != nil {
 			// Recorded by this pass (a copy, or a delivery the inventory had missed).
