@@ -279,7 +279,7 @@ func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Result) {
 			if t.Target.Kind != render.Directory || t.Write || t.Observed == nil || !t.Observed.Managed {
 				continue
 			}
-			if err := p.Dir.Sweep(t.Target); err != nil {
+			if err := p.Dir.Sweep(*t.Target); err != nil {
 				rep.Failures = append(rep.Failures, inventory.Failed("cleaning "+t.Target.Key, err))
 			}
 		}
@@ -547,15 +547,15 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		case render.Kubernetes:
 			k := *p.Kube
 			k.Adopt = k.Adopt || td.TakeOver
-			err = k.Write(ctx, td.Target, bundle, m, td.Observed)
+			err = k.Write(ctx, *td.Target, bundle, m, td.Observed)
 		case render.VaultKV:
 			v := *p.Vault
 			v.Adopt = v.Adopt || td.TakeOver
-			err = v.Write(ctx, td.Target, bundle, m, td.Observed)
+			err = v.Write(ctx, *td.Target, bundle, m, td.Observed)
 		case render.Directory:
 			dir := *p.Dir
 			dir.Adopt = dir.Adopt || td.TakeOver
-			err = dir.Write(td.Target, bundle, m)
+			err = dir.Write(*td.Target, bundle, m)
 		}
 		o.written.set(td.Target.Key, err)
 	}
