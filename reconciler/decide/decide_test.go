@@ -903,7 +903,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 	})
 }
 
-func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
+func TestCertificatesKeepTheDesiredOrderAndTargets(t *testing.T) {
 	f := newFixture(t)
 	var ds []*render.Desired
 	obs := map[string]*target.Observed{}
@@ -924,6 +924,11 @@ func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
 	for i, c := range dec.Certificates {
 		if c.Desired != ds[i] || c.Reason != decide.InSync {
 			t.Errorf("certificate %d is %s (%s), want %s in sync", i, c.Desired.ID, c.Reason, ds[i].ID)
+		}
+		// A target's decision points at the desired target, not at a copy
+		// of it: a pass holds a decision for every target of the fleet.
+		if len(c.Targets) != 1 || c.Targets[0].Target != &ds[i].Targets[0] {
+			t.Errorf("certificate %d's target decision holds a copy of its desired target", i)
 		}
 	}
 }
