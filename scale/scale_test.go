@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,20 @@ import (
 // the same fleet is also managed by one unsharded process, for comparison).
 func scaleN() int { return envInt("CERTFLEET_SCALE_N", 100_000) }
 func shards() int { return envInt("CERTFLEET_SCALE_SHARDS", 1) }
+
+// memLimit is the GOMEMLIMIT of the one process's second run
+// (CERTFLEET_SCALE_GOMEMLIMIT, default 460MiB: 90% of the goal's 512 MiB,
+// the headroom a container limit leaves; "off" skips that run).
+func memLimit() string {
+	switch v := os.Getenv("CERTFLEET_SCALE_GOMEMLIMIT"); v {
+	case "off":
+		return ""
+	case "":
+		return "460MiB"
+	default:
+		return v
+	}
+}
 func form() string {
 	if f := os.Getenv("CERTFLEET_SCALE_FORM"); f != "" {
 		return f
@@ -114,6 +129,9 @@ type fleet struct {
 	tb                     testing.TB
 	bin                    string
 	repo, state, out, work string
+	// env is added to every certfleet process's environment (the
+	// one-process rows set GODEBUG=gctrace=1, and GOMEMLIMIT for theirs).
+	env []string
 }
 
 func newFleet(tb testing.TB, n int, form string) *fleet {
@@ -154,6 +172,24 @@ type run struct {
 	}
 	wall    time.Duration
 	peakMiB float64
+	// liveMiB is the largest live heap a collection marked, from the
+	// process's gctrace lines (0 when it printed none).
+	liveMiB float64
+}
+
+// gcLine is a GODEBUG=gctrace=1 line: "… A->B->C MB, …", C the heap
+// marked live by that collection (MB meaning 2^20 bytes there).
+var gcLine = regexp.MustCompile(`(?m)^gc \d+ @.* (\d+)->(\d+)->(\d+) MB.*$`)
+
+// largestLive is the largest live heap in gctrace output, in MiB.
+func largestLive(stderr string) float64 {
+	var live float64
+	for _, m := range gcLine.FindAllStringSubmatch(stderr, -1) {
+		if v, err := strconv.ParseFloat(m[3], 64); err == nil {
+			live = max(live, v)
+		}
+	}
+	return live
 }
 
 // exec runs the binary with args, its JSON report to a file, and measures
@@ -169,8 +205,8 @@ func (f *fleet) exec(args ...string) run {
 	var stderr strings.Builder
 	cmd := exec.Command(f.bin, args...)
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
-	if extra := os.Getenv("CERTFLEET_SCALE_CHILD_ENV"); extra != "" {
-		cmd.Env = append(os.Environ(), strings.Fields(extra)...) // e.g. GODEBUG=gctrace=1
+	if extra := os.Getenv("CERTFLEET_SCALE_CHILD_ENV"); extra != "" || len(f.env) > 0 {
+		cmd.Env = append(append(os.Environ(), f.env...), strings.Fields(extra)...) // e.g. GODEBUG=gctrace=1
 	}
 	start := time.Now()
 	err = cmd.Run()
@@ -181,6 +217,7 @@ func (f *fleet) exec(args ...string) run {
 			r.peakMiB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
 		}
 	}
+	r.liveMiB = largestLive(stderr.String())
 	if err != nil && !strings.Contains(strings.Join(args, " "), "validate") {
 		f.tb.Fatalf("certfleet %s: %v\n%s", strings.Join(args, " "), err, tail(stderr.String()))
 	}
@@ -189,7 +226,7 @@ func (f *fleet) exec(args ...string) run {
 			f.tb.Fatalf("certfleet %s: reading its report: %v", strings.Join(args, " "), err)
 		}
 	}
-	if s := stderr.String(); s != "" && os.Getenv("CERTFLEET_SCALE_CHILD_ENV") != "" {
+	if s := gcLine.ReplaceAllString(stderr.String(), ""); strings.TrimSpace(s) != "" && os.Getenv("CERTFLEET_SCALE_CHILD_ENV") != "" {
 		f.tb.Logf("certfleet %s, standard error:\n%s", args[0], tail(s))
 	}
 	return r
@@ -237,6 +274,7 @@ type passes struct {
 	firstWall, noopWall time.Duration
 	firstPeak, noopPeak float64 // MiB, the largest process's
 	firstSum, noopSum   float64 // MiB, all processes' peaks added
+	firstLive, noopLive float64 // MiB, the largest live heap of a process (with gctrace on)
 	claimWall           time.Duration
 }
 
@@ -267,6 +305,7 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 	ps.firstPeak, ps.firstSum = max(ps.firstPeak, peak), max(ps.firstSum, sum)
 	issued, failures := 0, 0
 	for _, r := range runs {
+		ps.firstLive = max(ps.firstLive, r.liveMiB)
 		issued += r.report.Actions["issue"]
 		failures += len(r.report.Failures)
 	}
@@ -276,6 +315,7 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 	ps.noopWall, ps.noopPeak, ps.noopSum, runs = f.pass(k)
 	inSync := 0
 	for _, r := range runs {
+		ps.noopLive = max(ps.noopLive, r.liveMiB)
 		if len(r.report.Actions) > 0 || len(r.report.Failures) > 0 {
 			b.Fatalf("no-op pass (%d processes) acted: %v, failures %v", k, r.report.Actions, r.report.Failures)
 		}
@@ -299,7 +339,10 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 // repository, with the catalog). With CERTFLEET_SCALE_SHARDS=k > 1, k shard
 // processes manage the fleet first (reported as shard-…: the largest
 // process's peak RSS, beside the goal of 256 MiB per shard, and the sum),
-// then, on a fresh copy, the one process does.
+// then, on a fresh copy, the one process does. The one process's rows
+// also give its largest live heap (from GODEBUG=gctrace=1), and are
+// measured again on another fresh copy with GOMEMLIMIT (memLimit), each
+// row labelled GOMEMLIMIT-….
 func BenchmarkManaged100k(b *testing.B) {
 	for b.Loop() {
 		n, k := scaleN(), shards()
@@ -320,6 +363,7 @@ func BenchmarkManaged100k(b *testing.B) {
 			f.remove()
 			f = newFleet(b, n, form())
 		}
+		f.env = []string{"GODEBUG=gctrace=1"} // for the live heap; it does not change what is kept
 		one := manage(b, f, n, 1)
 		peak := max(one.firstPeak, one.noopPeak)
 		b.ReportMetric(float64(n), "certificates")
@@ -327,8 +371,28 @@ func BenchmarkManaged100k(b *testing.B) {
 		b.ReportMetric(one.noopWall.Seconds(), "noop-pass-s")
 		b.ReportMetric(one.firstPeak, "first-peak-RSS-MiB")
 		b.ReportMetric(one.noopPeak, "noop-peak-RSS-MiB")
+		b.ReportMetric(one.firstLive, "first-live-heap-MiB")
+		b.ReportMetric(one.noopLive, "noop-live-heap-MiB")
 		b.ReportMetric(base.peakMiB, "validate-peak-RSS-MiB")
 		b.ReportMetric(base.wall.Seconds(), "validate-s")
 		b.ReportMetric(peak/512, "ratio-to-512MiB")
+		// The same, on a fresh copy of the fleet, with a soft memory limit
+		// (GOMEMLIMIT, as a deployment sets it from the container's limit):
+		// the collector then runs more often as the heap nears the limit,
+		// so RSS stays nearer the live heap. It cannot make a live heap
+		// larger than the limit fit; the rows above, without it, are the
+		// goal's.
+		if limit := memLimit(); limit != "" {
+			f.remove()
+			f = newFleet(b, n, form())
+			f.env = []string{"GODEBUG=gctrace=1", "GOMEMLIMIT=" + limit}
+			lim := manage(b, f, n, 1)
+			b.ReportMetric(lim.firstWall.Seconds(), "GOMEMLIMIT-first-pass-s")
+			b.ReportMetric(lim.noopWall.Seconds(), "GOMEMLIMIT-noop-pass-s")
+			b.ReportMetric(lim.firstPeak, "GOMEMLIMIT-first-peak-RSS-MiB")
+			b.ReportMetric(lim.noopPeak, "GOMEMLIMIT-noop-peak-RSS-MiB")
+			b.ReportMetric(lim.firstLive, "GOMEMLIMIT-first-live-heap-MiB")
+			b.ReportMetric(lim.noopLive, "GOMEMLIMIT-noop-live-heap-MiB")
+		}
 	}
 }
