@@ -191,6 +191,7 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 	for i := range cap(ids600) {
 		id := ids600[i]
 		inv[id] = &inventory.Entry{ID: id, Serial: fmt.Sprint(i), Issuer: "mtls", File: "teams/web/certificates.yaml",
+			CommonName: id + ".example.test", DNSNames: []string{id + ".example.test", "other.example.test"},
 			Revision: "main@0123456789abcdef", Author: "dev@example.test", Targets: []inventory.Target{render.DirectoryAddress("/out", id)},
 			Effective: &schemas.Effective{TTL: "48h", Usages: []schemas.KeyUsage{"digital signature", "server auth"}, SignatureAlgorithm: "ECDSAWithSHA256"}}
 	}
@@ -218,8 +219,18 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 	if a.Effective == nil || a.Effective != b.Effective {
 		t.Errorf("two entries hold two copies of one Effective: %p, %p", a.Effective, b.Effective)
 	}
-	if a.Serial != "1" || b.Serial != "599" || a.Targets[0].Path != "web/svc-1" || b.Effective.TTL != "48h" {
+	if a.Serial != "1" || b.Serial != "599" || a.Targets[0].Path != "web/svc-1" || b.Effective.TTL != "48h" ||
+		a.DNSNames[0] != "web/svc-1.example.test" || a.DNSNames[1] != "other.example.test" {
 		t.Errorf("entries read back wrong: %+v, %+v", a, b)
+	}
+	// Within an entry: the path is the end of the key, the common name the
+	// first DNS name.
+	key, path := a.Targets[0].Key, a.Targets[0].Path
+	if unsafe.StringData(path) != unsafe.StringData(key[len(key)-len(path):]) {
+		t.Errorf("the target's path %q is a copy, not the end of its key %q", path, key)
+	}
+	if unsafe.StringData(a.CommonName) != unsafe.StringData(a.DNSNames[0]) {
+		t.Errorf("the common name and the equal first DNS name are two copies")
 	}
 }
 

@@ -185,6 +185,15 @@ func (e *Entry) share(effectives *schemas.Effectives) {
 		for _, s := range []*string{&t.Cluster, &t.Namespace, &t.Mount} {
 			*s = unique.Make(*s).Value()
 		}
+		// The key ends with the Secret's name or the path: keep one copy.
+		for _, s := range []*string{&t.Name, &t.Path} {
+			if strings.HasSuffix(t.Key, *s) {
+				*s = t.Key[len(t.Key)-len(*s):]
+			}
+		}
+	}
+	if len(e.DNSNames) > 0 && e.DNSNames[0] == e.CommonName {
+		e.DNSNames[0] = e.CommonName
 	}
 	if r := e.Rare; r != nil {
 		r.PermanentFor = unique.Make(r.PermanentFor).Value()
