@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/source"
@@ -115,5 +116,25 @@ func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
 	t.Logf("held per certificate of the revision, besides its text (%d B): whole %.0f B, a quarter's share %.0f B", text/n, wholeB, shareB)
 	if shareB > 0.6*wholeB {
 		t.Errorf("a Renderer keeping a quarter holds %.0f B per certificate of the revision, the whole one %.0f B: the others are not dropped", shareB, wholeB)
+	}
+}
+
+// TestTemplateHashIsOneCopy: certificates whose targets carry the same
+// template share one copy of its hash (a pass holds every target of the
+// fleet), and a different template still hashes differently.
+func TestTemplateHashIsOneCopy(t *testing.T) {
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}, Files: []source.File{{Path: "team.yaml", Data: []byte(
+		cert("team", "a", "    - directory: {path: a}\n") + "---\n" + cert("team", "b", "    - directory: {path: b}\n") + "---\n" +
+			strings.Replace(cert("team", "c", "    - directory: {path: c}\n"), "spec:\n", "spec:\n  privateKey: {encoding: PKCS8}\n", 1))}}}
+	res := render.NewRenderer().Render(snap, catalog(t, clusters))
+	if len(res.Desired) != 3 || len(res.Errors) > 0 {
+		t.Fatalf("rendered %d, errors %v", len(res.Desired), res.Errors)
+	}
+	a, b, c := res.Desired[0].Targets[0].TemplateHash, res.Desired[1].Targets[0].TemplateHash, res.Desired[2].Targets[0].TemplateHash
+	if a == "" || a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("two equal template hashes %q, %q are two copies", a, b)
+	}
+	if c == a {
+		t.Errorf("another key encoding hashes as the default one: %q", c)
 	}
 }
