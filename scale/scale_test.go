@@ -278,6 +278,16 @@ type passes struct {
 	claimWall           time.Duration
 }
 
+// report gives one process's rows, their names prefixed.
+func (ps passes) report(b *testing.B, prefix string) {
+	b.ReportMetric(ps.firstWall.Seconds(), prefix+"first-pass-s")
+	b.ReportMetric(ps.noopWall.Seconds(), prefix+"noop-pass-s")
+	b.ReportMetric(ps.firstPeak, prefix+"first-peak-RSS-MiB")
+	b.ReportMetric(ps.noopPeak, prefix+"noop-peak-RSS-MiB")
+	b.ReportMetric(ps.firstLive, prefix+"first-live-heap-MiB")
+	b.ReportMetric(ps.noopLive, prefix+"noop-live-heap-MiB")
+}
+
 // manage runs a fresh fleet of n certificates through a first pass and a
 // no-op pass in k processes side by side, checking that each certificate
 // is issued once and that the no-op pass finds every one in sync. A shard's
@@ -367,12 +377,7 @@ func BenchmarkManaged100k(b *testing.B) {
 		one := manage(b, f, n, 1)
 		peak := max(one.firstPeak, one.noopPeak)
 		b.ReportMetric(float64(n), "certificates")
-		b.ReportMetric(one.firstWall.Seconds(), "first-pass-s")
-		b.ReportMetric(one.noopWall.Seconds(), "noop-pass-s")
-		b.ReportMetric(one.firstPeak, "first-peak-RSS-MiB")
-		b.ReportMetric(one.noopPeak, "noop-peak-RSS-MiB")
-		b.ReportMetric(one.firstLive, "first-live-heap-MiB")
-		b.ReportMetric(one.noopLive, "noop-live-heap-MiB")
+		one.report(b, "")
 		b.ReportMetric(base.peakMiB, "validate-peak-RSS-MiB")
 		b.ReportMetric(base.wall.Seconds(), "validate-s")
 		b.ReportMetric(peak/512, "ratio-to-512MiB")
@@ -386,13 +391,7 @@ func BenchmarkManaged100k(b *testing.B) {
 			f.remove()
 			f = newFleet(b, n, form())
 			f.env = []string{"GODEBUG=gctrace=1", "GOMEMLIMIT=" + limit}
-			lim := manage(b, f, n, 1)
-			b.ReportMetric(lim.firstWall.Seconds(), "GOMEMLIMIT-first-pass-s")
-			b.ReportMetric(lim.noopWall.Seconds(), "GOMEMLIMIT-noop-pass-s")
-			b.ReportMetric(lim.firstPeak, "GOMEMLIMIT-first-peak-RSS-MiB")
-			b.ReportMetric(lim.noopPeak, "GOMEMLIMIT-noop-peak-RSS-MiB")
-			b.ReportMetric(lim.firstLive, "GOMEMLIMIT-first-live-heap-MiB")
-			b.ReportMetric(lim.noopLive, "GOMEMLIMIT-noop-live-heap-MiB")
+			manage(b, f, n, 1).report(b, "GOMEMLIMIT-")
 		}
 	}
 }
