@@ -162,19 +162,20 @@ type run struct {
 	liveMiB float64
 }
 
-// gcLive matches a gctrace line's heap sizes: at the start, at the end,
-// and live after marking (MB).
-var gcLive = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB`)
+// gcLine is a GODEBUG=gctrace=1 line: "… A->B->C MB, …", C the heap
+// marked live by that collection (MB meaning 2^20 bytes there).
+var gcLine = regexp.MustCompile(`(?m)^gc \d+ @.* (\d+)->(\d+)->(\d+) MB.*$`)
 
-// liveOf is the largest live heap in a process's gctrace output, MiB.
-func liveOf(stderr string) float64 {
-	live := 0
-	for _, m := range gcLive.FindAllStringSubmatch(stderr, -1) {
-		if n, err := strconv.Atoi(m[3]); err == nil {
-			live = max(live, n)
+// largestLive is the largest live heap in gctrace output, in MiB: what
+// the pass keeps, whatever the collector's pace.
+func largestLive(stderr string) float64 {
+	var live float64
+	for _, m := range gcLine.FindAllStringSubmatch(stderr, -1) {
+		if v, err := strconv.ParseFloat(m[3], 64); err == nil {
+			live = max(live, v)
 		}
 	}
-	return float64(live)
+	return live
 }
 
 // exec runs the binary with args, its JSON report to a file, and measures
@@ -190,7 +191,7 @@ func (f *fleet) exec(args ...string) run {
 	var stderr strings.Builder
 	cmd := exec.Command(f.bin, args...)
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
-	// gctrace reports each collection's live heap (liveOf) on stderr.
+	// gctrace reports each collection's live heap (largestLive) on stderr.
 	cmd.Env = append(append(os.Environ(), "GODEBUG=gctrace=1"), f.env...)
 	if extra := os.Getenv("CERTFLEET_SCALE_CHILD_ENV"); extra != "" {
 		cmd.Env = append(cmd.Env, strings.Fields(extra)...) // e.g. GODEBUG=gctrace=1,madvdontneed=1
@@ -199,7 +200,7 @@ func (f *fleet) exec(args ...string) run {
 	err = cmd.Run()
 	var r run
 	r.wall = time.Since(start)
-	r.liveMiB = liveOf(stderr.String())
+	r.liveMiB = largestLive(stderr.String())
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.peakMiB = float64(ru.Maxrss) / 1024 // kilobytes on Linux

@@ -176,8 +176,8 @@ func inventoryTable(out io.Writer, entries []*inventory.Entry, now time.Time) er
 			targets[i] = t.Key
 		}
 		status := ""
-		if e.FailingSince != nil {
-			status = " (failing since " + e.FailingSince.UTC().Format(time.RFC3339) + ")"
+		if e.FailingSince() != nil {
+			status = " (failing since " + e.FailingSince().UTC().Format(time.RFC3339) + ")"
 		}
 		fmt.Fprintf(w, "%s%s\t%s\t%s (%s)\t%s\t%s\t%s\t%s\n", e.ID, status, e.Issuer, e.NotAfter.UTC().Format("2006-01-02 15:04"),
 			until(e.NotAfter, now), e.RenewAt.UTC().Format("2006-01-02 15:04"), cmp.Or(e.Author, "-"),

@@ -160,7 +160,7 @@ type Served struct {
 
 // Target is the decision for one target.
 type Target struct {
-	Target render.Target
+	Target *render.Target
 	Reason Reason
 	// Message explains Reason to people (drift, the report, the page).
 	Message  string
@@ -508,17 +508,17 @@ func Decide(in Input) Decisions {
 			case !observed && t.Kind == render.Kubernetes:
 				continue // its cluster was listed and the Secret is not there
 			case !owned(o, e.ID, in.Inventory):
-				out.TakenOver = append(out.TakenOver, Target{Target: render.Target{Address: t}, Reason: TakenOver, Message: takenOverMessage,
+				out.TakenOver = append(out.TakenOver, Target{Target: &render.Target{Address: t}, Reason: TakenOver, Message: takenOverMessage,
 					Observed: o, Certificate: e.ID})
 				continue
 			}
-			out.Orphans = append(out.Orphans, Target{Target: render.Target{Address: t}, Reason: Orphaned, Message: orphanedMessage,
+			out.Orphans = append(out.Orphans, Target{Target: &render.Target{Address: t}, Reason: Orphaned, Message: orphanedMessage,
 				Observed: o, Certificate: e.ID})
 		}
 	}
 	for key, o := range in.Observed {
 		if !desiredKeys[key] && !ours[key] && !o.Managed && o.Target.Kind == render.Kubernetes {
-			out.Unmanaged = append(out.Unmanaged, Target{Target: o.Target, Reason: Unmanaged, Message: unmanagedMessage(o), Observed: o})
+			out.Unmanaged = append(out.Unmanaged, Target{Target: &o.Target, Reason: Unmanaged, Message: unmanagedMessage(o), Observed: o})
 		}
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].Target.Key < out.Orphans[j].Target.Key })
@@ -564,9 +564,12 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 	}()
 	entry := in.Inventory[d.ID]
 	var healthy []int // targets holding a usable copy of a current certificate
-	for _, t := range d.Targets {
+	for i := range d.Targets {
+		// A decision points at the desired target rather than copying it:
+		// a pass holds a decision for every target of the fleet.
+		t := d.Targets[i]
 		o := in.Observed[t.Key]
-		td := Target{Target: t, Observed: o, Reason: InSync}
+		td := Target{Target: &d.Targets[i], Observed: o, Reason: InSync}
 		if unobservable(in, t) {
 			td.Reason, td.Message = Unreachable, unreachableMessage
 		} else {
@@ -601,7 +604,7 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 		if td.Reason != InSync {
 			continue
 		}
-		if msg, ok := notServed(td.Target, td.Observed, in.Served, entry, in.Now); ok {
+		if msg, ok := notServed(*td.Target, td.Observed, in.Served, entry, in.Now); ok {
 			td.Reason, td.Message = NotServed, msg
 		}
 	}
@@ -655,14 +658,14 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 	if c.Issue && !anyWrite(c.Targets) {
 		c.Issue = false // every target is unreachable or taken over: issuing now would deliver nowhere
 	}
-	if entry != nil && c.Issue && entry.PermanentFor != "" && entry.PermanentFor == FailureKey(d, in.Catalog) {
+	if entry != nil && c.Issue && entry.PermanentFor() != "" && entry.PermanentFor() == FailureKey(d, in.Catalog) {
 		c.Reason, c.Issue, c.Source, c.Record = PermanentFailure, false, nil, false
 		for i := range c.Targets {
 			c.Targets[i].Write = false
 		}
 		return c
 	}
-	if entry != nil && entry.RetryAt != nil && in.Now.Before(*entry.RetryAt) && (c.Issue || anyWrite(c.Targets)) {
+	if entry != nil && entry.RetryAt() != nil && in.Now.Before(*entry.RetryAt()) && (c.Issue || anyWrite(c.Targets)) {
 		c.Reason, c.Issue, c.Source, c.Record = BackingOff, false, nil, false
 		for i := range c.Targets {
 			c.Targets[i].Write = false

@@ -615,22 +615,22 @@ func TestCertificate(t *testing.T) {
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate backing off does not issue or write before its retry time",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing)),
-				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &future}}},
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Rare: &inventory.Rare{Attempts: 3, RetryAt: &future}}}},
 			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate backing off does not copy a healthy certificate before its retry time",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy)),
-				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: serialOf(healthy), Attempts: 1, RetryAt: &future}}},
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: serialOf(healthy), Rare: &inventory.Rare{Attempts: 1, RetryAt: &future}}}},
 			want: want{reason: decide.BackingOff, targets: []decide.Reason{decide.InSync, decide.Missing, decide.Missing},
 				writes: []bool{false, false, false}, source: -1, reuse: -1}},
 		{name: "a certificate whose retry time has passed is issued",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, renewing)),
-				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 3, RetryAt: &past}}},
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Rare: &inventory.Rare{Attempts: 3, RetryAt: &past}}}},
 			want: want{reason: decide.Missing, targets: []decide.Reason{decide.Expiring, decide.Missing, decide.Missing},
 				writes: []bool{true, true, true}, issue: true, source: -1, reuse: -1}},
 		{name: "a certificate with a retry time but nothing to do stays InSync",
 			in: decide.Input{Desired: []*render.Desired{d}, Observed: observedBy(f.delivered(d, a, healthy), f.delivered(d, b, healthy), f.delivered(d, c, healthy)),
-				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: serialOf(healthy), Attempts: 3, RetryAt: &future}}},
+				Inventory: map[string]*inventory.Entry{d.ID: {ID: d.ID, Serial: serialOf(healthy), Rare: &inventory.Rare{Attempts: 3, RetryAt: &future}}}},
 			want: want{reason: decide.InSync, targets: []decide.Reason{decide.InSync, decide.InSync, decide.InSync},
 				writes: []bool{false, false, false}, source: 0, reuse: -1}},
 		{name: "rotationPolicy Never reuses the key of a target whose key matches",
@@ -909,7 +909,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 	})
 }
 
-func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
+func TestCertificatesKeepTheDesiredOrderAndTargets(t *testing.T) {
 	f := newFixture(t)
 	var ds []*render.Desired
 	obs := map[string]*target.Observed{}
@@ -931,6 +931,11 @@ func TestCertificatesKeepTheDesiredOrder(t *testing.T) {
 		if c.Desired != ds[i] || c.Reason != decide.InSync {
 			t.Errorf("certificate %d is %s (%s), want %s in sync", i, c.Desired.ID, c.Reason, ds[i].ID)
 		}
+		// A target's decision points at the desired target, not at a copy
+		// of it: a pass holds a decision for every target of the fleet.
+		if len(c.Targets) != 1 || c.Targets[0].Target != &ds[i].Targets[0] {
+			t.Errorf("certificate %d's target decision holds a copy of its desired target", i)
+		}
 	}
 }
 
@@ -939,7 +944,7 @@ func TestAPermanentFailureWaitsForTheDeclarationOrTheCatalogToChange(t *testing.
 	tg := dirTarget("/srv/api")
 	d := desired("team-a/api", nil, tg)
 	cat := f.catalog()
-	refused := map[string]*inventory.Entry{d.ID: {ID: d.ID, Attempts: 1, FailureKind: "Permanent", PermanentFor: decide.FailureKey(d, cat)}}
+	refused := map[string]*inventory.Entry{d.ID: {ID: d.ID, Rare: &inventory.Rare{Attempts: 1, FailureKind: "Permanent", PermanentFor: decide.FailureKey(d, cat)}}}
 	decideOne := func(d *render.Desired, cat *schemas.Catalog) decide.Certificate {
 		return decide.Decide(decide.Input{Desired: []*render.Desired{d}, Inventory: refused, Catalog: cat, Now: now}).Certificates[0]
 	}
@@ -1094,7 +1099,7 @@ func TestACertificateWideReasonIsEveryTargetsWithItsMessage(t *testing.T) {
 			want: decide.PolicyViolation, msg: "policies deny the declaration"},
 		{name: "a certificate that waits for its retry is BackingOff", d: desired("team-a/api", nil, a, b),
 			in: func(in *decide.Input) {
-				in.Inventory = map[string]*inventory.Entry{"team-a/api": {ID: "team-a/api", Attempts: 2, RetryAt: &retry}}
+				in.Inventory = map[string]*inventory.Entry{"team-a/api": {ID: "team-a/api", Rare: &inventory.Rare{Attempts: 2, RetryAt: &retry}}}
 			},
 			want: decide.BackingOff, msg: "retrying after a backoff"},
 	}

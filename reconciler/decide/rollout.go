@@ -280,7 +280,7 @@ func (r Rollout) Apply(d *Decisions) {
 func FailingIDs(inv map[string]*inventory.Entry) map[string]bool {
 	out := map[string]bool{}
 	for id, e := range inv {
-		if e.Attempts > 0 || e.PermanentFor != "" {
+		if e.Attempts() > 0 || e.PermanentFor() != "" {
 			out[id] = true
 		}
 	}

@@ -51,7 +51,7 @@ func waveCert(id string, reason decide.Reason, clusters ...string) decide.Certif
 		if reason == decide.BackingOff || reason == decide.PermanentFailure {
 			tr = decide.AuthorityRotated // the target's own reason stays under the certificate-wide one
 		}
-		c.Targets = append(c.Targets, decide.Target{Target: t, Reason: tr, Write: c.Issue})
+		c.Targets = append(c.Targets, decide.Target{Target: &t, Reason: tr, Write: c.Issue})
 	}
 	return c
 }

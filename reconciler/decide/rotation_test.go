@@ -107,7 +107,7 @@ func TestRotationPhases(t *testing.T) {
 				inv[id] = &inventory.Entry{ID: id, Serial: pki.Serial(o.Cert.SerialNumber)}
 				if tt.backoff {
 					retry := now.Add(time.Hour)
-					inv[id].RetryAt = &retry
+					inv[id].Edit().RetryAt = &retry
 				}
 			}
 			var untrusted map[string]string

@@ -34,10 +34,10 @@ func TestFailureText(t *testing.T) {
 // TestFailuresInTheInventory: an entry records what failed as a list of
 // lines (it was one "; "-joined string), and reads them back as written.
 func TestFailuresInTheInventory(t *testing.T) {
-	in := inventory.Entry{ID: "team-a/api", Failures: inventory.Failures{
+	in := inventory.Entry{ID: "team-a/api", Rare: &inventory.Rare{Failures: inventory.Failures{
 		{What: "team-a/api → kubernetes/alpha/web/api-tls", Err: "forbidden"},
 		{Err: "vault: permission denied; role mtls"},
-	}}
+	}}}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestFailuresInTheInventory(t *testing.T) {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Failures) != 2 || out.Failures[0].String() != raw.Failures[0] || out.Failures[1].String() != raw.Failures[1] {
-		t.Errorf("failures read back = %q, want the lines written", out.Failures)
+	if len(out.Failures()) != 2 || out.Failures()[0].String() != raw.Failures[0] || out.Failures()[1].String() != raw.Failures[1] {
+		t.Errorf("failures read back = %q, want the lines written", out.Failures())
 	}
 }

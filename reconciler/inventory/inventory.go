@@ -38,6 +38,33 @@ type Entry struct {
 	URIs           []string `json:"uris,omitempty"`
 	EmailAddresses []string `json:"emailAddresses,omitempty"`
 	Targets        []Target `json:"targets"`
+	// Effective is what the issuer makes of the request (TTL, usages,
+	// subject, signature algorithm), where it differs from what was asked.
+	Effective *schemas.Effective `json:"effective,omitempty"`
+	UpdatedAt time.Time          `json:"updatedAt"`
+	// Shard is the shard that owns the certificate: the only one that acts
+	// on it ("": the unsharded process). The entry is kept in that shard's
+	// pages, which no other shard writes.
+	Shard string `json:"shard,omitempty"`
+	// Fingerprint is the target.Bundle.Fingerprint of the bundle certfleet
+	// last wrote to the targets (its key checked against its leaf): a
+	// target still holding exactly those bytes needs no key parsed
+	// (target.Observed.Recorded). A hash of the whole bundle, not of the
+	// key alone, which it reveals nothing of; kept out of reports and logs
+	// all the same. Empty in entries recorded before it existed.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Rare holds what few entries carry — failures and retries, serials
+	// waiting to be revoked, moves between shards — behind one pointer (nil
+	// while all of it is zero): a pass holds every entry of the fleet at
+	// once, and these fields were most of an entry's size. Its fields are
+	// promoted, so the stored JSON is the same as when they were Entry's
+	// own; read them through the methods below (a nil Rare reads as zero),
+	// set them through Edit.
+	*Rare
+}
+
+// Rare is the part of an Entry that few entries carry (see Entry.Rare).
+type Rare struct {
 	// FailingSince is set while issuing or delivering fails, with what
 	// failed last time.
 	FailingSince *time.Time `json:"failingSince,omitempty"`
@@ -49,9 +76,6 @@ type Entry struct {
 	// FailureKind is Permanent (the issuer refused; retrying cannot help)
 	// or Transient (retried with backoff) while the certificate fails.
 	FailureKind FailureKind `json:"failureKind,omitempty"`
-	// Effective is what the issuer makes of the request (TTL, usages,
-	// subject, signature algorithm), where it differs from what was asked.
-	Effective *schemas.Effective `json:"effective,omitempty"`
 	// PermanentFor is what a permanent failure was for (decide.FailureKey):
 	// the certificate is not tried again until that changes.
 	PermanentFor string `json:"permanentFor,omitempty"`
@@ -60,11 +84,6 @@ type Entry struct {
 	// its targets still saw one served (decide.RevocationWait). Each pass
 	// revokes those no probe sees any more.
 	Superseded []Superseded `json:"superseded,omitempty"`
-	UpdatedAt  time.Time    `json:"updatedAt"`
-	// Shard is the shard that owns the certificate: the only one that acts
-	// on it ("": the unsharded process). The entry is kept in that shard's
-	// pages, which no other shard writes.
-	Shard string `json:"shard,omitempty"`
 	// Released is set by the owning shard once the certificate is no longer
 	// its own (relabelled, resharded): it stopped acting on it, left every
 	// target as it was, and the shard it now belongs to may adopt it.
@@ -73,14 +92,6 @@ type Entry struct {
 	// adoption and takeover adds one): of two copies in two shards' pages
 	// the one with more is current, whatever the clocks say.
 	Handoffs int `json:"handoffs,omitempty"`
-	// Fingerprint is the target.Bundle.Fingerprint of the bundle certfleet
-	// last wrote to the targets (its key checked against its leaf): a
-	// target still holding exactly those bytes needs no key parsed
-	// (target.Observed.Recorded). A hash of the whole bundle, not of the
-	// key alone, which it reveals nothing of; kept out of reports and logs
-	// all the same. Empty in entries recorded before it existed.
-	Fingerprint string `json:"fingerprint,omitempty"`
-
 	// elsewhere names the other shards whose pages still hold an older copy
 	// (set by Load).
 	elsewhere []string
@@ -98,6 +109,65 @@ func (e *Entry) Reported() *Entry {
 	return &r
 }
 
+// Edit returns the entry's Rare part to set a field of, adding it if the
+// entry has none. An entry copied by value shares its Rare part with the
+// original: Clone it first when the two must differ.
+func (e *Entry) Edit() *Rare {
+	if e.Rare == nil {
+		e.Rare = &Rare{}
+	}
+	return e.Rare
+}
+
+// Clone is a copy of e that shares nothing Edit changes with e.
+func (e *Entry) Clone() *Entry {
+	c := *e
+	if e.Rare != nil {
+		r := *e.Rare
+		c.Rare = &r
+	}
+	return &c
+}
+
+// The readers of Rare's fields: zero when the entry has no Rare part. They
+// shadow the promoted fields, so that no reader can forget the nil check.
+
+// FailingSince is set while issuing or delivering fails.
+func (e *Entry) FailingSince() *time.Time { return rareOf(e).FailingSince }
+
+// Failures are what failed last time, while the certificate fails.
+func (e *Entry) Failures() Failures { return rareOf(e).Failures }
+
+// Attempts counts failed attempts in a row.
+func (e *Entry) Attempts() int { return rareOf(e).Attempts }
+
+// RetryAt is when the daemon tries again (nil: not waiting).
+func (e *Entry) RetryAt() *time.Time { return rareOf(e).RetryAt }
+
+// FailureKind says whether the current failure is worth retrying.
+func (e *Entry) FailureKind() FailureKind { return rareOf(e).FailureKind }
+
+// PermanentFor is what a permanent failure was for.
+func (e *Entry) PermanentFor() string { return rareOf(e).PermanentFor }
+
+// Superseded are serials waiting to be revoked.
+func (e *Entry) Superseded() []Superseded { return rareOf(e).Superseded }
+
+// Released reports whether the owning shard let the certificate go.
+func (e *Entry) Released() bool { return rareOf(e).Released }
+
+// Handoffs counts the certificate's moves between shards.
+func (e *Entry) Handoffs() int { return rareOf(e).Handoffs }
+
+var noRare Rare
+
+func rareOf(e *Entry) *Rare {
+	if e.Rare == nil {
+		return &noRare
+	}
+	return e.Rare
+}
+
 // Superseded is a serial waiting to be revoked.
 type Superseded struct {
 	Serial   string    `json:"serial"`
@@ -111,10 +181,10 @@ type Superseded struct {
 
 // HeldElsewhere reports whether shard's pages hold an older copy of the
 // entry than the one Load returned ("" is the unsharded process).
-func (e *Entry) HeldElsewhere(shard string) bool { return slices.Contains(e.elsewhere, shard) }
+func (e *Entry) HeldElsewhere(shard string) bool { return slices.Contains(rareOf(e).elsewhere, shard) }
 
 // Copies reports whether other shards' pages hold older copies of the entry.
-func (e *Entry) Copies() bool { return len(e.elsewhere) > 0 }
+func (e *Entry) Copies() bool { return len(rareOf(e).elsewhere) > 0 }
 
 // FailureKind says whether trying an issuance or a delivery again can help.
 type FailureKind string

@@ -145,11 +145,11 @@ func TestShardPages(t *testing.T) {
 	}
 
 	// a releases x; b adopts it later: b's copy wins, whatever the order read.
-	a["x"] = &inventory.Entry{ID: "x", Serial: "1", Shard: "a", Released: true, UpdatedAt: t0.Add(time.Minute)}
+	a["x"] = &inventory.Entry{ID: "x", Serial: "1", Shard: "a", UpdatedAt: t0.Add(time.Minute), Rare: &inventory.Rare{Released: true}}
 	if failed := inventory.Save(ctx, s, "a", a, []string{"x"}); failed != nil {
 		t.Fatal(failed)
 	}
-	if got, _ = inventory.Load(ctx, s); !got["x"].Released || got["x"].Shard != "a" {
+	if got, _ = inventory.Load(ctx, s); !got["x"].Released() || got["x"].Shard != "a" {
 		t.Fatalf("after the release x is %+v", got["x"])
 	}
 	b := map[string]*inventory.Entry{"x": {ID: "x", Serial: "1", Shard: "b", UpdatedAt: t0.Add(2 * time.Minute)}}
@@ -157,7 +157,7 @@ func TestShardPages(t *testing.T) {
 		t.Fatal(failed)
 	}
 	got, _ = inventory.Load(ctx, s)
-	if got["x"].Shard != "b" || got["x"].Released || got["y"].Shard != "a" {
+	if got["x"].Shard != "b" || got["x"].Released() || got["y"].Shard != "a" {
 		t.Fatalf("after b adopted x: x %+v, y %+v", got["x"], got["y"])
 	}
 	// a's stale released copy goes the next time a writes that page.
@@ -195,6 +195,7 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 	for i := range cap(ids600) {
 		id := ids600[i]
 		inv[id] = &inventory.Entry{ID: id, Serial: fmt.Sprint(i), Issuer: "mtls", File: "teams/web/certificates.yaml",
+			CommonName: id + ".example.test", DNSNames: []string{id + ".example.test", "other.example.test"},
 			Revision: "main@0123456789abcdef", Author: "dev@example.test", Targets: []inventory.Target{render.DirectoryAddress("/out", id)},
 			Effective: &schemas.Effective{TTL: "48h", Usages: []schemas.KeyUsage{"digital signature", "server auth"}, SignatureAlgorithm: "ECDSAWithSHA256"}}
 	}
@@ -222,8 +223,18 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 	if a.Effective == nil || a.Effective != b.Effective {
 		t.Errorf("two entries hold two copies of one Effective: %p, %p", a.Effective, b.Effective)
 	}
-	if a.Serial != "1" || b.Serial != "599" || a.Targets[0].Path != "web/svc-1" || b.Effective.TTL != "48h" {
+	if a.Serial != "1" || b.Serial != "599" || a.Targets[0].Path != "web/svc-1" || b.Effective.TTL != "48h" ||
+		a.DNSNames[0] != "web/svc-1.example.test" || a.DNSNames[1] != "other.example.test" {
 		t.Errorf("entries read back wrong: %+v, %+v", a, b)
+	}
+	// Within an entry: the path is the end of the key, the common name the
+	// first DNS name.
+	key, path := a.Targets[0].Key, a.Targets[0].Path
+	if unsafe.StringData(path) != unsafe.StringData(key[len(key)-len(path):]) {
+		t.Errorf("the target's path %q is a copy, not the end of its key %q", path, key)
+	}
+	if unsafe.StringData(a.CommonName) != unsafe.StringData(a.DNSNames[0]) {
+		t.Errorf("the common name and the equal first DNS name are two copies")
 	}
 }
 
@@ -282,11 +293,11 @@ func TestLoadWithShareKeepsAShardsPart(t *testing.T) {
 	}
 	save("a",
 		&inventory.Entry{ID: "own", Serial: "1", Shard: "a", UpdatedAt: t0},
-		&inventory.Entry{ID: "released", Serial: "2", Shard: "a", Released: true, Handoffs: 1, UpdatedAt: t0},
+		&inventory.Entry{ID: "released", Serial: "2", Shard: "a", Rare: &inventory.Rare{Released: true, Handoffs: 1}, UpdatedAt: t0},
 		// a released moved, which b adopted since: b's copy is current.
-		&inventory.Entry{ID: "moved", Serial: "3", Shard: "a", Released: true, Handoffs: 1, UpdatedAt: t0})
+		&inventory.Entry{ID: "moved", Serial: "3", Shard: "a", Rare: &inventory.Rare{Released: true, Handoffs: 1}, UpdatedAt: t0})
 	save("b",
-		&inventory.Entry{ID: "moved", Serial: "3", Shard: "b", Handoffs: 2, UpdatedAt: t0.Add(time.Minute)},
+		&inventory.Entry{ID: "moved", Serial: "3", Shard: "b", Rare: &inventory.Rare{Handoffs: 2}, UpdatedAt: t0.Add(time.Minute)},
 		&inventory.Entry{ID: "b-only", Serial: "4", Shard: "b", UpdatedAt: t0})
 	save("c",
 		&inventory.Entry{ID: "wanted", Serial: "5", Shard: "c", UpdatedAt: t0},
@@ -317,7 +328,7 @@ func TestLoadWithShareKeepsAShardsPart(t *testing.T) {
 	}
 	for id, e := range part {
 		w := whole[id]
-		if e.Shard != w.Shard || e.Released != w.Released || e.Serial != w.Serial || e.HeldElsewhere("a") != w.HeldElsewhere("a") {
+		if e.Shard != w.Shard || e.Released() != w.Released() || e.Serial != w.Serial || e.HeldElsewhere("a") != w.HeldElsewhere("a") {
 			t.Errorf("%s in shard a's part is %+v; a whole read has %+v", id, e, w)
 		}
 	}

@@ -125,14 +125,14 @@ func PerShard(name, shard string) string {
 // replace), then the one updated last, then the one not released, then
 // the shard named first, so every reader picks the same.
 func later(a, b *Entry) bool {
-	if a.Handoffs != b.Handoffs {
-		return a.Handoffs > b.Handoffs
+	if a.Handoffs() != b.Handoffs() {
+		return a.Handoffs() > b.Handoffs()
 	}
 	if !a.UpdatedAt.Equal(b.UpdatedAt) {
 		return a.UpdatedAt.After(b.UpdatedAt)
 	}
-	if a.Released != b.Released {
-		return !a.Released
+	if a.Released() != b.Released() {
+		return !a.Released()
 	}
 	return a.Shard < b.Shard
 }
@@ -281,10 +281,12 @@ func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
 			if i >= nLegacy {
 				if prev := out[e.ID]; prev != nil && fromPage[e.ID] {
 					if !later(e, prev) {
-						prev.elsewhere = append(prev.elsewhere, e.Shard) // another shard's copy is newer
+						r := prev.Edit()
+						r.elsewhere = append(r.elsewhere, e.Shard) // another shard's copy is newer
 						continue
 					}
-					e.elsewhere = append(prev.elsewhere, prev.Shard)
+					elsewhere := append(rareOf(prev).elsewhere, prev.Shard)
+					e.Edit().elsewhere = elsewhere
 				}
 				fromPage[e.ID] = true
 			}
@@ -299,20 +301,32 @@ func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
 // Effective — by one shared copy each, right after a page is decoded: the
 // decoder makes a copy per entry, and a pass holds every entry at once.
 func (e *Entry) share(effectives *schemas.Effectives) {
-	for _, s := range []*string{&e.Issuer, &e.File, &e.Revision, &e.Author, &e.Shard, &e.PermanentFor} {
+	for _, s := range []*string{&e.Issuer, &e.File, &e.Revision, &e.Author, &e.Shard} {
 		*s = unique.Make(*s).Value()
 	}
-	e.FailureKind = FailureKind(unique.Make(string(e.FailureKind)).Value())
 	for i := range e.Targets {
 		t := &e.Targets[i]
 		t.Kind = render.TargetKind(unique.Make(string(t.Kind)).Value())
 		for _, s := range []*string{&t.Cluster, &t.Namespace, &t.Mount} {
 			*s = unique.Make(*s).Value()
 		}
+		// The key ends with the Secret's name or the path: keep one copy.
+		for _, s := range []*string{&t.Name, &t.Path} {
+			if strings.HasSuffix(t.Key, *s) {
+				*s = t.Key[len(t.Key)-len(*s):]
+			}
+		}
 	}
-	for i := range e.Superseded {
-		e.Superseded[i].Issuer = unique.Make(e.Superseded[i].Issuer).Value()
-		e.Superseded[i].Reason = unique.Make(e.Superseded[i].Reason).Value()
+	if len(e.DNSNames) > 0 && e.DNSNames[0] == e.CommonName {
+		e.DNSNames[0] = e.CommonName
+	}
+	if r := e.Rare; r != nil {
+		r.PermanentFor = unique.Make(r.PermanentFor).Value()
+		r.FailureKind = FailureKind(unique.Make(string(r.FailureKind)).Value())
+		for i := range r.Superseded {
+			r.Superseded[i].Issuer = unique.Make(r.Superseded[i].Issuer).Value()
+			r.Superseded[i].Reason = unique.Make(r.Superseded[i].Reason).Value()
+		}
 	}
 	e.Effective = effectives.Share(e.Effective)
 }

@@ -78,19 +78,22 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 			return nil
 		})
 	}
-	seen := map[string]bool{}
 	each(func(t render.Target) {
-		if t.Kind == render.Kubernetes || seen[t.Key] {
+		if t.Kind == render.Kubernetes {
 			return
 		}
 		mu.Lock()
 		_, done := res.byKey[t.Key]
 		_, failed := res.unobservable[t.Key]
+		if !done && !failed {
+			// Taken: a nil observation until this one is done (no map of
+			// keys seen beside byKey, which holds every key anyway).
+			res.byKey[t.Key] = nil
+		}
 		mu.Unlock()
 		if done || failed {
 			return
 		}
-		seen[t.Key] = true
 		g.Go(func() error {
 			var o *target.Observed
 			var err error
@@ -103,6 +106,7 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
+				delete(res.byKey, t.Key)
 				res.unobservable[t.Key] = err
 				return nil
 			}

@@ -305,7 +305,7 @@ func (p *Pass) sweep(ctx context.Context, dec decide.Decisions, rep *Result) {
 			if t.Target.Kind != render.Directory || t.Write || t.Observed == nil || !t.Observed.Managed {
 				continue
 			}
-			if err := p.Dir.Sweep(t.Target); err != nil {
+			if err := p.Dir.Sweep(*t.Target); err != nil {
 				rep.Failures = append(rep.Failures, inventory.Failed("cleaning "+t.Target.Key, err))
 			}
 		}
@@ -601,15 +601,15 @@ func (p *Pass) actOn(ctx context.Context, res *render.Result, c *decide.Certific
 		case render.Kubernetes:
 			k := *p.Kube
 			k.Adopt = k.Adopt || td.TakeOver
-			err = k.Write(ctx, td.Target, bundle, m, td.Observed)
+			err = k.Write(ctx, *td.Target, bundle, m, td.Observed)
 		case render.VaultKV:
 			v := *p.Vault
 			v.Adopt = v.Adopt || td.TakeOver
-			err = v.Write(ctx, td.Target, bundle, m, td.Observed)
+			err = v.Write(ctx, *td.Target, bundle, m, td.Observed)
 		case render.Directory:
 			dir := *p.Dir
 			dir.Adopt = dir.Adopt || td.TakeOver
-			err = dir.Write(td.Target, bundle, m)
+			err = dir.Write(*td.Target, bundle, m)
 		}
 		o.written.set(td.Target.Key, err)
 	}
@@ -716,7 +716,7 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	now := p.now()
 	e := entryOf(res, c, o, prev, effective, now)
 	if s, ok := p.superseded(c, o, prev, now); ok {
-		e.Superseded = append(e.Superseded, s)
+		e.Edit().Superseded = append(e.Superseded(), s)
 	}
 	e.Shard = p.shardName() // acting on it makes it this shard's (an adoption)
 	failures := failuresOf(o)
@@ -727,8 +727,8 @@ func (p *Pass) record(res *render.Result, c *decide.Certificate, o *outcome, pre
 	recordErrs := p.audit(res, c, o, now)
 	p.log().Debug("certificate reconciled", "certificate", c.Desired.ID, "action", c.Action(), "serial", o.serial, "failures", len(failures))
 	var retry time.Time
-	if e.RetryAt != nil {
-		retry = *e.RetryAt
+	if e.RetryAt() != nil {
+		retry = *e.RetryAt()
 	}
 	return e, retry, errors.Join(recordErrs...)
 }
@@ -749,7 +749,7 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 		e.Author, e.Revision = prev.Author, prev.Revision
 	}
 	if prev != nil {
-		e.Superseded = slices.Clone(prev.Superseded) // still waiting to be revoked
+		e.Edit().Superseded = slices.Clone(prev.Superseded()) // still waiting to be revoked
 	}
 	declared := map[string]bool{}
 	for _, t := range d.Targets {
@@ -793,20 +793,20 @@ func failuresOf(o *outcome) inventory.Failures {
 // markFailing records a failure on e: since when, how often, and when to
 // try again — never, for a permanent failure, until what it was for changes.
 func (p *Pass) markFailing(e, prev *inventory.Entry, d *render.Desired, issueErr error, failures inventory.Failures, now time.Time) {
-	since := now
-	if prev != nil && prev.FailingSince != nil {
-		since, e.Attempts = *prev.FailingSince, prev.Attempts
+	since, r := now, e.Edit()
+	if prev != nil && prev.FailingSince() != nil {
+		since, r.Attempts = *prev.FailingSince(), prev.Attempts()
 	}
-	e.FailingSince, e.Failures = &since, failures
-	e.Attempts++
-	e.FailureKind = cmp.Or(inventory.KindOf(issueErr), inventory.Transient) // a failed write is transient
-	if e.FailureKind == inventory.Permanent {
+	r.FailingSince, r.Failures = &since, failures
+	r.Attempts++
+	r.FailureKind = cmp.Or(inventory.KindOf(issueErr), inventory.Transient) // a failed write is transient
+	if r.FailureKind == inventory.Permanent {
 		// Retrying cannot help: wait for the declaration or the catalog to change.
-		e.PermanentFor = decide.FailureKey(d, p.Catalog)
-	} else if delay := decide.RetryDelayFor(p.Catalog.Issuers[d.Certificate.Spec.Issuer], e.Attempts, p.RetryBackoff,
+		r.PermanentFor = decide.FailureKey(d, p.Catalog)
+	} else if delay := decide.RetryDelayFor(p.Catalog.Issuers[d.Certificate.Spec.Issuer], r.Attempts, p.RetryBackoff,
 		p.MaxRetryBackoff, backend.RetryAfter(issueErr)); delay > 0 {
 		retry := now.Add(delay)
-		e.RetryAt = &retry
+		r.RetryAt = &retry
 	}
 }
 

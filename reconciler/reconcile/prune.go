@@ -49,11 +49,11 @@ func (p *Pass) deleteOrphans(ctx context.Context, res *render.Result, dec decide
 		var err error
 		switch o.Target.Kind {
 		case render.Kubernetes:
-			err = p.Kube.Delete(ctx, o.Target, id, o.Observed)
+			err = p.Kube.Delete(ctx, *o.Target, id, o.Observed)
 		case render.VaultKV:
-			err = p.Vault.Delete(ctx, o.Target, id, o.Observed)
+			err = p.Vault.Delete(ctx, *o.Target, id, o.Observed)
 		case render.Directory:
-			err = p.Dir.Delete(o.Target)
+			err = p.Dir.Delete(*o.Target)
 		}
 		ev := inventory.Event{Time: now, Action: "prune", Certificate: id, Target: o.Target.Key, Reason: string(decide.Orphaned),
 			Revision: res.Revision.String(), Author: res.Revision.Author, Actor: p.Actor}

@@ -600,7 +600,7 @@ spec:
 	inv, _ := inventory.Load(context.Background(), e.backend)
 	failing := 0
 	for _, en := range inv {
-		if en.FailingSince != nil {
+		if en.FailingSince() != nil {
 			failing++
 		}
 	}
@@ -619,8 +619,8 @@ spec:
 	}
 	inv, _ = inventory.Load(context.Background(), e.backend)
 	for _, en := range inv {
-		if en.FailingSince != nil {
-			t.Errorf("%s still failing after convergence: %s", en.ID, en.Failures)
+		if en.FailingSince() != nil {
+			t.Errorf("%s still failing after convergence: %s", en.ID, en.Failures())
 		}
 	}
 }

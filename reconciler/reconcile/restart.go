@@ -103,7 +103,7 @@ func (p *Pass) restartWorkloads(ctx context.Context, dec decide.Decisions, outco
 
 // workloadName is how a target's workload is written in reports and the
 // audit log: Kind namespace/name (the cluster is the target's).
-func workloadName(t render.Target) string {
+func workloadName(t *render.Target) string {
 	return fmt.Sprintf("%s %s/%s", t.Restart.Kind, t.Namespace, t.Restart.Name)
 }
 

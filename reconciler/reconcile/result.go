@@ -126,13 +126,19 @@ func (r *Result) addObservationFailures(errs map[string]error) {
 // addDecisions counts the decisions and, when the pass acted, their
 // outcomes, and records every target's state after the pass.
 func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map[string]*inventory.Entry, now time.Time, jitter time.Duration) {
-	// Sized once: a state is ~300 bytes, and growing the slice target by
-	// target copied tens of megabytes at 100,000 of them.
-	n := len(dec.Orphans) + len(dec.Unmanaged) + len(dec.TakenOver)
+	// The state has a line per target, and the items one per target acted
+	// on or not in sync: sized once, not grown by doubling, which at a
+	// fleet's size leaves the halves behind as garbage at the pass's end.
+	states, items := len(dec.Orphans)+len(dec.Unmanaged)+len(dec.TakenOver), len(dec.Orphans)+len(dec.TakenOver)
 	for _, c := range dec.Certificates {
-		n += len(c.Targets)
+		states += len(c.Targets)
+		for _, t := range c.Targets {
+			if reason, _ := c.TargetReason(t); reason != decide.InSync || t.Write {
+				items++
+			}
+		}
 	}
-	r.State = slices.Grow(r.State, n)
+	r.State, r.Items = slices.Grow(r.State, states), slices.Grow(r.Items, items)
 	for i, c := range dec.Certificates {
 		var o *outcome
 		if outcomes != nil {
@@ -207,7 +213,7 @@ func statesOf(out []TargetState, c decide.Certificate, o *outcome, entry *invent
 			s.Wave = c.Wave
 		}
 		if entry != nil {
-			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince
+			s.IssuedSerial, s.FailingSince = entry.Serial, entry.FailingSince()
 		}
 		if o != nil && o.err == nil && o.entry != nil {
 			// Recorded by this pass (a copy, or a delivery the inventory had missed).

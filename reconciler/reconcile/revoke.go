@@ -70,11 +70,11 @@ func (p *Pass) revokeSuperseded(ctx context.Context, res *render.Result, inv map
 		if e == nil {
 			e = inv[id]
 		}
-		if len(e.Superseded) == 0 {
+		if len(e.Superseded()) == 0 {
 			continue
 		}
 		var kept []inventory.Superseded
-		for _, s := range e.Superseded {
+		for _, s := range e.Superseded() {
 			if !now.Before(s.NotAfter) {
 				continue
 			}
@@ -92,13 +92,13 @@ func (p *Pass) revokeSuperseded(ctx context.Context, res *render.Result, inv map
 			rep.Revoked++
 		}
 		switch {
-		case len(kept) == len(e.Superseded):
+		case len(kept) == len(e.Superseded()):
 		case recorded[id] != nil:
-			e.Superseded = kept
+			e.Edit().Superseded = kept
 		default:
-			updated := *e
-			updated.Superseded = kept
-			others[id] = &updated
+			updated := e.Clone()
+			updated.Edit().Superseded = kept
+			others[id] = updated
 		}
 	}
 	return others

@@ -182,7 +182,7 @@ func TestRevokingASupersededCertificateWaitsUntilItIsNoLongerServed(t *testing.T
 	if crlSerials(t, mount)[first] {
 		t.Fatal("the superseded serial was revoked while the workload still served it")
 	}
-	if en := rep.Inventory["web/web"]; en == nil || len(en.Superseded) != 1 || en.Superseded[0].Serial != first {
+	if en := rep.Inventory["web/web"]; en == nil || len(en.Superseded()) != 1 || en.Superseded()[0].Serial != first {
 		t.Fatalf("the inventory does not keep %s waiting: %+v", first, en)
 	}
 
@@ -218,7 +218,7 @@ func TestRevokingASupersededCertificateWaitsUntilItIsNoLongerServed(t *testing.T
 	if !strings.Contains(e.audit.String(), `"action":"revoke","certificate":"web/web","reason":"superseded: SpecChanged","serial":"`+first+`"`) {
 		t.Errorf("no audit line for the revocation of %s:\n%s", first, e.audit.String())
 	}
-	if en := rep.Inventory["web/web"]; en == nil || len(en.Superseded) != 0 {
+	if en := rep.Inventory["web/web"]; en == nil || len(en.Superseded()) != 0 {
 		t.Errorf("the inventory still keeps a serial waiting: %+v", en)
 	}
 	if rep = e.run(widened); rep.Revoked != 0 {

@@ -132,7 +132,7 @@ func (p *Pass) stale(claimed []*render.Desired, inv map[string]*inventory.Entry)
 	}
 	for _, d := range claimed {
 		// A claim not yet issued on is confirmed on a fresh read too.
-		if e := inv[d.ID]; e == nil || e.Shard != p.Shard.Name || e.Released || e.Serial == "" {
+		if e := inv[d.ID]; e == nil || e.Shard != p.Shard.Name || e.Released() || e.Serial == "" {
 			return true
 		}
 	}
@@ -169,7 +169,7 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 	r.Desired = nil
 	owner := func(id string) shard.Owner {
 		if e := inv[id]; e != nil {
-			return shard.Owner{Recorded: true, Shard: e.Shard, Released: e.Released}
+			return shard.Owner{Recorded: true, Shard: e.Shard, Released: e.Released()}
 		}
 		return shard.Owner{}
 	}
@@ -220,7 +220,7 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 		if declared[id] {
 			continue
 		}
-		if e.Shard == me && !e.Released {
+		if e.Shard == me && !e.Released() {
 			out.inv[id] = e
 			continue
 		}
@@ -318,21 +318,21 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 	next := maps.Clone(inv)
 	var changed []string
 	for _, id := range sh.release {
-		if e := inv[id]; e != nil && e.Shard == me && !e.Released {
-			r := *e
-			r.Released, r.UpdatedAt, r.Handoffs = true, now, e.Handoffs+1
-			next[id] = &r
+		if e := inv[id]; e != nil && e.Shard == me && !e.Released() {
+			r := e.Clone()
+			r.Edit().Released, r.UpdatedAt, r.Edit().Handoffs = true, now, e.Handoffs()+1
+			next[id] = r
 			changed = append(changed, id)
 		}
 	}
 	gone := map[string][]string{} // a gone shard → the IDs taken over from it
 	for _, id := range slices.Sorted(maps.Keys(sh.adopt)) {
 		e := inv[id]
-		a := *e
-		a.Shard, a.Released, a.UpdatedAt, a.Handoffs = me, false, now, e.Handoffs+1
-		next[id] = &a
+		a := e.Clone()
+		a.Shard, a.Edit().Released, a.UpdatedAt, a.Edit().Handoffs = me, false, now, e.Handoffs()+1
+		next[id] = a
 		changed = append(changed, id)
-		if !e.Released && e.Shard != me {
+		if !e.Released() && e.Shard != me {
 			gone[e.Shard] = append(gone[e.Shard], id)
 		}
 	}
@@ -347,7 +347,7 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 		switch {
 		case e.Shard != me && e.HeldElsewhere(me):
 			tidied = append(tidied, id)
-		case e.Shard == me && !e.Released && !sh.declared[id] && len(e.Targets) == 0 && !e.Copies():
+		case e.Shard == me && !e.Released() && !sh.declared[id] && len(e.Targets) == 0 && !e.Copies():
 			delete(next, id)
 			tidied = append(tidied, id)
 		}

@@ -151,14 +151,14 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 	if len(rep.Shard.Released) != 1 || len(rep.Actions) != 0 || rep.Pruned != 0 {
 		t.Fatalf("a's release: released %+v, actions %v, pruned %d", rep.Shard.Released, rep.Actions, rep.Pruned)
 	}
-	if e := e.owners()["payments/la"]; !e.Released || e.Shard != "a" {
+	if e := e.owners()["payments/la"]; !e.Released() || e.Shard != "a" {
 		t.Fatalf("after a's release the inventory says %+v", e)
 	}
 	rep = e.runWith(e.shardPass("b", three, alive), files)
 	if len(rep.Shard.Adopted) != 1 || len(rep.Actions) != 0 {
 		t.Fatalf("b's adoption: adopted %+v, actions %v", rep.Shard.Adopted, rep.Actions)
 	}
-	if got := e.owners()["payments/la"]; got.Shard != "b" || got.Released || got.Serial != serial {
+	if got := e.owners()["payments/la"]; got.Shard != "b" || got.Released() || got.Serial != serial {
 		t.Fatalf("after b adopted la the inventory says %+v (serial %s before)", got, serial)
 	}
 	if e.serialOf("la") != serial || e.issuances()["payments/la"] != 1 {
@@ -182,7 +182,7 @@ func TestShardsShareTheFleetAndHandCertificatesOver(t *testing.T) {
 	}
 	owners = e.owners()
 	for _, id := range moving {
-		if owners[id].Shard != "d" || owners[id].Released {
+		if owners[id].Shard != "d" || owners[id].Released() {
 			t.Errorf("%s did not move to the new shard d: %+v", id, owners[id])
 		}
 	}
@@ -326,7 +326,7 @@ func TestAShardReadsItsPartOfTheInventory(t *testing.T) {
 		if id == removed {
 			continue
 		}
-		if got := after[id]; got == nil || got.Shard == "c" || got.Released || got.Serial != owners[id].Serial {
+		if got := after[id]; got == nil || got.Shard == "c" || got.Released() || got.Serial != owners[id].Serial {
 			t.Errorf("%s, taken over from c, is %+v; want a's or b's with serial %s", id, got, owners[id].Serial)
 		}
 	}

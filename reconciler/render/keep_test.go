@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 	"weak"
 
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -157,4 +158,24 @@ func TestKeepHoldsNoFilesText(t *testing.T) {
 	}
 	runtime.KeepAlive(rr)
 	runtime.KeepAlive(res)
+}
+
+// TestTemplateHashIsOneCopy: certificates whose targets carry the same
+// template share one copy of its hash (a pass holds every target of the
+// fleet), and a different template still hashes differently.
+func TestTemplateHashIsOneCopy(t *testing.T) {
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}, Files: []source.File{{Path: "team.yaml", Data: []byte(
+		cert("team", "a", "    - directory: {path: a}\n") + "---\n" + cert("team", "b", "    - directory: {path: b}\n") + "---\n" +
+			strings.Replace(cert("team", "c", "    - directory: {path: c}\n"), "spec:\n", "spec:\n  privateKey: {encoding: PKCS8}\n", 1))}}}
+	res := render.NewRenderer().Render(snap, catalog(t, clusters))
+	if len(res.Desired) != 3 || len(res.Errors) > 0 {
+		t.Fatalf("rendered %d, errors %v", len(res.Desired), res.Errors)
+	}
+	a, b, c := res.Desired[0].Targets[0].TemplateHash, res.Desired[1].Targets[0].TemplateHash, res.Desired[2].Targets[0].TemplateHash
+	if a == "" || a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("two equal template hashes %q, %q are two copies", a, b)
+	}
+	if c == a {
+		t.Errorf("another key encoding hashes as the default one: %q", c)
+	}
 }

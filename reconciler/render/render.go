@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unique"
 
 	"github.com/certfleet/certfleet/reconciler/source"
 	"github.com/certfleet/certfleet/schemas"
@@ -413,7 +414,8 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place,
 		resolved, es := resolve(i, t, cat, r, outputDir)
 		errs = append(errs, es...)
 		for _, rt := range resolved {
-			rt.TemplateHash = schemas.TemplateHash(&c.Spec, t)
+			// Most certificates of a fleet share a template hash: one copy.
+			rt.TemplateHash = unique.Make(schemas.TemplateHash(&c.Spec, t)).Value()
 			rt.Probe, rt.Restart = t.Probe, t.Restart
 			d.Targets = append(d.Targets, rt)
 		}

@@ -31,8 +31,7 @@ func (d *Daemon) fleet() *fleetpage.Fleet {
 func copyInventory(inv map[string]*inventory.Entry) map[string]*inventory.Entry {
 	out := make(map[string]*inventory.Entry, len(inv))
 	for id, e := range maps.All(inv) {
-		c := *e
-		out[id] = &c
+		out[id] = e.Clone()
 	}
 	return out
 }

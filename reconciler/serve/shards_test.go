@@ -307,7 +307,7 @@ func TestShardsAsProcesses(t *testing.T) {
 	push()
 	eventually(t, 60*time.Second, moved+" moves to shard c", func() bool {
 		e := sw.inventory()["apps/"+moved]
-		return e != nil && e.Shard == "c" && !e.Released
+		return e != nil && e.Shard == "c" && !e.Released()
 	})
 	if sw.dirSerial(moved) != serial || !maps.Equal(before, sw.issued()) {
 		t.Fatalf("relabelling %s reissued it (serial %s → %s; issued %v → %v)", moved, serial, sw.dirSerial(moved), before, sw.issued())
@@ -336,7 +336,7 @@ func TestShardsAsProcesses(t *testing.T) {
 	eventually(t, 90*time.Second, fmt.Sprintf("%v move to shard d", toD), func() bool {
 		inv := sw.inventory()
 		for _, id := range toD {
-			if e := inv[id]; e == nil || e.Shard != "d" || e.Released {
+			if e := inv[id]; e == nil || e.Shard != "d" || e.Released() {
 				return false
 			}
 		}
