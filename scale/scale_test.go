@@ -341,6 +341,21 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 	return ps
 }
 
+// report reports what the passes measured of the largest process, each
+// metric's name after prefix ("shard-" for the shards' rows).
+func (ps passes) report(b *testing.B, prefix string) {
+	b.ReportMetric(ps.firstWall.Seconds(), prefix+"first-pass-s")
+	b.ReportMetric(ps.noopWall.Seconds(), prefix+"noop-pass-s")
+	b.ReportMetric(ps.firstPeak, prefix+"first-peak-RSS-MiB")
+	b.ReportMetric(ps.noopPeak, prefix+"noop-peak-RSS-MiB")
+	b.ReportMetric(ps.firstLive, prefix+"first-peak-live-MiB")
+	b.ReportMetric(ps.noopLive, prefix+"noop-peak-live-MiB")
+	if ps.limit != "" {
+		b.ReportMetric(ps.limitPeak, prefix+"noop-peak-RSS-MiB-GOMEMLIMIT-"+ps.limit)
+		b.ReportMetric(ps.limitLive, prefix+"noop-peak-live-MiB-GOMEMLIMIT-"+ps.limit)
+	}
+}
+
 // limitOf is the soft memory limit of the extra no-op pass of k processes:
 // CERTFLEET_SCALE_GOMEMLIMIT ("off": none), by default 230MiB for a shard
 // (beneath its goal of 256 MiB, as a container limit of 256Mi would set
@@ -383,19 +398,12 @@ func BenchmarkManaged100k(b *testing.B) {
 		if k > 1 {
 			sh := manage(b, f, n, k)
 			b.ReportMetric(float64(k), "shards")
+			sh.report(b, "shard-")
 			b.ReportMetric(sh.claimWall.Seconds(), "shard-claim-s")
-			b.ReportMetric(sh.firstWall.Seconds(), "shard-first-pass-s")
-			b.ReportMetric(sh.noopWall.Seconds(), "shard-noop-pass-s")
-			b.ReportMetric(sh.firstPeak, "shard-first-peak-RSS-MiB")
-			b.ReportMetric(sh.noopPeak, "shard-noop-peak-RSS-MiB")
 			b.ReportMetric(sh.firstSum, "shard-first-sum-RSS-MiB")
 			b.ReportMetric(sh.noopSum, "shard-noop-sum-RSS-MiB")
-			b.ReportMetric(sh.firstLive, "shard-first-peak-live-MiB")
-			b.ReportMetric(sh.noopLive, "shard-noop-peak-live-MiB")
 			if sh.limit != "" {
-				b.ReportMetric(sh.limitPeak, "shard-noop-peak-RSS-MiB-GOMEMLIMIT-"+sh.limit)
 				b.ReportMetric(sh.limitSum, "shard-noop-sum-RSS-MiB-GOMEMLIMIT-"+sh.limit)
-				b.ReportMetric(sh.limitLive, "shard-noop-peak-live-MiB-GOMEMLIMIT-"+sh.limit)
 			}
 			b.ReportMetric(max(sh.firstPeak, sh.noopPeak)/256, "shard-ratio-to-256MiB")
 			f.remove()
@@ -404,16 +412,7 @@ func BenchmarkManaged100k(b *testing.B) {
 		one := manage(b, f, n, 1)
 		peak := max(one.firstPeak, one.noopPeak)
 		b.ReportMetric(float64(n), "certificates")
-		b.ReportMetric(one.firstWall.Seconds(), "first-pass-s")
-		b.ReportMetric(one.noopWall.Seconds(), "noop-pass-s")
-		b.ReportMetric(one.firstPeak, "first-peak-RSS-MiB")
-		b.ReportMetric(one.noopPeak, "noop-peak-RSS-MiB")
-		b.ReportMetric(one.firstLive, "first-peak-live-MiB")
-		b.ReportMetric(one.noopLive, "noop-peak-live-MiB")
-		if one.limit != "" {
-			b.ReportMetric(one.limitPeak, "noop-peak-RSS-MiB-GOMEMLIMIT-"+one.limit)
-			b.ReportMetric(one.limitLive, "noop-peak-live-MiB-GOMEMLIMIT-"+one.limit)
-		}
+		one.report(b, "")
 		b.ReportMetric(base.peakMiB, "validate-peak-RSS-MiB")
 		b.ReportMetric(base.wall.Seconds(), "validate-s")
 		b.ReportMetric(peak/512, "ratio-to-512MiB")

@@ -18,7 +18,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -381,22 +380,9 @@ var recordGrace = 5 * time.Second
 // recorded even when the pass is cancelled meanwhile.
 func graceAfter(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	var mu sync.Mutex
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		timer = time.AfterFunc(grace, cancel)
-	})
-	return rctx, func() {
-		stop()
-		mu.Lock()
-		defer mu.Unlock()
-		if timer != nil {
-			timer.Stop()
-		}
-		cancel()
-	}
+	// A timer left running after done only cancels rctx a second time.
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return rctx, func() { stop(); cancel() }
 }
 
 // act issues and delivers, certificates in parallel, and records; it
