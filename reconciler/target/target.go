@@ -20,6 +20,8 @@ import (
 	"time"
 	"unique"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
 )
@@ -379,28 +381,19 @@ func (o *Observed) Recorded(fingerprint string) bool {
 // the key of (declared and recorded ones); any other observation's key is
 // checked on first use, if ever (another's Secret's: nothing asks).
 func CheckKeys(obs map[string]*Observed, keys map[string]string) {
-	type check struct {
-		o           *Observed
-		fingerprint string
-	}
-	todo := make(chan check, 256)
-	var wg sync.WaitGroup
-	for range goruntime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for c := range todo {
-				if !c.o.Recorded(c.fingerprint) {
-					c.o.KeyMatches()
-				}
-			}
-		})
-	}
+	var g errgroup.Group
+	g.SetLimit(goruntime.GOMAXPROCS(0))
 	for key, fingerprint := range keys {
 		if o := obs[key]; o != nil && o.key.Load() == keyUnknown {
-			todo <- check{o, fingerprint}
+			g.Go(func() error {
+				if !o.Recorded(fingerprint) {
+					o.KeyMatches()
+				}
+				return nil
+			})
 		}
 	}
-	close(todo)
-	wg.Wait()
+	_ = g.Wait() // nothing fails: each check settles its observation
 }
 
 // DataHash is the DataHash of the bundle observed.
