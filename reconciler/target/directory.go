@@ -1,7 +1,7 @@
 package target
 
 import (
-	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -337,12 +337,12 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	c := o.parse(false)
 	// A pass holds every target's observation at once: neither tls.key nor
 	// tls.crt is kept once parsed and hashed (os.ReadFile's buffers are at
-	// least 512 bytes each); the leaf's DER is, for what reads the whole
-	// certificate. What needs the files (a copy to another target, a kept
-	// key) reads them again through Bundle, which checks they are still
-	// what was observed.
+	// least 512 bytes each), nor the leaf's DER. What needs the files (a
+	// copy to another target, a kept key, a check of the whole
+	// certificate) reads them again through Bundle or Leaf.X509, which
+	// check they are still what was observed.
 	if c != nil {
-		o.Cert.der, o.Cert.pem = bytes.Clone(c.Raw), nil
+		o.Cert.pem, o.Cert.dir, o.Cert.from = nil, d, o
 	}
 	if len(o.Bundle.Cert) > 0 {
 		o.dataHash = o.Bundle.DataHash()
@@ -361,38 +361,64 @@ func (d *Directory) Bundle(o *Observed) (Bundle, error) {
 	if o.dataHash == "" && !o.keyOnDisk {
 		return o.Bundle, nil
 	}
-	conflict := func(what string) error {
-		return fmt.Errorf("directory %s: %s since it was observed: %w", d.Path(o.Target), what, ErrConflict)
+	b, err := d.reread(o, true)
+	if err != nil {
+		return Bundle{}, err
 	}
+	c, cerr := pki.ParseCertificate(b.Cert)
+	k, kerr := pki.ParseKey(b.Key)
+	if cerr != nil || kerr != nil || !pki.KeyMatches(k, c) {
+		return Bundle{}, d.conflict(o, "tls.key no longer belongs to tls.crt")
+	}
+	b.CA = o.Bundle.CA // the shared copy: equal, as the hash says
+	return b, nil
+}
+
+// leaf reads again the certificate a directory observation o parsed (its
+// Cert), and refuses it (ErrConflict) unless tls.crt and ca.crt are still
+// what was observed.
+func (d *Directory) leaf(o *Observed) (*x509.Certificate, error) {
+	b, err := d.reread(o, false)
+	if err != nil {
+		return nil, err
+	}
+	return pki.ParseCertificate(b.Cert)
+}
+
+// reread reads a directory observation's files again (tls.key only when
+// key), refused (ErrConflict) unless tls.crt and ca.crt are still what was
+// observed.
+func (d *Directory) reread(o *Observed, key bool) (Bundle, error) {
 	od, err := d.open(o.Target.Path, false)
 	if err != nil {
 		return Bundle{}, err
 	}
 	if od == nil {
-		return Bundle{}, conflict("the directory is gone")
+		return Bundle{}, d.conflict(o, "the directory is gone")
 	}
 	defer od.Close()
-	var b Bundle
-	for _, f := range []struct {
-		name string
-		into *[]byte
-	}{{"tls.crt", &b.Cert}, {"tls.key", &b.Key}, {"ca.crt", &b.CA}} {
-		data, err := od.dir.ReadFile(f.name)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return Bundle{}, fmt.Errorf("reading %s: %w", filepath.Join(d.Path(o.Target), f.name), err)
+	read := func(name string) []byte {
+		data, rerr := od.dir.ReadFile(name)
+		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = fmt.Errorf("reading %s: %w", filepath.Join(d.Path(o.Target), name), rerr)
 		}
-		*f.into = data
+		return data
+	}
+	b := Bundle{Cert: read("tls.crt"), CA: read("ca.crt")}
+	if key {
+		b.Key = read("tls.key")
+	}
+	if err != nil {
+		return Bundle{}, err
 	}
 	if b.DataHash() != o.DataHash() {
-		return Bundle{}, conflict("tls.crt or ca.crt changed")
+		return Bundle{}, d.conflict(o, "tls.crt or ca.crt changed")
 	}
-	c, cerr := pki.ParseCertificate(b.Cert)
-	k, kerr := pki.ParseKey(b.Key)
-	if cerr != nil || kerr != nil || !pki.KeyMatches(k, c) {
-		return Bundle{}, conflict("tls.key no longer belongs to tls.crt")
-	}
-	b.CA = o.Bundle.CA // the shared copy: equal, as the hash says
 	return b, nil
+}
+
+func (d *Directory) conflict(o *Observed, what string) error {
+	return fmt.Errorf("directory %s: %s since it was observed: %w", d.Path(o.Target), what, ErrConflict)
 }
 
 // Write swaps a new set of files in. A directory holding files certfleet
