@@ -308,7 +308,7 @@ func owned(o *target.Observed, id string, inv map[string]*inventory.Entry) bool 
 	if o == nil || !o.Managed {
 		return false
 	}
-	holder := o.Annotations[target.AnnCertificateID]
+	holder := o.Annotation(target.AnnCertificateID)
 	if holder == id {
 		return true
 	}
@@ -345,10 +345,10 @@ var chain = []check{
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return ModifiedOutOfBand, modifiedMessage,
-			!owned(in.o, in.d.ID, in.inv) || in.o.Annotations[target.AnnDataHash] != in.o.DataHash()
+			!owned(in.o, in.d.ID, in.inv) || in.o.Annotation(target.AnnDataHash) != in.o.DataHash()
 	},
 	func(in targetInput) (Reason, string, bool) {
-		if in.o.Annotations[target.AnnIssuer] == in.d.Certificate.Spec.Issuer {
+		if in.o.Annotation(target.AnnIssuer) == in.d.Certificate.Spec.Issuer {
 			return "", "", false
 		}
 		return IssuerChanged, "the certificate now names issuer " + in.d.Certificate.Spec.Issuer, true
@@ -368,7 +368,7 @@ var chain = []check{
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return SpecChanged, "the declaration changed since the delivered certificate was issued",
-			in.o.Annotations[target.AnnSpecHash] != in.d.IssueHash
+			in.o.Annotation(target.AnnSpecHash) != in.d.IssueHash
 	},
 	func(in targetInput) (Reason, string, bool) {
 		if in.now.Before(in.o.Cert.NotAfter) {
@@ -398,7 +398,7 @@ var chain = []check{
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return TemplateChanged, "the Secret's labels or annotations (or the key's encoding) changed in Git",
-			in.o.Annotations[target.AnnTemplateHash] != in.t.TemplateHash
+			in.o.Annotation(target.AnnTemplateHash) != in.t.TemplateHash
 	},
 }
 
@@ -866,7 +866,7 @@ func reusableKey(in Input, c Certificate, entry *inventory.Entry) *target.Observ
 	for _, td := range c.Targets {
 		o := td.Observed
 		if o == nil || o.Cert == nil || !o.KeyMatches() || !owned(o, c.Desired.ID, in.Inventory) ||
-			o.Annotations[target.AnnDataHash] != o.DataHash() || pki.Serial(o.Cert.SerialNumber) != entry.Serial {
+			o.Annotation(target.AnnDataHash) != o.DataHash() || pki.Serial(o.Cert.SerialNumber) != entry.Serial {
 			continue
 		}
 		return o

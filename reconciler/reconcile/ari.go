@@ -30,7 +30,7 @@ func (p *Pass) renewalWindows(ctx context.Context, desired []*render.Desired, ob
 		}
 		for _, t := range d.Targets {
 			o := obs[t.Key]
-			if o == nil || o.Cert == nil || !o.Managed || o.Annotations[target.AnnIssuer] != issuer || !now.Before(o.Cert.NotAfter) {
+			if o == nil || o.Cert == nil || !o.Managed || o.Annotation(target.AnnIssuer) != issuer || !now.Before(o.Cert.NotAfter) {
 				continue
 			}
 			serial := pki.Serial(o.Cert.SerialNumber)

@@ -252,9 +252,7 @@ func observedState(t decide.Target, now time.Time) TargetState {
 		// (metrics and pages count only certfleet's), and finding it would
 		// parse every such key on every pass.
 		s.Ready = t.Reason != decide.Unmanaged && ob.KeyMatches() && now.Before(ob.Cert.NotAfter)
-		if ob.Annotations != nil {
-			s.Issuer = ob.Annotations[target.AnnIssuer]
-		}
+		s.Issuer = ob.Annotation(target.AnnIssuer)
 	}
 	return s
 }

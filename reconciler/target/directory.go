@@ -332,7 +332,7 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	o.Bundle.CA = shareCA(o.Bundle.CA)
 	o.Exists = len(st.present) > 0
 	if owned {
-		o.Managed, o.Annotations = true, ownAnnotations(st.meta)
+		o.Managed, o.own = true, ownMetaOf(st.meta)
 	}
 	c := o.parse(false)
 	// A pass holds every target's observation at once: neither tls.key nor

@@ -150,34 +150,57 @@ func (m Meta) Annotations(b Bundle) map[string]string {
 	return a
 }
 
-// ownKeys are the keys of certfleet's own metadata a pass reads of a
-// directory's: seven, so the map fits one group of a Go map (a ninth key
-// more than doubled it). The serial and notAfter annotations are left out:
-// a pass reads those of the parsed certificate.
+// ownMeta is certfleet's own metadata observed on a directory: the seven
+// keys a pass reads, in fields rather than a map (a Go map of seven
+// entries takes ~330 bytes, these 112; a pass holds every target's
+// observation at once). The serial and notAfter annotations are left out:
+// a pass reads those of the parsed certificate; cert-manager's names too:
+// they repeat fields of the certificate.
+type ownMeta struct {
+	certificateID, issuer, renewAt, specHash, templateHash, dataHash, revision string
+}
+
+// field is where key is held in m (nil for a key it does not hold).
+func (m *ownMeta) field(key string) *string {
+	switch key {
+	case AnnCertificateID:
+		return &m.certificateID
+	case AnnIssuer:
+		return &m.issuer
+	case AnnRenewAt:
+		return &m.renewAt
+	case AnnSpecHash:
+		return &m.specHash
+	case AnnTemplateHash:
+		return &m.templateHash
+	case AnnDataHash:
+		return &m.dataHash
+	case AnnRevision:
+		return &m.revision
+	}
+	return nil
+}
+
+// ownKeys are the keys ownMeta holds.
 var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnRenewAt, AnnSpecHash, AnnTemplateHash, AnnDataHash, AnnRevision}
 
 // sharedValues are the keys whose values repeat across a fleet's targets
 // (a handful of issuers, one revision, a template hash per template).
 var sharedValues = map[string]bool{AnnIssuer: true, AnnRevision: true, AnnTemplateHash: true}
 
-// ownAnnotations are certfleet's own entries of metadata m, keyed by the
-// constant strings above rather than the copies a decoder made, and with
-// one shared copy of each value that repeats: a pass holds every target's
-// observation at once, and 100,000 copies of each cost megabytes.
-// cert-manager's names are left out: they repeat fields of the
-// certificate, which the observation holds parsed.
-func ownAnnotations(m map[string]string) map[string]string {
+// ownMetaOf is certfleet's own entries of metadata m, with one shared
+// copy of each value that repeats: 100,000 copies of each cost megabytes.
+func ownMetaOf(m map[string]string) *ownMeta {
 	if m == nil {
 		return nil
 	}
-	own := make(map[string]string, len(ownKeys))
+	own := &ownMeta{}
 	for _, k := range ownKeys {
-		if v, ok := m[k]; ok {
-			if sharedValues[k] {
-				v = unique.Make(v).Value()
-			}
-			own[k] = v
+		v := m[k]
+		if sharedValues[k] {
+			v = unique.Make(v).Value()
 		}
+		*own.field(k) = v
 	}
 	return own
 }
@@ -243,9 +266,12 @@ type Observed struct {
 	// dataHash is the DataHash of the bundle observed, set where its
 	// tls.crt is not kept (a directory's: Cert keeps the leaf's DER).
 	dataHash string
-	// Annotations are certfleet's metadata on the target (nil when
-	// unmanaged); for a directory, certfleet's own keys only.
+	// Annotations are certfleet's metadata on a Secret or a Vault KV
+	// secret (nil when unmanaged). A directory's, certfleet's own keys
+	// only, are held apart (own): read them all through Annotation.
 	Annotations map[string]string
+	// own is a managed directory's metadata (nil otherwise).
+	own *ownMeta
 	// Managed is true when certfleet's managed-by mark is on the target;
 	// OwnedBy also checks which certificate it is for.
 	Managed bool
@@ -266,7 +292,19 @@ type Observed struct {
 // certificate id: the managed-by mark and id in its certificate-id
 // annotation. Only such a target is certfleet's to overwrite or prune.
 func (o *Observed) OwnedBy(id string) bool {
-	return o != nil && o.Managed && id != "" && o.Annotations[AnnCertificateID] == id
+	return o != nil && o.Managed && id != "" && o.Annotation(AnnCertificateID) == id
+}
+
+// Annotation is the value of certfleet's metadata key on the target (""
+// when absent): of Annotations, or of a directory's own keys.
+func (o *Observed) Annotation(key string) string {
+	if o.own != nil {
+		if f := o.own.field(key); f != nil {
+			return *f
+		}
+		return ""
+	}
+	return o.Annotations[key]
 }
 
 // owned is OwnedBy on raw metadata: labels (the managed-by mark; for Vault
@@ -458,6 +496,6 @@ func (l *Leaf) X509() (*x509.Certificate, error) {
 
 // Time reads a time annotation; zero when absent or malformed.
 func (o *Observed) Time(key string) time.Time {
-	t, _ := time.Parse(timeLayout, o.Annotations[key])
+	t, _ := time.Parse(timeLayout, o.Annotation(key))
 	return t
 }
