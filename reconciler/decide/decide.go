@@ -518,7 +518,7 @@ func Decide(in Input) Decisions {
 	}
 	for key, o := range in.Observed {
 		if !desiredKeys[key] && !ours[key] && !o.Managed && o.Target.Kind == render.Kubernetes {
-			out.Unmanaged = append(out.Unmanaged, Target{Target: &o.Target, Reason: Unmanaged, Message: unmanagedMessage(o), Observed: o})
+			out.Unmanaged = append(out.Unmanaged, Target{Target: o.Target, Reason: Unmanaged, Message: unmanagedMessage(o), Observed: o})
 		}
 	}
 	sort.Slice(out.Orphans, func(i, j int) bool { return out.Orphans[i].Target.Key < out.Orphans[j].Target.Key })

@@ -109,7 +109,7 @@ func (f *fixture) delivered(d *render.Desired, tg render.Target, b target.Bundle
 
 // observed is what a target holding b reads as, parsed the way target does.
 func observed(tg render.Target, b target.Bundle, annotations map[string]string, managed bool) *target.Observed {
-	o := &target.Observed{Target: tg, Exists: true, Bundle: b, Annotations: annotations, Managed: managed}
+	o := &target.Observed{Target: &tg, Exists: true, Bundle: b, Annotations: annotations, Managed: managed}
 	o.Cert, _ = target.NewLeaf(b.Cert) // the key is checked on first use (KeyMatches)
 	return o
 }
@@ -200,7 +200,7 @@ func TestChain(t *testing.T) {
 		{name: "a target that holds nothing is Missing",
 			obs: func() *target.Observed { return nil }, want: decide.Missing, msg: "but not delivered", issue: true, write: true},
 		{name: "a target observed as absent is Missing",
-			obs: func() *target.Observed { return &target.Observed{Target: tg} }, want: decide.Missing, issue: true, write: true},
+			obs: func() *target.Observed { return &target.Observed{Target: &tg} }, want: decide.Missing, issue: true, write: true},
 		{name: "a tls.crt without tls.key is MissingData, before a key mismatch",
 			obs: func() *target.Observed {
 				return with(f.delivered(d, tg, f.fresh()), func(o *target.Observed) { o.Bundle.Key = nil })
@@ -325,7 +325,7 @@ func TestChainAgainstTheDirectoryTarget(t *testing.T) {
 		RenewAt: decide.RenewAt(d, leaf.NotBefore, leaf.NotAfter, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	o, err := dir.Observe(tg)
+	o, err := dir.Observe(&tg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,7 +750,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 	handDir := dirTarget("/srv/handmade")
 	oldIn := func(t render.Target) *target.Observed {
 		o := f.delivered(old, t, f.fresh())
-		o.Target = render.Target{Address: inv(t)} // what observing an inventory record gives
+		o.Target = &render.Target{Address: inv(t)} // what observing an inventory record gives
 		return o
 	}
 
@@ -760,7 +760,7 @@ func TestOrphansAndUnmanaged(t *testing.T) {
 		Observed: observedBy(
 			f.delivered(d, cur, curBundle),
 			// The old certificate's deliveries: a directory and a Secret still there, one Secret already gone.
-			oldIn(oldDir), oldIn(oldSecret), &target.Observed{Target: oldSecretGone},
+			oldIn(oldDir), oldIn(oldSecret), &target.Observed{Target: &oldSecretGone},
 			// A managed Secret another certfleet instance wrote: not in our inventory.
 			f.delivered(desired("elsewhere/x", nil), foreign, f.fresh()),
 			// Secrets and a directory nobody manages.

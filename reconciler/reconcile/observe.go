@@ -37,24 +37,26 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 	// Each target is observed as it is come to, not gathered into a list
 	// first: a list of every target is a copy of each (~200 bytes), held
 	// while all the observations are made — at 100,000 certificates tens
-	// of megabytes at the pass's peak.
-	each := func(f func(render.Target)) {
+	// of megabytes at the pass's peak. f gets the desired target itself
+	// (an observation points at it rather than holding a copy), nil for a
+	// target only the inventory names.
+	each := func(f func(a *render.Address, desired *render.Target)) {
 		for _, d := range desired {
-			for _, t := range d.Targets {
-				f(t)
+			for i := range d.Targets {
+				f(&d.Targets[i].Address, &d.Targets[i])
 			}
 		}
 		for _, e := range inv {
 			if !inScope(e.File) {
 				continue // another scope's certificate: this pass neither judges nor prunes it
 			}
-			for _, t := range e.Targets {
-				f(render.Target{Address: t})
+			for i := range e.Targets {
+				f(&e.Targets[i], nil)
 			}
 		}
 	}
 	clusters := map[string]bool{}
-	each(func(t render.Target) {
+	each(func(t *render.Address, _ *render.Target) {
 		if t.Kind == render.Kubernetes && !res.clusters[t.Cluster] {
 			clusters[t.Cluster] = true
 		}
@@ -78,21 +80,24 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 			return nil
 		})
 	}
-	each(func(t render.Target) {
-		if t.Kind == render.Kubernetes {
+	each(func(a *render.Address, t *render.Target) {
+		if a.Kind == render.Kubernetes {
 			return
 		}
 		mu.Lock()
-		_, done := res.byKey[t.Key]
-		_, failed := res.unobservable[t.Key]
+		_, done := res.byKey[a.Key]
+		_, failed := res.unobservable[a.Key]
 		if !done && !failed {
 			// Taken: a nil observation until this one is done (no map of
 			// keys seen beside byKey, which holds every key anyway).
-			res.byKey[t.Key] = nil
+			res.byKey[a.Key] = nil
 		}
 		mu.Unlock()
 		if done || failed {
 			return
+		}
+		if t == nil {
+			t = &render.Target{Address: *a}
 		}
 		g.Go(func() error {
 			var o *target.Observed

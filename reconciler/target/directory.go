@@ -294,7 +294,7 @@ func isDataDir(dir *os.Root, name string) bool {
 
 // Observe reads one target. A directory holding certfleet's file names
 // that certfleet did not write exists but is not managed.
-func (d *Directory) Observe(t render.Target) (*Observed, error) {
+func (d *Directory) Observe(t *render.Target) (*Observed, error) {
 	o := &Observed{Target: t}
 	od, err := d.open(t.Path, false)
 	if err != nil {
@@ -314,7 +314,7 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			return nil, nil
 		case owned:
-			return nil, fmt.Errorf("reading %s: %w", filepath.Join(d.Path(t), name), err)
+			return nil, fmt.Errorf("reading %s: %w", filepath.Join(d.Path(*t), name), err)
 		}
 		// Someone else's file that cannot be read (a link out of the
 		// directory, say): it exists, and is not ours.
@@ -346,6 +346,9 @@ func (d *Directory) Observe(t render.Target) (*Observed, error) {
 	}
 	if len(o.Bundle.Cert) > 0 {
 		o.dataHash = o.Bundle.DataHash()
+		if o.own != nil && o.own.dataHash == o.dataHash {
+			o.dataHash = o.own.dataHash // one copy where the files are what certfleet wrote
+		}
 	}
 	o.keyOnDisk = len(o.Bundle.Key) > 0
 	o.Bundle.Cert, o.Bundle.Key = nil, nil
@@ -400,7 +403,7 @@ func (d *Directory) reread(o *Observed, key bool) (Bundle, error) {
 	read := func(name string) []byte {
 		data, rerr := od.dir.ReadFile(name)
 		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = fmt.Errorf("reading %s: %w", filepath.Join(d.Path(o.Target), name), rerr)
+			err = fmt.Errorf("reading %s: %w", filepath.Join(d.Path(*o.Target), name), rerr)
 		}
 		return data
 	}
@@ -418,7 +421,7 @@ func (d *Directory) reread(o *Observed, key bool) (Bundle, error) {
 }
 
 func (d *Directory) conflict(o *Observed, what string) error {
-	return fmt.Errorf("directory %s: %s since it was observed: %w", d.Path(o.Target), what, ErrConflict)
+	return fmt.Errorf("directory %s: %s since it was observed: %w", d.Path(*o.Target), what, ErrConflict)
 }
 
 // Write swaps a new set of files in. A directory holding files certfleet

@@ -108,7 +108,7 @@ func add(out, last map[string]*Observed, cluster string, s *corev1.Secret, parse
 		return
 	}
 	o := &Observed{
-		Target:  render.Target{Address: addr},
+		Target:  &render.Target{Address: addr},
 		Exists:  true,
 		UID:     string(s.UID),
 		Version: s.ResourceVersion,

@@ -43,7 +43,9 @@ func (b Bundle) DataHash() string {
 	h.Write(b.Cert)
 	h.Write([]byte{0})
 	h.Write(b.CA)
-	return hex.EncodeToString(h.Sum(nil))[:20]
+	// The first 20 hex digits, encoded alone: a slice of the whole
+	// encoding would keep its 64 bytes alive in every observation.
+	return hex.EncodeToString(h.Sum(nil)[:10])
 }
 
 // Fingerprint identifies exactly the bytes of a bundle — tls.crt, ca.crt
@@ -246,46 +248,51 @@ func CertificateLabel(id string) string {
 	return v
 }
 
-// Observed is what a target holds now.
+// Observed is what a target holds now. A pass holds every target's
+// observation at once, so it is kept small (176 bytes, before what its
+// pointers hold): the target it is of is the desired one, not a copy of
+// it, and the fields are ordered so that none pads.
 type Observed struct {
-	Target render.Target
-	// Exists is false when the target holds nothing.
-	Exists bool
-	// Bundle is read-only: its CA body may be shared with other
-	// observations of the same authority's targets.
-	Bundle Bundle
+	// Target is the target observed: the desired one (shared, read-only)
+	// where the pass observed a declared target.
+	Target *render.Target
 	// Cert is what a pass reads of the leaf; nil when tls.crt is absent or
 	// unreadable.
 	Cert *Leaf
-	// key is what is known of tls.key (keyUnknown until checked): see
-	// KeyMatches.
-	key atomic.Uint32
-	// keyOnDisk is set when a directory's tls.key was read and parsed but
-	// not kept (Directory.Bundle reads it again).
-	keyOnDisk bool
-	// dataHash is the DataHash of the bundle observed, set where its
-	// tls.crt is not kept (a directory's: Cert keeps the leaf's DER).
-	dataHash string
+	// Bundle is read-only: its CA body may be shared with other
+	// observations of the same authority's targets.
+	Bundle Bundle
 	// Annotations are certfleet's metadata on a Secret or a Vault KV
 	// secret (nil when unmanaged). A directory's, certfleet's own keys
 	// only, are held apart (own): read them all through Annotation.
 	Annotations map[string]string
 	// own is a managed directory's metadata (nil otherwise).
 	own *ownMeta
-	// Managed is true when certfleet's managed-by mark is on the target;
-	// OwnedBy also checks which certificate it is for.
-	Managed bool
 	// Labels are a managed Secret's labels (nil otherwise).
 	Labels map[string]string
-	// CreatedFields is true when a managed Secret's fields are still
-	// recorded under certfleet's create (an Update entry), not its apply:
-	// a later apply that drops a label or annotation first moves them.
-	CreatedFields bool
+	// dataHash is the DataHash of the bundle observed, set where its
+	// tls.crt is not kept (a directory's).
+	dataHash string
 	// UID and Version are what a write or delete based on this observation
 	// makes its precondition: a Secret's metadata.uid and resourceVersion,
 	// a Vault KV secret's current version (UID empty; "0" when there never
 	// was a version). Empty for directories.
 	UID, Version string
+	// key is what is known of tls.key (keyUnknown until checked): see
+	// KeyMatches.
+	key atomic.Uint32
+	// Exists is false when the target holds nothing.
+	Exists bool
+	// Managed is true when certfleet's managed-by mark is on the target;
+	// OwnedBy also checks which certificate it is for.
+	Managed bool
+	// CreatedFields is true when a managed Secret's fields are still
+	// recorded under certfleet's create (an Update entry), not its apply:
+	// a later apply that drops a label or annotation first moves them.
+	CreatedFields bool
+	// keyOnDisk is set when a directory's tls.key was read and parsed but
+	// not kept (Directory.Bundle reads it again).
+	keyOnDisk bool
 }
 
 // OwnedBy reports whether the target carries certfleet's marks for the

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/certfleet/certfleet/internal/memsize"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/target"
 )
@@ -272,5 +274,33 @@ func TestCheckKeysLeavesOthersUnparsed(t *testing.T) {
 	}
 	if obs["theirs"].KeyMatches() || !target.KeyChecked(obs["theirs"]) {
 		t.Error("the key checked on first use is not a mismatch")
+	}
+}
+
+// A pass holds every target's observation at once: an Observed holds the
+// target it is of by pointer (it was a 160-byte copy of the desired one)
+// and its fields are ordered so that none pads; 352 bytes before.
+func TestObservedIsSmall(t *testing.T) {
+	var o target.Observed
+	if got, want := unsafe.Sizeof(o), uintptr(176); got > want {
+		t.Errorf("an Observed is %d bytes, want at most %d", got, want)
+	}
+	var l target.Leaf
+	if got, want := unsafe.Sizeof(l), uintptr(128); got > want {
+		t.Errorf("a Leaf is %d bytes, want at most %d", got, want)
+	}
+}
+
+// A directory observation holds its data hash: 20 hex digits, not a slice
+// of a longer encoding that would keep all of it alive (64 bytes).
+func TestDataHashKeepsItsDigitsOnly(t *testing.T) {
+	b := target.Bundle{Cert: []byte("tls.crt"), CA: []byte("ca.crt")}
+	if h := b.DataHash(); len(h) != 20 {
+		t.Fatalf("DataHash = %q, want 20 hex digits", h)
+	}
+	if per := memsize.PerItem(100_000, func(int) string { return b.DataHash() }); per > 24 {
+		t.Errorf("a data hash keeps %d bytes, want at most 24", per)
+	} else {
+		t.Logf("a data hash keeps %d bytes", per)
 	}
 }

@@ -39,7 +39,7 @@ func (v *VaultKV) check() error {
 // metadata. A latest version that is deleted (soft) or destroyed is no
 // certificate: Exists is false, and Version still says which version a
 // write must follow.
-func (v *VaultKV) Observe(ctx context.Context, t render.Target) (*Observed, error) {
+func (v *VaultKV) Observe(ctx context.Context, t *render.Target) (*Observed, error) {
 	if err := v.check(); err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (b *kvBed) bundle(t *testing.T, r pki.Request) target.Bundle {
 
 func (b *kvBed) observe(t *testing.T, tg render.Target) *target.Observed {
 	t.Helper()
-	o, err := (&target.VaultKV{Client: b.client}).Observe(context.Background(), tg)
+	o, err := (&target.VaultKV{Client: b.client}).Observe(context.Background(), &tg)
 	if err != nil {
 		t.Fatal(err)
 	}
