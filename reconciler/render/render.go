@@ -423,6 +423,9 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place,
 		return
 	}
 	d := &Desired{ID: id, Certificate: c, Origin: decl.Origin, IssueHash: decl.issueHash}
+	if len(c.Spec.Targets) > 0 {
+		d.Targets = make([]Target, 0, len(c.Spec.Targets)) // one each, but for clusterSelectors
+	}
 	var errs schemas.Errors
 	for i, t := range c.Spec.Targets {
 		resolved, es := resolve(i, t, cat, r, outputDir)
