@@ -46,6 +46,13 @@ func (p *packedText) text() []byte {
 	return out
 }
 
+// flateWriters are reused: a writer allocates its tables (~1 MB), and a
+// repository of many small files packs each on its own.
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed) // the level is valid
+	return w
+}}
+
 // PackText compresses the text of the given documents (of one file, or
 // any) into one block they share, and lets go of their slices of the file:
 // once every document a caller keeps of a file is packed, nothing holds
@@ -56,29 +63,27 @@ func (p *packedText) text() []byte {
 // slices of its data until then).
 func PackText(docs []*Document) {
 	var (
-		buf  bytes.Buffer
-		seen = make(map[*Document]bool, len(docs))
-		todo []*Document
-		offs []int
+		z bytes.Buffer
+		w *flate.Writer
+		p = &packedText{}
 	)
 	for _, d := range docs {
-		if d == nil || d.src == nil || seen[d] {
+		// A document given twice, or packed before, has no src any more.
+		if d == nil || d.src == nil || p.n+len(d.src) > math.MaxInt32 {
 			continue
 		}
-		seen[d] = true
-		todo = append(todo, d)
-		offs = append(offs, buf.Len())
-		buf.Write(d.src)
+		if w == nil {
+			w = flateWriters.Get().(*flate.Writer)
+			w.Reset(&z)
+		}
+		w.Write(d.src) // a bytes.Buffer does not fail
+		d.packed, d.packedAt, d.src = p, int32(p.n), nil
+		p.n += int(d.srcLen)
 	}
-	if len(todo) == 0 || buf.Len() > math.MaxInt32 {
-		return // nothing to pack, or more than a document's offset holds: kept as it is
+	if w == nil {
+		return
 	}
-	var z bytes.Buffer
-	w, _ := flate.NewWriter(&z, flate.BestSpeed) // the level is valid
-	w.Write(buf.Bytes())                         // a bytes.Buffer does not fail
 	w.Close()
-	p := &packedText{z: bytes.Clone(z.Bytes()), n: buf.Len()}
-	for i, d := range todo {
-		d.packed, d.packedAt, d.src = p, int32(offs[i]), nil
-	}
+	flateWriters.Put(w)
+	p.z = bytes.Clone(z.Bytes())
 }
