@@ -15,8 +15,8 @@ import (
 // (an error, a violation, a changed field): a pass needs it for the few
 // certificates with something to report, and holding every file's text
 // for the rest cost as much as the certificates' own structs. A fleet's
-// manifests repeat themselves: compressed, the text is a tenth to a
-// thirtieth of its size.
+// manifests repeat themselves: the scale benchmark's pack to a thirtieth
+// of their size.
 type packedText struct {
 	z []byte // flate-compressed
 	n int    // uncompressed length
@@ -38,7 +38,7 @@ func (p *packedText) text() []byte {
 	out := make([]byte, p.n)
 	r := flate.NewReader(bytes.NewReader(p.z))
 	if _, err := io.ReadFull(r, out); err != nil {
-		return nil // cannot happen: packText wrote it
+		return nil // cannot happen: PackText wrote it
 	}
 	if p.n > 0 {
 		p.plain = weak.Make(&out[0])
@@ -46,7 +46,7 @@ func (p *packedText) text() []byte {
 	return out
 }
 
-// flateWriters are reused: a writer allocates its tables (~1 MB), and a
+// flateWriters are reused: a writer allocates its tables anew, and a
 // repository of many small files packs each on its own.
 var flateWriters = sync.Pool{New: func() any {
 	w, _ := flate.NewWriter(nil, flate.BestSpeed) // the level is valid
