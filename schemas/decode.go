@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -39,39 +40,41 @@ type Document struct {
 	// errors or changes.
 	src     []byte
 	srcLine int
+	// packed, once PackText ran, holds the text instead of src (then
+	// nil), srcLen bytes from packedAt.
+	packed           *packedText
+	packedAt, srcLen int32
 	// node is the tree while Decode works on the document.
 	node *yaml.Node
 	// set is a CertificateSet's tree once parsed again: a pass asks for
 	// positions in it for each of its items, and re-parsing a large set per
 	// item would cost as much as the items.
 	set atomic.Pointer[yaml.Node]
-	// detached is set once src is a copy of its own (Detach).
-	detached bool
 }
 
-// Detach gives the document a copy of its text, so that holding it no
-// longer holds its whole file: a shard keeps a quarter of each file's
-// certificates, and their documents would otherwise keep every file's
-// text alive. Called where the document is kept, once (later calls are
-// no-ops).
-func (d *Document) Detach() {
-	if d.detached || d.src == nil {
-		return
+// text is the document's text (nil when it was not decoded from YAML).
+func (d *Document) text() []byte {
+	if d.packed == nil {
+		return d.src
 	}
-	d.src, d.detached = bytes.Clone(d.src), true
+	t := d.packed.text()
+	if t == nil {
+		return nil
+	}
+	return t[d.packedAt : d.packedAt+d.srcLen]
 }
 
 // tree returns the document's YAML tree with the file's lines, or nil
 // when the document was not decoded from YAML.
 func (d *Document) tree() *yaml.Node {
-	if d.node != nil || d.src == nil {
+	if d.node != nil || d.src == nil && d.packed == nil {
 		return d.node
 	}
 	if n := d.set.Load(); n != nil {
 		return n
 	}
 	var root yaml.Node
-	if err := yaml.Unmarshal(d.src, &root); err != nil || len(root.Content) == 0 {
+	if err := yaml.Unmarshal(d.text(), &root); err != nil || len(root.Content) == 0 {
 		return nil // cannot happen: the same text was parsed before
 	}
 	n := root.Content[0]
@@ -173,8 +176,8 @@ func decode(file string, data []byte, st *stream) Decoded {
 			out.Ignored = append(out.Ignored, Ignored{File: file, Line: line, APIVersion: apiVersion, Kind: kind})
 			continue
 		}
-		d := &Document{File: file, Index: i, Line: line, Kind: kind, node: n, src: chunk.data, srcLine: chunk.line}
-		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), scalar(mapValue(n, "metadata"), "namespace")
+		d := &Document{File: file, Index: i, Line: line, Kind: intern(kind), node: n, src: chunk.data, srcLine: chunk.line, srcLen: int32(len(chunk.data))}
+		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), intern(scalar(mapValue(n, "metadata"), "namespace"))
 		switch {
 		case apiVersion == "":
 			// A certfleet kind without apiVersion would otherwise be ignored
@@ -895,6 +898,8 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 			e.at(n, k, p, "write a single value", "expected a string, got %s", describe(n))
 		} else if n.ShortTag() != "!!str" {
 			e.at(n, k, p, fmt.Sprintf("quote it: %q", n.Value), "expected a string, got %s", describe(n))
+		} else if k != nil && interned[k.Value] {
+			v.SetString(intern(n.Value))
 		} else {
 			v.SetString(n.Value)
 		}
@@ -923,6 +928,23 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 			v.SetBool(b)
 		}
 	}
+}
+
+// interned are the fields whose values most certificates of a fleet share
+// (an issuer, a namespace, a duration): decoded as one copy of each value,
+// not one per certificate, a fleet's decoded certificates hold a tenth less.
+// Names, DNS names and paths are each certificate's own: interning them
+// would only add a table entry.
+var interned = map[string]bool{"apiVersion": true, "kind": true, "namespace": true, "issuer": true,
+	"duration": true, "renewBefore": true, "algorithm": true, "rotationPolicy": true, "encoding": true,
+	"signatureAlgorithm": true, "cluster": true, "mount": true, "authority": true}
+
+// intern returns the one copy of s ("" stays as it is).
+func intern(s string) string {
+	if s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
 }
 
 // forEachPair calls f for each key and value of a mapping, merges (<<)

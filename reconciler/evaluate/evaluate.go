@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certfleet/certfleet/internal/backend"
@@ -75,6 +76,11 @@ type Evaluator struct {
 	// effectives shares the Effectives of certificates that come out alike
 	// (most of a fleet): a pass keeps a verdict per certificate.
 	effectives schemas.Effectives
+	// policyLists shares the lists of selecting policies' names alike
+	// (most certificates are selected by the same few policies), by the
+	// names joined; read-only, as the Effectives are.
+	policyMu    sync.Mutex
+	policyLists map[string][]string
 }
 
 // Option configures New.
@@ -121,7 +127,7 @@ func (e *Evaluator) Verdict(d *render.Desired) schemas.CertificateVerdict {
 		return v
 	}
 	pv := e.policies.Evaluate(d.Certificate, d.File(), placement(d))
-	v.Policies = pv.Policies
+	v.Policies = e.sharePolicies(pv.Policies)
 	viols, warns := pv.Violations, pv.Warnings
 	for _, c := range catalogChecks {
 		for _, x := range c(e, d) {
@@ -137,6 +143,30 @@ func (e *Evaluator) Verdict(d *render.Desired) schemas.CertificateVerdict {
 	v.Effective = e.effectives.Share(e.effective(d))
 	return v
 }
+
+// sharePolicies returns the held list equal to names, holding names when
+// there is none (up to maxPolicyLists lists: past it, lists are not shared).
+func (e *Evaluator) sharePolicies(names []string) []string {
+	if len(names) == 0 {
+		return names
+	}
+	k := strings.Join(names, "\x00")
+	e.policyMu.Lock()
+	defer e.policyMu.Unlock()
+	if held, ok := e.policyLists[k]; ok {
+		return held
+	}
+	if e.policyLists == nil {
+		e.policyLists = map[string][]string{}
+	}
+	if len(e.policyLists) < maxPolicyLists {
+		e.policyLists[k] = names
+	}
+	return names
+}
+
+// maxPolicyLists bounds the lists an Evaluator shares.
+const maxPolicyLists = 1024
 
 // effective is what the certificate will carry when its issuer signs it,
 // or nil when the catalog lacks the issuer or its authority.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/certfleet/certfleet/reconciler/evaluate"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -441,5 +442,28 @@ func TestAVaultKVTargetInTheCatalogMountIsAlwaysRefused(t *testing.T) {
 	e := evaluate.New(catalog(t), now, evaluate.WithCatalogMount("fleet-catalog"))
 	if !refused(e, "fleet-catalog") || refused(e, "certfleet") {
 		t.Error("the configured catalog mount is not the one refused")
+	}
+}
+
+// Certificates selected by the same policies share one list of their
+// names (a pass keeps a verdict per certificate); another selection has
+// its own list, and no selection is still an empty list.
+func TestPolicyListsAreShared(t *testing.T) {
+	ev := evaluate.New(catalog(t), now)
+	a := ev.Verdict(desired(t, "teams/payments/api.yaml", cert("fleet", "")))
+	b := ev.Verdict(desired(t, "teams/search/api.yaml", cert("fleet", "")))
+	c := ev.Verdict(desired(t, "teams/search/api.yaml", cert("tight", "")))
+	d := ev.Verdict(desired(t, "elsewhere/api.yaml", cert("tight", "")))
+	if !reflect.DeepEqual(a.Policies, []string{"internal", "month"}) || !reflect.DeepEqual(c.Policies, []string{"internal"}) {
+		t.Fatalf("policies %v and %v; want [internal month] and [internal]", a.Policies, c.Policies)
+	}
+	if unsafe.SliceData(a.Policies) != unsafe.SliceData(b.Policies) {
+		t.Error("two certificates selected by the same policies hold two lists of their names")
+	}
+	if !reflect.DeepEqual(b.Policies, []string{"internal", "month"}) || !reflect.DeepEqual(c.Policies, []string{"internal"}) {
+		t.Errorf("after sharing: policies %v and %v; want [internal month] and [internal]", b.Policies, c.Policies)
+	}
+	if d.Policies == nil || len(d.Policies) != 0 {
+		t.Errorf("a certificate no policy selects has policies %#v; want an empty list", d.Policies)
 	}
 }

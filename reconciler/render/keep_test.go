@@ -72,10 +72,10 @@ func TestKeepHoldsItsShareAndChecksTheWholeRevision(t *testing.T) {
 
 // A Renderer with a Keep drops the others as it decodes each file: what it
 // holds afterwards (its cache and its result, as a daemon holds them) is
-// about its share. Measured as live heap per certificate after a GC, less
-// the files' text, which both hold once whatever they keep (the cache's
-// key); keeping everything and dropping only the result's others would
-// hold the whole render's and more.
+// about its share. Measured as live heap per certificate after a GC (the
+// snapshot's text is live before and after: neither holds a copy of it);
+// keeping everything and dropping only the result's others would hold the
+// whole render's and more.
 func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
 	const n, perFile = 4000, 500
 	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
@@ -107,22 +107,24 @@ func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		runtime.KeepAlive(rr)
-		return (float64(after.HeapAlloc) - float64(before.HeapAlloc) - float64(text)) / n, res
+		runtime.KeepAlive(snap)
+		return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n, res
 	}
 	wholeB, whole := held()
 	shareB, share := held(render.WithKeep(keepTeamM))
 	if len(whole.Desired) != n || len(share.Desired) != n/4 || len(share.Others) != n-n/4 {
 		t.Fatalf("whole %d, share %d + %d others; want %d, %d + %d", len(whole.Desired), len(share.Desired), len(share.Others), n, n/4, n-n/4)
 	}
-	t.Logf("held per certificate of the revision, besides its text (%d B): whole %.0f B, a quarter's share %.0f B", text/n, wholeB, shareB)
+	t.Logf("held per certificate of the revision (its text: %d B): whole %.0f B, a quarter's share %.0f B", text/n, wholeB, shareB)
 	if shareB > 0.6*wholeB {
 		t.Errorf("a Renderer keeping a quarter holds %.0f B per certificate of the revision, the whole one %.0f B: the others are not dropped", shareB, wholeB)
 	}
 }
 
-// A certificate a Keep holds keeps a copy of its document's text, not its
-// file's: once the snapshot goes, no file's text stays alive (a shard
-// would otherwise hold the whole source, most of it other shards').
+// A certificate a Keep holds keeps its document's text packed with the
+// other kept ones of its file, not its file's: once the snapshot goes, no
+// file's text stays alive (a shard would otherwise hold the whole source,
+// most of it other shards').
 func TestKeepHoldsNoFilesText(t *testing.T) {
 	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
 	var texts []weak.Pointer[byte]
@@ -178,4 +180,85 @@ func TestTemplateHashIsOneCopy(t *testing.T) {
 	if c == a {
 		t.Errorf("another key encoding hashes as the default one: %q", c)
 	}
+}
+
+// A Renderer that keeps every certificate lets go of every file's text
+// too, cache and result alive, as a daemon holds them: what it keeps holds
+// its text packed (a pass needs it only to place a position), and its
+// positions and errors are placed as before: a certificate declared twice
+// is reported on its file's line after its file was packed.
+func TestRenderHoldsNoFilesText(t *testing.T) {
+	dir := func(p string) string { return "    - directory: {path: " + p + "}\n" }
+	snap := snapshot(
+		file{"1.yaml", cert("team", "a", dir("a")) + "---\n" + cert("team", "b", dir("b"))},
+		file{"2.yaml", "# b again\n\n---\n" + cert("team", "b", dir("b2"))},
+		file{"3.yaml", bundle("roots", "roots")},
+	)
+	var texts []weak.Pointer[byte]
+	for _, f := range snap.Files {
+		texts = append(texts, weak.Make(&f.Data[0]))
+	}
+	rr := render.NewRenderer()
+	res := rr.Render(snap, catalog(t, clusters))
+	if len(res.Desired) != 2 || len(res.TrustBundles) != 1 {
+		t.Fatalf("rendered %d certificates, %d bundles; want 2 and 1 (errors %v)", len(res.Desired), len(res.TrustBundles), res.Errors)
+	}
+	if len(res.Errors) != 1 || !strings.HasPrefix(res.Errors[0].Error(), "2.yaml:7:9: ") || !strings.Contains(res.Errors[0].Error(), "declared twice: here and at 1.yaml:12") {
+		t.Errorf("errors %v; want b's second declaration at 2.yaml:7:9 (metadata.name), the first at 1.yaml:12", res.Errors)
+	}
+	snap = nil
+	runtime.GC()
+	for i, p := range texts {
+		if p.Value() != nil {
+			t.Errorf("file %d's text is still held after the snapshot went", i+1)
+		}
+	}
+	b := res.Desired[1]
+	if line, col := b.Pos("spec.targets[0].directory.path"); b.File() != "1.yaml" || b.Line() != 12 || line != 21 || col != 25 {
+		t.Errorf("b is at %s:%d, its directory path at %d:%d; want 1.yaml:12, 21:25", b.File(), b.Line(), line, col)
+	}
+	runtime.KeepAlive(rr)
+	runtime.KeepAlive(res)
+}
+
+// A Renderer's cache knows a file by a hash of its content, not by a copy
+// of it: a daemon keeps its Renderer for months, and a copy of every file
+// would be a second copy of the revision's text. The manifests here are
+// mostly comments (2 KB a certificate); the Renderer and its result hold
+// less than that per certificate.
+func TestRendererHoldsNoCopyOfTheText(t *testing.T) {
+	const n, perFile = 2000, 250
+	comment := "# " + strings.Repeat("rotated by the platform team; ask #pki before changing. ", 36) + "\n"
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
+	for f := 0; f*perFile < n; f++ {
+		var b strings.Builder
+		for i := f * perFile; i < (f+1)*perFile; i++ {
+			name := fmt.Sprintf("c%d", i)
+			fmt.Fprintf(&b, "---\n%s%s", comment, cert("team", name, "    - directory: {path: "+name+"}\n"))
+		}
+		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: []byte(b.String())})
+	}
+	cat := catalog(t, clusters)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rr := render.NewRenderer()
+	res := rr.Render(snap, cat)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if len(res.Desired) != n {
+		t.Fatalf("rendered %d certificates; want %d (errors %v)", len(res.Desired), n, res.Errors)
+	}
+	// Cached: the second render parses nothing.
+	if rr.Render(snap, cat); rr.Parsed() != n/perFile {
+		t.Errorf("parsed %d files in two renders of %d unchanged files", rr.Parsed(), n/perFile)
+	}
+	held := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("held per certificate: %.0f B (its text: %d B)", held, len(comment)+len(cert("team", "c1000", "    - directory: {path: c1000}\n")))
+	if held > float64(len(comment)) {
+		t.Errorf("the Renderer and its result hold %.0f B per certificate, more than its comment (%d B): the text is copied", held, len(comment))
+	}
+	runtime.KeepAlive(snap)
+	runtime.KeepAlive(rr)
+	runtime.KeepAlive(res)
 }

@@ -6,8 +6,10 @@
 package render
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unique"
@@ -170,7 +172,13 @@ type Renderer struct {
 // does not hold (Result.Others).
 type Keep func(id string, labels map[string]string) (keep bool, tag string)
 
-type fileKey struct{ path, content string }
+// fileKey is a file's path and a hash of its content: the content itself,
+// as a key, would hold a copy of the whole revision's text for as long as
+// the Renderer lives.
+type fileKey struct {
+	path    string
+	content [sha256.Size]byte
+}
 
 // fileResult is what one file declares, independent of the catalog.
 type fileResult struct {
@@ -266,7 +274,7 @@ func DirectoryKey(outputDir, path string) string {
 func (rr *Renderer) Parsed() int { return rr.parsed }
 
 func (rr *Renderer) file(f source.File) *fileResult {
-	k := fileKey{f.Path, string(f.Data)}
+	k := fileKey{f.Path, sha256.Sum256(f.Data)}
 	if fr, ok := rr.files[k]; ok {
 		fr.lastUsed = rr.generation
 		return fr
@@ -295,6 +303,15 @@ func (rr *Renderer) file(f source.File) *fileResult {
 	}
 	// The documents live on in what was kept; the count is all Render needs.
 	fr.documents, fr.decoded.Documents = len(fr.decoded.Documents), nil
+	// What is kept holds its text compressed, not the file's: a pass keeps
+	// every certificate, and needs the text only to place a position.
+	kept := slices.Clone(fr.bundleDocs)
+	for _, d := range fr.declared {
+		if d.other == nil {
+			kept = append(kept, d.Origin.Doc)
+		}
+	}
+	schemas.PackText(kept)
 	fr.lastUsed = rr.generation
 	rr.files[k] = fr
 	rr.parsed++
@@ -309,9 +326,6 @@ func (rr *Renderer) declare(decl schemas.Declared) declared {
 			return declared{other: &other{Other: Other{ID: ID(c), Tag: tag}, file: decl.Origin.Doc.File,
 				line: decl.Origin.Doc.Line, targets: c.Spec.Targets}}
 		}
-		// Kept with its own copy of its text: not the whole file, most of
-		// which is the other shards' certificates.
-		decl.Origin.Doc.Detach()
 	}
 	return declared{Declared: decl, issueHash: schemas.IssueHash(&c.Spec)}
 }
@@ -409,6 +423,9 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place,
 		return
 	}
 	d := &Desired{ID: id, Certificate: c, Origin: decl.Origin, IssueHash: decl.issueHash}
+	if len(c.Spec.Targets) > 0 {
+		d.Targets = make([]Target, 0, len(c.Spec.Targets)) // one each, but for clusterSelectors
+	}
 	var errs schemas.Errors
 	for i, t := range c.Spec.Targets {
 		resolved, es := resolve(i, t, cat, r, outputDir)
