@@ -161,7 +161,9 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		loaded := make(chan struct{})
 		go func() {
 			defer close(loaded)
-			inv, loadErr = inventory.Load(ctx, p.Backend, part...)
+			if inv, loadErr = inventory.Load(ctx, p.Backend, part...); loadErr == nil {
+				shareDeclared(inv, res.Desired)
+			}
 		}()
 		obs = p.observe(ctx, claimed, nil, res.Scope.Covers)
 		<-loaded
@@ -177,6 +179,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			if inv, err = inventory.Load(ctx, p.Backend, part...); err != nil {
 				return nil, fmt.Errorf("reading the inventory: %w", err)
 			}
+			shareDeclared(inv, res.Desired)
 		}
 	}
 	all := res
@@ -198,6 +201,9 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if err != nil {
 		return nil, err
 	}
+	// Used up: sh lives to the end of the pass, these sets of the fleet's
+	// IDs need not.
+	sh.declared, sh.mine = idSet{}, nil
 	dirRoot := ""
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
@@ -465,21 +471,25 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 // pass was cancelled meanwhile. others are further entries to write
 // (not acted on, changed all the same); it returns what failed to be written.
 func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome, others map[string]*inventory.Entry) map[string]error {
-	next := maps.Clone(inv)
 	var changed []string
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
-			next[o.entry.ID] = o.entry
 			changed = append(changed, o.entry.ID)
 		}
 	}
-	for id, e := range others {
-		next[id] = e
+	for id := range others {
 		changed = append(changed, id)
 	}
 	if len(changed) == 0 {
-		return nil
+		return nil // a pass that changed nothing copies no map of the fleet
 	}
+	next := maps.Clone(inv)
+	for _, o := range outcomes {
+		if o != nil && o.entry != nil {
+			next[o.entry.ID] = o.entry
+		}
+	}
+	maps.Copy(next, others)
 	rctx, cancel := graceAfter(ctx, recordGrace)
 	defer cancel()
 	failed := inventory.Save(rctx, p.Backend, p.shardName(), next, changed)
