@@ -271,15 +271,19 @@ func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
 	}
 	out := make(map[string]*Entry, n)
 	// Pages come last: an entry both in a page and in the earlier format
-	// (a migration cut short) is the page's, which is newer.
-	fromPage := map[string]bool{}
+	// (a migration cut short) is the page's, which is newer. fromLegacy
+	// holds the IDs whose entry so far is a legacy document's: few or none,
+	// where a set of the IDs read from pages would be one of the fleet.
+	fromLegacy := map[string]bool{}
 	for i, entries := range read {
 		for _, e := range entries {
 			if e == nil || e.ID == "" {
 				continue
 			}
-			if i >= nLegacy {
-				if prev := out[e.ID]; prev != nil && fromPage[e.ID] {
+			if i < nLegacy {
+				fromLegacy[e.ID] = true
+			} else {
+				if prev := out[e.ID]; prev != nil && !fromLegacy[e.ID] {
 					if !later(e, prev) {
 						r := prev.Edit()
 						r.elsewhere = append(r.elsewhere, e.Shard) // another shard's copy is newer
@@ -288,7 +292,7 @@ func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
 					elsewhere := append(rareOf(prev).elsewhere, prev.Shard)
 					e.Edit().elsewhere = elsewhere
 				}
-				fromPage[e.ID] = true
+				delete(fromLegacy, e.ID)
 			}
 			out[e.ID] = e
 		}

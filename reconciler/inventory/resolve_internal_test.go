@@ -1,0 +1,44 @@
+package inventory
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+)
+
+// TestResolveAllocatesOneMapOfTheFleet: resolving pages of 20,000 entries
+// allocates the inventory's map and little else — it also kept a set of
+// every ID read from a page (as large again) where only legacy documents'
+// IDs need one.
+func TestResolveAllocatesOneMapOfTheFleet(t *testing.T) {
+	const n = 20_000
+	page := make([]*Entry, n)
+	for i := range page {
+		page[i] = &Entry{ID: fmt.Sprintf("team/svc-%d", i)}
+	}
+	legacy := []*Entry{{ID: "team/svc-1"}, {ID: "team/old"}}
+	read := [][]*Entry{legacy, page}
+	alloc := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	var out map[string]*Entry
+	got := alloc(func() { out = resolve(read, 1) })
+	want := alloc(func() {
+		m := make(map[string]*Entry, n+2)
+		for _, e := range page {
+			m[e.ID] = e
+		}
+		runtime.KeepAlive(m)
+	})
+	if got > want+want/4 {
+		t.Errorf("resolve allocated %d bytes; the map it returns takes %d", got, want)
+	}
+	if len(out) != n+1 || out["team/svc-1"] != page[1] || out["team/old"] != legacy[1] {
+		t.Errorf("resolved %d entries; team/svc-1 from the page: %v", len(out), out["team/svc-1"] == page[1])
+	}
+}
