@@ -30,13 +30,17 @@ func shareDeclared(inv map[string]*inventory.Entry, desired []*render.Desired) {
 		}
 		// Sharing a declaration's slices is what a pass does already for
 		// the entries it records (entryOf); neither side changes them.
-		for _, p := range []struct {
-			e *[]string
-			d []string
-		}{{&e.DNSNames, spec.DNSNames},
-			{&e.IPAddresses, spec.IPAddresses}, {&e.URIs, spec.URIs}, {&e.EmailAddresses, spec.EmailAddresses}} {
-			if len(*p.e) > 0 && slices.Equal(*p.e, p.d) {
-				*p.e = p.d
+		if len(e.DNSNames) > 0 && slices.Equal(e.DNSNames, spec.DNSNames) {
+			e.DNSNames = spec.DNSNames
+		}
+		if r := e.Rare; r != nil {
+			for _, p := range []struct {
+				e *[]string
+				d []string
+			}{{&r.IPAddresses, spec.IPAddresses}, {&r.URIs, spec.URIs}, {&r.EmailAddresses, spec.EmailAddresses}} {
+				if len(*p.e) > 0 && slices.Equal(*p.e, p.d) {
+					*p.e = p.d
+				}
 			}
 		}
 		for i := range e.Targets {

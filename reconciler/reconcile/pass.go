@@ -738,8 +738,11 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 	spec := d.Certificate.Spec
 	e := &inventory.Entry{ID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, File: d.File(),
 		Revision: res.Revision.String(), Author: res.Revision.Author, CommonName: spec.CommonName,
-		DNSNames: spec.DNSNames, IPAddresses: spec.IPAddresses, URIs: spec.URIs, EmailAddresses: spec.EmailAddresses,
-		UpdatedAt: now, Effective: effective}
+		DNSNames: spec.DNSNames, UpdatedAt: now, Effective: effective}
+	if len(spec.IPAddresses)+len(spec.URIs)+len(spec.EmailAddresses) > 0 {
+		r := e.Edit()
+		r.IPAddresses, r.URIs, r.EmailAddresses = spec.IPAddresses, spec.URIs, spec.EmailAddresses
+	}
 	if prev != nil && !c.Issue {
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision
