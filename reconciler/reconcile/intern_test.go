@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"runtime"
 	"testing"
 	"unsafe"
 
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
+	"github.com/certfleet/certfleet/reconciler/shard"
 	"github.com/certfleet/certfleet/schemas"
 )
 
@@ -98,5 +100,41 @@ func TestNoOpSaveAndHandOffCopyNoInventory(t *testing.T) {
 	}
 	if n := allocated(func() { p.handOff(context.Background(), &sh, inv) }); n > 64<<10 {
 		t.Errorf("a hand-over with nothing to hand over allocated %d bytes", n)
+	}
+}
+
+// TestUnshardedShareIsTheInventory: the unsharded process's share of an
+// inventory it owns whole is that map, not a copy of it; a shard's, or
+// one with an entry adopted, stays a map of its own.
+func TestUnshardedShareIsTheInventory(t *testing.T) {
+	c := &schemas.Certificate{}
+	res := &render.Result{Desired: []*render.Desired{{ID: "a", Certificate: c}, {ID: "b", Certificate: c}}}
+	inv := map[string]*inventory.Entry{"a": {ID: "a"}, "c": {ID: "c"}} // c: no longer declared
+	same := func(a, b map[string]*inventory.Entry) bool {
+		return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer()
+	}
+
+	p := &Pass{}
+	sh := p.shareOf(res, inv, declaredOf(res))
+	sh.wholeInventory(p, inv)
+	if !same(sh.inv, inv) || len(sh.inv) != 2 {
+		t.Errorf("the unsharded share is a copy of the inventory (%d entries)", len(sh.inv))
+	}
+
+	released := &inventory.Entry{ID: "b", Shard: "s1"}
+	released.Edit().Released = true // handed back to the unsharded process: adopted
+	inv["b"] = released
+	sh = p.shareOf(res, inv, declaredOf(res))
+	sh.wholeInventory(p, inv)
+	if same(sh.inv, inv) || len(sh.adopt) != 1 {
+		t.Errorf("with an adoption (%v) the share is the inventory itself", sh.adopt)
+	}
+
+	delete(inv, "b")
+	ps := &Pass{Shard: &Sharding{Name: "s0", Config: shard.Config{Shards: []string{"s0"}}}}
+	sh = ps.shareOf(res, inv, declaredOf(res))
+	sh.wholeInventory(ps, inv)
+	if same(sh.inv, inv) {
+		t.Error("a shard's share is the inventory itself")
 	}
 }

@@ -188,6 +188,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if !p.DryRun {
 		handOffFailures = p.handOff(ctx, &sh, inv)
 	}
+	sh.wholeInventory(p, inv)
 	res = sh.res
 	p.observeMore(ctx, nil, sh.inv, res.Scope.Covers, &obs)
 	if p.Inventory == nil && !p.DryRun && p.reporter() {

@@ -246,6 +246,18 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 	return out
 }
 
+// wholeInventory makes the unsharded process's share of the inventory the
+// inventory itself when the two hold the same entries (every one the
+// process's own, none adopted: always, unless the fleet was sharded
+// before), so that a pass holds one map of the fleet's entries, not two.
+// Called after handOff, which may still drop entries from inv: the two
+// are the same then only if their lengths are (sh.inv's IDs are inv's).
+func (sh *share) wholeInventory(p *Pass, inv map[string]*inventory.Entry) {
+	if !p.sharded() && len(sh.adopt) == 0 && len(sh.inv) == len(inv) {
+		sh.inv = inv
+	}
+}
+
 // idSet is a set of IDs as a sorted slice: 16 bytes an ID, its strings
 // shared with the render's, where a map[string]bool takes ~75 — and a
 // pass holds a set of every declared ID of the fleet.
