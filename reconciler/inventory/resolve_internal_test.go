@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/certfleet/certfleet/internal/backend"
 )
 
 // TestResolveAllocatesOneMapOfTheFleet: resolving pages of 20,000 entries
@@ -40,5 +42,21 @@ func TestResolveAllocatesOneMapOfTheFleet(t *testing.T) {
 	}
 	if len(out) != n+1 || out["team/svc-1"] != page[1] || out["team/old"] != legacy[1] {
 		t.Errorf("resolved %d entries; team/svc-1 from the page: %v", len(out), out["team/svc-1"] == page[1])
+	}
+}
+
+// TestReadConcurrency: pages of the local backend are read by as many
+// goroutines as there are cores (at least 2), a remote store's by ioConcurrency.
+func TestReadConcurrency(t *testing.T) {
+	l, err := backend.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readConcurrency(l), max(2, runtime.GOMAXPROCS(0)); got != want {
+		t.Errorf("local: %d page reads at once, want %d", got, want)
+	}
+	var remote struct{ backend.Store } // any store but the local one
+	if got := readConcurrency(remote); got != ioConcurrency {
+		t.Errorf("remote: %d page reads at once, want %d", got, ioConcurrency)
 	}
 }
