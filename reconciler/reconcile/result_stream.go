@@ -20,6 +20,11 @@ const itemsField = "\n  \"items\": []"
 // large, at the end of the pass, while everything the pass held was still
 // alive.
 func (r *Result) WriteJSON(w io.Writer) error {
+	if r.Items == nil { // "items": null, not []: nothing to stream
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
 	head := *r
 	head.Items = []Item{}
 	b, err := json.MarshalIndent(&head, "", "  ")

@@ -41,8 +41,11 @@ func reportOf(n int) *Result {
 // byte what encoding/json's indenting encoder wrote, with no items, one
 // and several, HTML-escaped the same.
 func TestWriteJSONWritesWhatTheEncoderDid(t *testing.T) {
-	for _, n := range []int{0, 1, 3} {
-		r := reportOf(n)
+	for _, n := range []int{-1, 0, 1, 3} {
+		r := reportOf(max(n, 0))
+		if n < 0 {
+			r.Items = nil // a report made without newResult
+		}
 		var got bytes.Buffer
 		if err := r.WriteJSON(&got); err != nil {
 			t.Fatal(err)
