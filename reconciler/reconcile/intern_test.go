@@ -138,3 +138,24 @@ func TestUnshardedShareIsTheInventory(t *testing.T) {
 		t.Error("a shard's share is the inventory itself")
 	}
 }
+
+// TestShareOfSortsAdoptions: certificates adopted because they are no
+// longer declared are reported sorted by ID, whatever the map's order.
+func TestShareOfSortsAdoptions(t *testing.T) {
+	inv := map[string]*inventory.Entry{}
+	for i := range 50 {
+		e := &inventory.Entry{ID: fmt.Sprintf("gone-%02d", i), Shard: "s1"}
+		e.Edit().Released = true // released to the unsharded process, which adopts it
+		inv[e.ID] = e
+	}
+	res := &render.Result{}
+	sh := (&Pass{}).shareOf(res, inv, declaredOf(res))
+	if len(sh.report.Adopted) != 50 {
+		t.Fatalf("adopted %d, want 50", len(sh.report.Adopted))
+	}
+	for i, h := range sh.report.Adopted {
+		if want := fmt.Sprintf("gone-%02d", i); h.Certificate != want {
+			t.Fatalf("adoption %d is %s, want %s: not sorted", i, h.Certificate, want)
+		}
+	}
+}

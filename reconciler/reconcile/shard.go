@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
@@ -215,8 +216,10 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 	// Certificates no longer declared: their owner prunes them; one whose
 	// owner is gone (its lease expired) is taken over by the shard its ID
 	// hashes to (or the default), which then prunes it.
-	for _, id := range slices.Sorted(maps.Keys(inv)) {
-		e := inv[id]
+	// In the map's order, the adoptions sorted after: a sorted list of
+	// every ID of the fleet was garbage made at the pass's peak.
+	adopted := len(out.report.Adopted)
+	for id, e := range inv {
 		if declared.has(id) {
 			continue
 		}
@@ -231,6 +234,7 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 			out.report.Adopted = append(out.report.Adopted, HandOff{Certificate: id, From: e.Shard, To: me})
 		}
 	}
+	slices.SortFunc(out.report.Adopted[adopted:], func(a, b HandOff) int { return strings.Compare(a.Certificate, b.Certificate) })
 	out.res = &r
 	out.declared = declared
 	out.report.Owned = len(r.Desired)
