@@ -42,7 +42,7 @@ func (f filter) keep(e *inventory.Entry) bool {
 	}
 	if f.san != nil {
 		names := append([]string{e.CommonName}, e.DNSNames...)
-		names = append(append(append(names, e.URIs...), e.IPAddresses...), e.EmailAddresses...)
+		names = append(append(append(names, e.URIs()...), e.IPAddresses()...), e.EmailAddresses()...)
 		found := false
 		for _, n := range names {
 			if n != "" && f.san.Match(n) {

@@ -61,10 +61,10 @@ func TestEveryInventoryFilter(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	all := map[string]*inventory.Entry{
 		"pay/api": {ID: "pay/api", Issuer: "mtls", Author: "Alice <alice@example.test>", File: "teams/payments/api.yaml",
-			CommonName: "api", DNSNames: []string{"api.pay.svc.cluster.local"}, URIs: []string{"spiffe://fleet.test/ns/pay/api"},
+			CommonName: "api", DNSNames: []string{"api.pay.svc.cluster.local"}, Rare: &inventory.Rare{URIs: []string{"spiffe://fleet.test/ns/pay/api"}},
 			NotAfter: now.Add(24 * time.Hour), Targets: []inventory.Target{{Cluster: "prod-eu"}}},
 		"web/www": {ID: "web/www", Issuer: "edge", Author: "Bob <bob@example.test>", File: "teams/web/www.yaml",
-			DNSNames: []string{"www.example.test"}, IPAddresses: []string{"10.0.0.7"}, EmailAddresses: []string{"ops@example.test"},
+			DNSNames: []string{"www.example.test"}, Rare: &inventory.Rare{IPAddresses: []string{"10.0.0.7"}, EmailAddresses: []string{"ops@example.test"}},
 			NotAfter: now.Add(60 * 24 * time.Hour), Targets: []inventory.Target{{Cluster: "prod-us"}}},
 	}
 	tests := []struct {

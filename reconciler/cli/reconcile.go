@@ -266,6 +266,9 @@ func interrupted(ctx context.Context, err error) error {
 
 func writeReport(w io.Writer, format string, v any, text func(io.Writer) error) error {
 	if format == "json" {
+		if s, ok := v.(interface{ WriteJSON(io.Writer) error }); ok {
+			return s.WriteJSON(w) // a large report, written a part at a time
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)

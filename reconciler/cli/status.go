@@ -69,7 +69,7 @@ func statusText(out io.Writer, f *fleetpage.Facts) error {
 		fmt.Fprintf(w, "serial\t%s\n", e.Serial)
 		fmt.Fprintf(w, "valid\t%s → %s, renews %s\n", e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339), e.RenewAt.UTC().Format(time.RFC3339))
 	}
-	names := append(append(append([]string{e.CommonName}, e.DNSNames...), e.URIs...), e.IPAddresses...)
+	names := append(append(append([]string{e.CommonName}, e.DNSNames...), e.URIs()...), e.IPAddresses()...)
 	fmt.Fprintf(w, "names\t%s\n", strings.Trim(strings.Join(names, ", "), ", "))
 	fmt.Fprintf(w, "chain\t%s\n", strings.Join(f.Chain, " ← "))
 	switch v := f.Verdict; {

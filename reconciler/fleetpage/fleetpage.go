@@ -144,7 +144,7 @@ func (q Query) Empty() bool { return q == Query{} }
 
 func names(e *inventory.Entry) []string {
 	n := append([]string{e.CommonName}, e.DNSNames...)
-	return append(append(append(n, e.URIs...), e.IPAddresses...), e.EmailAddresses...)
+	return append(append(append(n, e.URIs()...), e.IPAddresses()...), e.EmailAddresses()...)
 }
 
 func has(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }

@@ -47,7 +47,7 @@ func TestBuckets(t *testing.T) {
 
 func entry(id, author, file string, dns ...string) *inventory.Entry {
 	return &inventory.Entry{ID: id, Author: author, File: file, DNSNames: dns, Issuer: "mtls", NotAfter: now.Add(48 * time.Hour),
-		URIs: []string{"spiffe://fleet.test/" + id}, Targets: []inventory.Target{{Cluster: "alpha"}}}
+		Rare: &inventory.Rare{URIs: []string{"spiffe://fleet.test/" + id}}, Targets: []inventory.Target{{Cluster: "alpha"}}}
 }
 
 func TestGuessOwner(t *testing.T) {

@@ -161,7 +161,9 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		loaded := make(chan struct{})
 		go func() {
 			defer close(loaded)
-			inv, loadErr = inventory.Load(ctx, p.Backend, part...)
+			if inv, loadErr = inventory.Load(ctx, p.Backend, part...); loadErr == nil {
+				shareDeclared(inv, res.Desired)
+			}
 		}()
 		obs = p.observe(ctx, claimed, nil, res.Scope.Covers)
 		<-loaded
@@ -177,6 +179,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 			if inv, err = inventory.Load(ctx, p.Backend, part...); err != nil {
 				return nil, fmt.Errorf("reading the inventory: %w", err)
 			}
+			shareDeclared(inv, res.Desired)
 		}
 	}
 	all := res
@@ -185,6 +188,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if !p.DryRun {
 		handOffFailures = p.handOff(ctx, &sh, inv)
 	}
+	sh.wholeInventory(p, inv)
 	res = sh.res
 	p.observeMore(ctx, nil, sh.inv, res.Scope.Covers, &obs)
 	if p.Inventory == nil && !p.DryRun && p.reporter() {
@@ -198,6 +202,9 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 	if err != nil {
 		return nil, err
 	}
+	// Used up: sh lives to the end of the pass, these sets of the fleet's
+	// IDs need not.
+	sh.declared, sh.mine = idSet{}, nil
 	dirRoot := ""
 	if p.Dir != nil {
 		dirRoot = p.Dir.Root
@@ -465,21 +472,25 @@ func (p *Pass) act(ctx context.Context, res *render.Result, dec decide.Decisions
 // pass was cancelled meanwhile. others are further entries to write
 // (not acted on, changed all the same); it returns what failed to be written.
 func (p *Pass) save(ctx context.Context, inv map[string]*inventory.Entry, outcomes []*outcome, others map[string]*inventory.Entry) map[string]error {
-	next := maps.Clone(inv)
 	var changed []string
 	for _, o := range outcomes {
 		if o != nil && o.entry != nil {
-			next[o.entry.ID] = o.entry
 			changed = append(changed, o.entry.ID)
 		}
 	}
-	for id, e := range others {
-		next[id] = e
+	for id := range others {
 		changed = append(changed, id)
 	}
 	if len(changed) == 0 {
-		return nil
+		return nil // a pass that changed nothing copies no map of the fleet
 	}
+	next := maps.Clone(inv)
+	for _, o := range outcomes {
+		if o != nil && o.entry != nil {
+			next[o.entry.ID] = o.entry
+		}
+	}
+	maps.Copy(next, others)
 	rctx, cancel := graceAfter(ctx, recordGrace)
 	defer cancel()
 	failed := inventory.Save(rctx, p.Backend, p.shardName(), next, changed)
@@ -728,8 +739,11 @@ func entryOf(res *render.Result, c *decide.Certificate, o *outcome, prev *invent
 	spec := d.Certificate.Spec
 	e := &inventory.Entry{ID: d.ID, Issuer: spec.Issuer, IssueHash: d.IssueHash, File: d.File(),
 		Revision: res.Revision.String(), Author: res.Revision.Author, CommonName: spec.CommonName,
-		DNSNames: spec.DNSNames, IPAddresses: spec.IPAddresses, URIs: spec.URIs, EmailAddresses: spec.EmailAddresses,
-		UpdatedAt: now, Effective: effective}
+		DNSNames: spec.DNSNames, UpdatedAt: now, Effective: effective}
+	if len(spec.IPAddresses)+len(spec.URIs)+len(spec.EmailAddresses) > 0 {
+		r := e.Edit()
+		r.IPAddresses, r.URIs, r.EmailAddresses = spec.IPAddresses, spec.URIs, spec.EmailAddresses
+	}
 	if prev != nil && !c.Issue {
 		// A copy keeps the certificate, its owner and its history.
 		e.Author, e.Revision = prev.Author, prev.Revision

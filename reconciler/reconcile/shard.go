@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/certfleet/certfleet/reconciler/decide"
 	"github.com/certfleet/certfleet/reconciler/inventory"
@@ -153,14 +154,14 @@ type share struct {
 	// unclaimed are the unclaimed certificates (reported by the reporter only).
 	unclaimed []*render.Desired
 	// declared are the IDs the revision declares.
-	declared map[string]bool
+	declared idSet
 	// mine reports whether an ID is this shard's to act on.
 	mine func(id string) bool
 }
 
 // shareOf splits a rendered revision and the inventory into what this
 // shard acts on, adopts, releases, waits for, and what nobody claims.
-func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, declared map[string]bool) share {
+func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, declared idSet) share {
 	sh := p.sharding()
 	me := sh.Name
 	out := share{inv: map[string]*inventory.Entry{}, adopt: map[string]string{},
@@ -215,9 +216,11 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 	// Certificates no longer declared: their owner prunes them; one whose
 	// owner is gone (its lease expired) is taken over by the shard its ID
 	// hashes to (or the default), which then prunes it.
-	for _, id := range slices.Sorted(maps.Keys(inv)) {
-		e := inv[id]
-		if declared[id] {
+	// In the map's order, the adoptions sorted after: a sorted list of
+	// every ID of the fleet was garbage made at the pass's peak.
+	adopted := len(out.report.Adopted)
+	for id, e := range inv {
+		if declared.has(id) {
 			continue
 		}
 		if e.Shard == me && !e.Released() {
@@ -231,27 +234,66 @@ func (p *Pass) shareOf(res *render.Result, inv map[string]*inventory.Entry, decl
 			out.report.Adopted = append(out.report.Adopted, HandOff{Certificate: id, From: e.Shard, To: me})
 		}
 	}
+	slices.SortFunc(out.report.Adopted[adopted:], func(a, b HandOff) int { return strings.Compare(a.Certificate, b.Certificate) })
 	out.res = &r
 	out.declared = declared
 	out.report.Owned = len(r.Desired)
-	acts := map[string]bool{}
+	acts := newIDSet(len(r.Desired))
 	for _, d := range r.Desired {
-		acts[d.ID] = true
+		acts.add(d.ID)
 	}
-	out.mine = func(id string) bool { return acts[id] || out.inv[id] != nil }
+	acts.done()
+	// The closure holds the map, not out: out holds declared and the
+	// report, which the pass drops once they are used.
+	mineInv := out.inv
+	out.mine = func(id string) bool { return acts.has(id) || mineInv[id] != nil }
 	return out
+}
+
+// wholeInventory makes the unsharded process's share of the inventory the
+// inventory itself when the two hold the same entries (every one the
+// process's own, none adopted: always, unless the fleet was sharded
+// before), so that a pass holds one map of the fleet's entries, not two.
+// Called after handOff, which may still drop entries from inv: the two
+// are the same then only if their lengths are (sh.inv's IDs are inv's).
+func (sh *share) wholeInventory(p *Pass, inv map[string]*inventory.Entry) {
+	if !p.sharded() && len(sh.adopt) == 0 && len(sh.inv) == len(inv) {
+		sh.inv = inv
+	}
+}
+
+// idSet is a set of IDs as a sorted slice: 16 bytes an ID, its strings
+// shared with the render's, where a map[string]bool takes ~75 — and a
+// pass holds a set of every declared ID of the fleet.
+type idSet struct{ ids []string }
+
+func newIDSet(n int) idSet { return idSet{ids: make([]string, 0, n)} }
+
+func (s *idSet) add(id string) { s.ids = append(s.ids, id) }
+
+// done sorts the IDs added; a render's come sorted already.
+func (s *idSet) done() {
+	if !slices.IsSorted(s.ids) {
+		slices.Sort(s.ids)
+	}
+}
+
+func (s idSet) has(id string) bool {
+	_, ok := slices.BinarySearch(s.ids, id)
+	return ok
 }
 
 // declaredOf is the set of IDs the revision declares: this shard's and
 // the others' (render.Result.Others).
-func declaredOf(res *render.Result) map[string]bool {
-	out := make(map[string]bool, len(res.Desired)+len(res.Others))
+func declaredOf(res *render.Result) idSet {
+	out := newIDSet(len(res.Desired) + len(res.Others))
 	for _, d := range res.Desired {
-		out[d.ID] = true
+		out.add(d.ID)
 	}
 	for _, o := range res.Others {
-		out[o.ID] = true
+		out.add(o.ID)
 	}
+	out.done()
 	return out
 }
 
@@ -271,22 +313,23 @@ func declaredOf(res *render.Result) map[string]bool {
 // rollout waves and rotation phases count the shard's own share (its
 // render, its rollout state), and the trust bundles come from the render.
 // Nil when the fleet is not sharded: the whole inventory.
-func (p *Pass) inventoryShare(res *render.Result, declared map[string]bool) []inventory.LoadOption {
+func (p *Pass) inventoryShare(res *render.Result, declared idSet) []inventory.LoadOption {
 	if !p.sharded() {
 		return nil
 	}
 	cfg, me := p.Shard.Config, p.Shard.Name
-	needed := map[string]bool{}
+	needed := newIDSet(len(res.Desired))
 	for _, d := range res.Desired {
 		if s, ok := cfg.Of(d.ID, d.Certificate.Metadata.Labels); !ok || s == me {
-			needed[d.ID] = true
+			needed.add(d.ID)
 		}
 	}
+	needed.done()
 	return []inventory.LoadOption{inventory.WithShare(me, func(id string) bool {
-		if needed[id] {
+		if needed.has(id) {
 			return true
 		}
-		if declared[id] {
+		if declared.has(id) {
 			return false
 		}
 		s, ok := cfg.Of(id, nil)
@@ -315,13 +358,16 @@ func ownerOf(e *inventory.Entry) string {
 func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory.Entry) inventory.Failures {
 	now := p.now()
 	me := p.shardName()
-	next := maps.Clone(inv)
+	// What changes, by ID (nil: deleted), the whole inventory cloned only
+	// when something does: a pass with nothing to hand over (every pass of
+	// the unsharded process) copies no map of the fleet.
+	changes := map[string]*inventory.Entry{}
 	var changed []string
 	for _, id := range sh.release {
 		if e := inv[id]; e != nil && e.Shard == me && !e.Released() {
 			r := e.Clone()
 			r.Edit().Released, r.UpdatedAt, r.Edit().Handoffs = true, now, e.Handoffs()+1
-			next[id] = r
+			changes[id] = r
 			changed = append(changed, id)
 		}
 	}
@@ -330,7 +376,7 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 		e := inv[id]
 		a := e.Clone()
 		a.Shard, a.Edit().Released, a.UpdatedAt, a.Edit().Handoffs = me, false, now, e.Handoffs()+1
-		next[id] = a
+		changes[id] = a
 		changed = append(changed, id)
 		if !e.Released() && e.Shard != me {
 			gone[e.Shard] = append(gone[e.Shard], id)
@@ -340,20 +386,28 @@ func (p *Pass) handOff(ctx context.Context, sh *share, inv map[string]*inventory
 	// own entries with nothing left to prune whose older copies are gone.
 	var tidied []string
 	for _, d := range sh.claim {
-		next[d.ID] = &inventory.Entry{ID: d.ID, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Shard: me, UpdatedAt: now}
+		changes[d.ID] = &inventory.Entry{ID: d.ID, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Shard: me, UpdatedAt: now}
 		changed = append(changed, d.ID)
 	}
 	for id, e := range inv {
 		switch {
 		case e.Shard != me && e.HeldElsewhere(me):
 			tidied = append(tidied, id)
-		case e.Shard == me && !e.Released() && !sh.declared[id] && len(e.Targets) == 0 && !e.Copies():
-			delete(next, id)
+		case e.Shard == me && !e.Released() && !sh.declared.has(id) && len(e.Targets) == 0 && !e.Copies():
+			changes[id] = nil
 			tidied = append(tidied, id)
 		}
 	}
 	if len(changed)+len(tidied) == 0 {
 		return nil
+	}
+	next := maps.Clone(inv)
+	for id, e := range changes {
+		if e == nil {
+			delete(next, id)
+		} else {
+			next[id] = e
+		}
 	}
 	var failures inventory.Failures
 	failed := inventory.Save(ctx, p.Backend, me, next, append(slices.Clone(changed), tidied...))
