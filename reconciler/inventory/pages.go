@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"unique"
 
 	"golang.org/x/sync/errgroup"
@@ -158,9 +159,9 @@ func Load(ctx context.Context, s backend.Store, opts ...LoadOption) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	var effectives schemas.Effectives
+	var sh sharing
 	if o.keep == nil {
-		read, err := readPages(ctx, s, legacy, pages, nil, &effectives)
+		read, err := readPages(ctx, s, legacy, pages, nil, &sh)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +180,7 @@ func Load(ctx context.Context, s backend.Store, opts ...LoadOption) (map[string]
 			rest = append(rest, name)
 		}
 	}
-	ownRead, err := readPages(ctx, s, nil, own, nil, &effectives)
+	ownRead, err := readPages(ctx, s, nil, own, nil, &sh)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +191,7 @@ func Load(ctx context.Context, s backend.Store, opts ...LoadOption) (map[string]
 		}
 	}
 	keep := func(id string) bool { return held[id] || o.keep(id) }
-	restRead, err := readPages(ctx, s, legacy, rest, keep, &effectives)
+	restRead, err := readPages(ctx, s, legacy, rest, keep, &sh)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func WithShare(shard string, keep func(id string) bool) LoadOption {
 
 // readPages reads the legacy documents and the pages named, in that order,
 // keeping the entries keep accepts (nil: all).
-func readPages(ctx context.Context, s backend.Store, legacy, pages []string, keep func(string) bool, effectives *schemas.Effectives) ([][]*Entry, error) {
+func readPages(ctx context.Context, s backend.Store, legacy, pages []string, keep func(string) bool, sh *sharing) ([][]*Entry, error) {
 	read := make([][]*Entry, len(legacy)+len(pages))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(readConcurrency(s))
@@ -236,7 +237,7 @@ func readPages(ctx context.Context, s backend.Store, legacy, pages []string, kee
 			if keep != nil && !keep(e.ID) {
 				return nil
 			}
-			e.share(effectives)
+			e.share(sh)
 			read[i] = []*Entry{&e}
 			return nil
 		})
@@ -251,7 +252,7 @@ func readPages(ctx context.Context, s backend.Store, legacy, pages []string, kee
 				return fmt.Errorf("reading inventory page %s: %w", name, err)
 			}
 			for _, e := range pg.Entries {
-				e.share(effectives)
+				e.share(sh)
 			}
 			read[len(legacy)+i] = pg.Entries
 			return nil
@@ -318,15 +319,15 @@ func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
 // issuer, file, revision, author, shard, target kinds and places, the
 // Effective — by one shared copy each, right after a page is decoded: the
 // decoder makes a copy per entry, and a pass holds every entry at once.
-func (e *Entry) share(effectives *schemas.Effectives) {
+func (e *Entry) share(sh *sharing) {
 	for _, s := range []*string{&e.Issuer, &e.File, &e.Revision, &e.Author, &e.Shard} {
-		*s = unique.Make(*s).Value()
+		*s = sh.str(*s)
 	}
 	for i := range e.Targets {
 		t := &e.Targets[i]
-		t.Kind = render.TargetKind(unique.Make(string(t.Kind)).Value())
+		t.Kind = render.TargetKind(sh.str(string(t.Kind)))
 		for _, s := range []*string{&t.Cluster, &t.Namespace, &t.Mount} {
-			*s = unique.Make(*s).Value()
+			*s = sh.str(*s)
 		}
 		// The key ends with the Secret's name or the path: keep one copy.
 		for _, s := range []*string{&t.Name, &t.Path} {
@@ -339,14 +340,42 @@ func (e *Entry) share(effectives *schemas.Effectives) {
 		e.DNSNames[0] = e.CommonName
 	}
 	if r := e.Rare; r != nil {
-		r.PermanentFor = unique.Make(r.PermanentFor).Value()
-		r.FailureKind = FailureKind(unique.Make(string(r.FailureKind)).Value())
+		r.PermanentFor = sh.str(r.PermanentFor)
+		r.FailureKind = FailureKind(sh.str(string(r.FailureKind)))
 		for i := range r.Superseded {
-			r.Superseded[i].Issuer = unique.Make(r.Superseded[i].Issuer).Value()
-			r.Superseded[i].Reason = unique.Make(r.Superseded[i].Reason).Value()
+			r.Superseded[i].Issuer = sh.str(r.Superseded[i].Issuer)
+			r.Superseded[i].Reason = sh.str(r.Superseded[i].Reason)
 		}
 	}
-	e.Effective = effectives.Share(e.Effective)
+	e.Effective = sh.effectives.Share(e.Effective)
+}
+
+// sharing is what one Load shares among its entries. It holds the handles
+// of the strings it interned until the Load is done: unique.Make(v).Value()
+// alone keeps the canonical copy only until the next collection when no
+// Handle is alive, and an equal value decoded after it got a copy of its
+// own (TestLoadSharesWhatRepeats failed so under GOGC=1, and once in CI).
+type sharing struct {
+	effectives schemas.Effectives
+	mu         sync.Mutex
+	held       map[unique.Handle[string]]struct{}
+}
+
+// maxShared bounds the handles a Load holds (values that differ entry by
+// entry are then shared only while the collector leaves them).
+const maxShared = 4096
+
+func (sh *sharing) str(v string) string {
+	h := unique.Make(v)
+	sh.mu.Lock()
+	if sh.held == nil {
+		sh.held = map[unique.Handle[string]]struct{}{}
+	}
+	if len(sh.held) < maxShared {
+		sh.held[h] = struct{}{}
+	}
+	sh.mu.Unlock()
+	return h.Value()
 }
 
 // Save writes shard's pages ("": the unsharded process's) holding the
