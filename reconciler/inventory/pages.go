@@ -11,12 +11,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"unique"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/internal/intern"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -199,6 +198,14 @@ func Load(ctx context.Context, s backend.Store, opts ...LoadOption) (map[string]
 	return resolve(slices.Concat(restRead[:len(legacy)], ownRead, restRead[len(legacy):]), len(legacy)), nil
 }
 
+// sharing is what one Load shares among its entries, held until the Load
+// is done: strings (intern.Strings says why holding them matters) and
+// Effectives.
+type sharing struct {
+	strs       intern.Strings
+	effectives schemas.Effectives
+}
+
 // LoadOption changes what Load keeps.
 type LoadOption func(*loadOptions)
 
@@ -321,13 +328,13 @@ func resolve(read [][]*Entry, nLegacy int) map[string]*Entry {
 // decoder makes a copy per entry, and a pass holds every entry at once.
 func (e *Entry) share(sh *sharing) {
 	for _, s := range []*string{&e.Issuer, &e.File, &e.Revision, &e.Author, &e.Shard} {
-		*s = sh.str(*s)
+		*s = sh.strs.Share(*s)
 	}
 	for i := range e.Targets {
 		t := &e.Targets[i]
-		t.Kind = render.TargetKind(sh.str(string(t.Kind)))
+		t.Kind = render.TargetKind(sh.strs.Share(string(t.Kind)))
 		for _, s := range []*string{&t.Cluster, &t.Namespace, &t.Mount} {
-			*s = sh.str(*s)
+			*s = sh.strs.Share(*s)
 		}
 		// The key ends with the Secret's name or the path: keep one copy.
 		for _, s := range []*string{&t.Name, &t.Path} {
@@ -340,42 +347,14 @@ func (e *Entry) share(sh *sharing) {
 		e.DNSNames[0] = e.CommonName
 	}
 	if r := e.Rare; r != nil {
-		r.PermanentFor = sh.str(r.PermanentFor)
-		r.FailureKind = FailureKind(sh.str(string(r.FailureKind)))
+		r.PermanentFor = sh.strs.Share(r.PermanentFor)
+		r.FailureKind = FailureKind(sh.strs.Share(string(r.FailureKind)))
 		for i := range r.Superseded {
-			r.Superseded[i].Issuer = sh.str(r.Superseded[i].Issuer)
-			r.Superseded[i].Reason = sh.str(r.Superseded[i].Reason)
+			r.Superseded[i].Issuer = sh.strs.Share(r.Superseded[i].Issuer)
+			r.Superseded[i].Reason = sh.strs.Share(r.Superseded[i].Reason)
 		}
 	}
 	e.Effective = sh.effectives.Share(e.Effective)
-}
-
-// sharing is what one Load shares among its entries. It holds the handles
-// of the strings it interned until the Load is done: unique.Make(v).Value()
-// alone keeps the canonical copy only until the next collection when no
-// Handle is alive, and an equal value decoded after it got a copy of its
-// own (TestLoadSharesWhatRepeats failed so under GOGC=1, and once in CI).
-type sharing struct {
-	effectives schemas.Effectives
-	mu         sync.Mutex
-	held       map[unique.Handle[string]]struct{}
-}
-
-// maxShared bounds the handles a Load holds (values that differ entry by
-// entry are then shared only while the collector leaves them).
-const maxShared = 4096
-
-func (sh *sharing) str(v string) string {
-	h := unique.Make(v)
-	sh.mu.Lock()
-	if sh.held == nil {
-		sh.held = map[unique.Handle[string]]struct{}{}
-	}
-	if len(sh.held) < maxShared {
-		sh.held[h] = struct{}{}
-	}
-	sh.mu.Unlock()
-	return h.Value()
 }
 
 // Save writes shard's pages ("": the unsharded process's) holding the
