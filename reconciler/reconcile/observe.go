@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/certfleet/certfleet/internal/intern"
 	"github.com/certfleet/certfleet/reconciler/inventory"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/target"
@@ -19,6 +20,9 @@ type observed struct {
 	unobservable map[string]error
 	// clusters are those listed (or that failed to list).
 	clusters map[string]bool
+	// strs shares the metadata values that repeat across the directory
+	// observations, for as long as the pass holds them.
+	strs *intern.Strings
 }
 
 // observe reads every target the desired certificates and the inventory
@@ -26,7 +30,7 @@ type observed struct {
 // and directory once. Failures are recorded per cluster or target, so one
 // unreachable cluster does not stop the others.
 func (p *Pass) observe(ctx context.Context, desired []*render.Desired, inv map[string]*inventory.Entry, inScope func(string) bool) observed {
-	res := observed{byKey: map[string]*target.Observed{}, unobservable: map[string]error{}, clusters: map[string]bool{}}
+	res := observed{byKey: map[string]*target.Observed{}, unobservable: map[string]error{}, clusters: map[string]bool{}, strs: new(intern.Strings)}
 	p.observeMore(ctx, desired, inv, inScope, &res)
 	return res
 }
@@ -106,7 +110,7 @@ func (p *Pass) observeMore(ctx context.Context, desired []*render.Desired, inv m
 			case render.VaultKV:
 				o, err = p.Vault.Observe(ctx, t)
 			case render.Directory:
-				o, err = p.Dir.Observe(t)
+				o, err = p.Dir.ObserveSharing(t, res.strs)
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/intern"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
 )
@@ -293,8 +294,15 @@ func isDataDir(dir *os.Root, name string) bool {
 }
 
 // Observe reads one target. A directory holding certfleet's file names
-// that certfleet did not write exists but is not managed.
-func (d *Directory) Observe(t *render.Target) (*Observed, error) {
+// that certfleet did not write exists but is not managed. The observation
+// holds its own copy of each metadata value: see ObserveSharing.
+func (d *Directory) Observe(t *render.Target) (*Observed, error) { return d.ObserveSharing(t, nil) }
+
+// ObserveSharing is Observe with the metadata values that repeat across a
+// fleet's targets (issuer, revision, template hash) shared through strs: a
+// pass holds every target's observation at once, and keeps one strs for
+// all of them.
+func (d *Directory) ObserveSharing(t *render.Target, strs *intern.Strings) (*Observed, error) {
 	o := &Observed{Target: t}
 	od, err := d.open(t.Path, false)
 	if err != nil {
@@ -332,7 +340,7 @@ func (d *Directory) Observe(t *render.Target) (*Observed, error) {
 	o.Bundle.CA = shareCA(o.Bundle.CA)
 	o.Exists = len(st.present) > 0
 	if owned {
-		o.Managed, o.own = true, ownMetaOf(st.meta)
+		o.Managed, o.own = true, ownMetaOf(st.meta, strs)
 	}
 	c := o.parse(false)
 	// A pass holds every target's observation at once: neither tls.key nor

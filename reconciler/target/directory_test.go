@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/certfleet/certfleet/internal/intern"
 	"github.com/certfleet/certfleet/internal/memsize"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
@@ -919,17 +921,22 @@ func TestDirectoryFirstWriteLinksTheCertificateLast(t *testing.T) {
 
 // A pass holds every target's observation at once: observations of one
 // authority's targets share one copy of its CA body, and of each metadata
-// value that repeats (issuer, revision, template hash).
+// value that repeats (issuer, revision, template hash) — also when the
+// collector ran between them, as it does many times in a pass of 100,000
+// targets (the strings the pass shares through hold the canonical copies).
 func TestDirectoryObservationsShareWhatRepeats(t *testing.T) {
 	is := newIssuer(t)
 	d := &target.Directory{Root: t.TempDir()}
+	var strs intern.Strings
 	var got []*target.Observed
 	for _, name := range []string{"a", "b"} {
 		tg := render.Target{Address: render.Address{Kind: render.Directory, Path: name, Key: "directory/" + name}}
 		if err := d.Write(tg, is.bundle(t, pki.Request{DNSNames: []string{name + ".example.test"}}), meta("team-a/"+name)); err != nil {
 			t.Fatal(err)
 		}
-		o, err := d.Observe(&tg)
+		runtime.GC()
+		runtime.GC()
+		o, err := d.ObserveSharing(&tg, &strs)
 		if err != nil || !o.Managed {
 			t.Fatalf("Observe %s: %v, managed %v", name, err, o != nil && o.Managed)
 		}

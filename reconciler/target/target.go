@@ -18,10 +18,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unique"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/certfleet/certfleet/internal/intern"
 	"github.com/certfleet/certfleet/internal/pki"
 	"github.com/certfleet/certfleet/reconciler/render"
 )
@@ -191,8 +191,9 @@ var ownKeys = []string{AnnCertificateID, AnnIssuer, AnnRenewAt, AnnSpecHash, Ann
 var sharedValues = map[string]bool{AnnIssuer: true, AnnRevision: true, AnnTemplateHash: true}
 
 // ownMetaOf is certfleet's own entries of metadata m, with one shared
-// copy of each value that repeats: 100,000 copies of each cost megabytes.
-func ownMetaOf(m map[string]string) *ownMeta {
+// copy (strs's) of each value that repeats: 100,000 copies of each cost
+// megabytes.
+func ownMetaOf(m map[string]string, strs *intern.Strings) *ownMeta {
 	if m == nil {
 		return nil
 	}
@@ -200,7 +201,7 @@ func ownMetaOf(m map[string]string) *ownMeta {
 	for _, k := range ownKeys {
 		v := m[k]
 		if sharedValues[k] {
-			v = unique.Make(v).Value()
+			v = strs.Share(v)
 		}
 		*own.field(k) = v
 	}
