@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -188,7 +189,9 @@ func keys(m map[string]*inventory.Entry) []string {
 
 // A pass holds every entry at once, and the decoder makes a copy of every
 // value per entry: Load shares what repeats across a fleet (issuer, file,
-// revision, author, target kind, the Effective) — one copy, not 100,000.
+// revision, author, target kind, the Effective) — one copy, not 100,000 —
+// also when the collector runs between pages (it runs many times in a
+// Load of 100,000 entries; here before each read).
 func TestLoadSharesWhatRepeats(t *testing.T) {
 	// 600 entries over many pages: sharing crosses pages.
 	inv := make(map[string]*inventory.Entry, 600)
@@ -206,22 +209,25 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 	if failed := inventory.Save(t.Context(), s, "", inv, ids600); failed != nil {
 		t.Fatal(failed)
 	}
-	got, err := inventory.Load(t.Context(), s)
+	got, err := inventory.Load(t.Context(), collecting{s})
 	if err != nil || len(got) != 600 {
 		t.Fatalf("loaded %d entries (err %v)", len(got), err)
 	}
 	a, b := got["web/svc-1"], got["web/svc-599"]
-	for _, f := range []struct {
-		name string
-		a, b string
-	}{{"issuer", a.Issuer, b.Issuer}, {"file", a.File, b.File}, {"revision", a.Revision, b.Revision},
-		{"author", a.Author, b.Author}, {"target kind", string(a.Targets[0].Kind), string(b.Targets[0].Kind)}} {
-		if f.a != f.b || unsafe.StringData(f.a) != unsafe.StringData(f.b) {
-			t.Errorf("two entries hold two copies of their %s %q", f.name, f.a)
+	for _, id := range ids600 {
+		b := got[id]
+		for _, f := range []struct {
+			name string
+			a, b string
+		}{{"issuer", a.Issuer, b.Issuer}, {"file", a.File, b.File}, {"revision", a.Revision, b.Revision},
+			{"author", a.Author, b.Author}, {"target kind", string(a.Targets[0].Kind), string(b.Targets[0].Kind)}} {
+			if f.a != f.b || unsafe.StringData(f.a) != unsafe.StringData(f.b) {
+				t.Fatalf("%s and %s hold two copies of their %s %q", a.ID, id, f.name, f.a)
+			}
 		}
-	}
-	if a.Effective == nil || a.Effective != b.Effective {
-		t.Errorf("two entries hold two copies of one Effective: %p, %p", a.Effective, b.Effective)
+		if a.Effective == nil || a.Effective != b.Effective {
+			t.Fatalf("%s and %s hold two copies of one Effective: %p, %p", a.ID, id, a.Effective, b.Effective)
+		}
 	}
 	if a.Serial != "1" || b.Serial != "599" || a.Targets[0].Path != "web/svc-1" || b.Effective.TTL != "48h" ||
 		a.DNSNames[0] != "web/svc-1.example.test" || a.DNSNames[1] != "other.example.test" {
@@ -236,6 +242,16 @@ func TestLoadSharesWhatRepeats(t *testing.T) {
 	if unsafe.StringData(a.CommonName) != unsafe.StringData(a.DNSNames[0]) {
 		t.Errorf("the common name and the equal first DNS name are two copies")
 	}
+}
+
+// collecting is a Store that runs the collector (twice: what it frees
+// goes at the second) before each read.
+type collecting struct{ backend.Store }
+
+func (c collecting) Get(ctx context.Context, key string, v any) error {
+	runtime.GC()
+	runtime.GC()
+	return c.Store.Get(ctx, key, v)
 }
 
 // ids600 are web/svc-0 … web/svc-599.
