@@ -12,9 +12,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unique"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/certfleet/certfleet/internal/intern"
 )
 
 // Document is one YAML document of a file, decoded into its kind. It keeps
@@ -129,11 +130,21 @@ const apiGroup = "certfleet.dev"
 // What a file decodes to, aliases followed and CertificateSets expanded, is
 // bounded by its size (see fileBudget): a small file cannot make the
 // checker decode billions of values.
-func Decode(file string, data []byte) Decoded { return decode(file, data, newStream(data)) }
+//
+// The values most certificates of a fleet share (see interned) are one
+// copy each within the file; DecodeSharing shares them across files.
+func Decode(file string, data []byte) Decoded { return DecodeSharing(file, data, new(intern.Strings)) }
+
+// DecodeSharing is Decode with the values most certificates share held in
+// strs: one copy each across every file decoded with it while it is kept
+// (a pass keeps one for all its files).
+func DecodeSharing(file string, data []byte, strs *intern.Strings) Decoded {
+	return decode(file, data, newStream(data), strs)
+}
 
 // decode is Decode with the documents taken from st where it has them; the
 // fuzz test compares it with a decode that parses every chunk on its own.
-func decode(file string, data []byte, st *stream) Decoded {
+func decode(file string, data []byte, st *stream, strs *intern.Strings) Decoded {
 	var out Decoded
 	b := fileBudget(len(data))
 	chunks := splitDocuments(data)
@@ -176,8 +187,8 @@ func decode(file string, data []byte, st *stream) Decoded {
 			out.Ignored = append(out.Ignored, Ignored{File: file, Line: line, APIVersion: apiVersion, Kind: kind})
 			continue
 		}
-		d := &Document{File: file, Index: i, Line: line, Kind: intern(kind), node: n, src: chunk.data, srcLine: chunk.line, srcLen: int32(len(chunk.data))}
-		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), intern(scalar(mapValue(n, "metadata"), "namespace"))
+		d := &Document{File: file, Index: i, Line: line, Kind: strs.Share(kind), node: n, src: chunk.data, srcLine: chunk.line, srcLen: int32(len(chunk.data))}
+		d.Name, d.Namespace = scalar(mapValue(n, "metadata"), "name"), strs.Share(scalar(mapValue(n, "metadata"), "namespace"))
 		switch {
 		case apiVersion == "":
 			// A certfleet kind without apiVersion would otherwise be ignored
@@ -203,7 +214,7 @@ func decode(file string, data []byte, st *stream) Decoded {
 			continue
 		}
 		obj := newObject[kind]()
-		e := errs{budget: b}
+		e := errs{budget: b, strs: strs}
 		b.aliased = false
 		decodeNode(n, nil, reflect.ValueOf(obj).Elem(), nil, &e)
 		if set, ok := obj.(*CertificateSet); ok && len(e.list) == 0 {
@@ -899,7 +910,7 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 		} else if n.ShortTag() != "!!str" {
 			e.at(n, k, p, fmt.Sprintf("quote it: %q", n.Value), "expected a string, got %s", describe(n))
 		} else if k != nil && interned[k.Value] {
-			v.SetString(intern(n.Value))
+			v.SetString(e.strs.Share(n.Value))
 		} else {
 			v.SetString(n.Value)
 		}
@@ -938,14 +949,6 @@ func decodeScalar(n, k *yaml.Node, v reflect.Value, p *fieldPath, e *errs) {
 var interned = map[string]bool{"apiVersion": true, "kind": true, "namespace": true, "issuer": true,
 	"duration": true, "renewBefore": true, "algorithm": true, "rotationPolicy": true, "encoding": true,
 	"signatureAlgorithm": true, "cluster": true, "mount": true, "authority": true}
-
-// intern returns the one copy of s ("" stays as it is).
-func intern(s string) string {
-	if s == "" {
-		return s
-	}
-	return unique.Make(s).Value()
-}
 
 // forEachPair calls f for each key and value of a mapping, merges (<<)
 // first, so that the mapping's own keys override them as YAML says. A key

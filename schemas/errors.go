@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/certfleet/certfleet/internal/intern"
 )
 
 // Error is one problem in a manifest: where it is (file, line, column, field
@@ -94,6 +96,8 @@ type errs struct {
 	// budget counts the values decoded, aliases followed, against the
 	// file's limit; nil when the cost was counted before.
 	budget *nodeBudget
+	// strs shares the interned values decoded (nil: none shared).
+	strs *intern.Strings
 }
 
 // followed records that the document being decoded followed an alias, so

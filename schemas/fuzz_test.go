@@ -45,7 +45,7 @@ func FuzzDecodeValidate(f *testing.F) {
 		dec := Decode("fuzz.yaml", data)
 		// Parsing the file as one stream is only a saving: it must decode
 		// exactly what a parser per document does.
-		alone := decode("fuzz.yaml", data, &stream{})
+		alone := decode("fuzz.yaml", data, &stream{}, nil)
 		if got, want := errorLines(slices.Clone(dec.Errors)), errorLines(slices.Clone(alone.Errors)); !slices.Equal(got, want) {
 			t.Fatalf("parsed as a stream, errors\n%s\nparsed per document\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}

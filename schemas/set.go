@@ -9,6 +9,8 @@ import (
 
 	"github.com/fluxcd/pkg/envsubst"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/certfleet/certfleet/internal/intern"
 )
 
 // Origin is where a certificate was declared: a Certificate document, or one
@@ -74,6 +76,12 @@ func varsString(vars map[string]string) string {
 // Certificate itself, or one per CertificateSet item. Invalid ones are left
 // out and reported; the valid ones are returned.
 func Declarations(d *Document) ([]Declared, Errors) {
+	return DeclarationsSharing(d, new(intern.Strings))
+}
+
+// DeclarationsSharing is Declarations with the values a CertificateSet's
+// items share held in strs, as DecodeSharing does.
+func DeclarationsSharing(d *Document, strs *intern.Strings) ([]Declared, Errors) {
 	switch o := d.Object.(type) {
 	case *Certificate:
 		origin := Origin{Doc: d, Item: -1}
@@ -82,7 +90,7 @@ func Declarations(d *Document) ([]Declared, Errors) {
 		}
 		return []Declared{{Certificate: o, Origin: origin}}, nil
 	case *CertificateSet:
-		return expandSet(d, o)
+		return expandSet(d, o, strs)
 	}
 	return nil, nil
 }
@@ -93,7 +101,7 @@ func Declarations(d *Document) ([]Declared, Errors) {
 // Substitution happens on the parsed YAML, so a placeholder that becomes a
 // number ("size: ${bits}") is read as one, and positions stay the file's.
 // An error that every item shares (a typo in the template) is reported once.
-func expandSet(d *Document, set *CertificateSet) ([]Declared, Errors) {
+func expandSet(d *Document, set *CertificateSet, strs *intern.Strings) ([]Declared, Errors) {
 	if errs := Validate(set); len(errs) > 0 {
 		return nil, d.Locate(errs)
 	}
@@ -139,7 +147,7 @@ func expandSet(d *Document, set *CertificateSet) ([]Declared, Errors) {
 			TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindCertificate},
 			Metadata: ObjectMeta{Name: name, Namespace: set.Metadata.Namespace, Labels: maps.Clone(set.Metadata.Labels)},
 		}
-		var dec errs
+		dec := errs{strs: strs}
 		decodeNode(node, nil, reflect.ValueOf(&cert.Spec).Elem(), &fieldPath{key: "spec", index: -1}, &dec)
 		for _, x := range dec.list {
 			// A placeholder left in place by a substitution error says nothing more.

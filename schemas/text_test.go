@@ -7,6 +7,8 @@ import (
 	"testing"
 	"unsafe"
 	"weak"
+
+	"github.com/certfleet/certfleet/internal/intern"
 )
 
 // Packed documents place every position as before, in a file of several
@@ -95,15 +97,20 @@ spec:
 `
 
 // The values most certificates of a fleet share are one copy each, across
-// files: a pass holds every certificate. A value that differs stays its own.
+// files decoded with one intern.Strings (a pass's), also when the collector
+// ran between them: a pass holds every certificate. A value that differs
+// stays its own.
 func TestDecodeInternsSharedValues(t *testing.T) {
 	doc := func(name, issuer string) []byte {
 		return []byte("apiVersion: certfleet.dev/v1alpha1\nkind: Certificate\nmetadata: {name: " + name + ", namespace: payments}\n" +
 			"spec:\n  issuer: " + issuer + "\n  dnsNames: [" + name + ".example.com]\n  duration: 48h\n  privateKey: {algorithm: ECDSA, size: 256}\n" +
 			"  targets:\n    - kubernetes: {cluster: prod, namespace: payments, secretName: " + name + "}\n")
 	}
+	var strs intern.Strings
 	decode := func(file string, data []byte) (*Document, *Certificate) {
-		dec := Decode(file, data)
+		runtime.GC()
+		runtime.GC()
+		dec := DecodeSharing(file, data, &strs)
 		if len(dec.Errors) > 0 || len(dec.Documents) != 1 {
 			t.Fatalf("decoding %s: %v", file, dec.Errors)
 		}

@@ -12,8 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unique"
 
+	"github.com/certfleet/certfleet/internal/intern"
 	"github.com/certfleet/certfleet/reconciler/source"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -273,17 +273,17 @@ func DirectoryKey(outputDir, path string) string {
 // Parsed counts the files parsed since the Renderer was made (cache misses).
 func (rr *Renderer) Parsed() int { return rr.parsed }
 
-func (rr *Renderer) file(f source.File) *fileResult {
+func (rr *Renderer) file(f source.File, strs *intern.Strings) *fileResult {
 	k := fileKey{f.Path, sha256.Sum256(f.Data)}
 	if fr, ok := rr.files[k]; ok {
 		fr.lastUsed = rr.generation
 		return fr
 	}
-	fr := &fileResult{decoded: schemas.Decode(f.Path, f.Data)}
+	fr := &fileResult{decoded: schemas.DecodeSharing(f.Path, f.Data, strs)}
 	for _, d := range fr.decoded.Documents {
 		switch d.Kind {
 		case schemas.KindCertificate, schemas.KindCertificateSet:
-			decls, errs := schemas.Declarations(d)
+			decls, errs := schemas.DeclarationsSharing(d, strs)
 			fr.errs = append(fr.errs, errs...)
 			for _, decl := range decls {
 				fr.declared = append(fr.declared, rr.declare(decl))
@@ -347,8 +347,10 @@ func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result 
 	defer rr.forget()
 	r := &Result{Revision: snap.Revision, Scope: snap.Scope}
 	byID := map[string]place{}
+	// One copy of each value the pass's certificates share, across files.
+	var strs intern.Strings
 	for _, f := range snap.Files {
-		fr := rr.file(f)
+		fr := rr.file(f, &strs)
 		r.Errors = append(r.Errors, fr.decoded.Errors...)
 		r.Errors = append(r.Errors, fr.errs...)
 		r.Ignored = append(r.Ignored, fr.decoded.Ignored...)
@@ -360,7 +362,7 @@ func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result 
 				r.addOther(decl.other, cat, byID, rr.outputDir)
 				continue
 			}
-			r.add(decl, cat, byID, rr.outputDir)
+			r.add(decl, cat, byID, rr.outputDir, &strs)
 		}
 	}
 	r.checkTargets()
@@ -413,7 +415,7 @@ func (r *Result) addOther(o *other, cat *schemas.Catalog, byID map[string]place,
 	r.othersAt = append(r.othersAt, otherAt{o.file, o.line, keys})
 }
 
-func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place, outputDir string) {
+func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place, outputDir string, strs *intern.Strings) {
 	c := decl.Certificate
 	id := ID(c)
 	if prev, dup := byID[id]; dup {
@@ -432,7 +434,7 @@ func (r *Result) add(decl declared, cat *schemas.Catalog, byID map[string]place,
 		errs = append(errs, es...)
 		for _, rt := range resolved {
 			// Most certificates of a fleet share a template hash: one copy.
-			rt.TemplateHash = unique.Make(schemas.TemplateHash(&c.Spec, t)).Value()
+			rt.TemplateHash = strs.Share(schemas.TemplateHash(&c.Spec, t))
 			rt.Probe, rt.Restart = t.Probe, t.Restart
 			d.Targets = append(d.Targets, rt)
 		}
