@@ -1046,12 +1046,15 @@ func TestDirectoryObservationSize(t *testing.T) {
 	if err := d.Write(tg, is.bundle(t, pki.Request{DNSNames: []string{"svc.team-a.svc.cluster.local"}}), meta("team-a/svc")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Observe(&tg); err != nil { // the CA is shared from here on
+	// As in a pass: the repeated metadata values are shared through one
+	// intern.Strings, and the CA is shared from the first observation on.
+	var strs intern.Strings
+	if _, err := d.ObserveSharing(&tg, &strs); err != nil {
 		t.Fatal(err)
 	}
 	const limit = 650
 	per := memsize.PerItem(1000, func(int) *target.Observed {
-		o, err := d.Observe(&tg)
+		o, err := d.ObserveSharing(&tg, &strs)
 		if err != nil || o.Cert == nil || !o.KeyMatches() {
 			t.Fatalf("Observe: %v", err)
 		}
