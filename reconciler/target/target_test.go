@@ -292,14 +292,16 @@ func TestObservedIsSmall(t *testing.T) {
 }
 
 // A directory observation holds its data hash: 20 hex digits, not a slice
-// of a longer encoding that would keep all of it alive (64 bytes).
+// of a longer encoding that would keep all of it alive (64 bytes). The
+// digits take 24 (their size class); the bound leaves the measure room
+// for the heap's noise, which at exactly 24 one byte more would fail.
 func TestDataHashKeepsItsDigitsOnly(t *testing.T) {
 	b := target.Bundle{Cert: []byte("tls.crt"), CA: []byte("ca.crt")}
 	if h := b.DataHash(); len(h) != 20 {
 		t.Fatalf("DataHash = %q, want 20 hex digits", h)
 	}
-	if per := memsize.PerItem(100_000, func(int) string { return b.DataHash() }); per > 24 {
-		t.Errorf("a data hash keeps %d bytes, want at most 24", per)
+	if per := memsize.PerItem(100_000, func(int) string { return b.DataHash() }); per > 32 {
+		t.Errorf("a data hash keeps %d bytes, want at most 32", per)
 	} else {
 		t.Logf("a data hash keeps %d bytes", per)
 	}
