@@ -213,6 +213,7 @@ manifests or denied certificates were left out.`,
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
 			p.pass.Adopt, p.pass.Vault.DestroyHistory = adopt, destroyKV
+			p.pass.NoState = true // the report is printed; nothing reads the state of every target
 			rep, err := p.pass.Run(ctx, p.result, p.verdicts)
 			if err != nil {
 				return interrupted(ctx, err)
