@@ -165,6 +165,8 @@ type Renderer struct {
 	outputDir string
 	// keep decides which certificates a Result holds whole (nil: all).
 	keep Keep
+	// release lets go of each snapshot file's data once decoded (WithRelease).
+	release bool
 }
 
 // Keep says, from a certificate's ID and its manifest's labels, whether a
@@ -240,6 +242,18 @@ func WithOutputDir(dir string) Option {
 // certificate is kept.
 func WithKeep(keep Keep) Option {
 	return func(rr *Renderer) { rr.keep = keep }
+}
+
+// WithRelease makes Render let go of each file of the snapshot it renders
+// (its source.File.Data set to nil) as soon as the file is decoded: what
+// the Renderer keeps of a file holds its text packed, not the file's data,
+// which is then garbage rather than held with every other file's until
+// the caller drops the snapshot. For a caller that renders a snapshot once
+// (reconcile --once): a shard renders the whole revision and holds a
+// quarter of it, and the repository's text was a quarter of its peak
+// heap. The snapshot cannot be rendered, or its files read, again.
+func WithRelease() Option {
+	return func(rr *Renderer) { rr.release = true }
 }
 
 // NewRenderer returns a Renderer with an empty cache.
@@ -347,8 +361,11 @@ func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result 
 	defer rr.forget()
 	r := &Result{Revision: snap.Revision, Scope: snap.Scope}
 	byID := map[string]place{}
-	for _, f := range snap.Files {
+	for i, f := range snap.Files {
 		fr := rr.file(f)
+		if rr.release {
+			snap.Files[i].Data = nil
+		}
 		r.Errors = append(r.Errors, fr.decoded.Errors...)
 		r.Errors = append(r.Errors, fr.errs...)
 		r.Ignored = append(r.Ignored, fr.decoded.Ignored...)
