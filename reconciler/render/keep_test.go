@@ -130,21 +130,7 @@ func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
 // file's text stays alive (a shard would otherwise hold the whole source,
 // most of it other shards').
 func TestKeepHoldsNoFilesText(t *testing.T) {
-	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
-	var texts []weak.Pointer[byte]
-	for f := range 4 {
-		var b strings.Builder
-		for i := range 40 {
-			name := fmt.Sprintf("o%d-%d", f, i)
-			if i%4 == 0 {
-				name = fmt.Sprintf("m%d-%d", f, i)
-			}
-			fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
-		}
-		data := []byte(b.String())
-		texts = append(texts, weak.Make(&data[0]))
-		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: data})
-	}
+	snap, texts := quarterSnapshot(4, 40)
 	rr := render.NewRenderer(render.WithKeep(func(id string, _ map[string]string) (bool, string) {
 		return strings.HasPrefix(id, "team/m"), "elsewhere"
 	}))
@@ -274,29 +260,11 @@ func TestRendererHoldsNoCopyOfTheText(t *testing.T) {
 // a Renderer without it renders, positions included.
 func TestReleaseLetsGoOfEachFileOnceDecoded(t *testing.T) {
 	const files, perFile = 4, 40
-	newSnap := func() (*source.Snapshot, []weak.Pointer[byte]) {
-		snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
-		var texts []weak.Pointer[byte]
-		for f := range files {
-			var b strings.Builder
-			for i := range perFile {
-				name := fmt.Sprintf("o%d-%d", f, i)
-				if i%4 == 0 {
-					name = fmt.Sprintf("m%d-%d", f, i)
-				}
-				fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
-			}
-			data := []byte(b.String())
-			texts = append(texts, weak.Make(&data[0]))
-			snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: data})
-		}
-		return snap, texts
-	}
 	keep := func(id string, _ map[string]string) (bool, string) {
 		return strings.HasPrefix(id, "team/m"), "elsewhere"
 	}
 	cat := catalog(t, clusters)
-	snap, texts := newSnap()
+	snap, texts := quarterSnapshot(files, perFile)
 	var held []int // the files before the last one still held while it is decoded
 	checked := false
 	rr := render.NewRenderer(render.WithRelease(), render.WithKeep(func(id string, labels map[string]string) (bool, string) {
@@ -324,7 +292,7 @@ func TestReleaseLetsGoOfEachFileOnceDecoded(t *testing.T) {
 		}
 	}
 	runtime.KeepAlive(snap)
-	other, _ := newSnap()
+	other, _ := quarterSnapshot(files, perFile)
 	want := render.NewRenderer(render.WithKeep(keep)).Render(other, cat)
 	if len(res.Desired) != files*perFile/4 || len(res.Desired) != len(want.Desired) || !slices.Equal(res.Others, want.Others) {
 		t.Fatalf("rendered %d certificates and %d others; want %d and %d", len(res.Desired), len(res.Others), len(want.Desired), len(want.Others))
@@ -337,4 +305,26 @@ func TestReleaseLetsGoOfEachFileOnceDecoded(t *testing.T) {
 			t.Errorf("%s at %s:%d, its path at %d:%d; want %s at %s:%d, %d:%d", d.ID, d.File(), d.Line(), line, col, w.ID, w.File(), w.Line(), wl, wc)
 		}
 	}
+}
+
+// quarterSnapshot is files files of perFile certificates each, a quarter
+// of them named team/m…, the others team/o…, with a weak pointer to each
+// file's data.
+func quarterSnapshot(files, perFile int) (*source.Snapshot, []weak.Pointer[byte]) {
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
+	var texts []weak.Pointer[byte]
+	for f := range files {
+		var b strings.Builder
+		for i := range perFile {
+			name := fmt.Sprintf("o%d-%d", f, i)
+			if i%4 == 0 {
+				name = fmt.Sprintf("m%d-%d", f, i)
+			}
+			fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
+		}
+		data := []byte(b.String())
+		texts = append(texts, weak.Make(&data[0]))
+		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: data})
+	}
+	return snap, texts
 }
