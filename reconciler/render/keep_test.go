@@ -328,3 +328,21 @@ func quarterSnapshot(files, perFile int) (*source.Snapshot, []weak.Pointer[byte]
 	}
 	return snap, texts
 }
+
+// A render sizes what it holds per certificate once, from the files it
+// decoded, rather than growing it by doubling: at a fleet's size the
+// halves grown out of were garbage at the render's peak, a shard's.
+func TestRenderSizesWhatItHoldsOnce(t *testing.T) {
+	snap, _ := quarterSnapshot(4, 250)
+	res := render.NewRenderer(render.WithKeep(func(id string, _ map[string]string) (bool, string) {
+		return strings.HasPrefix(id, "team/m"), "elsewhere"
+	})).Render(snap, catalog(t, clusters))
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	// 63 of each file's 250 are team/m… (every fourth, from the first).
+	if len(res.Desired) != 252 || cap(res.Desired) != 252 || len(res.Others) != 748 || cap(res.Others) != 748 {
+		t.Errorf("%d certificates in room for %d, %d others in room for %d; want 252 and 748, each in room for as many",
+			len(res.Desired), cap(res.Desired), len(res.Others), cap(res.Others))
+	}
+}
