@@ -1,25 +1,31 @@
 package scale_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/certfleet/certfleet/internal/memlimit"
 )
 
-// deployedLimit is the GOMEMLIMIT the example deployment gives the one
-// process (examples/deploy/deployment.yaml): its env sets GOMEMLIMIT from
-// the container's limits.memory through the downward API (a
-// resourceFieldRef, divisor 1: the limit in bytes, as deploycheck
-// requires), so the limit is the container's memory limit itself, 512Mi.
-// It returns the value the process gets (bytes) and a name for the
-// metrics ("512MiB").
-func deployedLimit(tb testing.TB) (value, name string) {
+// The example layouts whose memory limits the benchmark's processes run
+// under: the one process's and a shard's.
+var (
+	oneLayout   = filepath.Join("..", "examples", "deploy", "deployment.yaml")
+	shardLayout = filepath.Join("..", "examples", "deploy-sharded", "shard", "deployment.yaml")
+)
+
+// deployedLimit is the container memory limit the layout at path hands its
+// process: its env sets memlimit.Env from the container's limits.memory
+// through the downward API (a resourceFieldRef, divisor 1: the limit in
+// bytes, as deploycheck requires), and certfleet sets its soft memory limit
+// from it (memlimit.Soft). It returns the value the process gets (bytes)
+// and the limit's name for the metrics ("512Mi").
+func deployedLimit(tb testing.TB, path string) (value, name string) {
 	tb.Helper()
-	path := filepath.Join("..", "examples", "deploy", "deployment.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -30,31 +36,31 @@ func deployedLimit(tb testing.TB) (value, name string) {
 	}
 	for _, c := range dep.Spec.Template.Spec.Containers {
 		for _, e := range c.Env {
-			if r := e.ValueFrom; e.Name == "GOMEMLIMIT" && r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.Resource == "limits.memory" {
+			if r := e.ValueFrom; e.Name == memlimit.Env && r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.Resource == "limits.memory" {
 				if d := r.ResourceFieldRef.Divisor; !d.IsZero() && d.Value() != 1 {
-					tb.Fatalf("%s: GOMEMLIMIT divides limits.memory by %s: the process would read a number of %s as bytes", path, d.String(), d.String())
+					tb.Fatalf("%s: %s divides limits.memory by %s: the process would read a number of %s as bytes", path, memlimit.Env, d.String(), d.String())
 				}
 				limit, ok := c.Resources.Limits["memory"]
 				if !ok {
-					tb.Fatalf("%s: container %s sets GOMEMLIMIT from a memory limit it does not have", path, c.Name)
+					tb.Fatalf("%s: container %s sets %s from a memory limit it does not have", path, c.Name, memlimit.Env)
 				}
-				n := limit.Value()
-				if n%(1<<20) == 0 {
-					return fmt.Sprint(n), fmt.Sprintf("%dMiB", n>>20)
-				}
-				return fmt.Sprint(n), fmt.Sprint(n)
+				return limit.AsDec().String(), limit.String()
 			}
 		}
 	}
-	tb.Fatalf("%s: no container sets GOMEMLIMIT from limits.memory", path)
+	tb.Fatalf("%s: no container sets %s from limits.memory", path, memlimit.Env)
 	return "", ""
 }
 
-// TestDeployedLimit: the limit the scale benchmark's one process runs
-// under is the example deployment's, as the downward API hands it over.
+// TestDeployedLimit: the limits the scale benchmark's processes run under
+// are the example layouts', as the downward API hands them over.
 func TestDeployedLimit(t *testing.T) {
-	value, name := deployedLimit(t)
-	if value != "536870912" || name != "512MiB" {
-		t.Errorf("GOMEMLIMIT=%s (%s), want 536870912 (512MiB): the deployment's limits.memory is 512Mi", value, name)
+	for _, c := range []struct{ path, value, name string }{
+		{oneLayout, "536870912", "512Mi"},
+		{shardLayout, "268435456", "256Mi"},
+	} {
+		if value, name := deployedLimit(t, c.path); value != c.value || name != c.name {
+			t.Errorf("%s: %s=%s (%s), want %s (%s)", c.path, memlimit.Env, value, name, c.value, c.name)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certfleet/certfleet/internal/memlimit"
 	"github.com/certfleet/certfleet/internal/testbed"
 )
 
@@ -116,7 +116,7 @@ type fleet struct {
 	tb                     testing.TB
 	bin                    string
 	repo, state, out, work string
-	// env is added to the processes' environment (GOMEMLIMIT=…).
+	// env is added to the processes' environment (CERTFLEET_MEMORY_LIMIT=…).
 	env []string
 }
 
@@ -164,7 +164,7 @@ type run struct {
 	// anonMiB and fileMiB split the largest resident set sampled
 	// (/proc/<pid>/status every 20 ms): anonymous memory (the Go heap,
 	// stacks, the runtime's own) and mapped files (the binary's text),
-	// which no GOMEMLIMIT counts.
+	// which the runtime's soft memory limit does not count.
 	anonMiB, fileMiB float64
 }
 
@@ -297,11 +297,6 @@ type passes struct {
 	firstSum, noopSum   float64 // MiB, all processes' peaks added
 	firstLive, noopLive float64 // MiB, the largest live heap of one process
 	claimWall           time.Duration
-	// limitPeak and limitLive are a second no-op pass's, each process
-	// run with GOMEMLIMIT=limit (soft: the collector works harder near it).
-	limit               string
-	limitPeak, limitSum float64
-	limitLive           float64
 }
 
 // maxLive is the largest live heap of one of runs' processes.
@@ -360,50 +355,48 @@ func manage(b *testing.B, f *fleet, n, k int) passes {
 		b.Fatalf("no-op pass (%d processes): %d targets InSync, want %d", k, inSync, n)
 	}
 	ps.noopLive = maxLive(runs)
-	if ps.limit = limitOf(k); ps.limit != "" {
-		env := f.env
-		f.env = append(slices.Clone(env), "GOMEMLIMIT="+ps.limit)
-		_, ps.limitPeak, ps.limitSum, runs = f.pass(k)
-		f.env = env
-		ps.limitLive = maxLive(runs)
-		for _, r := range runs {
-			if len(r.report.Actions) > 0 || len(r.report.Failures) > 0 {
-				b.Fatalf("no-op pass with GOMEMLIMIT=%s (%d processes) acted: %v, failures %v", ps.limit, k, r.report.Actions, r.report.Failures)
-			}
-		}
-	}
 	return ps
 }
 
 // report reports what the passes measured of the largest process, each
-// metric's name after prefix ("shard-" for the shards' rows).
-func (ps passes) report(b *testing.B, prefix string) {
-	b.ReportMetric(ps.firstWall.Seconds(), prefix+"first-pass-s")
-	b.ReportMetric(ps.noopWall.Seconds(), prefix+"noop-pass-s")
-	b.ReportMetric(ps.firstPeak, prefix+"first-peak-RSS-MiB")
-	b.ReportMetric(ps.noopPeak, prefix+"noop-peak-RSS-MiB")
-	b.ReportMetric(ps.firstLive, prefix+"first-peak-live-MiB")
-	b.ReportMetric(ps.noopLive, prefix+"noop-peak-live-MiB")
-	if ps.limit != "" {
-		b.ReportMetric(ps.limitPeak, prefix+"noop-peak-RSS-MiB-GOMEMLIMIT-"+ps.limit)
-		b.ReportMetric(ps.limitLive, prefix+"noop-peak-live-MiB-GOMEMLIMIT-"+ps.limit)
+// metric's name between prefix ("shard-" for the shards' rows) and suffix
+// ("-limit-512Mi" for a run under a layout's memory limit).
+func (ps passes) report(b *testing.B, prefix, suffix string) {
+	b.ReportMetric(ps.firstWall.Seconds(), prefix+"first-pass-s"+suffix)
+	b.ReportMetric(ps.noopWall.Seconds(), prefix+"noop-pass-s"+suffix)
+	b.ReportMetric(ps.firstPeak, prefix+"first-peak-RSS-MiB"+suffix)
+	b.ReportMetric(ps.noopPeak, prefix+"noop-peak-RSS-MiB"+suffix)
+	b.ReportMetric(ps.firstLive, prefix+"first-peak-live-MiB"+suffix)
+	b.ReportMetric(ps.noopLive, prefix+"noop-peak-live-MiB"+suffix)
+	if prefix == "shard-" {
+		b.ReportMetric(ps.claimWall.Seconds(), prefix+"claim-s"+suffix)
+		b.ReportMetric(ps.firstSum, prefix+"first-sum-RSS-MiB"+suffix)
+		b.ReportMetric(ps.noopSum, prefix+"noop-sum-RSS-MiB"+suffix)
 	}
 }
 
-// limitOf is the soft memory limit of the extra no-op pass of k processes:
-// CERTFLEET_SCALE_GOMEMLIMIT ("off": none), by default 230MiB for a shard
-// (beneath its goal of 256 MiB, as a container limit of 256Mi would set
-// it through the downward API less a margin) and none for one process.
-func limitOf(k int) string {
-	switch v := os.Getenv("CERTFLEET_SCALE_GOMEMLIMIT"); {
-	case v == "off":
-		return ""
-	case v != "":
-		return v
-	case k > 1:
-		return "230MiB"
+// limited reports whether the passes run again under the example layouts'
+// memory limits (CERTFLEET_SCALE_MEMORY_LIMIT=off: not).
+func limited() bool { return os.Getenv("CERTFLEET_SCALE_MEMORY_LIMIT") != "off" }
+
+// underLimit manages a fresh fleet of n certificates in k processes, each
+// given the container memory limit of the layout at path as that layout
+// hands it over (memlimit.Env; certfleet sets its soft limit from it), and
+// reports the passes with the suffix -limit-<limit>. It returns the
+// largest process's peak RSS.
+func underLimit(b *testing.B, n, k int, path string) float64 {
+	value, name := deployedLimit(b, path)
+	f := newFleet(b, n, form())
+	defer f.remove()
+	// An inherited GOMEMLIMIT would win over the layout's limit.
+	f.env = []string{memlimit.Env + "=" + value, "GOMEMLIMIT="}
+	ps := manage(b, f, n, k)
+	prefix := ""
+	if k > 1 {
+		prefix = "shard-"
 	}
-	return ""
+	ps.report(b, prefix, "-limit-"+name)
+	return max(ps.firstPeak, ps.noopPeak)
 }
 
 // BenchmarkManaged100k: the real `certfleet reconcile --once` manages N
@@ -419,16 +412,14 @@ func limitOf(k int) string {
 // processes manage the fleet first (reported as shard-…: the largest
 // process's peak RSS, beside the goal of 256 MiB per shard, and the sum),
 // then, on a fresh copy, the one process does. Each process's largest live
-// heap (from GODEBUG=gctrace=1) is reported beside its peak RSS; the
-// shards then run one more no-op pass with a soft memory limit
-// (GOMEMLIMIT, limitOf), reported apart: the limit trades CPU for RSS and
-// cannot make what the pass keeps alive any smaller. Last, the one
-// process's first and no-op passes run again on a fresh fleet under the
-// GOMEMLIMIT the example deployment sets for its 512Mi limit
-// (deployedLimit), reported apart as …-GOMEMLIMIT-512MiB
-// (CERTFLEET_SCALE_GOMEMLIMIT=off skips them). Each process's resident
-// set at its largest is logged split into anonymous memory and mapped
-// files.
+// heap (from GODEBUG=gctrace=1) is reported beside its peak RSS, and its
+// resident set at its largest is logged split into anonymous memory and
+// mapped files. Then each runs again on a fresh fleet under the memory
+// limit of its example layout (limited: the shards under
+// examples/deploy-sharded's 256Mi, the one process under examples/deploy's
+// 512Mi), as the layout hands it over: reported apart as …-limit-256Mi and
+// …-limit-512Mi. The soft limit certfleet sets from it trades CPU for RSS
+// and cannot make what the pass keeps alive any smaller.
 func BenchmarkManaged100k(b *testing.B) {
 	for b.Loop() {
 		n, k := scaleN(), shards()
@@ -438,40 +429,23 @@ func BenchmarkManaged100k(b *testing.B) {
 		if k > 1 {
 			sh := manage(b, f, n, k)
 			b.ReportMetric(float64(k), "shards")
-			sh.report(b, "shard-")
-			b.ReportMetric(sh.claimWall.Seconds(), "shard-claim-s")
-			b.ReportMetric(sh.firstSum, "shard-first-sum-RSS-MiB")
-			b.ReportMetric(sh.noopSum, "shard-noop-sum-RSS-MiB")
-			if sh.limit != "" {
-				b.ReportMetric(sh.limitSum, "shard-noop-sum-RSS-MiB-GOMEMLIMIT-"+sh.limit)
-			}
+			sh.report(b, "shard-", "")
 			b.ReportMetric(max(sh.firstPeak, sh.noopPeak)/256, "shard-ratio-to-256MiB")
 			f.remove()
+			if limited() {
+				b.ReportMetric(underLimit(b, n, k, shardLayout)/256, "shard-ratio-to-256MiB-limit")
+			}
 			f = newFleet(b, n, form())
 		}
 		one := manage(b, f, n, 1)
-		peak := max(one.firstPeak, one.noopPeak)
+		f.remove()
 		b.ReportMetric(float64(n), "certificates")
-		one.report(b, "")
+		one.report(b, "", "")
 		b.ReportMetric(base.peakMiB, "validate-peak-RSS-MiB")
 		b.ReportMetric(base.wall.Seconds(), "validate-s")
-		b.ReportMetric(peak/512, "ratio-to-512MiB")
-		if os.Getenv("CERTFLEET_SCALE_GOMEMLIMIT") != "off" {
-			// The one process's passes again, on a fresh fleet, under the
-			// soft memory limit the example deployment sets (deployedLimit):
-			// what the goal of 512 MiB is measured against in production.
-			value, name := deployedLimit(b)
-			f.remove()
-			f = newFleet(b, n, form())
-			f.env = []string{"GOMEMLIMIT=" + value}
-			ltd := manage(b, f, n, 1)
-			suffix := "-GOMEMLIMIT-" + name
-			b.ReportMetric(ltd.firstWall.Seconds(), "first-pass-s"+suffix)
-			b.ReportMetric(ltd.noopWall.Seconds(), "noop-pass-s"+suffix)
-			b.ReportMetric(ltd.firstPeak, "first-peak-RSS-MiB"+suffix)
-			b.ReportMetric(ltd.noopPeak, "noop-peak-RSS-MiB"+suffix)
-			b.ReportMetric(ltd.firstLive, "first-peak-live-MiB"+suffix)
-			b.ReportMetric(ltd.noopLive, "noop-peak-live-MiB"+suffix)
+		b.ReportMetric(max(one.firstPeak, one.noopPeak)/512, "ratio-to-512MiB")
+		if limited() {
+			b.ReportMetric(underLimit(b, n, 1, oneLayout)/512, "ratio-to-512MiB-limit")
 		}
 	}
 }

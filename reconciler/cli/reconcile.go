@@ -103,8 +103,9 @@ func (f *passFlags) prepare(cmd *cobra.Command) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A shard holds only its share of what it renders (and evaluates that).
-	res := render.NewRenderer(render.WithOutputDir(f.outputDir), render.WithKeep(sharding.Keep())).Render(snap, cat)
+	// A shard holds only its share of what it renders (and evaluates that);
+	// the snapshot is rendered once, so each file is let go once decoded.
+	res := render.NewRenderer(render.WithOutputDir(f.outputDir), render.WithKeep(sharding.Keep()), render.WithRelease()).Render(snap, cat)
 	ev := evaluate.New(cat, time.Now(), evaluate.WithCatalogMount(f.cat.vault.CatalogMount))
 	verdicts := ev.ByID(res.Desired)
 	notes(cmd, res, ev)
@@ -213,6 +214,7 @@ manifests or denied certificates were left out.`,
 			defer p.close()
 			p.pass.DryRun, p.pass.Prune, p.pass.Force, p.pass.MaxPruneShare = dry, prune, force, maxPruneShare
 			p.pass.Adopt, p.pass.Vault.DestroyHistory = adopt, destroyKV
+			p.pass.NoState = true // the report is printed; nothing reads the state of every target
 			rep, err := p.pass.Run(ctx, p.result, p.verdicts)
 			if err != nil {
 				return interrupted(ctx, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/certfleet/certfleet/internal/memlimit"
 	"github.com/certfleet/certfleet/internal/version"
 )
 
@@ -49,8 +50,16 @@ Launched by Terraform, the same binary is the certfleet Terraform provider.`,
 	return root
 }
 
-// Execute runs root and turns its outcome into a process exit code.
-func Execute(root *cobra.Command) int { return executeTo(root, os.Stderr) }
+// Execute runs root and turns its outcome into a process exit code. It
+// first sets the runtime's soft memory limit from the container's
+// (memlimit.Env), which the example layouts pass through the downward API.
+func Execute(root *cobra.Command) int {
+	if _, err := memlimit.FromEnvironment(); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return ExitError
+	}
+	return executeTo(root, os.Stderr)
+}
 
 func executeTo(root *cobra.Command, stderr io.Writer) int {
 	// SIGTERM and Ctrl-C end the command's context: passes stop cleanly.

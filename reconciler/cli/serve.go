@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/certfleet/certfleet/internal/backend"
+	"github.com/certfleet/certfleet/internal/memlimit"
 	"github.com/certfleet/certfleet/reconciler/serve"
 	"github.com/certfleet/certfleet/schemas"
 )
@@ -128,7 +129,7 @@ func runDaemon(ctx context.Context, d *serve.Daemon, cfg *schemas.ServeConfig, l
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Info("certfleet serve", "listen", ln.Addr().String(), "source", cfg.Source.URL, "leaderElection", cfg.LeaderElection.Enabled)
+	log.Info("certfleet serve", "listen", ln.Addr().String(), "source", cfg.Source.URL, "leaderElection", cfg.LeaderElection.Enabled, "memoryLimit", memlimit.Current())
 	if elector != nil {
 		err = elector.Run(ctx)
 	} else {

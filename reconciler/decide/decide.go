@@ -250,6 +250,24 @@ type targetInput struct {
 	cas *authorityCAs
 	// untrusted says why the authority's new CA is not trusted everywhere yet ("": it is).
 	untrusted string
+	// missing shares the messages of Missing targets within a decide.
+	missing missingMessages
+}
+
+// missingMessages are the messages of Missing targets, one per file shared
+// by the certificates it declares: a first pass finds every target of the
+// fleet missing, and a message of its own each was ~64 bytes a target.
+type missingMessages map[string]string
+
+func (m missingMessages) of(file string) string {
+	if msg, ok := m[file]; ok {
+		return msg
+	}
+	msg := "declared in " + file + " but not delivered"
+	if m != nil {
+		m[file] = msg
+	}
+	return msg
 }
 
 // authorityCAs are an authority's CA certificates, parsed once per pass.
@@ -332,7 +350,7 @@ var chain = []check{
 		if in.o != nil && in.o.Exists {
 			return "", "", false
 		}
-		return Missing, "declared in " + in.d.File() + " but not delivered", true
+		return Missing, in.missing.of(in.d.File()), true
 	},
 	func(in targetInput) (Reason, string, bool) {
 		return TakenOver, takenOverMessage, !in.adopt && !owned(in.o, in.d.ID, in.inv)
@@ -466,14 +484,16 @@ func WindowOf(windows map[string]Window, cert *target.Leaf) *Window {
 
 // Decide decides a pass.
 func Decide(in Input) Decisions {
-	out := Decisions{Windows: in.Windows}
+	// Sized once: a decision per certificate of the fleet, not grown by doubling.
+	out := Decisions{Windows: in.Windows, Certificates: make([]Certificate, 0, len(in.Desired))}
 	cas := parseAuthorities(in.Catalog)
+	missing := missingMessages{}
 	desiredKeys := map[string]bool{}
 	for _, d := range in.Desired {
 		for _, t := range d.Targets {
 			desiredKeys[t.Key] = true
 		}
-		out.Certificates = append(out.Certificates, decideCertificate(in, cas, d))
+		out.Certificates = append(out.Certificates, decideCertificate(in, cas, missing, d))
 	}
 	// Orphans are what this certfleet delivered (its inventory says so) and
 	// nobody declares any more. A Secret another certfleet manages is not
@@ -552,7 +572,7 @@ func unobservable(in Input, t render.Target) bool {
 	return false
 }
 
-func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired) (c Certificate) {
+func decideCertificate(in Input, cas map[string]*authorityCAs, missing missingMessages, d *render.Desired) (c Certificate) {
 	c = Certificate{Desired: d, Reason: InSync}
 	defer func() {
 		c.Message = certificateMessage(c)
@@ -573,7 +593,7 @@ func decideCertificate(in Input, cas map[string]*authorityCAs, d *render.Desired
 		if unobservable(in, t) {
 			td.Reason, td.Message = Unreachable, unreachableMessage
 		} else {
-			ti := targetInput{d: d, t: t, o: o, inv: in.Inventory, adopt: in.Adopt, now: in.Now}
+			ti := targetInput{d: d, t: t, o: o, inv: in.Inventory, adopt: in.Adopt, now: in.Now, missing: missing}
 			if r, ok := in.Renewals[d.ID]; ok {
 				ti.renewal = &r
 			}

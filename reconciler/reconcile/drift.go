@@ -53,7 +53,7 @@ type DriftEntry struct {
 // Drift observes and decides, changing nothing, and reports the differences.
 func (p *Pass) Drift(ctx context.Context, res *render.Result, verdicts map[string]schemas.CertificateVerdict) (*DriftReport, error) {
 	dry := *p
-	dry.DryRun, dry.Prune = true, false
+	dry.DryRun, dry.Prune, dry.NoState = true, false, false // a drift is read from the state
 	rep, err := dry.Run(ctx, res, verdicts)
 	if err != nil {
 		return nil, err

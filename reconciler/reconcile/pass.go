@@ -75,6 +75,12 @@ type Pass struct {
 	// from the backend again (it reloads now and then, and on taking the
 	// lease). Nil reads the backend.
 	Inventory map[string]*inventory.Entry
+	// NoState leaves Result.State empty, for a pass whose report is only
+	// printed (reconcile --once): drift, the daemon's metrics and the fleet
+	// page read State, nothing else does. State is a line per target of the
+	// fleet (~290 bytes each) made while all the pass holds is still live,
+	// so it adds to the pass's peak heap.
+	NoState bool
 	// Shard, when set, makes the pass one shard's (see Sharding); nil is
 	// the unsharded process, which still leaves alone the certificates a
 	// shard owns.
@@ -210,6 +216,7 @@ func (p *Pass) Run(ctx context.Context, res *render.Result, verdicts map[string]
 		dirRoot = p.Dir.Root
 	}
 	rep := newResult(res, start, p.DryRun)
+	rep.noState = p.NoState
 	rep.Failures = append(rep.Failures, handOffFailures...)
 	if p.sharded() {
 		rep.Shard = &sh.report

@@ -63,6 +63,9 @@ type Result struct {
 	Inventory map[string]*inventory.Entry `json:"-"`
 	// Issuances counts certificates issued (issue, renew, reissue) per issuer and result.
 	Issuances map[Issuance]int `json:"-"`
+
+	// noState leaves State empty (Pass.NoState).
+	noState bool
 }
 
 // TargetState is one target after a pass.
@@ -138,13 +141,18 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 			}
 		}
 	}
+	if r.noState {
+		states = 0
+	}
 	r.State, r.Items = slices.Grow(r.State, states), slices.Grow(r.Items, items)
 	for i, c := range dec.Certificates {
 		var o *outcome
 		if outcomes != nil {
 			o = outcomes[i]
 		}
-		r.State = statesOf(r.State, c, o, inv[c.Desired.ID], now, jitter, dec.Windows)
+		if !r.noState {
+			r.State = statesOf(r.State, c, o, inv[c.Desired.ID], now, jitter, dec.Windows)
+		}
 		action := c.Action()
 		if action != "" && o != nil && o.err == nil {
 			r.Actions[action]++
@@ -196,7 +204,9 @@ func (r *Result) addDecisions(dec decide.Decisions, outcomes []*outcome, inv map
 				r.Reasons[t.Reason]++
 				r.Items = append(r.Items, Item{Target: t.Target.Key, Reason: t.Reason, Message: t.Message, Certificate: t.Certificate})
 			}
-			r.State = append(r.State, observedState(t, now))
+			if !r.noState {
+				r.State = append(r.State, observedState(t, now))
+			}
 		}
 	}
 }

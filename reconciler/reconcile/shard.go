@@ -456,8 +456,10 @@ func (r *Result) addUnclaimed(unclaimed []*render.Desired, report ShardReport) {
 		for _, t := range d.Targets {
 			r.Reasons[decide.Unclaimed]++
 			r.Items = append(r.Items, Item{Certificate: d.ID, Issuer: d.Certificate.Spec.Issuer, Target: t.Key, Reason: decide.Unclaimed, Message: msg})
-			r.State = append(r.State, TargetState{Certificate: d.ID, Target: t.Key, Kind: string(t.Kind), Cluster: t.Cluster,
-				Namespace: t.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Reason: decide.Unclaimed, Message: msg})
+			if !r.noState {
+				r.State = append(r.State, TargetState{Certificate: d.ID, Target: t.Key, Kind: string(t.Kind), Cluster: t.Cluster,
+					Namespace: t.Namespace, Issuer: d.Certificate.Spec.Issuer, File: d.File(), Reason: decide.Unclaimed, Message: msg})
+			}
 		}
 	}
 }

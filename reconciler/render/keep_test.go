@@ -130,21 +130,7 @@ func TestKeepDropsTheOthersAsFilesAreRendered(t *testing.T) {
 // file's text stays alive (a shard would otherwise hold the whole source,
 // most of it other shards').
 func TestKeepHoldsNoFilesText(t *testing.T) {
-	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
-	var texts []weak.Pointer[byte]
-	for f := range 4 {
-		var b strings.Builder
-		for i := range 40 {
-			name := fmt.Sprintf("o%d-%d", f, i)
-			if i%4 == 0 {
-				name = fmt.Sprintf("m%d-%d", f, i)
-			}
-			fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
-		}
-		data := []byte(b.String())
-		texts = append(texts, weak.Make(&data[0]))
-		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: data})
-	}
+	snap, texts := quarterSnapshot(4, 40)
 	rr := render.NewRenderer(render.WithKeep(func(id string, _ map[string]string) (bool, string) {
 		return strings.HasPrefix(id, "team/m"), "elsewhere"
 	}))
@@ -270,4 +256,98 @@ func TestRendererHoldsNoCopyOfTheText(t *testing.T) {
 	runtime.KeepAlive(snap)
 	runtime.KeepAlive(rr)
 	runtime.KeepAlive(res)
+}
+
+// A Renderer WithRelease lets go of each file of the snapshot as soon as
+// it is decoded, the snapshot alive: while the last file is decoded, the
+// files before it are garbage already (a shard renders the whole revision,
+// and held all its text to the end of the render). What it renders is what
+// a Renderer without it renders, positions included.
+func TestReleaseLetsGoOfEachFileOnceDecoded(t *testing.T) {
+	const files, perFile = 4, 40
+	keep := func(id string, _ map[string]string) (bool, string) {
+		return strings.HasPrefix(id, "team/m"), "elsewhere"
+	}
+	cat := catalog(t, clusters)
+	snap, texts := quarterSnapshot(files, perFile)
+	var held []int // the files before the last one still held while it is decoded
+	checked := false
+	rr := render.NewRenderer(render.WithRelease(), render.WithKeep(func(id string, labels map[string]string) (bool, string) {
+		if !checked && strings.HasPrefix(id, fmt.Sprintf("team/m%d-", files-1)) {
+			checked = true
+			runtime.GC()
+			for i := range files - 1 {
+				if texts[i].Value() != nil {
+					held = append(held, i)
+				}
+			}
+		}
+		return keep(id, labels)
+	}))
+	res := rr.Render(snap, cat)
+	if !checked {
+		t.Fatal("the last file's certificates were never asked about")
+	}
+	if len(held) > 0 {
+		t.Errorf("files %v are still held while the last one is decoded", held)
+	}
+	for i, f := range snap.Files {
+		if f.Data != nil {
+			t.Errorf("file %d's data is still in the snapshot after the render", i)
+		}
+	}
+	runtime.KeepAlive(snap)
+	other, _ := quarterSnapshot(files, perFile)
+	want := render.NewRenderer(render.WithKeep(keep)).Render(other, cat)
+	if len(res.Desired) != files*perFile/4 || len(res.Desired) != len(want.Desired) || !slices.Equal(res.Others, want.Others) {
+		t.Fatalf("rendered %d certificates and %d others; want %d and %d", len(res.Desired), len(res.Others), len(want.Desired), len(want.Others))
+	}
+	for i, d := range res.Desired {
+		w := want.Desired[i]
+		line, col := d.Pos("spec.targets[0].directory.path")
+		wl, wc := w.Pos("spec.targets[0].directory.path")
+		if d.ID != w.ID || d.File() != w.File() || d.Line() != w.Line() || line != wl || col != wc || line == 0 {
+			t.Errorf("%s at %s:%d, its path at %d:%d; want %s at %s:%d, %d:%d", d.ID, d.File(), d.Line(), line, col, w.ID, w.File(), w.Line(), wl, wc)
+		}
+	}
+}
+
+// quarterSnapshot is files files of perFile certificates each, a quarter
+// of them named team/m…, the others team/o…, with a weak pointer to each
+// file's data.
+func quarterSnapshot(files, perFile int) (*source.Snapshot, []weak.Pointer[byte]) {
+	snap := &source.Snapshot{Revision: source.Revision{Ref: "main"}}
+	var texts []weak.Pointer[byte]
+	for f := range files {
+		var b strings.Builder
+		for i := range perFile {
+			name := fmt.Sprintf("o%d-%d", f, i)
+			if i%4 == 0 {
+				name = fmt.Sprintf("m%d-%d", f, i)
+			}
+			fmt.Fprintf(&b, "---\n%s", cert("team", name, "    - directory: {path: "+name+"}\n"))
+		}
+		data := []byte(b.String())
+		texts = append(texts, weak.Make(&data[0]))
+		snap.Files = append(snap.Files, source.File{Path: fmt.Sprintf("team-%d.yaml", f), Data: data})
+	}
+	return snap, texts
+}
+
+// A render sizes what it holds per certificate once, from the files it
+// decoded, rather than growing it by doubling: at a fleet's size the
+// halves grown out of were garbage at the render's peak, a shard's.
+func TestRenderSizesWhatItHoldsOnce(t *testing.T) {
+	snap, _ := quarterSnapshot(4, 250)
+	res := render.NewRenderer(render.WithKeep(func(id string, _ map[string]string) (bool, string) {
+		return strings.HasPrefix(id, "team/m"), "elsewhere"
+	})).Render(snap, catalog(t, clusters))
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	// 63 of each file's 250 are team/m… (every fourth, from the first).
+	if len(res.Desired) != 252 || cap(res.Desired) != 252 || len(res.Others) != 748 || cap(res.Others) != 748 {
+		t.Errorf("%d certificates in room for %d, %d others in room for %d; want 252 and 748, each in room for as many",
+			len(res.Desired), cap(res.Desired), len(res.Others), cap(res.Others))
+	}
 }

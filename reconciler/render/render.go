@@ -165,6 +165,8 @@ type Renderer struct {
 	outputDir string
 	// keep decides which certificates a Result holds whole (nil: all).
 	keep Keep
+	// release lets go of each snapshot file's data once decoded (WithRelease).
+	release bool
 }
 
 // Keep says, from a certificate's ID and its manifest's labels, whether a
@@ -240,6 +242,18 @@ func WithOutputDir(dir string) Option {
 // certificate is kept.
 func WithKeep(keep Keep) Option {
 	return func(rr *Renderer) { rr.keep = keep }
+}
+
+// WithRelease makes Render let go of each file of the snapshot it renders
+// (its source.File.Data set to nil) as soon as the file is decoded: what
+// the Renderer keeps of a file holds its text packed, not the file's data,
+// which is then garbage rather than held with every other file's until
+// the caller drops the snapshot. For a caller that renders a snapshot once
+// (reconcile --once): a shard renders the whole revision and holds a
+// quarter of it, and the repository's text was a quarter of its peak
+// heap. The snapshot cannot be rendered, or its files read, again.
+func WithRelease() Option {
+	return func(rr *Renderer) { rr.release = true }
 }
 
 // NewRenderer returns a Renderer with an empty cache.
@@ -346,11 +360,35 @@ func (rr *Renderer) Render(snap *source.Snapshot, cat *schemas.Catalog) *Result 
 	rr.generation++
 	defer rr.forget()
 	r := &Result{Revision: snap.Revision, Scope: snap.Scope}
-	byID := map[string]place{}
+	// Every file is decoded first, so that what the result holds per
+	// certificate is sized once, not grown by doubling: at a fleet's size
+	// the halves left behind, and a map of every ID grown step by step,
+	// were garbage at the render's peak (a shard's peak).
+	frs := make([]*fileResult, len(snap.Files))
 	// One copy of each value the pass's certificates share, across files.
 	var strs intern.Strings
-	for _, f := range snap.Files {
-		fr := rr.file(f, &strs)
+	held, others := 0, 0
+	for i, f := range snap.Files {
+		frs[i] = rr.file(f, &strs)
+		if rr.release {
+			snap.Files[i].Data = nil
+		}
+		for _, decl := range frs[i].declared {
+			if decl.other != nil {
+				others++
+			} else {
+				held++
+			}
+		}
+	}
+	if held > 0 {
+		r.Desired = make([]*Desired, 0, held)
+	}
+	if others > 0 {
+		r.Others, r.othersAt = make([]Other, 0, others), make([]otherAt, 0, others)
+	}
+	byID := make(map[string]place, held+others)
+	for _, fr := range frs {
 		r.Errors = append(r.Errors, fr.decoded.Errors...)
 		r.Errors = append(r.Errors, fr.errs...)
 		r.Ignored = append(r.Ignored, fr.decoded.Ignored...)
@@ -526,10 +564,11 @@ func (r *Result) checkTargets() {
 		}
 		return a.line < b.line
 	})
-	owner := map[string]place{}
-	keptOthers := map[int]bool{}
+	// owner is the index in all of the certificate writing each key.
+	owner := make(map[string]int, len(all))
+	keptOthers := make([]bool, len(r.Others))
 	kept := r.Desired[:0]
-	for _, p := range all {
+	for n, p := range all {
 		var errs schemas.Errors
 		mine := map[string]int{} // key → index of this certificate's target that writes it
 		keys := p.keys(r)
@@ -539,7 +578,8 @@ func (r *Result) checkTargets() {
 				index = p.d.Targets[j].Index
 			}
 			field := fmt.Sprintf("spec.targets[%d]", index)
-			if prev, taken := owner[key]; taken {
+			if o, taken := owner[key]; taken {
+				prev := all[o]
 				errs = append(errs, &schemas.Error{Field: field,
 					Problem: fmt.Sprintf("target %s is also written by certificate %s (%s:%d)", key, prev.id, prev.file, prev.line),
 					Hint:    "give each certificate its own secretName, Vault path or directory"})
@@ -558,7 +598,7 @@ func (r *Result) checkTargets() {
 			continue
 		}
 		for _, key := range keys {
-			owner[key] = p
+			owner[key] = n
 		}
 		if p.d != nil {
 			kept = append(kept, p.d)

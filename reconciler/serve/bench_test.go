@@ -64,17 +64,8 @@ func daemonRSS(b *testing.B, bin string, n int) float64 {
 	if failed := inventory.Save(ctx, l, "", all, ids); failed != nil {
 		b.Fatal(failed[ids[0]])
 	}
-	repo := filepath.Join(dir, "repo")
-	if err := os.MkdirAll(repo, 0o755); err != nil {
-		b.Fatal(err)
-	}
 	port := freePort(b)
-	cfg := fmt.Sprintf("apiVersion: certfleet.dev/v1alpha1\nkind: ServeConfig\nsource: {url: %s, interval: 1h}\nbackend: {type: local, stateDir: %s}\noutputDir: %s\nlisten: 127.0.0.1:%d\n",
-		repo, state, filepath.Join(dir, "out"), port)
-	cfgPath := filepath.Join(dir, "certfleet.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	cfgPath := serveConfig(b, dir, state, port)
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -118,7 +109,7 @@ func vmHWM(b *testing.B, pid int) float64 {
 	return 0
 }
 
-func freePort(b *testing.B) int {
+func freePort(b testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

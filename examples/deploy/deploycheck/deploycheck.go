@@ -46,6 +46,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/certfleet/certfleet/internal/memlimit"
 	"github.com/certfleet/certfleet/internal/testbed"
 	"github.com/certfleet/certfleet/reconciler/render"
 	"github.com/certfleet/certfleet/reconciler/serve"
@@ -282,13 +283,21 @@ func CheckWiring(t testing.TB, ms []Manifest) {
 	}
 	// The Go runtime's soft memory limit follows the container's, as Flux's
 	// controllers set it: the collector works harder as the heap nears the
-	// limit instead of letting the kernel kill the pod at it.
+	// limit instead of letting the kernel kill the pod at it. certfleet sets
+	// it itself from CERTFLEET_MEMORY_LIMIT (internal/memlimit), 80 MiB
+	// below the container's limit, for the binary's mapped code that the
+	// runtime does not count; a GOMEMLIMIT in the env would win over it and
+	// leave no such room.
 	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
 		r := e.ValueFrom
-		return e.Name == "GOMEMLIMIT" && r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.Resource == "limits.memory" &&
-			(r.ResourceFieldRef.ContainerName == "" || r.ResourceFieldRef.ContainerName == c.Name)
+		return e.Name == memlimit.Env && r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.Resource == "limits.memory" &&
+			(r.ResourceFieldRef.ContainerName == "" || r.ResourceFieldRef.ContainerName == c.Name) &&
+			(r.ResourceFieldRef.Divisor.IsZero() || r.ResourceFieldRef.Divisor.Value() == 1)
 	}) {
-		t.Errorf("Deployment %s: no env GOMEMLIMIT from the container's limits.memory (resourceFieldRef)", dep.Name)
+		t.Errorf("Deployment %s: no env %s from the container's limits.memory in bytes (resourceFieldRef, divisor 1)", dep.Name, memlimit.Env)
+	}
+	if slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
+		t.Errorf("Deployment %s: env GOMEMLIMIT overrides the soft limit certfleet sets from %s and leaves no room for the binary's mapped code", dep.Name, memlimit.Env)
 	}
 
 	sa := One[corev1.ServiceAccount](t, ms, "ServiceAccount")
