@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -97,12 +100,49 @@ func (p *process) Stop() {
 // freePort asks the kernel for a free TCP port on loopback. Another process
 // could take it before the server binds it; waitHTTP then reports the failure.
 func freePort() (int, error) {
+	// A port the kernel hands out (":0") is free when chosen but stays in
+	// its ephemeral range, where any outgoing connection or other ":0"
+	// listener may take it before the server it was chosen for binds it:
+	// TestACMEHTTP01IssuesIntoASecretAndADirectory failed in CI with "bind:
+	// address already in use" on pebble's HTTP-01 port. Below that range
+	// only another explicit choice can take it.
+	low := ephemeralLow()
+	for range 200 {
+		p := minPort + rand.IntN(low-minPort)
+		l, err := net.Listen("tcp", loopback(p))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", loopback(p)) // pebble's DNS is UDP
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return p, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// minPort is the lowest port freePort chooses: above the well-known and
+// most registered services' ports.
+const minPort = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, 32768
+// when it cannot be read (Linux's default).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > minPort+1000 {
+			return n
+		}
+	}
+	return 32768
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
