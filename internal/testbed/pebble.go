@@ -75,20 +75,30 @@ func StartPebble(ctx context.Context, o PebbleOptions) (*Pebble, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports := make([]int, 7)
+	// The proxy's listener is held from the start: a port chosen free and
+	// bound only after Pebble is up could be taken meanwhile (by the
+	// readiness checks' own connections, among others), and the test
+	// failed in CI with "bind: address already in use" on it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	proxyPort := ln.Addr().(*net.TCPAddr).Port
+	ports := make([]int, 6)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
+			ln.Close()
 			return nil, err
 		}
 	}
-	wfe, mgmt, httpPort, tlsPort, dnsPort, challMgmt, proxyPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+	wfe, mgmt, httpPort, tlsPort, dnsPort, challMgmt := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 	dir, err := os.MkdirTemp("", "testbed-pebble-")
 	if err != nil {
 		return nil, err
 	}
 	p := &Pebble{HTTPPort: httpPort, DNS: loopback(dnsPort), ChallSrv: "http://" + loopback(challMgmt), dir: dir,
 		management: "https://" + loopback(mgmt)}
-	fail := func(err error) (*Pebble, error) { p.Stop(); return nil, err }
+	fail := func(err error) (*Pebble, error) { ln.Close(); p.Stop(); return nil, err }
 	certPEM, keyPEM, err := selfSigned()
 	if err != nil {
 		return fail(err)
@@ -147,10 +157,6 @@ func StartPebble(ctx context.Context, o PebbleOptions) (*Pebble, error) {
 	target, _ := url.Parse("https://" + loopback(wfe))
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = p.client.Transport
-	ln, err := net.Listen("tcp", loopback(proxyPort))
-	if err != nil {
-		return fail(err)
-	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fail(err)
